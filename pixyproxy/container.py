@@ -1,0 +1,52 @@
+"""The dependency-injector container: the only place that names adapters, picked from settings."""
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from dependency_injector import containers, providers
+
+from pixyproxy.adapters.file_blob_store import FileBlobStore
+from pixyproxy.adapters.offline_generator import OfflineImageGenerator
+from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
+from pixyproxy.domain.service import ImageService
+from pixyproxy.settings import Settings
+
+
+def sqlite_path(url: str) -> str:
+    """sqlite:///relative.db, sqlite:////absolute.db or sqlite:///:memory:"""
+    return url.split(":///", 1)[1] if ":///" in url else url.split(":", 1)[1]
+
+
+def file_root(url: str) -> Path:
+    """file:relative/dir or file:///absolute/dir"""
+    parts = urlsplit(url)
+    return Path(unquote(parts.path if parts.netloc in ("", "localhost") else f"//{parts.netloc}{parts.path}"))
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Singleton(Settings)
+
+    repository = providers.Selector(
+        providers.Callable(lambda s: s.database_scheme, settings),
+        sqlite=providers.Singleton(
+            SQLiteImageRepository, providers.Callable(sqlite_path, settings.provided.database_url)
+        ),
+    )
+
+    blobs = providers.Selector(
+        providers.Callable(lambda s: s.storage_scheme, settings),
+        file=providers.Singleton(FileBlobStore, providers.Callable(file_root, settings.provided.storage_url)),
+    )
+
+    generator = providers.Selector(
+        settings.provided.generator,
+        offline=providers.Singleton(OfflineImageGenerator),
+    )
+
+    image_service = providers.Singleton(
+        ImageService,
+        generator=generator,
+        repository=repository,
+        blobs=blobs,
+        max_prompt_length=settings.provided.max_prompt_length,
+    )

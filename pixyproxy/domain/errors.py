@@ -1,0 +1,89 @@
+"""Every exception the service raises extends ImageException.
+
+Each carries a stable machine `code`; the HTTP status lives in the entrypoint, not here.
+"""
+
+
+class ImageException(Exception):
+    code = "image_error"
+
+    def __init__(self, message: str = "", **details: object) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.code)
+        self.message = message or (self.__class__.__doc__ or self.code).strip()
+        self.details = details
+
+
+class ImageNotFound(ImageException):
+    """No image has that guid."""
+
+    code = "image_not_found"
+
+
+class InvalidImageRequest(ImageException):
+    """The request is not valid."""
+
+    code = "invalid_request"
+
+
+class InvalidCursor(InvalidImageRequest):
+    """The cursor is not one this service issued."""
+
+    code = "invalid_cursor"
+
+
+class PayloadTooLarge(InvalidImageRequest):
+    """The request body is too large."""
+
+    code = "payload_too_large"
+
+
+class IdempotencyConflict(ImageException):
+    """That Idempotency-Key was already used with a different request."""
+
+    code = "idempotency_conflict"
+
+
+class GeneratorError(ImageException):
+    """The image generator failed."""
+
+    code = "generator_error"
+
+
+class GeneratorTimeout(GeneratorError):
+    """The image generator did not answer in time."""
+
+    code = "generator_timeout"
+
+
+class GeneratorRateLimited(GeneratorError):
+    """The image generator is rate limiting us; try again later."""
+
+    code = "generator_rate_limited"
+
+    def __init__(self, message: str = "", retry_after: float | None = None, **details: object) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class ContentPolicyViolation(GeneratorError):
+    """The generator refused the prompt under its content policy."""
+
+    code = "content_policy_violation"
+
+
+class DependencyUnavailable(ImageException):
+    """A service PixyProxy depends on is unavailable."""
+
+    code = "dependency_unavailable"
+
+
+class MetadataUnavailable(DependencyUnavailable):
+    """The metadata store is unavailable."""
+
+    code = "metadata_unavailable"
+
+
+class StorageUnavailable(DependencyUnavailable):
+    """The image storage is unavailable."""
+
+    code = "storage_unavailable"

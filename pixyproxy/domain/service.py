@@ -1,0 +1,228 @@
+"""The image use cases: generate-and-store, read, list, serve content, collect garbage."""
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+from pydantic import ValidationError
+
+from pixyproxy.domain.cursor import decode_cursor, encode_cursor
+from pixyproxy.domain.errors import (
+    IdempotencyConflict,
+    ImageException,
+    ImageNotFound,
+    InvalidImageRequest,
+    StorageUnavailable,
+)
+from pixyproxy.domain.models import (
+    PNG,
+    ContentRange,
+    GenerationRequest,
+    ImageDetail,
+    Readiness,
+)
+from pixyproxy.domain.png import to_checked_png
+from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, ImageRepository
+
+log = logging.getLogger(__name__)
+
+MAX_LIST_LIMIT = 1000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_guid(guid: str | UUID) -> UUID:
+    """A guid that is not a UUID names no image: 404, never a lookup with the raw string."""
+    if isinstance(guid, UUID):
+        return guid
+    if len(guid) > 64:
+        raise ImageNotFound()
+    try:
+        return UUID(guid)
+    except ValueError as exc:
+        raise ImageNotFound() from exc
+
+
+def request_fingerprint(request: GenerationRequest) -> str:
+    """A hash of what was asked, to tell a replay of an Idempotency-Key from a different request."""
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
+class ImageService:
+    def __init__(
+        self,
+        generator: ImageGenerator,
+        repository: ImageRepository,
+        blobs: BlobStore,
+        *,
+        max_prompt_length: int = 4000,
+        clock: Callable[[], datetime] = utc_now,
+        new_guid: Callable[[], UUID] = uuid4,
+    ) -> None:
+        self.generator = generator
+        self.repository = repository
+        self.blobs = blobs
+        self.max_prompt_length = max_prompt_length
+        self._clock = clock
+        self._new_guid = new_guid
+        # Idempotency keys being generated in this process: a duplicate waits for the first.
+        self._in_flight: dict[str, tuple[str, asyncio.Future[ImageDetail]]] = {}
+
+    # -- create ---------------------------------------------------------------------------------
+
+    def validate(self, request: GenerationRequest | dict) -> GenerationRequest:
+        """Validate again whatever the web layer hands over, then check the configured limits."""
+        try:
+            data = request.model_dump() if isinstance(request, GenerationRequest) else request
+            request = GenerationRequest.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise InvalidImageRequest(f"{where}: {first['msg']}") from exc
+        if len(request.prompt) > self.max_prompt_length:
+            raise InvalidImageRequest(f"prompt: must be at most {self.max_prompt_length} characters")
+        self.generator.validate(request)
+        return request
+
+    async def create(
+        self, request: GenerationRequest | dict, idempotency_key: str | None = None
+    ) -> ImageDetail:
+        request = self.validate(request)
+        if idempotency_key is None:
+            return await self._generate_and_store(request, None, None)
+        fingerprint = request_fingerprint(request)
+        existing = await self.repository.get_by_idempotency_key(idempotency_key)
+        if existing is not None:
+            return self._replay(existing.detail, existing.request_hash, fingerprint)
+        running = self._in_flight.get(idempotency_key)
+        if running is not None:
+            running_hash, running_future = running
+            if running_hash != fingerprint:
+                raise IdempotencyConflict()
+            return await asyncio.shield(running_future)
+        future: asyncio.Future[ImageDetail] = asyncio.get_running_loop().create_future()
+        self._in_flight[idempotency_key] = (fingerprint, future)
+        try:
+            detail = await self._generate_and_store(request, idempotency_key, fingerprint)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: a lone request must not log "never retrieved"
+            raise
+        else:
+            future.set_result(detail)
+            return detail
+        finally:
+            del self._in_flight[idempotency_key]
+
+    @staticmethod
+    def _replay(detail: ImageDetail, stored_hash: str, fingerprint: str) -> ImageDetail:
+        if stored_hash != fingerprint:
+            raise IdempotencyConflict()
+        return detail
+
+    async def _generate_and_store(
+        self, request: GenerationRequest, idempotency_key: str | None, fingerprint: str | None
+    ) -> ImageDetail:
+        generated = await self.generator.generate(request)
+        png = await asyncio.to_thread(to_checked_png, generated.data)
+        guid = self._new_guid()
+        detail = ImageDetail(
+            guid=guid,
+            prompt=request.prompt,
+            filename=f"{guid}.png",
+            created_at=self._clock(),
+            content_type=PNG,
+            size_bytes=len(png.data),
+            width=png.width,
+            height=png.height,
+            model=generated.model,
+            size=generated.size or request.size,
+            quality=generated.quality or request.quality,
+            revised_prompt=generated.revised_prompt,
+            usage=generated.usage,
+            sha256=png.sha256,
+        )
+        # Bytes first, then the row: a client is never told of an image whose bytes are missing.
+        await self.blobs.put(detail.filename, png.data, PNG)
+        try:
+            await self.repository.add(detail, idempotency_key, fingerprint)
+        except BaseException as exc:
+            await self._discard_blob(detail.filename)
+            if isinstance(exc, IdempotencyConflict) and idempotency_key is not None:
+                # Another process stored this key first: answer with its image, as a replay would.
+                existing = await self.repository.get_by_idempotency_key(idempotency_key)
+                if existing is not None:
+                    return self._replay(existing.detail, existing.request_hash, fingerprint or "")
+            raise
+        log.info("stored image %s (%d bytes, model %s)", guid, detail.size_bytes, detail.model)
+        return detail
+
+    async def _discard_blob(self, key: str) -> None:
+        try:
+            await self.blobs.delete(key)
+        except Exception:  # gc removes it later; the original error is the one to report
+            log.warning("could not remove blob %s after a failed write; gc will", key, exc_info=True)
+
+    # -- read -----------------------------------------------------------------------------------
+
+    async def get(self, guid: str | UUID) -> ImageDetail:
+        detail = await self.repository.get(parse_guid(guid))
+        if detail is None:
+            raise ImageNotFound()
+        return detail
+
+    async def list_images(
+        self, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[ImageDetail], str | None]:
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise InvalidImageRequest(f"limit: must be between 1 and {MAX_LIST_LIMIT}")
+        after = decode_cursor(cursor) if cursor is not None else None
+        page = await self.repository.list_page(limit, after)
+        return page.items, encode_cursor(page.next) if page.next else None
+
+    async def open_content(self, detail: ImageDetail, byte_range: ContentRange | None = None) -> BlobStream:
+        start, end = (byte_range.start, byte_range.end) if byte_range else (0, None)
+        stream = await self.blobs.open(detail.filename, start, end)
+        if stream is None:
+            # A row without bytes breaks the store's one promise; say so loudly, answer 503.
+            log.error("image %s has a row but no blob %s", detail.guid, detail.filename)
+            raise StorageUnavailable("the image's bytes are missing from storage")
+        return stream
+
+    async def content_url(self, detail: ImageDetail, ttl: timedelta) -> str | None:
+        return await self.blobs.presigned_url(detail.filename, ttl)
+
+    # -- operations -----------------------------------------------------------------------------
+
+    async def readiness(self) -> Readiness:
+        readiness = Readiness()
+        for name, dependency in (("metadata", self.repository), ("storage", self.blobs)):
+            try:
+                await dependency.ping()
+                readiness.checks[name] = "ok"
+            except ImageException as exc:
+                readiness.checks[name] = exc.message
+        return readiness
+
+    async def collect_garbage(self, grace: timedelta) -> list[str]:
+        """Delete blobs with no row that are older than `grace` (left by crashes or failed writes)."""
+        keys = await self.blobs.list_older_than(self._clock() - grace)
+        by_guid: dict[UUID, str] = {}
+        for key in keys:
+            stem = key.rsplit("/", 1)[-1].removesuffix(".png")
+            try:
+                by_guid[UUID(stem)] = key
+            except ValueError:
+                continue  # not ours: leave foreign objects alone
+        live = await self.repository.existing(by_guid)
+        removed = [key for guid, key in by_guid.items() if guid not in live]
+        for key in removed:
+            await self.blobs.delete(key)
+        if removed:
+            log.info("gc removed %d orphan blob(s)", len(removed))
+        return removed

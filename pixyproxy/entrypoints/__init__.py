@@ -1,0 +1,1 @@
+"""Entrypoints: the FastAPI app and the CLI."""

@@ -1,0 +1,64 @@
+"""create_app(): the FastAPI app, built from a container (tests pass one with overridden providers)."""
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from pixyproxy import __version__
+from pixyproxy.container import Container
+from pixyproxy.domain.errors import ImageException
+from pixyproxy.entrypoints import routes
+from pixyproxy.entrypoints.body_limit import BodyLimitMiddleware
+from pixyproxy.entrypoints.errors import handle_error, render
+from pixyproxy.entrypoints.request_context import RequestContextMiddleware
+
+log = logging.getLogger("pixyproxy")
+
+DESCRIPTION = """PixyProxy turns a prompt into a stored PNG and serves it.
+
+Every error answers `{"detail": ..., "code": ..., "request_id": ...}`; each response carries `X-Request-ID`.
+Paths work with and without a trailing slash."""
+
+
+def create_app(container: Container | None = None) -> FastAPI:
+    container = container or Container()
+    # Wire here, not at import time: a route whose module is not wired fails at call time.
+    container.wire(modules=[routes])
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        repository, blobs, generator = container.repository(), container.blobs(), container.generator()
+        await repository.init()
+        await blobs.init()
+        container.image_service()  # build it now, not on the first request
+        log.info(
+            "PixyProxy %s ready: metadata=%s storage=%s generator=%s",
+            __version__,
+            repository.name,
+            blobs.name,
+            generator.name,
+        )
+        try:
+            yield
+        finally:
+            for dependency in (generator, blobs, repository):
+                await dependency.close()
+
+    app = FastAPI(
+        title="PixyProxy",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.container = container  # type: ignore[attr-defined]
+    for exc_type in (ImageException, RequestValidationError, HTTPException):
+        app.add_exception_handler(exc_type, handle_error)
+    app.include_router(routes.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=container.settings().max_body_bytes)
+    # Outermost: every request, even one refused by the body limit, gets an id and both log lines.
+    app.add_middleware(RequestContextMiddleware, render_unexpected=render)
+    return app

@@ -1,0 +1,48 @@
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Protocol
+
+
+class BlobStream(Protocol):
+    """An open blob (or a byte range of it), read in chunks so memory does not grow with its size."""
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Image bytes, keyed by `{guid}.png`.
+
+    Every method raises StorageUnavailable when the store cannot be reached.
+    """
+
+    name: str  # e.g. "file", "s3"; logged at start (never a secret)
+
+    async def init(self) -> None:
+        """Create what the store needs (folder, bucket); idempotent."""
+        ...
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store the bytes atomically: a reader sees all of them or none. Never overwrites another image."""
+        ...
+
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> BlobStream | None:
+        """Open bytes start..end (inclusive; None is the last byte); None when no such blob."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the blob; no error when it is already gone."""
+        ...
+
+    async def list_older_than(self, cutoff: datetime) -> list[str]:
+        """Keys of blobs last written before `cutoff` (garbage collection candidates)."""
+        ...
+
+    async def presigned_url(self, key: str, ttl: timedelta) -> str | None:
+        """A time-limited URL a client can GET directly, or None if this store has no such thing."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

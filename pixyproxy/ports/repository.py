@@ -1,0 +1,40 @@
+from collections.abc import Iterable
+from typing import Protocol
+from uuid import UUID
+
+from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
+
+
+class ImageRepository(Protocol):
+    """Image metadata (the `images` table).
+
+    Every method raises MetadataUnavailable when the store cannot be reached.
+    """
+
+    name: str  # e.g. "sqlite", "mysql"; logged at start (never a secret)
+
+    async def init(self) -> None:
+        """Create or migrate the schema; idempotent, never drops data."""
+        ...
+
+    async def add(
+        self, detail: ImageDetail, idempotency_key: str | None = None, request_hash: str | None = None
+    ) -> None:
+        """Insert one image. A second image with the same idempotency_key raises IdempotencyConflict."""
+        ...
+
+    async def get(self, guid: UUID) -> ImageDetail | None: ...
+
+    async def get_by_idempotency_key(self, key: str) -> IdempotentResult | None: ...
+
+    async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
+        """Newest first (created_at desc, id desc), strictly after `after`; `next` set when more remain."""
+        ...
+
+    async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
+        """Which of these guids have a row (used by garbage collection)."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

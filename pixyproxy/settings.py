@@ -1,0 +1,52 @@
+"""Settings from the environment (PIXYPROXY_*) and an optional .env file, via pydantic-settings."""
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("pixyproxy-data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PIXYPROXY_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'pixyproxy.db'}",
+        description="sqlite:///path/to.db or mysql://user:pass@host:3306/db",
+    )
+    storage_url: str = Field(
+        default=f"file:{DEFAULT_DATA_DIR / 'images'}",
+        description="file:relative/dir, file:///absolute/dir or s3://bucket/optional-prefix",
+    )
+    generator: Literal["offline", "openai"] = "offline"
+    max_prompt_length: int = Field(default=4000, ge=1, le=32_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_level: str = "INFO"
+    gc_grace_seconds: int = Field(default=3600, ge=0)
+    url_ttl_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+
+    # The course's deployments configure MySQL by these names (env or .env); read them unprefixed.
+    db_host: str | None = Field(default=None, validation_alias="DB_HOST")
+    db_port: int = Field(default=3306, validation_alias="DB_PORT")
+    db_user: str = Field(default="root", validation_alias="DB_USER")
+    db_password: SecretStr = Field(default=SecretStr(""), validation_alias="DB_PASSWORD")
+    db_name: str = Field(default="pixyproxy", validation_alias="DB_NAME")
+
+    @model_validator(mode="after")
+    def _database_from_db_vars(self) -> "Settings":
+        if "database_url" not in self.model_fields_set and self.db_host:
+            user = quote(self.db_user, safe="")
+            password = quote(self.db_password.get_secret_value(), safe="")
+            self.database_url = f"mysql://{user}:{password}@{self.db_host}:{self.db_port}/{self.db_name}"
+        return self
+
+    @property
+    def database_scheme(self) -> str:
+        return self.database_url.split(":", 1)[0].split("+", 1)[0].lower()
+
+    @property
+    def storage_scheme(self) -> str:
+        return self.storage_url.split(":", 1)[0].lower()
