@@ -28,6 +28,19 @@ class Settings(BaseSettings):
     gc_grace_seconds: int = Field(default=3600, ge=0)
     url_ttl_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
 
+    # S3 (issue 4): credentials, region and endpoint come from boto3's own AWS_* variables.
+    s3_public_endpoint_url: str | None = Field(
+        default=None, description="Endpoint that clients reach, used to sign presigned URLs."
+    )
+
+    # OpenAI (issue 5): OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
+    openai_model: str = "gpt-image-1"
+    openai_size: str | None = None
+    openai_quality: str | None = None
+    openai_timeout_seconds: float = Field(default=180.0, gt=0)
+    openai_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    openai_max_retries: int = Field(default=2, ge=0, le=10)
+
     # The course's deployments configure MySQL by these names (env or .env); read them unprefixed.
     db_host: str | None = Field(default=None, validation_alias="DB_HOST")
     db_port: int = Field(default=3306, validation_alias="DB_PORT")

@@ -1,0 +1,5 @@
+"""Session-wide fixtures. Service-backed fixtures live in tests/support and are loaded here."""
+
+pytest_plugins = [
+    "tests.support.adapters",
+]

@@ -1,0 +1,170 @@
+"""In-memory fakes of the ports, for unit tests. The contract suites run them beside the real adapters,
+so a fake that drifts from the real behaviour fails a test."""
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from PIL import Image
+
+from pixyproxy.domain.errors import IdempotencyConflict, InvalidImageRequest
+from pixyproxy.domain.models import (
+    GeneratedImage,
+    GenerationRequest,
+    IdempotentResult,
+    ImageDetail,
+    ImagePage,
+    PagePosition,
+)
+
+
+def png_bytes(width: int = 64, height: int = 48, colour=(200, 30, 30), fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, format=fmt)
+    return out.getvalue()
+
+
+class InMemoryImageRepository:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, ImageDetail, str | None, str | None]] = []
+        self.fail_with: Exception | None = None  # set to make every call raise
+
+    def _check(self) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    async def init(self) -> None:
+        self._check()
+
+    async def add(self, detail: ImageDetail, idempotency_key=None, request_hash=None) -> None:
+        self._check()
+        if idempotency_key is not None and any(key == idempotency_key for _, _, key, _ in self.rows):
+            raise IdempotencyConflict()
+        if any(d.guid == detail.guid for _, d, _, _ in self.rows):
+            raise ValueError("duplicate guid")
+        self.rows.append((len(self.rows) + 1, detail, idempotency_key, request_hash))
+
+    async def get(self, guid: UUID) -> ImageDetail | None:
+        self._check()
+        return next((d for _, d, _, _ in self.rows if d.guid == guid), None)
+
+    async def get_by_idempotency_key(self, key: str) -> IdempotentResult | None:
+        self._check()
+        for _, detail, stored_key, request_hash in self.rows:
+            if stored_key == key:
+                return IdempotentResult(detail=detail, request_hash=request_hash or "")
+        return None
+
+    async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
+        self._check()
+        ordered = sorted(self.rows, key=lambda r: (r[1].created_at, r[0]), reverse=True)
+        if after is not None:
+            ordered = [r for r in ordered if (r[1].created_at, r[0]) < (after.created_at, after.id)]
+        page = ordered[:limit]
+        more = len(ordered) > limit
+        last = page[-1] if page else None
+        position = PagePosition(created_at=last[1].created_at, id=last[0]) if more and last else None
+        return ImagePage(items=[r[1] for r in page], next=position)
+
+    async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
+        self._check()
+        present = {d.guid for _, d, _, _ in self.rows}
+        return {g for g in guids if g in present}
+
+    async def ping(self) -> None:
+        self._check()
+
+    async def close(self) -> None:
+        return None
+
+
+class _MemoryStream:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.data), 4096):
+            yield self.data[start : start + 4096]
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class InMemoryBlobStore:
+    name: str = "memory"
+    blobs: dict[str, tuple[bytes, str, datetime]] = field(default_factory=dict)
+    fail_with: Exception | None = None
+
+    def _check(self) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    async def init(self) -> None:
+        self._check()
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._check()
+        if key in self.blobs:
+            from pixyproxy.domain.errors import StorageUnavailable
+
+            raise StorageUnavailable(f"refusing to overwrite existing blob {key}")
+        self.blobs[key] = (data, content_type, datetime.now(UTC))
+
+    async def open(self, key: str, start: int = 0, end: int | None = None):
+        self._check()
+        if key not in self.blobs:
+            return None
+        data = self.blobs[key][0]
+        last = len(data) - 1 if end is None else min(end, len(data) - 1)
+        return _MemoryStream(data[start : last + 1])
+
+    async def delete(self, key: str) -> None:
+        self._check()
+        self.blobs.pop(key, None)
+
+    async def list_older_than(self, cutoff: datetime) -> list[str]:
+        self._check()
+        return [k for k, (_, _, written) in self.blobs.items() if written < cutoff]
+
+    async def presigned_url(self, key: str, ttl: timedelta) -> str | None:
+        return None
+
+    async def ping(self) -> None:
+        self._check()
+
+    async def close(self) -> None:
+        return None
+
+
+class ScriptedGenerator:
+    """Answers with `image` (a small PNG by default), or raises `fail_with`; records every call."""
+
+    name = "scripted"
+    default_model = "scripted-1"
+
+    def __init__(self, image: bytes | None = None, delay: float = 0.0) -> None:
+        self.image = image if image is not None else png_bytes()
+        self.delay = delay
+        self.fail_with: Exception | None = None
+        self.calls: list[GenerationRequest] = []
+
+    def validate(self, request: GenerationRequest) -> None:
+        if request.model not in (None, self.default_model):
+            raise InvalidImageRequest(f"model: unknown model {request.model!r}")
+
+    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+        self.calls.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_with is not None:
+            raise self.fail_with
+        return GeneratedImage(data=self.image, model=self.default_model, revised_prompt=None)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,64 @@
+"""One fixture per adapter of each port. The contract suites run every name listed in *_ADAPTERS.
+
+Adding an adapter to a contract suite = a fixture here (or in a plugin module of tests/support listed in
+tests/conftest.py) plus its name in the list below.
+"""
+
+import pytest
+
+from pixyproxy.adapters.file_blob_store import FileBlobStore
+from pixyproxy.adapters.offline_generator import OfflineImageGenerator
+from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
+from tests.fakes import InMemoryBlobStore, InMemoryImageRepository
+
+REPOSITORY_ADAPTERS = ["memory_repository", "sqlite_repository"]
+BLOB_STORE_ADAPTERS = ["memory_blob_store", "file_blob_store"]
+GENERATOR_ADAPTERS = ["offline_generator"]
+
+
+@pytest.fixture
+async def memory_repository():
+    yield InMemoryImageRepository()
+
+
+@pytest.fixture
+async def sqlite_repository(tmp_path):
+    repository = SQLiteImageRepository(tmp_path / "images.db")
+    await repository.init()
+    yield repository
+    await repository.close()
+
+
+@pytest.fixture
+async def memory_blob_store():
+    yield InMemoryBlobStore()
+
+
+@pytest.fixture
+async def file_blob_store(tmp_path):
+    store = FileBlobStore(tmp_path / "blobs")
+    await store.init()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def offline_generator():
+    generator = OfflineImageGenerator()
+    yield generator
+    await generator.close()
+
+
+@pytest.fixture(params=REPOSITORY_ADAPTERS)
+def repository(request):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=BLOB_STORE_ADAPTERS)
+def blob_store(request):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=GENERATOR_ADAPTERS)
+def generator(request):
+    return request.getfixturevalue(request.param)
