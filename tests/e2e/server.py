@@ -30,7 +30,9 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def run_server(workdir: Path, env: dict[str, str] | None = None, timeout: float = 20.0) -> Iterator[RunningServer]:
+def run_server(
+    workdir: Path, env: dict[str, str] | None = None, timeout: float = 20.0
+) -> Iterator[RunningServer]:
     """Start the service in `workdir` (its embedded default data lands there) with extra `env`."""
     port = free_port()
     log_path = workdir / f"server-{port}.log"
