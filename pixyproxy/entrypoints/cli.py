@@ -7,6 +7,17 @@ import typer
 
 from pixyproxy.settings import Settings
 
+# How `serve` runs uvicorn; bench/ serves its plain-stack baseline with the same options. uvloop and
+# httptools come with uvicorn[standard]: named here so a missing one fails loudly instead of falling back.
+UVICORN_OPTIONS = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "log_config": None,
+    "access_log": False,
+    "server_header": False,
+    "timeout_graceful_shutdown": 30,
+}
+
 app = typer.Typer(help="PixyProxy: an image-generation proxy.", no_args_is_help=True)
 
 
@@ -29,10 +40,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=30,
+        **UVICORN_OPTIONS,
     )
 
 
