@@ -40,7 +40,9 @@ class Container(containers.DeclarativeContainer):
 
     generator = providers.Selector(
         settings.provided.generator,
-        offline=providers.Singleton(OfflineImageGenerator),
+        offline=providers.Singleton(
+            OfflineImageGenerator, latency_seconds=settings.provided.offline_latency_seconds
+        ),
     )
 
     image_service = providers.Singleton(

@@ -27,6 +27,26 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     gc_grace_seconds: int = Field(default=3600, ge=0)
     url_ttl_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+    offline_latency_seconds: float = Field(
+        default=0.0, ge=0, le=600, description="Delay added by the offline generator, to imitate a provider."
+    )
+
+    # Security (issue 7); see docs/security.md. Everything here is off unless set.
+    api_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated API keys; when set (or api_keys_file), routes need one."
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="A file of SHA-256 hex digests of API keys, one per line (# comments)."
+    )
+    rate_limit_per_minute: float = Field(
+        default=0.0, ge=0, description="POST /image/ requests per minute per API key (0: no limit)."
+    )
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, description="Requests a key may make at once; default: the per-minute rate."
+    )
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins CORS allows (https://app.example); empty: off."
+    )
 
     # S3 (issue 4): credentials, region and endpoint come from boto3's own AWS_* variables.
     s3_public_endpoint_url: str | None = Field(
@@ -55,6 +75,10 @@ class Settings(BaseSettings):
             password = quote(self.db_password.get_secret_value(), safe="")
             self.database_url = f"mysql://{user}:{password}@{self.db_host}:{self.db_port}/{self.db_name}"
         return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def database_scheme(self) -> str:
