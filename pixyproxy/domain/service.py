@@ -96,19 +96,34 @@ class ImageService:
         if idempotency_key is None:
             return await self._generate_and_store(request, None, None)
         fingerprint = request_fingerprint(request)
-        existing = await self.repository.get_by_idempotency_key(idempotency_key)
-        if existing is not None:
-            return self._replay(existing.detail, existing.request_hash, fingerprint)
-        running = self._in_flight.get(idempotency_key)
-        if running is not None:
+        while True:
+            # Checked and registered with no await in between: of the duplicates in this process, exactly
+            # one leads; the others wait for it. (Registering only after the awaited lookup below let a
+            # duplicate miss both the stored row and the in-flight entry, and pay a second time.)
+            running = self._in_flight.get(idempotency_key)
+            if running is None:
+                break
             running_hash, running_future = running
             if running_hash != fingerprint:
                 raise IdempotencyConflict()
-            return await asyncio.shield(running_future)
+            try:
+                return await asyncio.shield(running_future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if running_future.cancelled() and task is not None and not task.cancelling():
+                    continue  # the leader was cancelled, not us: take over (the key is free again)
+                raise
         future: asyncio.Future[ImageDetail] = asyncio.get_running_loop().create_future()
         self._in_flight[idempotency_key] = (fingerprint, future)
         try:
-            detail = await self._generate_and_store(request, idempotency_key, fingerprint)
+            existing = await self.repository.get_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                detail = self._replay(existing.detail, existing.request_hash, fingerprint)
+            else:
+                detail = await self._generate_and_store(request, idempotency_key, fingerprint)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: a lone request must not log "never retrieved"
