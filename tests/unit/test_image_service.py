@@ -1,0 +1,198 @@
+"""The image use cases, with in-memory fakes of every port."""
+
+import asyncio
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from pixyproxy.domain.errors import (
+    GeneratorError,
+    IdempotencyConflict,
+    ImageNotFound,
+    InvalidCursor,
+    InvalidImageRequest,
+    MetadataUnavailable,
+    StorageUnavailable,
+)
+from pixyproxy.domain.models import GenerationRequest
+from tests.fakes import png_bytes
+
+
+async def test_create_stores_bytes_and_row_with_the_prompt_sent(service, generator, repository, blobs):
+    detail = await service.create({"prompt": "  a red fox  "})
+    assert detail.prompt == "a red fox"
+    assert generator.calls[0].prompt == "a red fox"
+    assert detail.filename == f"{detail.guid}.png"
+    assert (detail.width, detail.height, detail.content_type) == (64, 48, "image/png")
+    assert await repository.get(detail.guid) == detail
+    assert blobs.blobs[detail.filename][0] == generator.image
+    assert detail.size_bytes == len(generator.image)
+
+
+async def test_non_png_output_is_converted_to_png(service, generator, blobs):
+    generator.image = png_bytes(30, 20, fmt="JPEG")
+    detail = await service.create({"prompt": "jpeg please"})
+    stored = blobs.blobs[detail.filename][0]
+    assert stored.startswith(b"\x89PNG\r\n\x1a\n")
+    assert (detail.width, detail.height, detail.size_bytes) == (30, 20, len(stored))
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not an image at all", png_bytes()[:60]])
+async def test_garbage_from_the_generator_is_a_generator_error_and_stores_nothing(
+    service, generator, repository, blobs, garbage
+):
+    generator.image = garbage
+    with pytest.raises(GeneratorError):
+        await service.create({"prompt": "x"})
+    assert repository.rows == [] and blobs.blobs == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"prompt": ""},
+        {"prompt": "   "},
+        {"prompt": 42},
+        {"prompt": "bell\x07"},
+        {"prompt": "nul\x00"},
+        {"prompt": "x" * 101},
+        {"prompt": "ok", "size": "huge"},
+        {"prompt": "ok", "model": "unknown-model"},
+    ],
+)
+async def test_bad_input_is_refused_before_the_generator(service, generator, repository, body):
+    with pytest.raises(InvalidImageRequest):
+        await service.create(body)
+    assert generator.calls == [] and repository.rows == []
+
+
+async def test_newline_and_tab_are_allowed(service):
+    detail = await service.create({"prompt": "line one\n\tline two"})
+    assert detail.prompt == "line one\n\tline two"
+
+
+async def test_generator_failure_stores_nothing(service, generator, repository, blobs):
+    generator.fail_with = GeneratorError("provider exploded")
+    with pytest.raises(GeneratorError):
+        await service.create({"prompt": "x"})
+    assert repository.rows == [] and blobs.blobs == {}
+
+
+async def test_storage_failure_leaves_no_row(service, repository, blobs):
+    blobs.fail_with = StorageUnavailable("down")
+    with pytest.raises(StorageUnavailable):
+        await service.create({"prompt": "x"})
+    assert repository.rows == []
+
+
+async def test_metadata_failure_after_upload_removes_the_blob(service, repository, blobs):
+    repository.fail_with = MetadataUnavailable("down")
+    with pytest.raises(MetadataUnavailable):
+        await service.create({"prompt": "x"})
+    assert blobs.blobs == {}
+
+
+async def test_get_unknown_or_malformed_guid_is_not_found(service):
+    for guid in (str(uuid4()), "not-a-uuid", "../../etc/passwd", "x" * 10_000):
+        with pytest.raises(ImageNotFound):
+            await service.get(guid)
+
+
+async def test_list_pages_newest_first(service):
+    made = [await service.create({"prompt": f"p{i}"}) for i in range(5)]
+    items, cursor = await service.list_images(limit=2)
+    seen = list(items)
+    while cursor:
+        items, cursor = await service.list_images(limit=2, cursor=cursor)
+        seen += items
+    assert [d.guid for d in seen] == [d.guid for d in reversed(made)]
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001])
+async def test_list_limit_out_of_range(service, limit):
+    with pytest.raises(InvalidImageRequest):
+        await service.list_images(limit=limit)
+
+
+@pytest.mark.parametrize("cursor", ["", "garbage!", "Zm9vfGJhcg", "x" * 500])
+async def test_list_refuses_a_foreign_cursor(service, cursor):
+    with pytest.raises(InvalidCursor):
+        await service.list_images(cursor=cursor)
+
+
+async def test_idempotent_replay_returns_the_first_image_without_a_second_call(service, generator):
+    first = await service.create({"prompt": "once"}, idempotency_key="k1")
+    again = await service.create({"prompt": "once"}, idempotency_key="k1")
+    assert again == first and len(generator.calls) == 1
+
+
+async def test_idempotency_key_with_a_different_body_is_a_conflict(service):
+    await service.create({"prompt": "once"}, idempotency_key="k1")
+    with pytest.raises(IdempotencyConflict):
+        await service.create({"prompt": "something else"}, idempotency_key="k1")
+
+
+async def test_concurrent_duplicates_share_one_generation(service, generator, repository):
+    generator.delay = 0.05
+    results = await asyncio.gather(
+        *(service.create({"prompt": "dup"}, idempotency_key="k") for _ in range(5))
+    )
+    assert len({r.guid for r in results}) == 1
+    assert len(generator.calls) == 1 and len(repository.rows) == 1
+
+
+async def test_concurrent_duplicate_with_other_body_conflicts(service, generator):
+    generator.delay = 0.05
+    first = asyncio.create_task(service.create({"prompt": "a"}, idempotency_key="k"))
+    await asyncio.sleep(0.01)
+    with pytest.raises(IdempotencyConflict):
+        await service.create({"prompt": "b"}, idempotency_key="k")
+    await first
+
+
+async def test_failed_idempotent_generation_can_be_retried(service, generator):
+    generator.fail_with = GeneratorError("boom")
+    with pytest.raises(GeneratorError):
+        await service.create({"prompt": "retry me"}, idempotency_key="k")
+    generator.fail_with = None
+    detail = await service.create({"prompt": "retry me"}, idempotency_key="k")
+    assert detail.prompt == "retry me" and len(generator.calls) == 2
+
+
+async def test_readiness_reports_each_dependency(service, repository, blobs):
+    assert (await service.readiness()).ready
+    blobs.fail_with = StorageUnavailable("bucket gone")
+    readiness = await service.readiness()
+    assert not readiness.ready and readiness.checks == {"metadata": "ok", "storage": "bucket gone"}
+
+
+async def test_gc_removes_orphans_only(service, blobs):
+    live = await service.create({"prompt": "live"})
+    orphan = f"{uuid4()}.png"
+    await blobs.put(orphan, b"left by a crash", "image/png")
+    await blobs.put("not-ours.txt", b"foreign", "text/plain")
+    removed = await service.collect_garbage(timedelta(seconds=-1))
+    assert removed == [orphan]
+    assert live.filename in blobs.blobs and "not-ours.txt" in blobs.blobs
+
+
+async def test_gc_keeps_orphans_younger_than_grace(service, blobs):
+    orphan = f"{uuid4()}.png"
+    await blobs.put(orphan, b"maybe in flight", "image/png")
+    assert await service.collect_garbage(timedelta(hours=1)) == []
+    assert orphan in blobs.blobs
+
+
+async def test_row_without_blob_is_storage_unavailable(service, blobs):
+    detail = await service.create({"prompt": "x"})
+    del blobs.blobs[detail.filename]
+    with pytest.raises(StorageUnavailable):
+        await service.open_content(detail)
+
+
+def test_web_model_and_service_agree_on_prompt_rules():
+    with pytest.raises(ValueError):
+        GenerationRequest(prompt="\x1b[31m red")
+    assert GenerationRequest(prompt=" padded ").prompt == "padded"
