@@ -1,0 +1,154 @@
+"""The init module: creates and migrates what PixyProxy needs in MySQL, idempotently.
+
+Runs at service start (the app's lifespan calls repository.init()) and as `pixyproxy init`.
+
+* `pixyproxy_schema_version` records every migration applied (version, description, when).
+* Migrations only ever move forward, and only add: no statement here drops or rewrites data.
+* Concurrent starts (several workers or replicas) serialise on a named lock, so a migration runs once.
+"""
+
+import logging
+
+from pixyproxy.domain.errors import MetadataUnavailable
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT_SECONDS = 30
+
+CREATE_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS pixyproxy_schema_version (
+    version INT NOT NULL PRIMARY KEY,
+    description VARCHAR(200) NOT NULL,
+    applied_at DATETIME(6) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+"""
+
+# version -> (description, statements). Append new versions; never edit or remove an applied one.
+# Each statement must be safe to run again (IF NOT EXISTS), because DDL commits implicitly: a crash
+# between a statement and its version row re-runs it on the next start.
+MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
+    1: (
+        "images table, unique guid and idempotency key, keyset index for the list order",
+        (
+            # prompt/revised_prompt are MEDIUMTEXT: a 32,000-character prompt of 4-byte characters
+            # is 128 KB, past TEXT's 64 KB.
+            """
+            CREATE TABLE IF NOT EXISTS images (
+                id BIGINT NOT NULL AUTO_INCREMENT,
+                guid CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                filename VARCHAR(255) NOT NULL,
+                prompt MEDIUMTEXT NOT NULL,
+                created_at DATETIME(6) NOT NULL,
+                updated_at DATETIME(6) NOT NULL,
+                content_type VARCHAR(100) NOT NULL,
+                size_bytes BIGINT NOT NULL,
+                width INT NOT NULL,
+                height INT NOT NULL,
+                model VARCHAR(255) NOT NULL,
+                size VARCHAR(32) NULL,
+                quality VARCHAR(32) NULL,
+                revised_prompt MEDIUMTEXT NULL,
+                usage_json TEXT NULL,
+                sha256 CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                idempotency_key VARCHAR(255) NULL,
+                request_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
+                PRIMARY KEY (id),
+                UNIQUE KEY uq_images_guid (guid),
+                UNIQUE KEY uq_images_idempotency_key (idempotency_key),
+                KEY ix_images_created_at_id (created_at DESC, id DESC)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """,
+        ),
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+# What the repository reads and writes; checked after migrating so a foreign `images` table that
+# happens to share the name is reported clearly instead of failing on the first request.
+REQUIRED_COLUMNS = frozenset(
+    {
+        "id",
+        "guid",
+        "filename",
+        "prompt",
+        "created_at",
+        "updated_at",
+        "content_type",
+        "size_bytes",
+        "width",
+        "height",
+        "model",
+        "size",
+        "quality",
+        "revised_prompt",
+        "usage_json",
+        "sha256",
+        "idempotency_key",
+        "request_hash",
+    }
+)
+
+
+async def _scalar(cursor, sql: str, params: dict | None = None):
+    await cursor.execute(sql, params)
+    row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+async def current_version(cursor) -> int:
+    exists = await _scalar(
+        cursor,
+        "SELECT COUNT(*) FROM information_schema.tables "
+        "WHERE table_schema = DATABASE() AND table_name = %(table)s",
+        {"table": "pixyproxy_schema_version"},
+    )
+    if not exists:  # asked first: CREATE ... IF NOT EXISTS on an existing table logs a server note
+        await cursor.execute(CREATE_VERSION_TABLE)
+    return int(await _scalar(cursor, "SELECT COALESCE(MAX(version), 0) FROM pixyproxy_schema_version"))
+
+
+async def migrate(connection) -> int:
+    """Bring the connected database to SCHEMA_VERSION; returns the version it is at afterwards."""
+    async with connection.cursor() as cursor:
+        locked = await _scalar(
+            cursor,
+            "SELECT GET_LOCK(LEFT(CONCAT('pixyproxy_schema:', DATABASE()), 64), %(timeout)s)",
+            {"timeout": LOCK_TIMEOUT_SECONDS},
+        )
+        if locked != 1:
+            raise MetadataUnavailable("another process holds the schema lock; try again")
+        try:
+            version = await current_version(cursor)
+            if version > SCHEMA_VERSION:
+                log.warning(
+                    "MySQL schema is at version %d, newer than this PixyProxy knows (%d)",
+                    version,
+                    SCHEMA_VERSION,
+                )
+            for target in sorted(v for v in MIGRATIONS if v > version):
+                description, statements = MIGRATIONS[target]
+                for statement in statements:
+                    await cursor.execute(statement)
+                await cursor.execute(
+                    "INSERT INTO pixyproxy_schema_version (version, description, applied_at) "
+                    "VALUES (%(version)s, %(description)s, UTC_TIMESTAMP(6))",
+                    {"version": target, "description": description},
+                )
+                log.info("MySQL schema migrated to version %d: %s", target, description)
+                version = target
+            await cursor.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() AND table_name = %(table)s",
+                {"table": "images"},
+            )
+            present = {row[0].lower() for row in await cursor.fetchall()}
+            missing = REQUIRED_COLUMNS - present
+            if missing:
+                raise MetadataUnavailable(
+                    "the existing `images` table was not made by PixyProxy; it lacks "
+                    + ", ".join(sorted(missing))
+                )
+            return version
+        finally:
+            await cursor.execute("SELECT RELEASE_LOCK(LEFT(CONCAT('pixyproxy_schema:', DATABASE()), 64))")
+            await cursor.fetchall()
