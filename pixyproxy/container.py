@@ -6,6 +6,7 @@ from urllib.parse import unquote, urlsplit
 from dependency_injector import containers, providers
 
 from pixyproxy.adapters.file_blob_store import FileBlobStore
+from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.service import ImageService
@@ -31,6 +32,7 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Singleton(
             SQLiteImageRepository, providers.Callable(sqlite_path, settings.provided.database_url)
         ),
+        mysql=providers.Singleton(MySQLImageRepository.from_url, settings.provided.database_url),
     )
 
     blobs = providers.Selector(

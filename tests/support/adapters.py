@@ -11,7 +11,7 @@ from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from tests.fakes import InMemoryBlobStore, InMemoryImageRepository
 
-REPOSITORY_ADAPTERS = ["memory_repository", "sqlite_repository"]
+REPOSITORY_ADAPTERS = ["memory_repository", "sqlite_repository", "mysql_repository"]
 BLOB_STORE_ADAPTERS = ["memory_blob_store", "file_blob_store"]
 GENERATOR_ADAPTERS = ["offline_generator"]
 
