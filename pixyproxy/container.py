@@ -8,6 +8,7 @@ from dependency_injector import containers, providers
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
+from pixyproxy.adapters.s3_blob_store import S3BlobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.service import ImageService
 from pixyproxy.settings import Settings
@@ -38,6 +39,11 @@ class Container(containers.DeclarativeContainer):
     blobs = providers.Selector(
         providers.Callable(lambda s: s.storage_scheme, settings),
         file=providers.Singleton(FileBlobStore, providers.Callable(file_root, settings.provided.storage_url)),
+        s3=providers.Singleton(
+            S3BlobStore,
+            settings.provided.storage_url,
+            public_endpoint_url=settings.provided.s3_public_endpoint_url,
+        ),
     )
 
     generator = providers.Selector(

@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.support.adapters",
     "tests.support.mysql",
+    "tests.support.s3",
 ]

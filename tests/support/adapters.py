@@ -12,7 +12,7 @@ from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from tests.fakes import InMemoryBlobStore, InMemoryImageRepository
 
 REPOSITORY_ADAPTERS = ["memory_repository", "sqlite_repository", "mysql_repository"]
-BLOB_STORE_ADAPTERS = ["memory_blob_store", "file_blob_store"]
+BLOB_STORE_ADAPTERS = ["memory_blob_store", "file_blob_store", "s3_blob_store"]
 GENERATOR_ADAPTERS = ["offline_generator"]
 
 

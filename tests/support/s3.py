@@ -1,0 +1,209 @@
+"""S3 for tests: MinIO through Testcontainers where a Docker engine answers, otherwise moto's S3 server
+in-process (ThreadedMotoServer: real HTTP on 127.0.0.1 and a free port, so boto3 is not mocked).
+
+Every test gets its own bucket. With CI=true and neither available, the S3 tests fail (services.unavailable).
+
+Note: moto does not verify request signatures; presigned URLs are only proven valid against MinIO.
+"""
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from uuid import uuid4
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from pixyproxy.adapters.s3_blob_store import S3BlobStore
+from tests.support.services import docker_available, unavailable
+
+# Recent enough for conditional writes (PutObject If-None-Match: *); testcontainers' default is from 2022.
+MINIO_IMAGE = os.environ.get("PIXYPROXY_TEST_MINIO_IMAGE", "minio/minio:RELEASE.2025-04-22T22-12-26Z")
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    kind: str  # "minio" or "moto"
+    url: str  # e.g. http://127.0.0.1:40123
+    access_key: str
+    secret_key: str
+    region: str = REGION
+
+    @property
+    def verifies_signatures(self) -> bool:
+        return self.kind == "minio"
+
+    def env(self) -> dict[str, str]:
+        """boto3's own variables, for the service in a subprocess or in this process."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL_S3": self.url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+
+    def client(self):
+        """A plain boto3 client for the tests' own checks (not the adapter under test)."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}),
+        )
+
+
+@contextlib.contextmanager
+def _start_minio() -> Iterator[S3Endpoint]:
+    from testcontainers.community.minio import MinioContainer
+
+    with MinioContainer(image=MINIO_IMAGE) as minio:
+        config = minio.get_config()
+        yield S3Endpoint("minio", f"http://{config['endpoint']}", config["access_key"], config["secret_key"])
+
+
+@contextlib.contextmanager
+def _start_moto() -> Iterator[S3Endpoint]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: a free one
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield S3Endpoint("moto", f"http://{host}:{port}", "testing", "testing")
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    starter = _start_minio if docker_available() else _start_moto
+    with contextlib.ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(starter())
+        except Exception as exc:  # no engine, no image, moto missing ...
+            unavailable(f"S3 ({starter.__name__.removeprefix('_start_')}: {exc})")
+        yield endpoint
+
+
+def empty_and_remove_bucket(endpoint: S3Endpoint, bucket: str) -> None:
+    client = endpoint.client()
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+        client.delete_bucket(Bucket=bucket)
+    except ClientError:
+        pass  # never created, or already gone
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint) -> Iterator[str]:
+    """A fresh bucket name (not created: the store under test creates it), removed after the test."""
+    bucket = f"pixyproxy-test-{uuid4().hex[:16]}"
+    yield bucket
+    empty_and_remove_bucket(s3_endpoint, bucket)
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch) -> S3Endpoint:
+    """Point boto3 in this process at the test S3, through its own variables only."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_endpoint.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_endpoint
+
+
+@pytest.fixture
+async def s3_blob_store(s3_env, s3_bucket):
+    store = S3BlobStore(f"s3://{s3_bucket}/images")
+    await store.init()
+    yield store
+    await store.close()
+
+
+class TcpRelay:
+    """Forwards 127.0.0.1:<port> to a target; stop() makes the target unreachable (refused, resets)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # listener closed
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._stopped:
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            sockets, self._sockets = self._sockets, set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._listener.close()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def s3_relay(s3_endpoint) -> Iterator[TcpRelay]:
+    """A relay to the test S3 that a test can cut (S3 going down while the service runs)."""
+    host_port = s3_endpoint.url.split("://", 1)[1]
+    host, port = host_port.rsplit(":", 1)
+    relay = TcpRelay(host, int(port))
+    yield relay
+    relay.stop()
