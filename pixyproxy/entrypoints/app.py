@@ -14,6 +14,7 @@ from pixyproxy.entrypoints import routes
 from pixyproxy.entrypoints.body_limit import BodyLimitMiddleware
 from pixyproxy.entrypoints.errors import handle_error, render
 from pixyproxy.entrypoints.request_context import RequestContextMiddleware
+from pixyproxy.entrypoints.security import install_security
 
 log = logging.getLogger("pixyproxy")
 
@@ -59,6 +60,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         app.add_exception_handler(exc_type, handle_error)
     app.include_router(routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=container.settings().max_body_bytes)
+    install_security(app, container.settings())  # API keys, rate limit, CORS: only when configured
     # Outermost: every request, even one refused by the body limit, gets an id and both log lines.
     app.add_middleware(RequestContextMiddleware, render_unexpected=render)
     return app
