@@ -1,0 +1,129 @@
+"""What the sync and async clients share: configuration, request building, retries, parsing."""
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+from uuid import UUID
+
+import httpx
+
+from pixyproxy import __version__
+from pixyproxy.client.errors import (
+    APIError,
+    PixyProxyConnectionError,
+    PixyProxyTimeout,
+    RateLimited,
+    ServiceUnavailable,
+)
+from pixyproxy.client.models import ContentUrl, ImageDetail
+
+DEFAULT_URL = "http://127.0.0.1:8001"
+API_KEY_ENV = "PIXYPROXY_API_KEY"
+URL_ENV = "PIXYPROXY_URL"
+# Reads of details, lists and bytes.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# A generation waits on the provider: image models often take over a minute, and the server itself allows
+# the provider 180 s per attempt. 300 s read keeps the client from giving up before the server does.
+GENERATE_TIMEOUT = httpx.Timeout(30.0, connect=10.0, read=300.0)
+
+GuidLike = str | UUID | ImageDetail
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When the client tries a call again by itself.
+
+    Every call it makes is safe to repeat: reads are reads, and a generation is sent with the same
+    Idempotency-Key on every attempt, so the server returns the first image instead of making another.
+    Retried: connection failures and timeouts, 503 (a dependency down, the provider rate limiting) and 429,
+    honouring Retry-After up to `max_wait` seconds. Never retried: 502 and 504 (the provider failed or took
+    too long; try again yourself if you want to pay for another attempt) and every 4xx but 429.
+    """
+
+    max_retries: int = 2
+    backoff: float = 0.5  # seconds before the first retry; doubles each time
+    max_wait: float = 30.0  # a Retry-After longer than this is raised to the caller instead
+
+    def wait_after_transport_error(self, attempt: int) -> float | None:
+        return self._backoff(attempt) if attempt < self.max_retries else None
+
+    def wait_after_error(self, attempt: int, error: APIError) -> float | None:
+        if attempt >= self.max_retries or not isinstance(error, ServiceUnavailable | RateLimited):
+            return None
+        if error.retry_after is None:
+            return self._backoff(attempt)
+        return error.retry_after if error.retry_after <= self.max_wait else None
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.backoff * (2**attempt), self.max_wait)
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+def guid_path(guid: GuidLike, suffix: str = "") -> str:
+    value = str(guid.guid if isinstance(guid, ImageDetail) else guid)
+    return f"/image/{quote(value, safe='')}{suffix}"
+
+
+def client_options(
+    base_url: str | None,
+    api_key: str | None,
+    timeout: httpx.Timeout | float | None,
+    headers: dict[str, str] | None,
+) -> dict[str, Any]:
+    """Keyword arguments for httpx.Client / httpx.AsyncClient."""
+    api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+    all_headers = {"User-Agent": f"pixyproxy-client/{__version__} httpx/{httpx.__version__}"}
+    if api_key:
+        all_headers["Authorization"] = f"Bearer {api_key}"
+    all_headers.update(headers or {})
+    return {
+        "base_url": (base_url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/"),
+        "headers": all_headers,
+        "timeout": DEFAULT_TIMEOUT if timeout is None else timeout,
+        "follow_redirects": False,
+    }
+
+
+def generation_body(prompt: str, model: str | None, size: str | None, quality: str | None) -> dict[str, str]:
+    body = {"prompt": prompt, "model": model, "size": size, "quality": quality}
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def list_params(page_size: int) -> dict[str, str]:
+    return {"limit": str(page_size)}
+
+
+def next_page_params(response: httpx.Response) -> dict[str, str] | None:
+    """The query of the `Link: <...>; rel="next"` URL, or None on the last page.
+
+    Only the query is taken and sent to this client's own base URL: behind a proxy or load balancer the
+    server may build the link with a host or path prefix that is not the one the client reaches.
+    """
+    link = response.links.get("next", {}).get("url")
+    if not link:
+        return None
+    query = urlsplit(link).query
+    return dict(httpx.QueryParams(query))
+
+
+def parse_images(response: httpx.Response) -> list[ImageDetail]:
+    return [ImageDetail.model_validate(item) for item in response.json()]
+
+
+def parse_image(response: httpx.Response) -> ImageDetail:
+    return ImageDetail.model_validate(response.json())
+
+
+def parse_url(response: httpx.Response) -> ContentUrl:
+    return ContentUrl.model_validate(response.json())
+
+
+def transport_error(exc: httpx.TransportError, url: str) -> PixyProxyConnectionError:
+    if isinstance(exc, httpx.TimeoutException):
+        return PixyProxyTimeout(f"no answer from {url} in time ({type(exc).__name__})")
+    return PixyProxyConnectionError(f"cannot reach {url}: {exc or type(exc).__name__}")

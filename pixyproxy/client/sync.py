@@ -1,0 +1,143 @@
+"""PixyProxyClient: the blocking client."""
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pixyproxy.client import _base
+from pixyproxy.client._base import GuidLike, RetryPolicy
+from pixyproxy.client.errors import error_from_response
+from pixyproxy.client.models import ContentUrl, ImageDetail
+
+
+class PixyProxyClient:
+    """A PixyProxy server, over HTTP.
+
+        with PixyProxyClient("http://pixyproxy:8001") as client:
+            image = client.generate("a lighthouse at dusk, watercolour")
+            png = client.content(image.guid)
+
+    `base_url` defaults to $PIXYPROXY_URL, then http://127.0.0.1:8001; `api_key` to $PIXYPROXY_API_KEY
+    (sent as `Authorization: Bearer`). Thread-safe: share one client (it pools connections).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        generate_timeout: httpx.Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        headers: dict[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        options = _base.client_options(base_url, api_key, timeout, headers)
+        self.base_url: str = options["base_url"]
+        self.generate_timeout = _base.GENERATE_TIMEOUT if generate_timeout is None else generate_timeout
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.Client(transport=transport, **options)
+
+    def __enter__(self) -> "PixyProxyClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"PixyProxyClient({self.base_url!r})"
+
+    # -- the API --------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ImageDetail:
+        """Generate an image and store it; returns its details once it is stored.
+
+        One Idempotency-Key (yours, or a fresh one per call) is sent on every attempt, so the client's own
+        retries never make a second image. Pass your own key to make a retry of *your* call safe too.
+        """
+        key = idempotency_key or _base.new_idempotency_key()
+        response = self._send(
+            "POST",
+            "/image/",
+            json=_base.generation_body(prompt, model, size, quality),
+            headers={"Idempotency-Key": key},
+            timeout=self.generate_timeout,
+        )
+        return _base.parse_image(response)
+
+    def get(self, guid: GuidLike) -> ImageDetail:
+        return _base.parse_image(self._send("GET", _base.guid_path(guid)))
+
+    def list(self, *, page_size: int = 100) -> Iterator[ImageDetail]:
+        """Every image, newest first, fetched a page at a time by following the `Link` header."""
+        params: dict[str, str] | None = _base.list_params(page_size)
+        while params is not None:
+            response = self._send("GET", "/image/", params=params)
+            yield from _base.parse_images(response)
+            params = _base.next_page_params(response)
+
+    def content(self, guid: GuidLike) -> bytes:
+        """The PNG bytes."""
+        return self._send("GET", _base.guid_path(guid, "/content")).content
+
+    def download(self, guid: GuidLike, path: str | os.PathLike[str]) -> Path:
+        """Stream the PNG to `path` (written to a temporary file first, then renamed into place)."""
+        target = Path(path)
+        response = self._send("GET", _base.guid_path(guid, "/content"), stream=True)
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+            os.replace(partial, target)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
+        finally:
+            response.close()
+        return target
+
+    def url(self, guid: GuidLike) -> ContentUrl:
+        """A URL that serves the PNG with a plain GET (time-limited and presigned when stored on S3)."""
+        return _base.parse_url(self._send("GET", _base.guid_path(guid, "/url")))
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            request = self._http.build_request(method, path, **kwargs)
+            try:
+                response = self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                wait = self.retry.wait_after_transport_error(attempt)
+                if wait is None:
+                    raise _base.transport_error(exc, str(request.url)) from exc
+            else:
+                if response.is_success:
+                    return response
+                if stream:
+                    response.read()
+                    response.close()
+                error = error_from_response(response)
+                wait = self.retry.wait_after_error(attempt, error)
+                if wait is None:
+                    raise error
+            time.sleep(wait)
+            attempt += 1
