@@ -1,0 +1,132 @@
+"""The per-key token bucket on POST /image/: over real HTTP, in-process, and the bucket itself."""
+
+import httpx
+import pytest
+from dependency_injector import providers
+from starlette.testclient import TestClient
+
+from pixyproxy.container import Container
+from pixyproxy.entrypoints.app import create_app
+from pixyproxy.entrypoints.auth import ApiKeyMiddleware
+from pixyproxy.entrypoints.rate_limit import RateLimitMiddleware, TokenBucketLimiter
+from pixyproxy.settings import Settings
+from tests.e2e.server import run_server
+
+KEY_A, KEY_B = "rate-key-a-4c1d", "rate-key-b-77e0"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def in_process_app(tmp_path, **settings):
+    container = Container()
+    container.settings.override(
+        providers.Object(
+            Settings(
+                _env_file=None,
+                database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                storage_url=f"file:{tmp_path / 'images'}",
+                **settings,
+            )
+        )
+    )
+    return create_app(container)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    env = {
+        "PIXYPROXY_API_KEYS": f"{KEY_A},{KEY_B}",
+        "PIXYPROXY_RATE_LIMIT_PER_MINUTE": "1",  # one token a minute: no refill within a test
+        "PIXYPROXY_RATE_LIMIT_BURST": "2",
+    }
+    with run_server(tmp_path_factory.mktemp("rate"), env) as running:
+        yield running
+
+
+def test_a_key_over_its_burst_gets_429_with_retry_after_and_nothing_is_stored(server):
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        for n in range(2):
+            assert http.post(
+                "/image/", json={"prompt": f"within burst {n}"}, headers=bearer(KEY_A)
+            ).is_success
+        refused = http.post("/image", json={"prompt": "over the limit"}, headers=bearer(KEY_A))
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"] == "application/json"
+        body = refused.json()
+        assert set(body) == {"detail", "code", "request_id"}
+        assert body["code"] == "rate_limited" and body["request_id"] == refused.headers["x-request-id"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert "retry after" in body["detail"]
+
+        listed = http.get("/image/", headers=bearer(KEY_A))
+        assert listed.status_code == 200  # reads are not limited
+        assert "over the limit" not in {item["prompt"] for item in listed.json()}
+        assert len(listed.json()) == 2
+
+        # Another key has its own bucket.
+        other = http.post("/image/", json={"prompt": "key b"}, headers=bearer(KEY_B))
+        assert other.status_code == 200, other.text
+
+        # A request refused for its key is not counted against anyone: still 401, not 429.
+        assert http.post("/image/", json={"prompt": "x"}, headers=bearer("nope")).status_code == 401
+
+        spec = http.get("/openapi.json").json()
+        too_many = spec["paths"]["/image/"]["post"]["responses"]["429"]
+        assert "Retry-After" in too_many["headers"]
+        assert "429" not in spec["paths"]["/image/"]["get"]["responses"]
+
+
+def test_without_keys_the_bucket_is_per_client_address(tmp_path):
+    app = in_process_app(tmp_path, rate_limit_per_minute=1, rate_limit_burst=1)
+    with TestClient(app) as client:
+        assert client.post("/image/", json={"prompt": "first"}).status_code == 200
+        refused = client.post("/image/", json={"prompt": "second"})
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+        assert client.get("/image/").status_code == 200
+
+
+def test_nothing_is_installed_by_default(tmp_path):
+    app = in_process_app(tmp_path)
+    installed = {m.cls for m in app.user_middleware}
+    assert RateLimitMiddleware not in installed and ApiKeyMiddleware not in installed
+    spec = app.openapi()
+    assert "429" not in spec["paths"]["/image/"]["post"]["responses"]
+    assert "401" not in spec["paths"]["/image/"]["post"]["responses"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_bucket_allows_the_burst_then_refills_at_the_rate():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(per_minute=30, burst=3, clock=clock)  # a token every 2 s
+    assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("a") == pytest.approx(2.0)
+    clock.now += 1.0
+    assert limiter.take("a") == pytest.approx(1.0)  # half a token has come back
+    clock.now += 1.0
+    assert limiter.take("a") == 0.0
+    assert limiter.take("b") == 0.0  # clients do not share
+    clock.now += 3600
+    assert [limiter.take("a") for _ in range(4)][:3] == [0.0, 0.0, 0.0]  # refills only up to the burst
+    assert limiter.take("a") > 0
+
+
+def test_the_default_burst_is_one_minute_of_requests_and_full_buckets_are_forgotten():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(per_minute=5, clock=clock, max_clients=10)
+    assert [limiter.take("a") for _ in range(6)].count(0.0) == 5
+    for n in range(20):
+        limiter.take(f"client-{n}")
+    clock.now += 60
+    limiter.take("late")
+    assert len(limiter._buckets) <= 11  # the refilled ones were dropped
+    with pytest.raises(ValueError):
+        TokenBucketLimiter(per_minute=0)
