@@ -50,14 +50,15 @@ GET_BY_IDEMPOTENCY_KEY = (
 LIST_FIRST = (
     "SELECT id, request_hash, guid, filename, prompt, created_at, content_type, size_bytes, width, "
     "height, model, size, quality, revised_prompt, usage_json, sha256 "
-    "FROM images ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+    "FROM images FORCE INDEX (ix_images_created_at_id) ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
 )
 # The keyset condition spelled out (not a row comparison), so both MySQL and MariaDB turn it into
 # a range on ix_images_created_at_id: a deep page reads `limit` index entries, not the ones before it.
 LIST_AFTER = (
     "SELECT id, request_hash, guid, filename, prompt, created_at, content_type, size_bytes, width, "
     "height, model, size, quality, revised_prompt, usage_json, sha256 "
-    "FROM images WHERE created_at < %(created_at)s OR (created_at = %(created_at)s AND id < %(id)s) "
+    "FROM images FORCE INDEX (ix_images_created_at_id) "
+    "WHERE created_at < %(created_at)s OR (created_at = %(created_at)s AND id < %(id)s) "
     "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
 )
 INSERT = (
@@ -70,6 +71,17 @@ INSERT = (
 # `guids` is a tuple: the driver escapes each element and writes the parenthesised list.
 EXISTING = "SELECT guid FROM images WHERE guid IN %(guids)s"
 PING = "SELECT 1"
+# (statement, takes the name): used by init() when the configured database does not exist yet.
+CREATE_DATABASE = (
+    (
+        "SET @pixyproxy_ddl = CONCAT('CREATE DATABASE IF NOT EXISTS `', REPLACE(%(name)s, '`', '``'), "
+        "'` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin')",
+        True,
+    ),
+    ("PREPARE pixyproxy_create_database FROM @pixyproxy_ddl", False),
+    ("EXECUTE pixyproxy_create_database", False),
+    ("DEALLOCATE PREPARE pixyproxy_create_database", False),
+)
 
 EXISTING_CHUNK = 500
 
@@ -211,15 +223,16 @@ class MySQLImageRepository:
         log.info("MySQL schema ready at version %d (%s)", version, self.config.safe_url())
 
     async def _create_database(self) -> None:
+        # An identifier cannot be a bound parameter, so the server quotes the name itself: the name
+        # travels as a value into a prepared CREATE DATABASE (and DATABASE_NAME already vetted it).
         name = self.config.database
-        if not DATABASE_NAME.match(name):  # an identifier cannot be a bound parameter
+        if not DATABASE_NAME.match(name):
             raise MetadataUnavailable(f"refusing to create a database named {name!r}")
         connection = await asyncmy.connect(**self._connect_kwargs(self.config.init_timeout, False))
         try:
             async with connection.cursor() as cursor:
-                await cursor.execute(
-                    "CREATE DATABASE IF NOT EXISTS `" + name + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                )
+                for statement, params in CREATE_DATABASE:
+                    await cursor.execute(statement, {"name": name} if params else None)
             log.info("created MySQL database %s", name)
         finally:
             connection.close()
