@@ -99,9 +99,9 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
 def empty_and_remove_bucket(endpoint: S3Endpoint, bucket: str) -> None:
     client = endpoint.client()
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for item in page.get("Contents", []):
-                client.delete_object(Bucket=bucket, Key=item["Key"])
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
         client.delete_bucket(Bucket=bucket)
     except ClientError:
         pass  # never created, or already gone
