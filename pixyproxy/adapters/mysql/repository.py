@@ -111,6 +111,9 @@ def _error_code(exc: BaseException) -> int | None:
 
 
 def _connection_lost(exc: BaseException) -> bool:
+    """A dead connection (worth one retry); not a timeout: a hung server would only double the wait."""
+    if "timeout" in str(exc).lower():
+        return False
     return isinstance(exc, my.InterfaceError) or _error_code(exc) in _CONNECTION_LOST
 
 
