@@ -13,6 +13,7 @@ from pixyproxy.domain.errors import ImageException
 from pixyproxy.entrypoints import routes
 from pixyproxy.entrypoints.body_limit import BodyLimitMiddleware
 from pixyproxy.entrypoints.errors import handle_error, render
+from pixyproxy.entrypoints.metrics import MetricsMiddleware
 from pixyproxy.entrypoints.request_context import RequestContextMiddleware
 from pixyproxy.entrypoints.security import install_security
 
@@ -61,6 +62,12 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=container.settings().max_body_bytes)
     install_security(app, container.settings())  # API keys, rate limit, CORS: only when configured
-    # Outermost: every request, even one refused by the body limit, gets an id and both log lines.
+    # Outermost but for metrics: every request, even one refused by the body limit, gets an id and both
+    # log lines.
     app.add_middleware(RequestContextMiddleware, render_unexpected=render)
+    # Metrics (issue 8) around everything, so requests refused before routing are counted too.
+    metrics = container.metrics()
+    for path in ("/metrics", "/metrics/"):
+        app.add_route(path, metrics.endpoint, methods=["GET"], include_in_schema=False)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
     return app

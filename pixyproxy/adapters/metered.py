@@ -1,0 +1,103 @@
+"""Decorators that report what the generator and the blob store do to a metrics recorder.
+
+They implement the same ports as what they wrap, so the domain never learns that it is measured and no
+Prometheus import reaches it; the container wires them (see pixyproxy/container.py).
+"""
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pixyproxy.domain.errors import ImageException
+from pixyproxy.domain.models import GeneratedImage, GenerationRequest
+from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator
+
+
+class Recorder(Protocol):
+    def observe_generation(self, model: str, outcome: str, seconds: float) -> None: ...
+
+    def add_stored(self, size_bytes: int) -> None: ...
+
+
+class MeteredGenerator:
+    """Counts generations by model and outcome and times each one."""
+
+    def __init__(self, inner: ImageGenerator, recorder: Recorder) -> None:
+        self.inner = inner
+        self.recorder = recorder
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def default_model(self) -> str:
+        return self.inner.default_model
+
+    def validate(self, request: GenerationRequest) -> None:
+        self.inner.validate(request)
+
+    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+        started = time.perf_counter()
+        outcome = "error"
+        model = request.model or self.inner.default_model
+        try:
+            image = await self.inner.generate(request)
+        except ImageException as exc:
+            outcome = exc.code
+            raise
+        except asyncio.CancelledError:  # the client went away
+            outcome = "cancelled"
+            raise
+        else:
+            outcome, model = "success", image.model
+            return image
+        finally:
+            self.recorder.observe_generation(model, outcome, time.perf_counter() - started)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:  # anything else the adapter offers
+        return getattr(self.inner, name)
+
+
+class MeteredBlobStore:
+    """Counts the images and bytes written to storage; every other call passes straight through."""
+
+    def __init__(self, inner: BlobStore, recorder: Recorder) -> None:
+        self.inner = inner
+        self.recorder = recorder
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def init(self) -> None:
+        await self.inner.init()
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await self.inner.put(key, data, content_type)
+        self.recorder.add_stored(len(data))
+
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> BlobStream | None:
+        return await self.inner.open(key, start, end)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+    async def list_older_than(self, cutoff: datetime) -> list[str]:
+        return await self.inner.list_older_than(cutoff)
+
+    async def presigned_url(self, key: str, ttl: timedelta) -> str | None:
+        return await self.inner.presigned_url(key, ttl)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
