@@ -9,7 +9,6 @@ from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
-from pixyproxy.adapters.openai_generator import OpenAIImageGenerator
 from pixyproxy.adapters.s3_blob_store import S3BlobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.service import ImageService
@@ -53,16 +52,6 @@ class Container(containers.DeclarativeContainer):
         settings.provided.generator,
         offline=providers.Singleton(
             OfflineImageGenerator, latency_seconds=settings.provided.offline_latency_seconds
-        ),
-        # OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
-        openai=providers.Singleton(
-            OpenAIImageGenerator,
-            model=settings.provided.openai_model,
-            size=settings.provided.openai_size,
-            quality=settings.provided.openai_quality,
-            timeout_seconds=settings.provided.openai_timeout_seconds,
-            connect_timeout_seconds=settings.provided.openai_connect_timeout_seconds,
-            max_retries=settings.provided.openai_max_retries,
         ),
     )
 
