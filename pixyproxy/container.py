@@ -6,13 +6,12 @@ from urllib.parse import unquote, urlsplit
 from dependency_injector import containers, providers
 
 from pixyproxy.adapters.file_blob_store import FileBlobStore
-from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
+from pixyproxy.adapters.openai_generator import OpenAIImageGenerator
 from pixyproxy.adapters.s3_blob_store import S3BlobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.service import ImageService
-from pixyproxy.entrypoints.metrics import Metrics
 from pixyproxy.settings import Settings
 
 
@@ -53,17 +52,22 @@ class Container(containers.DeclarativeContainer):
         offline=providers.Singleton(
             OfflineImageGenerator, latency_seconds=settings.provided.offline_latency_seconds
         ),
+        # OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
+        openai=providers.Singleton(
+            OpenAIImageGenerator,
+            model=settings.provided.openai_model,
+            size=settings.provided.openai_size,
+            quality=settings.provided.openai_quality,
+            timeout_seconds=settings.provided.openai_timeout_seconds,
+            connect_timeout_seconds=settings.provided.openai_connect_timeout_seconds,
+            max_retries=settings.provided.openai_max_retries,
+        ),
     )
-
-    # Metrics (issue 8): the service sees metered decorators; the adapters themselves stay unmeasured.
-    metrics = providers.Singleton(Metrics)
-    metered_generator = providers.Singleton(MeteredGenerator, generator, metrics)
-    metered_blobs = providers.Singleton(MeteredBlobStore, blobs, metrics)
 
     image_service = providers.Singleton(
         ImageService,
-        generator=metered_generator,
+        generator=generator,
         repository=repository,
-        blobs=metered_blobs,
+        blobs=blobs,
         max_prompt_length=settings.provided.max_prompt_length,
     )

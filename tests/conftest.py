@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.support.adapters",
+    "tests.support.fake_openai",
     "tests.support.mysql",
     "tests.support.s3",
 ]

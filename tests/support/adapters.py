@@ -13,7 +13,7 @@ from tests.fakes import InMemoryBlobStore, InMemoryImageRepository
 
 REPOSITORY_ADAPTERS = ["memory_repository", "sqlite_repository", "mysql_repository"]
 BLOB_STORE_ADAPTERS = ["memory_blob_store", "file_blob_store", "s3_blob_store"]
-GENERATOR_ADAPTERS = ["offline_generator"]
+GENERATOR_ADAPTERS = ["offline_generator", "openai_generator"]  # openai: in tests/support/fake_openai.py
 
 
 @pytest.fixture
