@@ -6,12 +6,14 @@ from urllib.parse import unquote, urlsplit
 from dependency_injector import containers, providers
 
 from pixyproxy.adapters.file_blob_store import FileBlobStore
+from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.openai_generator import OpenAIImageGenerator
 from pixyproxy.adapters.s3_blob_store import S3BlobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.service import ImageService
+from pixyproxy.entrypoints.metrics import Metrics
 from pixyproxy.settings import Settings
 
 
@@ -64,10 +66,15 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    # Metrics (issue 8): the service sees metered decorators; the adapters themselves stay unmeasured.
+    metrics = providers.Singleton(Metrics)
+    metered_generator = providers.Singleton(MeteredGenerator, generator, metrics)
+    metered_blobs = providers.Singleton(MeteredBlobStore, blobs, metrics)
+
     image_service = providers.Singleton(
         ImageService,
-        generator=generator,
+        generator=metered_generator,
         repository=repository,
-        blobs=blobs,
+        blobs=metered_blobs,
         max_prompt_length=settings.provided.max_prompt_length,
     )
