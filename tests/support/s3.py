@@ -63,6 +63,14 @@ class S3Endpoint:
         )
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test that uses S3, the contract suites' s3_blob_store parameter included (`-m s3`)."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "s3_endpoint" in getattr(item, "fixturenames", ()) or "s3_blob_store" in params.values():
+            item.add_marker(pytest.mark.s3)
+
+
 @contextlib.contextmanager
 def _start_minio() -> Iterator[S3Endpoint]:
     from testcontainers.community.minio import MinioContainer
