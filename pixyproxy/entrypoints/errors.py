@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from pixyproxy.domain import errors as domain
 from pixyproxy.entrypoints.request_context import request_id_var
@@ -44,6 +45,7 @@ HTTP_CODES = {
 UNEXPECTED = "An unexpected error occurred. Quote the request id when reporting it."
 
 
+NOT_JSON = "the body is not valid JSON: it must be UTF-8 encoded JSON, sent as application/json"
 NOT_AN_OBJECT = 'the body must be a JSON object such as {"prompt": "..."}, sent as application/json'
 
 
@@ -70,6 +72,9 @@ def describe(exc: Exception) -> tuple[int, str, str, dict[str, str]]:
         return status, exc.code, exc.message, headers
     if isinstance(exc, RequestValidationError):
         return 422, "invalid_request", _validation_message(exc), {}
+    if isinstance(exc, HTTPException) and exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        # FastAPI's 400 for a body it cannot decode (not UTF-8): the same 422 as any other malformed JSON.
+        return 422, "invalid_request", NOT_JSON, {}
     if isinstance(exc, HTTPException):
         code = HTTP_CODES.get(exc.status_code, "http_error")
         return exc.status_code, code, str(exc.detail), dict(exc.headers or {})
@@ -92,4 +97,16 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     for name, value in headers:
         if name not in (b"content-type", b"content-length"):
             response.headers[name.decode()] = value.decode()
+    if status == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (one route per method may share a path)."""
+    allowed: set[str] = set()
+    for candidate in request.app.router.routes:
+        match, _ = candidate.matches(request.scope)
+        if match is not Match.NONE:
+            allowed.update(getattr(candidate, "methods", None) or ())
+    return sorted(allowed)

@@ -22,9 +22,10 @@ def route(methods: list[str], path: str, **options) -> Callable:
     """Register a path with and without its trailing slash: clients do not follow redirects."""
 
     def register(endpoint: Callable) -> Callable:
-        router.add_api_route(path, endpoint, methods=methods, **options)
         twin = path.rstrip("/") if path.endswith("/") else path + "/"
-        router.add_api_route(twin, endpoint, methods=methods, include_in_schema=False, **options)
+        for method in methods:  # one route per method: each gets its own (unique) operationId
+            router.add_api_route(path, endpoint, methods=[method], **options)
+            router.add_api_route(twin, endpoint, methods=[method], include_in_schema=False, **options)
         return endpoint
 
     return register
