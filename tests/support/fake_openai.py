@@ -77,7 +77,9 @@ class FakeOpenAI:
     def __init__(self, latency: float = 0.0, port: int = 0) -> None:
         self.latency = latency  # seconds each generation takes; downloads are immediate
         self.requests: list[RecordedRequest] = []
-        self.downloads: list[str] = []
+        self.downloads: list[RecordedRequest] = []
+        self.in_flight = 0  # generation requests being answered now
+        self.peak_in_flight = 0  # the most at once since the last reset
         self._script: deque[Script] = deque()
         self._lock = threading.Lock()
         self._pngs: dict[str, bytes] = {}
@@ -117,6 +119,7 @@ class FakeOpenAI:
             self.requests.clear()
             self.downloads.clear()
             self._files.clear()
+            self.peak_in_flight = 0
         self.latency = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -176,6 +179,14 @@ class FakeOpenAI:
             return self._script.popleft() if self._script else None
 
     async def _generations(self, request: Request) -> Response:
+        self.in_flight += 1  # only the server's own event loop touches these two
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._generate(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _generate(self, request: Request) -> Response:
         raw = await request.body()
         try:
             body: Any = json.loads(raw)
@@ -307,7 +318,7 @@ class FakeOpenAI:
 
     async def _file(self, request: Request) -> Response:
         name = request.path_params["name"]
-        self.downloads.append(name)
+        self.downloads.append(RecordedRequest(request.method, request.url.path, dict(request.headers), None))
         data = self._files.get(name)
         if data is None:
             return Response(b"not found", 404)
