@@ -88,7 +88,7 @@ class FakeOpenAI:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
+        self._release: asyncio.Event | None = None  # set to end every hanging request
         self.app = Starlette(
             routes=[
                 Route("/v1/images/generations", self._generations, methods=["POST"]),
@@ -114,6 +114,11 @@ class FakeOpenAI:
             self._script.extend(Script(kind, options) for _ in range(times))
 
     def reset(self) -> None:
+        """Forget the script and the records, release hanging requests and wait for them to end."""
+        self._release_hangs()
+        deadline = time.monotonic() + 5
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
         with self._lock:
             self._script.clear()
             self.requests.clear()
@@ -121,6 +126,15 @@ class FakeOpenAI:
             self._files.clear()
             self.peak_in_flight = 0
         self.latency = 0.0
+
+    def _release_hangs(self) -> None:
+        if self._loop is not None and self._release is not None and self._server is not None:
+            self._loop.call_soon_threadsafe(self._wake_hangs)
+
+    def _wake_hangs(self) -> None:  # on the server's loop: wake the hanging, arm a fresh event
+        assert self._release is not None
+        self._release.set()
+        self._release = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -142,7 +156,7 @@ class FakeOpenAI:
 
         async def serve() -> None:
             self._loop = asyncio.get_running_loop()
-            self._stopping = asyncio.Event()
+            self._release = asyncio.Event()
             ready.set()
             await self._server.serve(sockets=[sock])
 
@@ -159,8 +173,7 @@ class FakeOpenAI:
     def stop(self) -> None:
         if self._server is None:
             return
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)  # releases hanging requests
+        self._release_hangs()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(15)
@@ -197,9 +210,9 @@ class FakeOpenAI:
             return _error(400, "invalid_request_error", "'prompt' is required", param="prompt")
         script = self._next_script()
         if script is not None and script.kind == "hang":
-            assert self._stopping is not None
+            assert self._release is not None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), script.options.get("seconds"))
+                await asyncio.wait_for(self._release.wait(), script.options.get("seconds"))
             return _error(500, "server_error", "hung")
         if self.latency:
             await asyncio.sleep(self.latency)
