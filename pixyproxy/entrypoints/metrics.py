@@ -132,6 +132,20 @@ def route_label(route: BaseRoute) -> str:
     return (path.rstrip("/") or "/") if path else UNMATCHED
 
 
+def flatten_routes(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
+    """The routes themselves, with included routers opened: FastAPI keeps `include_router` routers as
+    one entry of the app's route list, and their routes only answer `matches` inside them."""
+    flat: list[BaseRoute] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            if not getattr(getattr(route, "include_context", None), "prefix", ""):
+                flat.extend(flatten_routes(included.routes))
+        else:
+            flat.append(route)
+    return flat
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request by method, route template and status.
 
@@ -143,6 +157,7 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        self._flat: list[BaseRoute] | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -167,8 +182,10 @@ class MetricsMiddleware:
 
     def _match(self, scope) -> str:
         """The template of a request answered before routing; `<unmatched>` when no route has its path."""
+        if self._flat is None:  # built on first use: every route is registered by then
+            self._flat = flatten_routes(self.routes)
         partial = None
-        for route in self.routes:
+        for route in self._flat:
             match, _ = route.matches(scope)
             if match == Match.FULL:
                 return route_label(route)
