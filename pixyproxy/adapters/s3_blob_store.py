@@ -61,7 +61,7 @@ class S3BlobStream:
             while True:
                 try:
                     data = await asyncio.to_thread(self._body.read, CHUNK)
-                except BotoCoreError as exc:  # read timeout, connection reset, short body
+                except (BotoCoreError, OSError) as exc:  # read timeout, connection reset, short body
                     raise StorageUnavailable(
                         f"reading the image from S3 failed ({type(exc).__name__})"
                     ) from exc
