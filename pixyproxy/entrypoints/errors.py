@@ -5,6 +5,7 @@ The HTTP mapping of domain exceptions lives here, not in the domain.
 
 import logging
 import math
+from collections.abc import Iterator
 
 import orjson
 from fastapi import Request
@@ -72,8 +73,8 @@ def describe(exc: Exception) -> tuple[int, str, str, dict[str, str]]:
         return status, exc.code, exc.message, headers
     if isinstance(exc, RequestValidationError):
         return 422, "invalid_request", _validation_message(exc), {}
-    if isinstance(exc, HTTPException) and exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
-        # FastAPI's 400 for a body it cannot decode (not UTF-8): the same 422 as any other malformed JSON.
+    if isinstance(exc, HTTPException) and exc.status_code == 400 and isinstance(exc.__cause__, Exception):
+        # FastAPI's 400 for a body it cannot parse (not UTF-8, nested too deep): 422 like other bad JSON.
         return 422, "invalid_request", NOT_JSON, {}
     if isinstance(exc, HTTPException):
         code = HTTP_CODES.get(exc.status_code, "http_error")
@@ -105,8 +106,18 @@ async def handle_error(request: Request, exc: Exception) -> Response:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (one route per method may share a path)."""
     allowed: set[str] = set()
-    for candidate in request.app.router.routes:
+    for candidate in _leaf_routes(request.app.router.routes):
         match, _ = candidate.matches(request.scope)
         if match is not Match.NONE:
             allowed.update(getattr(candidate, "methods", None) or ())
     return sorted(allowed)
+
+
+def _leaf_routes(routes) -> Iterator:
+    """The routes themselves, looking inside included routers (the app includes ours without a prefix)."""
+    for candidate in routes:
+        nested = getattr(getattr(candidate, "original_router", candidate), "routes", None)
+        if nested is not None and not hasattr(candidate, "methods"):
+            yield from _leaf_routes(nested)
+        else:
+            yield candidate

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from pixyproxy.container import Container
+from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.models import ContentRange, GenerationRequest, ImageDetail
 from pixyproxy.domain.service import ImageService
 from pixyproxy.entrypoints.byte_ranges import parse_range
@@ -42,6 +43,7 @@ def route(methods: list[str], path: str, **options) -> Callable:
 @inject
 async def create_image(
     body: GenerationRequest,
+    request: Request,
     idempotency_key: str | None = Header(
         default=None,
         max_length=255,
@@ -49,6 +51,9 @@ async def create_image(
     ),
     service: ImageService = Depends(Provide[Container.image_service]),
 ) -> ImageDetail:
+    if idempotency_key is not None and len(request.headers.getlist("idempotency-key")) > 1:
+        # Two keys are ambiguous: whichever one we picked, the client might retry with the other.
+        raise InvalidImageRequest("header.idempotency-key: send exactly one Idempotency-Key")
     return await service.create(body, idempotency_key)
 
 

@@ -1,0 +1,261 @@
+"""A hand-written table of hostile requests against the real service (embedded default).
+
+Each row must be answered with a 4xx JSON error in the one shape, and change nothing: the list of images
+is the same and no file appears in (or outside) the image folder.
+"""
+
+import base64
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import run_server
+
+GUID = "00000000-0000-4000-8000-000000000000"
+JSON = {"Content-Type": "application/json"}
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def post(content: bytes | str | None = None, headers: dict | list | None = None, json=None, path="/image/"):
+    return {"method": "POST", "url": path, "content": content, "headers": headers, "json": json}
+
+
+def get(url: str, headers: dict | list | None = None, method: str = "GET"):
+    return {"method": method, "url": url, "headers": headers}
+
+
+# (id, request, expected status)
+CASES = [
+    # Malformed JSON and bodies that are not a JSON object.
+    ("json-truncated", post(b'{"prompt": "a lighthouse"', JSON), 422),
+    ("json-trailing-garbage", post(b'{"prompt": "x"} trailing', JSON), 422),
+    ("json-single-quotes", post(b"{'prompt': 'x'}", JSON), 422),
+    ("json-empty-body", post(b"", JSON), 422),
+    ("json-null", post(b"null", JSON), 422),
+    ("json-string", post(b'"a lighthouse"', JSON), 422),
+    ("json-array", post(b'[{"prompt": "x"}]', JSON), 422),
+    ("json-number", post(b"12", JSON), 422),
+    ("json-nested-deep", post(b'{"prompt": ' + b"[" * 5000 + b"]" * 5000 + b"}", JSON), 422),
+    ("json-nan", post(b'{"prompt": NaN}', JSON), 422),
+    ("json-bom", post(b'\xef\xbb\xbf{"prompt": "x", "size": "1x1"}', JSON), 422),
+    # Wrong content types.
+    ("ctype-text-plain", post(b'{"prompt": "x"}', {"Content-Type": "text/plain"}), 422),
+    ("ctype-form", post(b"prompt=x", {"Content-Type": "application/x-www-form-urlencoded"}), 422),
+    (
+        "ctype-multipart",
+        post(b"--b\r\n\r\nx\r\n--b--", {"Content-Type": "multipart/form-data; boundary=b"}),
+        422,
+    ),
+    ("ctype-xml", post(b"<prompt>x</prompt>", {"Content-Type": "application/xml"}), 422),
+    ("ctype-missing", post(b'{"prompt": "x"}', {"Content-Type": ""}), 422),
+    (
+        "ctype-latin1",
+        post(
+            '{"prompt": "caf\xe9"}'.encode("latin-1"), {"Content-Type": "application/json; charset=latin-1"}
+        ),
+        422,
+    ),
+    # Prompts: empty, huge, not UTF-8, control characters, wrong types.
+    ("prompt-missing", post(json={}), 422),
+    ("prompt-empty", post(json={"prompt": ""}), 422),
+    ("prompt-blank", post(json={"prompt": " \n\t "}), 422),
+    ("prompt-over-limit", post(json={"prompt": "x" * 4001}), 422),
+    ("prompt-over-ceiling", post(json={"prompt": "x" * 40_000}), 422),
+    ("prompt-over-body-limit", post(json={"prompt": "x" * 1_100_000}), 413),
+    ("prompt-not-utf8", post(b'{"prompt": "\xff\xfe\xfd"}', JSON), 422),
+    ("prompt-lone-surrogate", post(b'{"prompt": "a \\ud800 b"}', JSON), 422),
+    ("prompt-nul", post(json={"prompt": "a\x00b"}), 422),
+    ("prompt-escape-sequence", post(json={"prompt": "\x1b[2J\x1b[31mred"}), 422),
+    ("prompt-bell-backspace", post(json={"prompt": "a\x07\x08b"}), 422),
+    ("prompt-line-separator", post(json={"prompt": "a\u2028b"}), 422),
+    ("prompt-c1-control", post(json={"prompt": "a\x85b"}), 422),
+    ("prompt-sql-with-nul", post(json={"prompt": "'; DROP TABLE images; --\x00"}), 422),
+    ("prompt-html-with-escape", post(json={"prompt": "<script>alert(1)</script>\x1b"}), 422),
+    ("prompt-number", post(json={"prompt": 42}), 422),
+    ("prompt-list", post(json={"prompt": ["a", "b"]}), 422),
+    ("prompt-object", post(json={"prompt": {"$ne": ""}}), 422),
+    ("prompt-null", post(json={"prompt": None}), 422),
+    ("prompt-bool", post(json={"prompt": True}), 422),
+    # The other fields, with injection attempts.
+    ("size-absurd", post(json={"prompt": "x", "size": "99999x99999"}), 422),
+    ("size-sql", post(json={"prompt": "x", "size": "1024x1024'; --"}), 422),
+    ("quality-html", post(json={"prompt": "x", "quality": "<b>hd</b>"}), 422),
+    ("model-traversal", post(json={"prompt": "x", "model": "../../etc/passwd"}), 422),
+    ("model-unknown", post(json={"prompt": "x", "model": "a/../../b"}), 422),
+    # Headers: huge, duplicated.
+    ("idempotency-key-10kb", post(json={"prompt": "x"}, headers={"Idempotency-Key": "k" * 10_240}), 422),
+    (
+        "idempotency-key-duplicated",
+        post(json={"prompt": "x"}, headers=[("Idempotency-Key", "one"), ("Idempotency-Key", "two")]),
+        422,
+    ),
+    ("content-type-huge", post(b'{"prompt": "x"}', {"Content-Type": "application/" + "x" * 60_000}), 422),
+    ("huge-unrelated-header-on-bad-body", post(b"{", {**JSON, "X-Padding": "p" * 60_000}), 422),
+    # Guids: path traversal, URL-encoded, 10 KB, not UUIDs.
+    ("guid-traversal-encoded", get("/image/..%2F..%2Fpixyproxy-data%2Fpixyproxy.db"), 404),
+    ("guid-traversal-double-encoded", get("/image/%252e%252e%252fetc%252fpasswd"), 404),
+    ("guid-traversal-dots-encoded", get("/image/%2e%2e%2f%2e%2e%2fetc%2fpasswd/content"), 404),
+    ("guid-backslashes", get("/image/..%5C..%5Cwindows%5Cwin.ini/content"), 404),
+    ("guid-nul", get("/image/%00/content"), 404),
+    ("guid-10kb", get("/image/" + "a" * 10_240), 404),
+    ("guid-10kb-content", get("/image/" + "f" * 10_240 + "/content"), 404),
+    ("guid-10kb-head", get("/image/" + "0" * 10_240 + "/content", method="HEAD"), 404),
+    ("guid-10kb-url", get("/image/" + "%41" * 3414 + "/url"), 404),
+    ("guid-with-png", get(f"/image/{GUID}.png/content"), 404),
+    ("guid-filename", get(f"/image/{GUID}%2Fcontent"), 404),
+    ("guid-sql", get("/image/1'%20OR%20'1'='1"), 404),
+    ("guid-html", get("/image/%3Cscript%3Ealert(1)%3C%2Fscript%3E"), 404),
+    ("guid-unicode", get("/image/%E2%80%AE%F0%9F%A6%86"), 404),
+    ("guid-not-utf8", get("/image/%FF%FE/content"), 404),
+    ("guid-unknown-uuid", get(f"/image/{GUID}/content"), 404),
+    # Absurd limit and cursor values.
+    ("limit-zero", get("/image/?limit=0"), 422),
+    ("limit-negative", get("/image/?limit=-1"), 422),
+    ("limit-over-max", get("/image/?limit=1001"), 422),
+    ("limit-huge", get("/image/?limit=" + "9" * 400), 422),
+    ("limit-float", get("/image/?limit=1.5"), 422),
+    ("limit-exponent", get("/image/?limit=1e3"), 422),
+    ("limit-nan", get("/image/?limit=NaN"), 422),
+    ("limit-empty", get("/image/?limit="), 422),
+    ("limit-text", get("/image/?limit=ten"), 422),
+    ("limit-duplicated-last-bad", get("/image/?limit=1&limit=100000"), 422),
+    ("cursor-empty", get("/image/?cursor="), 422),
+    ("cursor-garbage", get("/image/?cursor=%25%25%25"), 422),
+    ("cursor-too-long", get("/image/?cursor=" + "A" * 10_240), 422),
+    ("cursor-sql", get("/image/?cursor=' OR 1=1; --"), 422),
+    ("cursor-html", get("/image/?cursor=%3Cscript%3E"), 422),
+    ("cursor-nul", get("/image/?cursor=%00"), 422),
+    ("cursor-not-base64-text", get(f"/image/?cursor={b64('just text')}"), 422),
+    ("cursor-naive-time", get(f"/image/?cursor={b64('2026-01-01T00:00:00|5')}"), 422),
+    ("cursor-negative-id", get(f"/image/?cursor={b64('2026-01-01T00:00:00+00:00|-5')}"), 422),
+    ("cursor-id-beyond-bigint", get(f"/image/?cursor={b64('2026-01-01T00:00:00+00:00|' + '9' * 30)}"), 422),
+    ("cursor-year-0", get(f"/image/?cursor={b64('0001-01-01T00:00:00+14:00|1')}"), 422),
+    ("cursor-year-10000", get(f"/image/?cursor={b64('9999-12-31T23:59:59-14:00|1')}"), 422),
+    ("cursor-sql-in-id", get(f"/image/?cursor={b64('2026-01-01T00:00:00+00:00|1 OR 1=1')}"), 422),
+    # Methods the API does not have.
+    ("method-delete", get("/image/", method="DELETE"), 405),
+    ("method-put-detail", get(f"/image/{GUID}", method="PUT"), 405),
+    ("method-patch", get("/image/", method="PATCH"), 405),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with run_server(tmp_path_factory.mktemp("hostile")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.base_url, timeout=60) as http:
+        # One image already stored, so "unchanged" is a real comparison.
+        assert http.post("/image/", json={"prompt": "the one image before the hostile table"}).is_success
+        yield http
+
+
+def files_under(root: Path) -> set[str]:
+    return {
+        str(p.relative_to(root)) for p in root.rglob("*") if p.suffix not in (".log", ".db-wal", ".db-shm")
+    }
+
+
+def snapshot(client, workdir: Path):
+    listed = client.get("/image/", params={"limit": 1000})
+    assert listed.status_code == 200
+    return listed.json(), files_under(workdir)
+
+
+def assert_json_error(response, status):
+    assert response.status_code == status, (
+        response.request.method,
+        str(response.request.url)[:200],
+        response.text,
+    )
+    assert response.headers["x-request-id"]
+    if response.request.method == "HEAD":
+        return
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"detail", "code", "request_id"}, body
+    assert all(isinstance(body[k], str) and body[k] for k in body)
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "Traceback" not in body["detail"] and "sqlite" not in body["detail"].lower()
+
+
+@pytest.mark.parametrize(("request_kwargs", "status"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_hostile_request_is_a_json_4xx_and_changes_nothing(server, client, request_kwargs, status):
+    workdir = server.log_path.parent
+    before = snapshot(client, workdir)
+    kwargs = {k: v for k, v in request_kwargs.items() if v is not None}
+    response = client.request(**kwargs)
+    assert_json_error(response, status)
+    if status == 405:
+        assert response.headers["allow"]  # names what the path does serve
+    assert snapshot(client, workdir) == before
+
+
+def test_405_names_every_method_the_path_serves(client):
+    response = client.delete("/image/")
+    assert_json_error(response, 405)
+    assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "POST"}
+    response = client.post(f"/image/{GUID}/content")
+    assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "HEAD"}
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "'); DROP TABLE images; --",
+        "1' OR '1'='1",
+        "Robert'); DELETE FROM images WHERE ('1'='1",
+        '<script>alert("x")</script><img src=x onerror=alert(1)>',
+        "{{7*7}} ${7*7} %s%s%n",
+        "../../../../etc/passwd",
+    ],
+)
+def test_sql_and_html_in_a_prompt_are_stored_as_plain_text(server, client, prompt):
+    """Such prompts are valid text, so they are drawn and stored verbatim; nothing else changes."""
+    before, files = snapshot(client, server.log_path.parent)
+    created = client.post("/image/", json={"prompt": prompt})
+    assert created.status_code == 200, created.text
+    detail = created.json()
+    assert detail["prompt"] == prompt
+    assert detail["filename"] == f"{detail['guid']}.png"  # never derived from the prompt
+    after, files_after = snapshot(client, server.log_path.parent)
+    assert after == [detail, *before]  # the table is intact: one more row, the others untouched
+    assert files_after - files == {f"pixyproxy-data/images/{detail['filename']}"}
+    assert client.get(f"/image/{detail['guid']}").json()["prompt"] == prompt
+
+
+def raw_request(base_url: str, data: bytes) -> bytes:
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 15\r\nContent-Length: 3\r\n\r\n{"prompt":"ab"}',
+        b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET /image/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n",
+    ],
+    ids=["content-length-conflicting", "content-length-not-a-number", "chunked-and-length"],
+)
+def test_requests_the_http_parser_refuses_are_400_and_change_nothing(server, client, data):
+    """The HTTP server (uvicorn) refuses these before the app sees them: a plain-text 400, then close."""
+    before = snapshot(client, server.log_path.parent)
+    answer = raw_request(server.base_url, data)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert snapshot(client, server.log_path.parent) == before
+    assert client.get("/healthz").status_code == 200
