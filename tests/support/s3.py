@@ -23,7 +23,7 @@ from pixyproxy.adapters.s3_blob_store import S3BlobStore
 from tests.support.services import docker_available, unavailable
 
 # Recent enough for conditional writes (PutObject If-None-Match: *); testcontainers' default is from 2022.
-MINIO_IMAGE = os.environ.get("PIXYPROXY_TEST_MINIO_IMAGE", "minio/minio:RELEASE.2025-04-22T22-12-26Z")
+MINIO_IMAGE = os.environ.get("PIXYPROXY_TEST_MINIO_IMAGE", "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z")
 REGION = "us-east-1"
 
 
