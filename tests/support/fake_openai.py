@@ -52,10 +52,15 @@ FAILURES = {
 DALL_E = ("dall-e-2", "dall-e-3")
 
 
-def _png(size: str) -> bytes:
+def _png(size: str, noise: bool = False) -> bytes:
+    """A PNG of that size: one colour (a few KB), or random pixels (as large as a real answer, ~3 MB)."""
     width, height = (1024, 1024) if size in ("", "auto") else (int(n) for n in size.split("x"))
+    if noise:
+        image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    else:
+        image = Image.new("RGB", (width, height), (40, 120, 200))
     out = io.BytesIO()
-    Image.new("RGB", (width, height), (40, 120, 200)).save(out, format="PNG")
+    image.save(out, format="PNG")
     return out.getvalue()
 
 
@@ -74,8 +79,9 @@ class Script:
 
 
 class FakeOpenAI:
-    def __init__(self, latency: float = 0.0, port: int = 0) -> None:
+    def __init__(self, latency: float = 0.0, port: int = 0, noise: bool = False) -> None:
         self.latency = latency  # seconds each generation takes; downloads are immediate
+        self.noise = noise  # answer incompressible images as large as real ones
         self.requests: list[RecordedRequest] = []
         self.downloads: list[RecordedRequest] = []
         self.in_flight = 0  # generation requests being answered now
@@ -160,7 +166,13 @@ class FakeOpenAI:
             ready.set()
             await self._server.serve(sockets=[sock])
 
-        self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name="fake-openai", daemon=True)
+        try:
+            import uvloop  # the fast loop, as the service itself runs: matters when benchmarks load the fake
+
+            run = uvloop.run
+        except ImportError:  # pragma: no cover
+            run = asyncio.run
+        self._thread = threading.Thread(target=run, args=(serve(),), name="fake-openai", daemon=True)
         self._thread.start()
         ready.wait(10)
         deadline = time.monotonic() + 10
@@ -339,7 +351,7 @@ class FakeOpenAI:
 
     def _png(self, size: str) -> bytes:
         if size not in self._pngs:
-            self._pngs[size] = _png(size)
+            self._pngs[size] = _png(size, self.noise)
         return self._pngs[size]
 
 
@@ -391,8 +403,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the fake OpenAI image server (for benchmarks).")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="Seconds each generation takes.")
+    parser.add_argument("--noise", action="store_true", help="Random-pixel images (~3 MB at 1024x1024).")
     args = parser.parse_args()
-    fake = FakeOpenAI(latency=args.latency, port=args.port).start()
+    fake = FakeOpenAI(latency=args.latency, port=args.port, noise=args.noise).start()
     print(fake.base_url, flush=True)
     try:
         threading.Event().wait()
