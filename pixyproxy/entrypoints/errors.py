@@ -87,6 +87,7 @@ def render(exc: Exception) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     status, code, detail, headers = describe(exc)
     body = orjson.dumps({"detail": detail, "code": code, "request_id": request_id_var.get()})
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw.append((b"x-content-type-options", b"nosniff"))  # errors are never to be sniffed as HTML
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     return status, raw, body
 

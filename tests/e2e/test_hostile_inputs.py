@@ -177,6 +177,7 @@ def assert_json_error(response, status):
         response.text,
     )
     assert response.headers["x-request-id"]
+    assert response.headers["x-content-type-options"] == "nosniff"
     if response.request.method == "HEAD":
         return
     assert response.headers["content-type"] == "application/json"
@@ -259,3 +260,31 @@ def test_requests_the_http_parser_refuses_are_400_and_change_nothing(server, cli
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert snapshot(client, server.log_path.parent) == before
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Accept": "text/html"},
+        {"Range": "bytes=0-99"},
+        {"Range": "bytes=0-0,5-9,-3"},  # multiple ranges: served whole
+        {"Range": "bytes=" + "9" * 400 + "-"},
+        {"If-Range": '"not-the-etag"', "Range": "bytes=0-9"},
+    ],
+    ids=["plain", "accept-html", "range", "multi-range", "huge-range", "if-range-mismatch"],
+)
+def test_content_always_carries_nosniff(client, headers):
+    guid = client.get("/image/", params={"limit": 1}).json()[0]["guid"]
+    response = client.get(f"/image/{guid}/content", headers=headers)
+    assert response.headers["x-content-type-options"] == "nosniff", response.status_code
+    if response.status_code in (200, 206):
+        assert response.headers["content-type"] == "image/png"
+    else:
+        assert_json_error(response, 416)
+    head = client.head(f"/image/{guid}/content", headers=headers)
+    assert head.headers["x-content-type-options"] == "nosniff"
+    etag = response.headers.get("etag")
+    if etag:
+        cached = client.get(f"/image/{guid}/content", headers={"If-None-Match": etag})
+        assert cached.status_code == 304 and cached.headers["x-content-type-options"] == "nosniff"
