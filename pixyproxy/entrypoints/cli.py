@@ -69,9 +69,17 @@ def _server_extra() -> Iterator[None]:
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8001, help="Port to listen on."),
-    workers: int = typer.Option(1, min=1, help="Worker processes (the service is stateless)."),
+    host: str = typer.Option("127.0.0.1", envvar="PIXYPROXY_HOST", help="Address to listen on."),
+    port: int = typer.Option(8001, envvar="PIXYPROXY_PORT", help="Port to listen on."),
+    workers: int = typer.Option(
+        1, min=1, envvar="PIXYPROXY_WORKERS", help="Worker processes (the service is stateless)."
+    ),
+    graceful_timeout: int = typer.Option(
+        UVICORN_OPTIONS["timeout_graceful_shutdown"],
+        min=0,
+        envvar="PIXYPROXY_GRACEFUL_TIMEOUT",
+        help="On SIGTERM, seconds to let in-flight requests (generations too) finish.",
+    ),
 ) -> None:
     """Run the HTTP service."""
     with _server_extra():
@@ -95,7 +103,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            **UVICORN_OPTIONS,
+            **{**UVICORN_OPTIONS, "timeout_graceful_shutdown": graceful_timeout},
         )
     finally:
         if metrics_dir:

@@ -1,0 +1,188 @@
+"""deploy/ checked without a container engine or a cluster: yamllint, the Kubernetes API schemas
+(kubernetes-validate ships them, so this runs offline), `kubectl kustomize` where kubectl is installed,
+and the properties the manifests promise (probes, graceful shutdown, non-root, two replicas...)."""
+
+import copy
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+# The oldest Kubernetes still commonly run, and the newest the schemas know.
+K8S_VERSIONS = ["1.30.0", kubernetes_validate.utils.latest_version()]
+
+
+def manifests() -> dict[str, dict]:
+    docs = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            docs[doc["kind"]] = doc
+    return docs
+
+
+def by_kind(kind: str) -> dict:
+    return manifests()[kind]
+
+
+def schema_errors(doc: dict, version: str) -> str | None:
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        return exc.message
+    return None
+
+
+def test_yamllint_passes_on_every_yaml_file():
+    config = YamlLintConfig(file=str(DEPLOY / ".yamllint.yaml"))
+    files = sorted(DEPLOY.rglob("*.yaml"))
+    assert {f.name for f in files} >= {"compose.yaml", "deployment.yaml", "kustomization.yaml"}
+    problems = [
+        f"{path.relative_to(ROOT)}:{problem.line}: {problem.desc}"
+        for path in files
+        for problem in linter.run(path.read_text(), config, str(path))
+    ]
+    assert problems == []
+
+
+def test_yamllint_would_notice_a_problem():
+    config = YamlLintConfig(file=str(DEPLOY / ".yamllint.yaml"))
+    assert list(linter.run("a: 1\na: 2\n", config))  # duplicate key
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_manifest_matches_the_kubernetes_schema(version):
+    docs = manifests()
+    assert set(docs) == {
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }
+    assert {kind: schema_errors(doc, version) for kind, doc in docs.items()} == dict.fromkeys(docs)
+
+
+def test_the_schema_check_rejects_a_typo_and_a_wrong_type():
+    deployment = by_kind("Deployment")
+    typo = copy.deepcopy(deployment)
+    container = typo["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")
+    assert schema_errors(typo, K8S_VERSIONS[-1])
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["replicas"] = "two"
+    assert schema_errors(wrong_type, K8S_VERSIONS[-1])
+
+
+def test_kustomization_lists_every_manifest():
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_kustomize_renders_valid_manifests():
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    docs = list(yaml.safe_load_all(rendered))
+    assert len(docs) == 6
+    for doc in docs:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "pixyproxy"
+        assert schema_errors(doc, K8S_VERSIONS[-1]) is None
+
+
+def test_deployment_probes_resources_and_graceful_shutdown():
+    pod = by_kind("Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    graceful = int(by_kind("ConfigMap")["data"]["PIXYPROXY_GRACEFUL_TIMEOUT"])
+    openai_timeout = float(by_kind("ConfigMap")["data"]["PIXYPROXY_OPENAI_TIMEOUT_SECONDS"])
+    assert graceful > openai_timeout  # a generation in flight can finish
+    assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + graceful
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["enableServiceLinks"] is False  # else PIXYPROXY_PORT=tcp://... reaches `serve --port`
+
+
+def test_the_pieces_refer_to_each_other():
+    deployment, service, hpa = by_kind("Deployment"), by_kind("Service"), by_kind("HorizontalPodAutoscaler")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert by_kind("PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert hpa["spec"]["minReplicas"] >= 2
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
+    assert refs == {by_kind("ConfigMap")["metadata"]["name"], by_kind("Secret")["metadata"]["name"]}
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert service["spec"]["ports"][0]["targetPort"] in ports
+
+
+def test_compose_runs_mysql_minio_two_replicas_and_a_load_balancer():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert services["mysql"]["image"].startswith("mysql:8")
+    assert "mc mb" in " ".join(services["minio-init"]["command"])
+    app = services["pixyproxy"]
+    assert str(app["deploy"]["replicas"]) in ("2", "${PIXYPROXY_REPLICAS:-2}")
+    assert services["migrate"]["command"] == ["init"]
+    assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "pixyproxy" in services["lb"]["depends_on"]
+    assert "server pixyproxy:8001;" in (DEPLOY / "nginx.conf").read_text()
+    env = app["environment"]
+    assert env["PIXYPROXY_DATABASE_URL"].startswith("mysql://") and env["PIXYPROXY_STORAGE_URL"].startswith(
+        "s3://"
+    )
+    # Secrets come from the environment (with development defaults), never a bare literal.
+    for name in ("AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "PIXYPROXY_API_KEYS"):
+        assert re.fullmatch(r"\$\{[A-Z_]+:-[^}]*\}", env[name]), name
+    grace = int(re.search(r"\d+", env["PIXYPROXY_GRACEFUL_TIMEOUT"].split(":-")[1]).group())
+    assert int(app["stop_grace_period"].rstrip("s")) > grace
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", dockerfile, re.M)) >= 2
+    user = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    assert user and user[-1].split(":")[0] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*\n?.*CMD .*/healthz", dockerfile, re.M)
+    assert '-c requirements.lock ".[server]"' in dockerfile  # pinned, and the server extra
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    assert "!pixyproxy/" in ignore and "!requirements.lock" in ignore
+
+
+def test_the_base_install_is_the_client_and_the_server_is_an_extra():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", dep)[0].lower() for dep in project["dependencies"]}
+    assert names == {"httpx", "pydantic", "typer", "rich"}
+    server = {re.split(r"[<>=\[ ]", dep)[0].lower() for dep in project["optional-dependencies"]["server"]}
+    assert {"fastapi", "uvicorn", "boto3", "openai", "asyncmy", "prometheus-client"} <= server
+    assert "pixyproxy[server]" in project["optional-dependencies"]["dev"]
+    locked = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    }
+    every = (
+        names
+        | server
+        | {re.split(r"[<>=\[ ]", d)[0].lower() for d in project["optional-dependencies"]["dev"]}
+    )
+    assert every - {"pixyproxy"} <= locked  # every direct dependency is pinned
