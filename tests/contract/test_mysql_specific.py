@@ -424,3 +424,27 @@ async def test_a_server_that_never_answers_times_out_as_metadata_unavailable():
         listener.close()
         for sock in accepted:
             sock.close()
+
+
+def test_statements_become_positional_markers_with_their_values_in_order():
+    statement = adapter.PREPARED[adapter.LIST_AFTER]
+    assert statement.names == ("created_at", "created_at", "id", "limit")
+    assert "%(" not in statement.markers and statement.markers.count("%s") == 4
+    assert statement.values({"limit": 3, "id": 9, "created_at": "t"}) == ("t", "t", 9, 3)
+    assert set(adapter.PREPARED) == {
+        adapter.GET_BY_GUID,
+        adapter.GET_BY_IDEMPOTENCY_KEY,
+        adapter.LIST_FIRST,
+        adapter.LIST_AFTER,
+        adapter.INSERT,
+    }
+
+
+async def test_reads_run_as_server_side_prepared_statements(mysql_repository):
+    detail = make_detail()
+    await mysql_repository.add(detail)
+    assert await mysql_repository.get(detail.guid) == detail
+    (connection,) = mysql_repository._pool._free  # the one pooled connection both calls used
+    prepared = set(connection._stmt_cache)
+    assert adapter.PREPARED[adapter.GET_BY_GUID].markers in prepared
+    assert adapter.PREPARED[adapter.INSERT].markers in prepared

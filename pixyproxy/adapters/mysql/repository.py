@@ -11,6 +11,7 @@
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,32 @@ CREATE_DATABASE = (
 )
 
 EXISTING_CHUNK = 500
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+class Statement:
+    """A constant statement with %(name)s parameters, run as a server-side prepared statement.
+
+    The driver's binary protocol takes positional markers, so the names are turned into markers once,
+    here, with the order of the values remembered; values then travel apart from the SQL text (nothing
+    is escaped or formatted into it). The server parses each statement once per connection.
+    """
+
+    __slots__ = ("markers", "names", "sql")
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self.names = tuple(_NAMED.findall(sql))
+        self.markers = _NAMED.sub("%s", sql)
+
+    def values(self, params: dict[str, Any] | None) -> tuple:
+        return tuple(params[name] for name in self.names) if params else ()
+
+
+PREPARED = {
+    sql: Statement(sql) for sql in (GET_BY_GUID, GET_BY_IDEMPOTENCY_KEY, LIST_FIRST, LIST_AFTER, INSERT)
+}
 
 # Client error codes meaning "this connection is dead"; worth one retry on a fresh connection.
 _CONNECTION_LOST = {
@@ -178,6 +205,7 @@ class MySQLImageRepository:
                         minsize=0,
                         maxsize=self.config.pool_size,
                         pool_recycle=self.config.pool_recycle,
+                        stmt_cache_size=len(PREPARED) + 2,
                         **self._connect_kwargs(self.config.read_timeout),
                     )
         return self._pool
@@ -188,7 +216,11 @@ class MySQLImageRepository:
             try:
                 pool = await self._get_pool()
                 async with pool.acquire() as connection, connection.cursor() as cursor:
-                    await cursor.execute(sql, params)
+                    prepared = PREPARED.get(sql)
+                    if prepared is not None:
+                        await cursor.execute(prepared.markers, prepared.values(params))
+                    else:  # e.g. EXISTING's IN list: the driver escapes the named values
+                        await cursor.execute(sql, params)
                     return list(await cursor.fetchall())
             except my.IntegrityError as exc:
                 if attempt == 2:
