@@ -199,6 +199,28 @@ async def test_unreachable_s3_is_storage_unavailable_quickly(s3_env, monkeypatch
     await store.close()
 
 
+async def test_a_blackholed_endpoint_fails_within_seconds_by_default(s3_env, monkeypatch):
+    # A listener whose accept queue is full: the kernel drops new SYNs, so connecting hangs, as it does
+    # toward a host that is down. Without a connect timeout boto3 would wait 60 s per attempt.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = socket.create_connection(("127.0.0.1", port), timeout=2)  # fills the queue
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
+        store = S3BlobStore("s3://blackhole/images")  # the default timeouts and retries
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable, match="not reachable"):
+            await store.put(new_key(), b"x", "image/png")
+        # Defaults: 2 attempts x 2 s connect timeout + backoff, about 5 s; generous bound for a busy machine.
+        assert time.monotonic() - started < 15
+        await store.close()
+    finally:
+        queued.close()
+        listener.close()
+
+
 async def test_a_server_that_never_answers_times_out(s3_env, monkeypatch):
     listener = socket.create_server(("127.0.0.1", 0))  # accepts connections, never replies
     accepted: list[socket.socket] = []

@@ -161,3 +161,8 @@ def test_the_object_is_in_the_bucket_under_the_images_key(image, s3_endpoint, bu
     data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert hashlib.sha256(data).hexdigest() == image["sha256"]
     client.close()
+
+
+def test_the_log_never_shows_the_s3_secret(client, image, server, s3_endpoint):
+    client.get(f"/image/{image['guid']}/url")
+    assert s3_endpoint.secret_key not in server.log_text()

@@ -88,7 +88,8 @@ def _start_moto() -> Iterator[S3Endpoint]:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        yield S3Endpoint("moto", f"http://{host}:{port}", "testing", "testing")
+        # moto accepts any credentials; distinctive ones let tests check they never reach a log.
+        yield S3Endpoint("moto", f"http://{host}:{port}", "pixyproxy-test-key", "pixyproxy-test-secret-5c1e")
     finally:
         server.stop()
 
