@@ -46,7 +46,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for copying
 
 Url = Annotated[
     str,
