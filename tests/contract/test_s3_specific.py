@@ -1,5 +1,6 @@
 """What the S3 blob store promises beyond the shared BlobStore contract (run against MinIO or moto)."""
 
+import asyncio
 import os
 import socket
 import threading
@@ -272,6 +273,44 @@ async def test_a_download_cut_midway_is_storage_unavailable(s3_env, s3_bucket, m
         with pytest.raises(StorageUnavailable, match="reading the image"):
             async for _ in chunks:
                 pass
+    finally:
+        relay.stop()
+        await through_relay.close()
+
+
+async def test_s3_calls_and_chunk_reads_never_block_the_event_loop(s3_env, s3_bucket, monkeypatch):
+    """While S3 stalls, the loop keeps running: here the loop itself must end the stall.
+
+    Were a boto3 call or a chunk read made on the event loop, the task that resumes the relay could not
+    run, and the read would fail on its timeout instead.
+    """
+    store = S3BlobStore(f"s3://{s3_bucket}/images")
+    await store.init()
+    key, data = new_key(), os.urandom(24 * 1024 * 1024)  # more than the socket buffers hold
+    await store.put(key, data, "image/png")
+    await store.close()
+
+    host, port = s3_env.url.removeprefix("http://").rsplit(":", 1)
+    relay = TcpRelay(host, int(port))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", relay.url)
+    through_relay = S3BlobStore(f"s3://{s3_bucket}/images", read_timeout=5, max_attempts=1)
+
+    async def resume_soon() -> None:
+        await asyncio.sleep(0.2)
+        relay.resume()
+
+    try:
+        relay.pause()
+        resumer = asyncio.create_task(resume_soon())
+        stream = await through_relay.open(key)  # GetObject waits on the paused relay
+        await resumer
+        chunks = stream.chunks()
+        received = [await anext(chunks)]
+        relay.pause()  # stall mid-body: the next reads drain the buffers, then wait
+        resumer = asyncio.create_task(resume_soon())
+        received += [chunk async for chunk in chunks]
+        await resumer
+        assert b"".join(received) == data
     finally:
         relay.stop()
         await through_relay.close()

@@ -154,6 +154,8 @@ class TcpRelay:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stopped = False
+        self._flowing = threading.Event()  # cleared by pause(): bytes wait in the relay
+        self._flowing.set()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -182,10 +184,17 @@ class TcpRelay:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def pause(self) -> None:
+        """Hold every byte in the relay until resume(): S3 looks stalled, connections stay open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -195,6 +204,7 @@ class TcpRelay:
                     sock.shutdown(socket.SHUT_RDWR)
 
     def stop(self) -> None:
+        self._flowing.set()
         with self._lock:
             self._stopped = True
             sockets, self._sockets = self._sockets, set()
