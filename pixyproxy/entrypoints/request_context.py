@@ -7,11 +7,11 @@ refused body or an error raised before routing, and every one of those must log 
 import itertools
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import datetime
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 log = logging.getLogger("pixyproxy.request")
@@ -20,10 +20,30 @@ _HOST = socket.gethostname().split(".")[0] or "host"
 _sequence = itertools.count(1)  # next() on a count is atomic under the GIL
 
 
+_second_text: tuple[int, str] = (-1, "")  # local time to the second, formatted once per second
+
+
 def new_request_id() -> str:
     """`host-YYYYMMDDHHMMSSffffff-threadid-n`: readable, and the counter makes it unique."""
-    stamp = datetime.now().strftime("%Y%m%d%H%M%S%f")
-    return f"{_HOST}-{stamp}-{threading.get_ident()}-{next(_sequence)}"
+    global _second_text
+    second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    cached, text = _second_text
+    if second != cached:
+        text = time.strftime("%Y%m%d%H%M%S", time.localtime(second))
+        _second_text = (second, text)
+    return f"{_HOST}-{text}{micros:06d}-{threading.get_ident()}-{next(_sequence)}"
+
+
+def _info(message: str, *args) -> None:
+    """log.info() without its stack walk for the caller: the two lines logged for every request.
+
+    The record is the one log.info() makes, with the same function and line of the caller.
+    """
+    if log.isEnabledFor(logging.INFO):
+        caller = sys._getframe(1)
+        code = caller.f_code
+        log.handle(log.makeRecord(log.name, logging.INFO, code.co_filename, caller.f_lineno, message, args,
+                                  None, code.co_name))  # fmt: skip
 
 
 class RequestIdFilter(logging.Filter):
@@ -58,7 +78,7 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
-        log.info("REQUEST START")
+        _info("REQUEST START")
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # the last line of defence: JSON, never a traceback, to the client
@@ -68,7 +88,7 @@ class RequestContextMiddleware:
                 await send_with_id({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
         finally:
-            log.info(
+            _info(
                 "REQUEST END %s %s %d %.1fms",
                 scope["method"],
                 scope["path"],

@@ -1,0 +1,162 @@
+"""The two reads that carry most traffic, answered without FastAPI's routing, dependency solving and
+response-model validation: `GET /image/{guid}` and `GET|HEAD /image/{guid}/content` (and their twins with
+a trailing slash).
+
+The profile of `GET /image/{guid}` under load (bench/, figure 1) showed most of the time in FastAPI's
+request machinery around a handler that does one lookup; figure 2 showed StreamingResponse's per-request
+task group around a 200 KB body that fits in one read. These answers are the FastAPI routes' own
+(routes.py), the same status, headers and bytes: tests/e2e/test_hot_paths.py compares the two on every case.
+The routes stay registered for the OpenAPI document and for what this does not take (other methods).
+
+It sits innermost, inside every other middleware (request id and log lines, API keys, rate limit, metrics),
+and sets scope["route"] like the router does, so those see the same request either way.
+"""
+
+import asyncio
+from collections.abc import Callable
+
+from pydantic import TypeAdapter
+from starlette._utils import get_route_path
+from starlette.exceptions import HTTPException
+
+from pixyproxy.domain.errors import ImageException
+from pixyproxy.domain.models import ContentRange, ImageDetail
+from pixyproxy.domain.service import ImageService
+from pixyproxy.entrypoints.byte_ranges import parse_range
+from pixyproxy.entrypoints.errors import render
+from pixyproxy.entrypoints.routes import IMMUTABLE, _etag_matches
+
+ONE_BODY = 1024 * 1024  # blobs up to this size are read whole and sent as one body
+_JSON_HEADERS = (b"content-type", b"application/json")
+_PNG = (b"content-type", b"image/png")
+
+
+class HotPathMiddleware:
+    def __init__(self, app, service: Callable[[], ImageService]) -> None:
+        self.app = app
+        self.service = service
+        self.dump = TypeAdapter(ImageDetail).dump_json  # how FastAPI serialises the response model
+        self._routes: dict[str, object] | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path = get_route_path(scope)
+            if path.startswith("/image/"):
+                parts = path[7:].split("/")
+                if parts[0] and len(parts) <= 3:
+                    twin = parts[-1] == "" and len(parts) > 1
+                    if twin:
+                        parts.pop()
+                    if len(parts) == 1 and scope["method"] == "GET":
+                        self._set_route(scope, "/image/{guid}" + "/" * twin, "GET", parts[0])
+                        await self._detail(parts[0], send)
+                        return
+                    if len(parts) == 2 and parts[1] == "content":
+                        method = scope["method"]
+                        self._set_route(scope, "/image/{guid}/content" + "/" * twin, method, parts[0])
+                        await self._content(parts[0], scope, receive, send)
+                        return
+        await self.app(scope, receive, send)
+
+    def _set_route(self, scope, template: str, method: str, guid: str) -> None:
+        """What the router would put in the scope, for middleware that reads it (e.g. metrics labels)."""
+        if self._routes is None:
+            app = scope.get("app")
+            routes = getattr(getattr(app, "router", None), "routes", ())
+            self._routes = {}
+            for route in routes:
+                for route_method in getattr(route, "methods", None) or ():
+                    self._routes.setdefault(f"{route_method} {getattr(route, 'path', '')}", route)
+        route = self._routes.get(f"{method} {template}")
+        if route is not None:
+            scope["route"] = route
+            scope["endpoint"] = getattr(route, "endpoint", None)
+        scope["path_params"] = {"guid": guid}
+
+    async def _detail(self, guid: str, send) -> None:
+        try:
+            detail = await self.service().get(guid)
+        except (ImageException, HTTPException) as exc:
+            await _send_error(exc, send)
+            return
+        body = self.dump(detail)
+        headers = [(b"content-length", str(len(body)).encode()), _JSON_HEADERS]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _content(self, guid: str, scope, receive, send) -> None:
+        service = self.service()
+        try:
+            detail = await service.get(guid)
+            etag = f'"{detail.sha256}"'
+            headers = [
+                (b"etag", etag.encode()),
+                (b"cache-control", IMMUTABLE.encode()),
+                (b"accept-ranges", b"bytes"),
+                (b"x-content-type-options", b"nosniff"),
+                (b"content-disposition", f'inline; filename="{detail.filename}"'.encode("latin-1")),
+            ]
+            if_none_match = if_range = range_header = None
+            for name, value in scope["headers"]:
+                if name == b"if-none-match":
+                    if_none_match = value.decode("latin-1")
+                elif name == b"if-range":
+                    if_range = value.decode("latin-1")
+                elif name == b"range":
+                    range_header = value.decode("latin-1")
+            if _etag_matches(if_none_match, etag):
+                await send({"type": "http.response.start", "status": 304, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            byte_range: ContentRange | None = None
+            if if_range is None or if_range == etag:
+                byte_range = parse_range(range_header, detail.size_bytes)
+            status, length = 200, detail.size_bytes
+            if byte_range is not None:
+                status, length = 206, byte_range.length
+                content_range = f"bytes {byte_range.start}-{byte_range.end}/{detail.size_bytes}"
+                headers.append((b"content-range", content_range.encode()))
+            headers += [(b"content-length", str(length).encode()), _PNG]
+            if scope["method"] == "HEAD":
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            stream = await service.open_content(detail, byte_range)
+        except (ImageException, HTTPException) as exc:
+            await _send_error(exc, send)
+            return
+        chunks = stream.chunks()
+        if length <= ONE_BODY:  # one read, one body: no per-chunk sends for the common small image
+            try:
+                body = b"".join([chunk async for chunk in chunks])
+            except ImageException as exc:  # nothing sent yet: a proper error instead of a cut body
+                await _send_error(exc, send)
+                return
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        # A large blob streams chunk by chunk; the server holds back a send while the client's buffer is
+        # full, so memory stays at a few chunks per download. Stop reading once the client has gone.
+        disconnected = asyncio.ensure_future(_disconnect(receive))
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            async for chunk in chunks:
+                if disconnected.done():
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            else:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            disconnected.cancel()
+            await chunks.aclose()  # type: ignore[attr-defined] (an async generator)
+
+
+async def _send_error(exc: Exception, send) -> None:
+    status, headers, body = render(exc)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
