@@ -71,6 +71,7 @@ def test_every_manifest_matches_the_kubernetes_schema(version):
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "CronJob",
     }
     assert {kind: schema_errors(doc, version) for kind, doc in docs.items()} == dict.fromkeys(docs)
 
@@ -98,7 +99,7 @@ def test_kubectl_kustomize_renders_valid_manifests():
         ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     docs = list(yaml.safe_load_all(rendered))
-    assert len(docs) == 6
+    assert len(docs) == 7
     for doc in docs:
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "pixyproxy"
         assert schema_errors(doc, K8S_VERSIONS[-1]) is None
@@ -128,6 +129,11 @@ def test_the_pieces_refer_to_each_other():
     assert by_kind("PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert hpa["spec"]["minReplicas"] >= 2
+    gc = by_kind("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert (
+        gc["args"] == ["gc"]
+        and gc["envFrom"] == deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    )
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
     assert refs == {by_kind("ConfigMap")["metadata"]["name"], by_kind("Secret")["metadata"]["name"]}
