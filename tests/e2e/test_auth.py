@@ -225,3 +225,38 @@ def test_every_configured_digest_is_compared_in_constant_time(monkeypatch):
     assert middleware.identify(None) is None
     assert middleware.identify(ENV_KEYS[0]) != middleware.identify(ENV_KEYS[1])
     assert ENV_KEYS[0] not in middleware.identify(ENV_KEYS[0])
+
+
+def test_the_openai_key_never_reaches_a_client_or_the_log_even_when_the_provider_quotes_it(
+    tmp_path, fake_openai
+):
+    """The real service with the OpenAI adapter against the fake, which quotes the key in its 401 text."""
+    env = {
+        "PIXYPROXY_GENERATOR": "openai",
+        "PIXYPROXY_OPENAI_MAX_RETRIES": "0",
+        "PIXYPROXY_API_KEYS": ENV_KEYS[0],
+        "PIXYPROXY_LOG_LEVEL": "DEBUG",
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": fake_openai.base_url,
+    }
+    bodies = []
+    with run_server(tmp_path, env) as running, httpx.Client(base_url=running.base_url, timeout=60) as http:
+        key = {"Authorization": f"Bearer {ENV_KEYS[0]}"}
+        for failure in ("unauthorized", "server_error", "content_policy", "garbage", None):
+            if failure:
+                fake_openai.fail_next(failure)
+            response = http.post("/image/", json={"prompt": "a fox", "model": "gpt-image-1"}, headers=key)
+            if failure is None:
+                assert response.status_code == 200, response.text
+            else:  # mapped to a 4xx/5xx of the one shape, never a 500
+                assert response.status_code in (422, 502, 503, 504), (failure, response.text)
+                assert set(response.json()) == {"detail", "code", "request_id"}
+            bodies.append(response.text + str(dict(response.headers)))
+        bodies.append(http.get("/readyz").text)
+        bodies.append(http.get("/openapi.json").text)
+        log = running.log_text()
+    # The fake really was asked with the key (so there was a key to leak).
+    assert any(OPENAI_KEY in r.headers.get("authorization", "") for r in fake_openai.generations)
+    for secret in (OPENAI_KEY, OPENAI_KEY[3:], ENV_KEYS[0]):
+        assert all(secret not in body for body in bodies), secret
+        assert secret not in log, secret
