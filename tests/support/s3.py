@@ -39,6 +39,18 @@ class S3Endpoint:
     def verifies_signatures(self) -> bool:
         return self.kind == "minio"
 
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = self.url.split("://", 1)[1].rsplit(":", 1)
+        return host, int(port)
+
+    def alias_url(self) -> str:
+        """The same server under another host name, as clients behind a proxy would name it."""
+        host, port = self.host_port
+        alias = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(host) or socket.gethostbyname(host)
+        assert alias != host, f"no second name for {host}"
+        return f"http://{alias}:{port}"
+
     def env(self) -> dict[str, str]:
         """boto3's own variables, for the service in a subprocess or in this process."""
         return {
@@ -221,8 +233,6 @@ class TcpRelay:
 @pytest.fixture
 def s3_relay(s3_endpoint) -> Iterator[TcpRelay]:
     """A relay to the test S3 that a test can cut (S3 going down while the service runs)."""
-    host_port = s3_endpoint.url.split("://", 1)[1]
-    host, port = host_port.rsplit(":", 1)
-    relay = TcpRelay(host, int(port))
+    relay = TcpRelay(*s3_endpoint.host_port)
     yield relay
     relay.stop()
