@@ -91,6 +91,29 @@ async def test_this_server_does_conditional_writes(s3_blob_store):
     assert s3_blob_store.conditional_writes is True
 
 
+async def test_a_server_that_ignores_conditional_writes_gets_the_head_check(s3_env, s3_bucket, monkeypatch):
+    if s3_env.verifies_signatures:
+        pytest.skip(
+            "the header is signed: dropping it in transit only works where signatures are not checked"
+        )
+    # Drop If-None-Match from every request on the way, as a server without conditional writes ignores it.
+    relay = TcpRelay(*s3_env.host_port, rewrite=lambda data: data.replace(b"If-None-Match: *\r\n", b""))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", relay.url)
+    store = S3BlobStore(f"s3://{s3_bucket}/images")
+    try:
+        await store.init()
+        assert store.conditional_writes is False  # the probe saw its object overwritten
+        assert s3_env.client().list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0  # probe removed
+        key = new_key()
+        await store.put(key, b"first", "image/png")
+        with pytest.raises(StorageUnavailable, match="overwrite"):
+            await store.put(key, b"second", "image/png")
+        assert await read_all(await store.open(key)) == b"first"
+    finally:
+        await store.close()
+        relay.stop()
+
+
 async def test_the_head_check_fallback_also_refuses_to_overwrite(s3_blob_store):
     s3_blob_store.conditional_writes = False  # as on a server without conditional writes
     key = new_key()

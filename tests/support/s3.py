@@ -10,7 +10,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from uuid import uuid4
 
@@ -159,8 +159,11 @@ async def s3_blob_store(s3_env, s3_bucket):
 class TcpRelay:
     """Forwards 127.0.0.1:<port> to a target; stop() makes the target unreachable (refused, resets)."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, rewrite: Callable[[bytes], bytes] | None = None
+    ) -> None:
         self.target = (target_host, target_port)
+        self._rewrite = rewrite  # applied to the bytes a client sends, e.g. to drop a request header
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._sockets: set[socket.socket] = set()
@@ -194,7 +197,8 @@ class TcpRelay:
                     return
                 self._sockets.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                rewrite = self._rewrite if source is client else None
+                threading.Thread(target=self._pump, args=(source, sink, rewrite), daemon=True).start()
 
     def pause(self) -> None:
         """Hold every byte in the relay until resume(): S3 looks stalled, connections stay open."""
@@ -203,11 +207,11 @@ class TcpRelay:
     def resume(self) -> None:
         self._flowing.set()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, rewrite) -> None:
         try:
             while data := source.recv(65536):
                 self._flowing.wait()
-                sink.sendall(data)
+                sink.sendall(rewrite(data) if rewrite else data)
         except OSError:
             pass
         finally:
