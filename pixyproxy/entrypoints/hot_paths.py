@@ -24,6 +24,7 @@ from pixyproxy.domain.models import ContentRange, ImageDetail
 from pixyproxy.domain.service import ImageService
 from pixyproxy.entrypoints.byte_ranges import parse_range
 from pixyproxy.entrypoints.errors import render
+from pixyproxy.entrypoints.metrics import flatten_routes
 from pixyproxy.entrypoints.routes import IMMUTABLE, _etag_matches
 
 ONE_BODY = 1024 * 1024  # blobs up to this size are read whole and sent as one body
@@ -62,9 +63,8 @@ class HotPathMiddleware:
         """What the router would put in the scope, for middleware that reads it (e.g. metrics labels)."""
         if self._routes is None:
             app = scope.get("app")
-            routes = getattr(getattr(app, "router", None), "routes", ())
             self._routes = {}
-            for route in routes:
+            for route in flatten_routes(getattr(getattr(app, "router", None), "routes", ())):
                 for route_method in getattr(route, "methods", None) or ():
                     self._routes.setdefault(f"{route_method} {getattr(route, 'path', '')}", route)
         route = self._routes.get(f"{method} {template}")

@@ -136,3 +136,38 @@ async def test_only_the_hot_reads_skip_the_app():
         await middleware(scope, None, send)
     assert reached == passed
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [404] * len(taken)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("GET", "/image/x", "/image/{guid}"),
+        ("GET", "/image/x/", "/image/{guid}/"),
+        ("GET", "/image/x/content", "/image/{guid}/content"),
+        ("HEAD", "/image/x/content/", "/image/{guid}/content/"),
+    ],
+)
+async def test_the_scope_names_the_route_as_the_router_would(clients, method, path, template):
+    """Middleware outside (metrics labels) reads scope["route"] after the call, as after routing."""
+
+    class Service:
+        async def get(self, guid):
+            from pixyproxy.domain.errors import ImageNotFound
+
+            raise ImageNotFound()
+
+    async def send(message):
+        pass
+
+    middleware = HotPathMiddleware(None, service=Service)
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": [],
+        "root_path": "",
+        "app": clients[0].app,
+    }
+    await middleware(scope, None, send)
+    assert scope["route"].path == template and method in scope["route"].methods
+    assert scope["path_params"] == {"guid": "x"}
