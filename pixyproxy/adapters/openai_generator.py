@@ -240,7 +240,10 @@ class OpenAIImageGenerator:
                     log.warning("generator connection failed: %s", _root(exc))
                     if timed_out:
                         raise GeneratorTimeout() from None
-                    raise GeneratorError("the image generator could not be reached") from None
+                    if never_sent:
+                        raise GeneratorError("the image generator could not be reached") from None
+                    broke = "the connection to the image generator broke before it answered"
+                    raise GeneratorError(broke) from None
                 wait, why = _backoff(attempt), f"connection failed ({_root(exc)})"
             except openai.OpenAIError as exc:
                 log.warning("generator answer not understood: %s", type(exc).__name__)
