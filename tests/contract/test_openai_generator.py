@@ -67,6 +67,12 @@ async def test_gpt_image_sends_no_response_format_and_keeps_usage(make, fake_ope
     assert result.revised_prompt is None
 
 
+async def test_a_real_sized_answer_is_read_whole(make, fake_openai):
+    fake_openai.noise = True  # random pixels: a ~3 MB PNG, ~4 MB of JSON, decoded off the event loop
+    result = await make().generate(GenerationRequest(prompt="noise", size="1024x1024"))
+    assert len(result.data) > 3_000_000 and dimensions(result.data) == (1024, 1024)
+
+
 async def test_dall_e_3_url_answer_is_downloaded_at_once_without_the_key(make, fake_openai):
     generator = make(model="dall-e-3", response_format="url", quality="hd")
     result = await generator.generate(GenerationRequest(prompt="a lighthouse"))
@@ -109,7 +115,7 @@ async def test_a_request_may_pick_another_model_of_the_configured_family(make, f
 
 async def test_generations_wait_concurrently_on_one_client(make, fake_openai):
 
-    fake_openai.latency = 0.5
+    fake_openai.barrier = 20  # the fake holds every request until all 20 are in flight at once
     generator = make()
     results = await asyncio.gather(
         *(generator.generate(GenerationRequest(prompt=f"p{i}")) for i in range(20))

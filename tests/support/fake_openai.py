@@ -60,7 +60,7 @@ def _png(size: str, noise: bool = False) -> bytes:
     else:
         image = Image.new("RGB", (width, height), (40, 120, 200))
     out = io.BytesIO()
-    image.save(out, format="PNG")
+    image.save(out, format="PNG", compress_level=0 if noise else 6)  # noise does not compress anyway
     return out.getvalue()
 
 
@@ -86,9 +86,11 @@ class FakeOpenAI:
         self.downloads: list[RecordedRequest] = []
         self.in_flight = 0  # generation requests being answered now
         self.peak_in_flight = 0  # the most at once since the last reset
+        self.barrier: int | None = None  # when set, each generation waits until this many are in flight
+        self._arrived: asyncio.Event | None = None
         self._script: deque[Script] = deque()
         self._lock = threading.Lock()
-        self._pngs: dict[str, bytes] = {}
+        self._pngs: dict[tuple[str, bool], bytes] = {}
         self._files: dict[str, bytes] = {}
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -132,6 +134,8 @@ class FakeOpenAI:
             self._files.clear()
             self.peak_in_flight = 0
         self.latency = 0.0
+        self.noise = False
+        self.barrier = None
 
     def _release_hangs(self) -> None:
         if self._loop is not None and self._release is not None and self._server is not None:
@@ -204,9 +208,16 @@ class FakeOpenAI:
             return self._script.popleft() if self._script else None
 
     async def _generations(self, request: Request) -> Response:
-        self.in_flight += 1  # only the server's own event loop touches these two
+        self.in_flight += 1  # only the server's own event loop touches these
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
+            if self.barrier is not None:  # proves concurrency without timing: all must be here at once
+                if self._arrived is None or self._arrived.is_set():
+                    self._arrived = asyncio.Event()
+                if self.in_flight >= self.barrier:
+                    self._arrived.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), 3)
             return await self._generate(request)
         finally:
             self.in_flight -= 1
@@ -350,9 +361,9 @@ class FakeOpenAI:
         return Response(data, media_type="image/png")
 
     def _png(self, size: str) -> bytes:
-        if size not in self._pngs:
-            self._pngs[size] = _png(size, self.noise)
-        return self._pngs[size]
+        if (size, self.noise) not in self._pngs:
+            self._pngs[size, self.noise] = _png(size, self.noise)
+        return self._pngs[size, self.noise]
 
 
 def _error(
