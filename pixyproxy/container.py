@@ -9,7 +9,6 @@ from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
-from pixyproxy.adapters.openai_generator import OpenAIImageGenerator
 from pixyproxy.adapters.s3_blob_store import S3BlobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.service import ImageService
@@ -26,6 +25,13 @@ def file_root(url: str) -> Path:
     """file:relative/dir or file:///absolute/dir"""
     parts = urlsplit(url)
     return Path(unquote(parts.path if parts.netloc in ("", "localhost") else f"//{parts.netloc}{parts.path}"))
+
+
+def openai_generator(**options):
+    """The OpenAI adapter, imported only when selected: the SDK takes seconds to import."""
+    from pixyproxy.adapters.openai_generator import OpenAIImageGenerator
+
+    return OpenAIImageGenerator(**options)
 
 
 class Container(containers.DeclarativeContainer):
@@ -56,7 +62,7 @@ class Container(containers.DeclarativeContainer):
         ),
         # OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
         openai=providers.Singleton(
-            OpenAIImageGenerator,
+            openai_generator,
             model=settings.provided.openai_model,
             size=settings.provided.openai_size,
             quality=settings.provided.openai_quality,
