@@ -5,6 +5,7 @@ import asyncio
 import re
 import socket
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -21,6 +22,7 @@ from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import PagePosition
 from pixyproxy.settings import Settings
 from tests.contract.test_repository_contract import BASE, make_detail
+from tests.support.mysql import MySQLServer
 
 ADAPTER_DIR = Path(mysql_package.__file__).parent
 STATEMENTS = {
@@ -448,3 +450,71 @@ async def test_reads_run_as_server_side_prepared_statements(mysql_repository):
     prepared = set(connection._stmt_cache)
     assert adapter.PREPARED[adapter.GET_BY_GUID].markers in prepared
     assert adapter.PREPARED[adapter.INSERT].markers in prepared
+
+
+class CuttingProxy:
+    """A TCP proxy to MySQL that, once, forwards the packet carrying `trigger` and then drops the
+    connection without relaying the answer: the statement ran, the client never heard so."""
+
+    def __init__(self, host: str, port: int, trigger: bytes) -> None:
+        self.target = (host, port)
+        self.trigger = trigger
+        self.cuts = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _handle(self, client_reader, client_writer) -> None:
+        server_reader, server_writer = await asyncio.open_connection(*self.target)
+        cut = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_reader.read(65536):
+                if self.cuts == 0 and self.trigger in data:
+                    self.cuts += 1
+                    cut.set()  # from now on nothing goes back to the client
+                    server_writer.write(data)
+                    await server_writer.drain()
+                    await asyncio.sleep(0.3)  # the server runs and commits the statement
+                    break
+                server_writer.write(data)
+                await server_writer.drain()
+            client_writer.transport.abort()
+            server_writer.transport.abort()
+
+        async def downstream() -> None:
+            while data := await server_reader.read(65536):
+                if cut.is_set():
+                    return
+                client_writer.write(data)
+                await client_writer.drain()
+
+        await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+
+
+async def test_an_insert_whose_answer_is_lost_is_recorded_once(
+    mysql_repository, mysql_server, mysql_database
+):
+    """The retry after a lost connection finds our own committed row: success, one row, no conflict."""
+    detail = make_detail()
+    proxy = CuttingProxy(mysql_server.host, mysql_server.port, str(detail.guid).encode())
+    async with proxy as port:
+        proxied = replace(MySQLServer.from_url(mysql_server.url("x")), host="127.0.0.1", port=port)
+        through_proxy = MySQLImageRepository(proxied.url(mysql_database))
+        try:
+            await through_proxy.add(detail, idempotency_key="lost-answer", request_hash="h")
+        finally:
+            await through_proxy.close()
+    assert proxy.cuts == 1, "the proxy never cut the INSERT's answer"
+    rows = mysql_server.query(
+        mysql_database, "SELECT COUNT(*) FROM images WHERE guid = %(guid)s", {"guid": str(detail.guid)}
+    )
+    assert rows == [(1,)]
+    found = await mysql_repository.get_by_idempotency_key("lost-answer")
+    assert found is not None and found.detail == detail

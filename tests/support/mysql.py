@@ -96,7 +96,10 @@ def _reachable(server: MySQLServer) -> bool:
 @pytest.fixture(scope="session")
 def mysql_server() -> Iterator[MySQLServer]:
     if docker_available():
-        from testcontainers.mysql import MySqlContainer
+        try:
+            from testcontainers.community.mysql import MySqlContainer
+        except ImportError:  # testcontainers < 4.13
+            from testcontainers.mysql import MySqlContainer
 
         with MySqlContainer("mysql:8.0", username="root", password="test") as container:
             yield MySQLServer(

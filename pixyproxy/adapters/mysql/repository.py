@@ -281,8 +281,10 @@ class MySQLImageRepository:
         try:
             await self._execute(INSERT, row)
         except _DuplicateAfterRetry as exc:
-            if "uq_images_guid" in str(exc.error):
-                return  # our own first attempt was committed before the connection died
+            # The first attempt lost its connection, the retry hit a duplicate: if the row with our
+            # guid is there, the first attempt was committed before the connection died. Done.
+            if await self._execute(GET_BY_GUID, {"guid": row["guid"]}):
+                return
             self._raise_integrity(exc.error, idempotency_key)
         except my.IntegrityError as exc:
             self._raise_integrity(exc, idempotency_key)
