@@ -26,7 +26,7 @@ from prometheus_client import generate_latest as _generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 
 from pixyproxy import __version__
 
@@ -157,7 +157,7 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = routes
-        self._flat: list[BaseRoute] | None = None
+        self._flat: list[tuple[BaseRoute, Any, Any]] | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -181,14 +181,26 @@ class MetricsMiddleware:
             self.metrics.observe_request(method, label, status, time.perf_counter() - started)
 
     def _match(self, scope) -> str:
-        """The template of a request answered before routing; `<unmatched>` when no route has its path."""
+        """The template of a request answered before routing; `<unmatched>` when no route has its path.
+
+        Each route's own path regex and methods, as the router would match them, without building the
+        child scope that `route.matches` does."""
         if self._flat is None:  # built on first use: every route is registered by then
-            self._flat = flatten_routes(self.routes)
+            self._flat = [
+                (route, route.path_regex, getattr(route, "methods", None))
+                for route in flatten_routes(self.routes)
+                if hasattr(route, "path_regex")
+            ]
+        path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        method = scope["method"]
         partial = None
-        for route in self._flat:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return route_label(route)
-            if match == Match.PARTIAL and partial is None:
-                partial = route
+        for route, regex, methods in self._flat:
+            if regex.match(path):
+                if methods is None or method in methods:
+                    return route_label(route)
+                if partial is None:
+                    partial = route
         return route_label(partial) if partial is not None else UNMATCHED
