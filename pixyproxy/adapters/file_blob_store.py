@@ -12,6 +12,7 @@ from pixyproxy.domain.errors import StorageUnavailable
 CHUNK = 256 * 1024
 # Keys come from the service (`{uuid}.png`), never from a client; refuse anything else outright.
 _KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.png$")
+_TEMP = re.compile(r"^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.png\.\d+\.tmp$")
 
 
 class FileBlobStream:
@@ -92,11 +93,18 @@ class FileBlobStore:
 
     async def list_older_than(self, cutoff: datetime) -> list[str]:
         limit = cutoff.timestamp()
+        keys = []
         try:
             with os.scandir(self.root) as entries:
-                return [e.name for e in entries if _KEY.match(e.name) and e.stat().st_mtime < limit]
+                for entry in entries:
+                    if _KEY.match(entry.name) and entry.stat().st_mtime < limit:
+                        keys.append(entry.name)
+                    elif _TEMP.match(entry.name) and entry.stat().st_mtime < limit:
+                        # A write that died before its rename (a crash): no key, no row, just litter.
+                        Path(entry.path).unlink(missing_ok=True)
         except FileNotFoundError:
             return []
+        return keys
 
     async def presigned_url(self, key: str, ttl: timedelta) -> str | None:
         return None  # files have no URL of their own: the service's content URL serves them
