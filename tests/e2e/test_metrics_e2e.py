@@ -73,12 +73,12 @@ def test_with_api_keys_a_scrape_needs_a_key_and_refusals_are_counted_by_route(tm
 
 
 def test_several_workers_report_one_total(tmp_path):
-    """`serve --workers 2`: every scrape, whichever worker answers it, counts every worker's requests."""
-    metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
+    """`serve --workers 2`: every scrape, whichever worker answers it, counts every worker's requests.
+
+    `serve` makes the shared metrics folder itself (in TMPDIR, here the test's folder) and removes it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIXYPROXY_", "DB_"))}
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    env["TMPDIR"] = str(tmp_path)
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "pixyproxy.entrypoints.cli", "serve", "--port", str(port), "--workers", "2"],
@@ -90,10 +90,11 @@ def test_several_workers_report_one_total(tmp_path):
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while not _worker_pids(metrics_dir) or len(_worker_pids(metrics_dir)) < 2:
+        while len(_worker_pids(tmp_path)) < 2:
             assert process.poll() is None, (tmp_path / "server.log").read_text()
             assert time.monotonic() < deadline, "two workers did not start"
             time.sleep(0.1)
+        (metrics_dir,) = tmp_path.glob("pixyproxy-metrics-*")
         _wait_healthy(base_url, deadline)
         sent = 40
         for _ in range(sent):  # a new connection each time, so both workers get some
@@ -106,8 +107,8 @@ def test_several_workers_report_one_total(tmp_path):
         process.terminate()
         process.wait(timeout=30)
         log.close()
-    assert len(_worker_pids(metrics_dir)) >= 2  # both workers write into the shared folder
     assert totals == {sent + _healthz_before}, (tmp_path / "server.log").read_text()
+    assert not metrics_dir.exists()  # removed when the server stopped
 
 
 _healthz_before = 1  # _wait_healthy's successful probe
@@ -124,8 +125,9 @@ def _wait_healthy(base_url: str, deadline: float) -> None:
         time.sleep(0.05)
 
 
-def _worker_pids(metrics_dir: Path) -> set[str]:
-    return {path.stem.rsplit("_", 1)[-1] for path in metrics_dir.glob("counter_*.db")}
+def _worker_pids(tmp_path: Path) -> set[str]:
+    """The workers writing into the shared metrics folder (one counter file per process)."""
+    return {path.stem.rsplit("_", 1)[-1] for path in tmp_path.glob("pixyproxy-metrics-*/counter_*.db")}
 
 
 @pytest.fixture(autouse=True)
