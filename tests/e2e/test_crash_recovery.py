@@ -159,7 +159,7 @@ def test_sigkill_mid_generation_loses_no_listed_image_and_gc_removes_the_leftove
 
         # Hold SQLite's write lock from outside: a generation whose bytes are written then waits to
         # record its row, which is the moment a crash leaves bytes without a row.
-        lock = sqlite3.connect(tmp_path / DB, timeout=0, isolation_level=None)
+        lock = sqlite3.connect(tmp_path / DB, timeout=10, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
         try:
             threads, results = post_in_background(server.base_url, [f"lost {n}" for n in range(6)])
@@ -201,7 +201,7 @@ def test_sigkill_mid_generation_loses_no_listed_image_and_gc_removes_the_leftove
 
 
 def test_sigterm_lets_requests_in_flight_finish_before_the_process_exits(tmp_path):
-    env = {"PIXYPROXY_OFFLINE_LATENCY_SECONDS": "1.5"}
+    env = {"PIXYPROXY_OFFLINE_LATENCY_SECONDS": "2.5"}  # long enough to be surely in flight at SIGTERM
     prompts = [f"in flight {n}" for n in range(4)]
     with run_server(tmp_path, env) as server:
         started_before = server.log_text().count("REQUEST START")
