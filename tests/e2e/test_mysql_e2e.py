@@ -14,10 +14,9 @@ from pixyproxy.adapters.mysql import init as schema
 from tests.e2e import test_api_e2e as api
 from tests.e2e.server import run_server
 
-# The agreed-API suite, collected again in this module so it uses the MySQL `server` below.
-for _name, _test in vars(api).items():
-    if _name.startswith("test_") and callable(_test):
-        globals()[_name] = _test
+# The agreed-API suite (its tests, fixtures and helpers), collected again in this module: the `server`
+# and `client` fixtures defined below replace its own, so every test runs against MySQL.
+from tests.e2e.test_api_e2e import *  # noqa: F403
 
 create, assert_error = api.create, api.assert_error
 
