@@ -38,7 +38,7 @@ class MySQLConfig:
 def parse_mysql_url(url: str) -> MySQLConfig:
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0].lower()
-    if scheme not in ("mysql", "mariadb"):
+    if scheme != "mysql":  # mysql:// or mysql+anything:// (MariaDB too)
         raise ValueError(f"not a MySQL URL: {parts.scheme}://...")
     database = unquote(parts.path.lstrip("/"))
     if not DATABASE_NAME.match(database):
