@@ -12,6 +12,7 @@ import httpx
 from pixyproxy import __version__
 from pixyproxy.client.errors import (
     APIError,
+    GeneratorRateLimited,
     PixyProxyConnectionError,
     PixyProxyTimeout,
     RateLimited,
@@ -37,9 +38,11 @@ class RetryPolicy:
 
     Every call it makes is safe to repeat: reads are reads, and a generation is sent with the same
     Idempotency-Key on every attempt, so the server returns the first image instead of making another.
-    Retried: connection failures and timeouts, 503 (a dependency down, the provider rate limiting) and 429,
-    honouring Retry-After up to `max_wait` seconds. Never retried: 502 and 504 (the provider failed or took
-    too long; try again yourself if you want to pay for another attempt) and every 4xx but 429.
+    Retried: connection failures and timeouts, 429, and 503, honouring Retry-After up to `max_wait`
+    seconds. A generation is retried on a 503 only when the provider turned it away
+    (`generator_rate_limited`): another 503 may come after an image was paid for and then not stored,
+    and a retry would pay again. Never retried: 502 and 504 (the provider failed or took too long; try
+    again yourself if you want to pay for another attempt) and every 4xx but 429.
     """
 
     max_retries: int = 2
@@ -49,8 +52,14 @@ class RetryPolicy:
     def wait_after_transport_error(self, attempt: int) -> float | None:
         return self._backoff(attempt) if attempt < self.max_retries else None
 
-    def wait_after_error(self, attempt: int, error: APIError) -> float | None:
+    def wait_after_error(self, attempt: int, error: APIError, *, generation: bool = False) -> float | None:
         if attempt >= self.max_retries or not isinstance(error, ServiceUnavailable | RateLimited):
+            return None
+        if (
+            generation
+            and isinstance(error, ServiceUnavailable)
+            and not isinstance(error, GeneratorRateLimited)
+        ):
             return None
         if error.retry_after is None:
             return self._backoff(attempt)

@@ -74,6 +74,7 @@ class AsyncPixyProxyClient:
             json=_base.generation_body(prompt, model, size, quality),
             headers={"Idempotency-Key": key},
             timeout=self.generate_timeout,
+            generation=True,
         )
         return _base.parse_image(response)
 
@@ -114,7 +115,9 @@ class AsyncPixyProxyClient:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    async def _send(self, method: str, path: str, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, *, stream: bool = False, generation: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         attempt = 0
         while True:
             request = self._http.build_request(method, path, **kwargs)
@@ -131,7 +134,7 @@ class AsyncPixyProxyClient:
                     await response.aread()
                     await response.aclose()
                 error = error_from_response(response)
-                wait = self.retry.wait_after_error(attempt, error)
+                wait = self.retry.wait_after_error(attempt, error, generation=generation)
                 if wait is None:
                     raise error
             await asyncio.sleep(wait)

@@ -78,6 +78,7 @@ class PixyProxyClient:
             json=_base.generation_body(prompt, model, size, quality),
             headers={"Idempotency-Key": key},
             timeout=self.generate_timeout,
+            generation=True,
         )
         return _base.parse_image(response)
 
@@ -119,7 +120,9 @@ class PixyProxyClient:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _send(self, method: str, path: str, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, *, stream: bool = False, generation: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         attempt = 0
         while True:
             request = self._http.build_request(method, path, **kwargs)
@@ -136,7 +139,7 @@ class PixyProxyClient:
                     response.read()
                     response.close()
                 error = error_from_response(response)
-                wait = self.retry.wait_after_error(attempt, error)
+                wait = self.retry.wait_after_error(attempt, error, generation=generation)
                 if wait is None:
                     raise error
             time.sleep(wait)

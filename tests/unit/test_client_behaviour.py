@@ -164,6 +164,14 @@ def test_retries_are_bounded_and_the_last_error_is_raised():
     assert caught.value.code == "metadata_unavailable"
 
 
+def test_a_generation_is_not_retried_on_a_503_that_may_follow_a_paid_image():
+    # metadata_unavailable can come after the provider made (and billed) the image: a retry would pay again.
+    script = Script(error(503, "metadata_unavailable", "db down", **{"retry-after": "0"}))
+    with script.client() as client, pytest.raises(ServiceUnavailable) as caught:
+        client.generate("a fox")
+    assert len(script.requests) == 1 and caught.value.code == "metadata_unavailable"
+
+
 def test_a_retry_after_longer_than_max_wait_is_left_to_the_caller():
     script = Script(error(503, "generator_rate_limited", "later", **{"retry-after": "120"}))
     with (
