@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,21 +130,26 @@ async def sequential_p50(base_url: str, path: str, bodies: list[dict]) -> list[f
     return samples
 
 
-def figure3(work: Path, rounds: int, per_round: int, noise: bool) -> dict:
-    work.mkdir()
-    with fake_openai(work, 0.0, noise) as fake_url, pixyproxy(work, fake_url) as server:
-        direct, service = [], []
-        counter = iter(range(10**9))
+def set_latency(fake_url: str, seconds: float) -> None:
+    request = urllib.request.Request(f"{fake_url}/fake/latency", data=str(seconds).encode(), method="PUT")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
 
-        def bodies(model: bool) -> list[dict]:
-            out = [{"prompt": f"a lighthouse number {next(counter)}"} for _ in range(per_round)]
-            return [{**b, "model": "gpt-image-1"} for b in out] if model else out
 
-        asyncio.run(sequential_p50(fake_url, "/v1/images/generations", bodies(True)))  # warm both
-        asyncio.run(sequential_p50(server.base_url, "/image/", bodies(False)))
-        for _ in range(rounds):
-            direct += asyncio.run(sequential_p50(fake_url, "/v1/images/generations", bodies(True)))
-            service += asyncio.run(sequential_p50(server.base_url, "/image/", bodies(False)))
+def figure3(fake_url: str, server: servers.Server, rounds: int, per_round: int, noise: bool) -> dict:
+    set_latency(fake_url, 0.0)
+    direct, service = [], []
+    counter = iter(range(10**9))
+
+    def bodies(model: bool) -> list[dict]:
+        out = [{"prompt": f"a lighthouse number {next(counter)}"} for _ in range(per_round)]
+        return [{**b, "model": "gpt-image-1"} for b in out] if model else out
+
+    asyncio.run(sequential_p50(fake_url, "/v1/images/generations", bodies(True)))  # warm both
+    asyncio.run(sequential_p50(server.base_url, "/image/", bodies(False)))
+    for _ in range(rounds):
+        direct += asyncio.run(sequential_p50(fake_url, "/v1/images/generations", bodies(True)))
+        service += asyncio.run(sequential_p50(server.base_url, "/image/", bodies(False)))
     p50_direct, p50_service = statistics.median(direct), statistics.median(service)
     value = p50_service - p50_direct
     return {
@@ -180,20 +186,19 @@ async def burst(base_url: str, count: int, tag: str) -> tuple[float, list[int]]:
     return wall, [status for status, _ in answers]
 
 
-def figure4(work: Path, rounds: int, count: int, noise: bool) -> dict:
-    work.mkdir()
+def figure4(fake_url: str, server: servers.Server, rounds: int, count: int, noise: bool) -> dict:
+    set_latency(fake_url, 1.0)
     walls, cpus, load_cpus = [], [], []
-    with fake_openai(work, 1.0, noise) as fake_url, pixyproxy(work, fake_url) as server:
-        asyncio.run(burst(server.base_url, 10, "warm-up"))
-        for i in range(rounds):
-            cpu_before, load_before = cpu_seconds(server.process.pid), time.process_time()
-            wall, statuses = asyncio.run(burst(server.base_url, count, str(i)))
-            cpus.append(cpu_seconds(server.process.pid) - cpu_before)
-            load_cpus.append(time.process_time() - load_before)
-            failed = [s for s in statuses if s != 200]
-            if failed:
-                raise RuntimeError(f"{len(failed)} of {count} failed: {sorted(set(failed))}")
-            walls.append(wall)
+    asyncio.run(burst(server.base_url, 10, "warm-up"))
+    for i in range(rounds):
+        cpu_before, load_before = cpu_seconds(server.process.pid), time.process_time()
+        wall, statuses = asyncio.run(burst(server.base_url, count, str(i)))
+        cpus.append(cpu_seconds(server.process.pid) - cpu_before)
+        load_cpus.append(time.process_time() - load_before)
+        failed = [s for s in statuses if s != 200]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {count} failed: {sorted(set(failed))}")
+        walls.append(wall)
     value = statistics.median(walls)
     return {
         "number": 4,
@@ -233,18 +238,15 @@ async def adapter_burst(transport: str, base_url: str, count: int, rounds: int) 
         await generator.close()
 
 
-def transports(work: Path, rounds: int, count: int) -> list[str]:
-    work.mkdir()
+def transports(fake_url: str, rounds: int, count: int) -> list[str]:
+    set_latency(fake_url, 1.0)
     lines = []
-    with fake_openai(work, 1.0, False) as fake_url:
-        for transport in ("httpx", "aiohttp", "httpx", "aiohttp"):  # twice each, interleaved
-            results = asyncio.run(adapter_burst(transport, fake_url, count, rounds))
-            walls = ", ".join(f"{w:.2f}" for w, _ in results)
-            cpu = ", ".join(f"{c:.2f}" for _, c in results)
-            name = {"httpx": "SDK default (httpx2)", "aiohttp": "SDK aiohttp client"}[transport]
-            lines.append(
-                f"{name}: {count} concurrent through the adapter, wall {walls} s, client CPU {cpu} s"
-            )
+    for transport in ("httpx", "aiohttp", "httpx", "aiohttp"):  # twice each, interleaved
+        results = asyncio.run(adapter_burst(transport, fake_url, count, rounds))
+        walls = ", ".join(f"{w:.2f}" for w, _ in results)
+        cpu = ", ".join(f"{c:.2f}" for _, c in results)
+        name = {"httpx": "SDK default (httpx2)", "aiohttp": "SDK aiohttp client"}[transport]
+        lines.append(f"{name}: {count} concurrent through the adapter, wall {walls} s, client CPU {cpu} s")
     return lines
 
 
@@ -278,18 +280,21 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {int(n) for n in args.figures.split(",") if n.strip()}
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores", flush=True)
     print(f"# load average before: {load_average()}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="pixybench-gen-") as tmp:
-        work = Path(tmp)
+    with (
+        tempfile.TemporaryDirectory(prefix="pixybench-gen-") as tmp,
+        fake_openai(Path(tmp), 0.0, args.noise) as fake_url,
+        pixyproxy(Path(tmp), fake_url) as server,
+    ):
         if 3 in wanted:
-            figure = figure3(work / "fig3", args.rounds, args.requests, args.noise)
+            figure = figure3(fake_url, server, args.rounds, args.requests, args.noise)
             print("BENCH_FIGURE " + json.dumps(figure), flush=True)
         if 4 in wanted:
-            figure = figure4(work / "fig4", max(1, min(args.rounds, 3)), args.concurrency, args.noise)
+            figure = figure4(fake_url, server, max(1, min(args.rounds, 3)), args.concurrency, args.noise)
             if args.transports:
-                figure["detail"] += transports(work / "transports", 2, args.concurrency)
+                figure["detail"] += transports(fake_url, 2, args.concurrency)
             print("BENCH_FIGURE " + json.dumps(figure), flush=True)
         elif args.transports:
-            for line in transports(work / "transports", 2, args.concurrency):
+            for line in transports(fake_url, 2, args.concurrency):
                 print(line, flush=True)
     return 0
 

@@ -101,6 +101,7 @@ class FakeOpenAI:
             routes=[
                 Route("/v1/images/generations", self._generations, methods=["POST"]),
                 Route("/files/{name}", self._file, methods=["GET"]),
+                Route("/fake/latency", self._set_latency, methods=["PUT"]),  # for benchmarks
             ]
         )
 
@@ -351,6 +352,10 @@ class FakeOpenAI:
         if kind == "bad_base64":
             return JSONResponse({"created": int(time.time()), "data": [{"b64_json": "!!not base64!!"}]})
         return None  # url_404 / huge_url shape the success answer instead
+
+    async def _set_latency(self, request: Request) -> Response:
+        self.latency = float(await request.body())
+        return Response(status_code=204)
 
     async def _file(self, request: Request) -> Response:
         name = request.path_params["name"]
