@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from pixyproxy.entrypoints import cli
 from tests.e2e.server import free_port, run_server
 
 COMMANDS = ["serve", "init", "gc", "generate", "list", "show", "download"]
@@ -43,15 +45,19 @@ def server(tmp_path_factory):
         yield running
 
 
-def test_every_command_has_help(tmp_path):
-    top = pixyproxy("--help", cwd=tmp_path)
-    assert top.returncode == 0
+def test_every_command_has_help():
+    def help_of(*command: str) -> str:
+        result = CliRunner().invoke(
+            cli.app, [*command, "--help"], env={"COLUMNS": "200"}, prog_name="pixyproxy"
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    top = help_of()
     for command in COMMANDS:
-        assert command in top.stdout
-        result = pixyproxy(command, "--help", cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
-        assert f"Usage: python -m pixyproxy.entrypoints.cli {command}" in result.stdout
-    assert "PIXYPROXY_URL" in pixyproxy("generate", "--help", cwd=tmp_path).stdout
+        assert command in top
+        assert f"Usage: pixyproxy {command} [OPTIONS]" in help_of(command)
+    assert "PIXYPROXY_URL" in help_of("generate") and "PIXYPROXY_WORKERS" in help_of("serve")
 
 
 def test_generate_show_list_download(server, tmp_path):
