@@ -34,14 +34,23 @@ def new_request_id() -> str:
     return f"{_HOST}-{text}{micros:06d}-{threading.get_ident()}-{next(_sequence)}"
 
 
-def _info(message: str, *args) -> None:
-    """log.info() without its stack walk for the caller: the two lines logged for every request.
+# Set by logging_setup.configure_logging(): writes one of the two request lines itself, the same line the
+# logging path would write, and returns False when that path must run (another handler or filter is there).
+LineWriter = Callable[[str, tuple, str, int], bool]
+line_writer: LineWriter | None = None
 
-    The record is the one log.info() makes, with the same function and line of the caller.
+
+def _info(message: str, *args) -> None:
+    """log.info() for the two lines logged for every request, at a fraction of its cost.
+
+    Same line as log.info(): same function and line of the caller, without logging's stack walk for it.
     """
+    caller = sys._getframe(1)
+    code = caller.f_code
+    writer = line_writer
+    if writer is not None and writer(message, args, code.co_name, caller.f_lineno):
+        return
     if log.isEnabledFor(logging.INFO):
-        caller = sys._getframe(1)
-        code = caller.f_code
         log.handle(log.makeRecord(log.name, logging.INFO, code.co_filename, caller.f_lineno, message, args,
                                   None, code.co_name))  # fmt: skip
 
