@@ -53,6 +53,7 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     tool: str
+    server_cpu_s: float = 0.0  # CPU time of the loaded server's processes during the run, when measured
 
     @property
     def requests_per_s(self) -> float:

@@ -30,6 +30,7 @@ from pixyproxy.container import Container
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
+ANALYSIS = ROOT / "bench" / "analysis.md"
 CONNECTIONS = 32
 DETAIL_ROWS = 1000
 CONTENT_BYTES = 200 * 1024
@@ -136,15 +137,22 @@ def fetch(url: str) -> tuple[int, bytes]:
 # -- measuring ------------------------------------------------------------------------------------
 
 
-def alternate(cfg: Settings, sides: list[tuple[str, str, list[str]]]) -> dict[str, list[LoadResult]]:
-    """Load each side (label, base_url, paths) in turn, round after round; errors abort the figure."""
-    for _, base_url, paths in sides:
+def alternate(
+    cfg: Settings, sides: list[tuple[str, servers.Server, list[str]]]
+) -> dict[str, list[LoadResult]]:
+    """Load each side (label, server, paths) in turn, round after round; errors abort the figure.
+
+    Each result also records the CPU time the server's processes used during the round.
+    """
+    for _, server, paths in sides:
         if cfg.warmup:
-            run_load(base_url, paths, CONNECTIONS, cfg.warmup, force_python=cfg.python_load)
+            run_load(server.base_url, paths, CONNECTIONS, cfg.warmup, force_python=cfg.python_load)
     results: dict[str, list[LoadResult]] = {label: [] for label, _, _ in sides}
     for _ in range(cfg.rounds):
-        for label, base_url, paths in sides:
-            result = run_load(base_url, paths, CONNECTIONS, cfg.seconds, force_python=cfg.python_load)
+        for label, server, paths in sides:
+            cpu_before = servers.process_tree_cpu(server.process.pid)
+            result = run_load(server.base_url, paths, CONNECTIONS, cfg.seconds, force_python=cfg.python_load)
+            result.server_cpu_s = servers.process_tree_cpu(server.process.pid) - cpu_before
             if result.errors or not result.requests:
                 raise RuntimeError(f"{label}: {result.errors} errors in {result.requests} requests")
             results[label].append(result)
@@ -161,7 +169,11 @@ def rounds_line(
     values = ", ".join(f"{metric(r):,.0f}" for r in results)
     p50 = statistics.median(r.p50_ms for r in results)
     p99 = statistics.median(r.p99_ms for r in results)
-    return f"{label}: {values} {unit} per round (latency p50 {p50:.1f} ms, p99 {p99:.1f} ms)"
+    cpu = statistics.median(r.server_cpu_s / r.requests * 1e6 for r in results)
+    return (
+        f"{label}: {values} {unit} per round (latency p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
+        f"server CPU {cpu:,.0f} µs per request)"
+    )
 
 
 def ratio_figure(
@@ -213,9 +225,7 @@ def detail_reads(
         if status != 200:
             raise RuntimeError(f"GET {paths[0]} answered {status}")
         with servers.baseline_server(workdir, body, "application/json", f"baseline-json-{metadata}") as plain:
-            results = alternate(
-                cfg, [("PixyProxy", service.base_url, paths), ("plain", plain.base_url, paths)]
-            )
+            results = alternate(cfg, [("PixyProxy", service, paths), ("plain", plain, paths)])
     figure = ratio_figure(
         1,
         f"Detail reads, {metadata}: GET /image/{{guid}} req/s ÷ plain constant JSON",
@@ -236,7 +246,7 @@ def scale_out(cfg: Settings, workdir: Path, env: dict[str, str], guids: list[str
         servers.pixyproxy_server(workdir, env, workers=1, name="pixyproxy-w1") as one,
         servers.pixyproxy_server(workdir, env, workers=2, name="pixyproxy-w2") as two,
     ):
-        results = alternate(cfg, [("2 workers", two.base_url, paths), ("1 worker", one.base_url, paths)])
+        results = alternate(cfg, [("2 workers", two, paths), ("1 worker", one, paths)])
     figure = ratio_figure(
         7,
         "Scale-out: figure 1 (SQLite) with --workers 2 ÷ 1 worker",
@@ -258,9 +268,7 @@ def content_reads(cfg: Settings, workdir: Path, env: dict[str, str], guid: str, 
         if status != 200:
             raise RuntimeError(f"GET {paths[0]} answered {status}")
         with servers.baseline_server(workdir, body, "image/png", f"baseline-png-{store}") as plain:
-            results = alternate(
-                cfg, [("PixyProxy", service.base_url, paths), ("plain", plain.base_url, paths)]
-            )
+            results = alternate(cfg, [("PixyProxy", service, paths), ("plain", plain, paths)])
     figure = ratio_figure(
         2,
         f"Content, {store} store: GET /image/{{guid}}/content MB/s ÷ plain bytes from memory",
@@ -565,6 +573,8 @@ def render(
             "",
         ]
     out += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    if ANALYSIS.exists():  # kept by hand beside the bench: what was tuned, what stands in the way
+        out += [ANALYSIS.read_text().rstrip(), ""]
     return "\n".join(out)
 
 
@@ -575,7 +585,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="alternating rounds per figure (default 3)")
     parser.add_argument("--seconds", type=float, help="seconds of load per round and side (default 10)")
     parser.add_argument("--python-load", action="store_true", help="use bench/pyload.py even if wrk exists")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the markdown")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"where to write the markdown (default {DEFAULT_OUTPUT.relative_to(ROOT)};"
+        " a --smoke run writes only where this says)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--note", action="append", default=[], help="a note to add to the report")
     return parser.parse_args(argv)
@@ -620,8 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table(figures)))
     if extra.get("failures"):
         print("\nFailures:\n" + extra["failures"])
-    if not args.no_write:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
-        print(f"\nwritten to {args.output}")
+    output = args.output or (None if args.smoke else DEFAULT_OUTPUT)
+    if output is not None and not args.no_write:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        print(f"\nwritten to {output}")
     return 1 if extra.get("failures") else 0

@@ -166,3 +166,16 @@ def reset_peak_rss(pid: int) -> bool:
 
 def process_tree_peak_rss(pid: int) -> int:
     return sum(_status_kb(p, "VmHWM") for p in process_tree(pid)) * 1024
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
