@@ -216,16 +216,15 @@ class RssSampler(threading.Thread):
 
 
 def detail_reads(
-    cfg: Settings, workdir: Path, env: dict[str, str], guids: list[str], metadata: str, goal: float
-) -> tuple[Figure, str | None]:
-    """Figure 1 on one metadata store; returns the figure and the detail body's JSON (for the log)."""
+    cfg: Settings, workdir: Path, service: servers.Server, guids: list[str], metadata: str, goal: float
+) -> Figure:
+    """Figure 1 on one metadata store, against `service`; the plain server answers its detail body."""
     paths = [f"/image/{g}" for g in guids]
-    with servers.pixyproxy_server(workdir, env, name=f"pixyproxy-{metadata}") as service:
-        status, body = fetch(service.base_url + paths[0])
-        if status != 200:
-            raise RuntimeError(f"GET {paths[0]} answered {status}")
-        with servers.baseline_server(workdir, body, "application/json", f"baseline-json-{metadata}") as plain:
-            results = alternate(cfg, [("PixyProxy", service, paths), ("plain", plain, paths)])
+    status, body = fetch(service.base_url + paths[0])
+    if status != 200:
+        raise RuntimeError(f"GET {paths[0]} answered {status}")
+    with servers.baseline_server(workdir, body, "application/json", f"baseline-json-{metadata}") as plain:
+        results = alternate(cfg, [("PixyProxy", service, paths), ("plain", plain, paths)])
     figure = ratio_figure(
         1,
         f"Detail reads, {metadata}: GET /image/{{guid}} req/s ÷ plain constant JSON",
@@ -237,15 +236,15 @@ def detail_reads(
         goal,
     )
     figure.detail.append(f"{len(guids)} rows, random guids; body {len(body)} bytes in both")
-    return figure, body.decode()
+    return figure
 
 
-def scale_out(cfg: Settings, workdir: Path, env: dict[str, str], guids: list[str]) -> Figure:
+def scale_out(
+    cfg: Settings, workdir: Path, env: dict[str, str], one: servers.Server, guids: list[str]
+) -> Figure:
+    """`one` (1 worker) against the same service started with 2 workers, on the same data."""
     paths = [f"/image/{g}" for g in guids]
-    with (
-        servers.pixyproxy_server(workdir, env, workers=1, name="pixyproxy-w1") as one,
-        servers.pixyproxy_server(workdir, env, workers=2, name="pixyproxy-w2") as two,
-    ):
+    with servers.pixyproxy_server(workdir, env, workers=2, name="pixyproxy-w2") as two:
         results = alternate(cfg, [("2 workers", two, paths), ("1 worker", one, paths)])
     figure = ratio_figure(
         7,
@@ -261,14 +260,15 @@ def scale_out(cfg: Settings, workdir: Path, env: dict[str, str], guids: list[str
     return figure
 
 
-def content_reads(cfg: Settings, workdir: Path, env: dict[str, str], guid: str, store: str, goal) -> Figure:
+def content_reads(
+    cfg: Settings, workdir: Path, service: servers.Server, guid: str, store: str, goal
+) -> Figure:
     paths = [f"/image/{guid}/content"]
-    with servers.pixyproxy_server(workdir, env, name=f"pixyproxy-content-{store}") as service:
-        status, body = fetch(service.base_url + paths[0])
-        if status != 200:
-            raise RuntimeError(f"GET {paths[0]} answered {status}")
-        with servers.baseline_server(workdir, body, "image/png", f"baseline-png-{store}") as plain:
-            results = alternate(cfg, [("PixyProxy", service, paths), ("plain", plain, paths)])
+    status, body = fetch(service.base_url + paths[0])
+    if status != 200:
+        raise RuntimeError(f"GET {paths[0]} answered {status}")
+    with servers.baseline_server(workdir, body, "image/png", f"baseline-png-{store}") as plain:
+        results = alternate(cfg, [("PixyProxy", service, paths), ("plain", plain, paths)])
     figure = ratio_figure(
         2,
         f"Content, {store} store: GET /image/{{guid}}/content MB/s ÷ plain bytes from memory",
@@ -415,23 +415,27 @@ def measure(cfg: Settings, only: set[int] | None, log: Callable[[str], None]) ->
                 [f"meta:{cfg.detail_rows}:1024", f"content:1:{CONTENT_BYTES}", f"big:1:{cfg.big_bytes}"],
             )
 
-            def fig1():
-                figure, body = detail_reads(cfg, local, env, data["meta"], "SQLite", 0.6)
-                figures.append(figure)
-                extra["detail_body"] = body
-
-            if wanted(1):
-                attempt("figure 1 on SQLite", fig1)
-            if wanted(7):
-                attempt(
-                    "figure 7 (workers 2 ÷ 1)",
-                    lambda: figures.append(scale_out(cfg, local, env, data["meta"])),
-                )
-            if wanted(2):
-                attempt(
-                    "figure 2 on the file store",
-                    lambda: figures.append(content_reads(cfg, local, env, data["content"][0], "file", 0.5)),
-                )
+            if any(wanted(n) for n in (1, 2, 7)):
+                with servers.pixyproxy_server(local, env, name="pixyproxy-local") as one:
+                    if wanted(1):
+                        attempt(
+                            "figure 1 on SQLite",
+                            lambda: figures.append(
+                                detail_reads(cfg, local, one, data["meta"], "SQLite", 0.6)
+                            ),
+                        )
+                    if wanted(7):
+                        attempt(
+                            "figure 7 (workers 2 ÷ 1)",
+                            lambda: figures.append(scale_out(cfg, local, env, one, data["meta"])),
+                        )
+                    if wanted(2):
+                        attempt(
+                            "figure 2 on the file store",
+                            lambda: figures.append(
+                                content_reads(cfg, local, one, data["content"][0], "file", 0.5)
+                            ),
+                        )
             if wanted(6):
                 attempt(
                     "figure 6 on the file store",
@@ -451,7 +455,8 @@ def measure(cfg: Settings, only: set[int] | None, log: Callable[[str], None]) ->
                             "PIXYPROXY_STORAGE_URL": f"file:{mysql / 'images'}",
                         }
                         rows = seed(mysql, env, [f"meta:{cfg.detail_rows}:1024"])["meta"]
-                        figures.append(detail_reads(cfg, mysql, env, rows, "MySQL", 0.5)[0])
+                        with servers.pixyproxy_server(mysql, env, name="pixyproxy-mysql") as service:
+                            figures.append(detail_reads(cfg, mysql, service, rows, "MySQL", 0.5))
 
                 attempt("figure 1 on MySQL", fig1_mysql)
             else:
@@ -470,7 +475,9 @@ def measure(cfg: Settings, only: set[int] | None, log: Callable[[str], None]) ->
                         env = {**s3_env, "PIXYPROXY_DATABASE_URL": f"sqlite:///{s3 / 'bench.db'}"}
                         data = seed(s3, env, [f"content:1:{CONTENT_BYTES}", f"big:1:{cfg.big_bytes}"])
                         if wanted(2):
-                            figures.append(content_reads(cfg, s3, env, data["content"][0], "S3 (moto)", None))
+                            with servers.pixyproxy_server(s3, env, name="pixyproxy-s3") as service:
+                                content = data["content"][0]
+                                figures.append(content_reads(cfg, s3, service, content, "S3 (moto)", None))
                         if wanted(6):
                             figures.append(memory(cfg, s3, env, data["big"][0], cfg.big_bytes, "S3 (moto)"))
 
