@@ -239,6 +239,32 @@ def detail_reads(
     return figure
 
 
+def breakdown(cfg: Settings, workdir: Path, env: dict[str, str], guids: list[str]) -> list[str]:
+    """bench/breakdown.py: in-process CPU per detail read, one piece taken out at a time."""
+    guids_file = workdir / "breakdown-guids.json"
+    guids_file.write_text(json.dumps(guids))
+    extra = {**env, "BENCH_GUIDS": str(guids_file), "BENCH_LOG": str(workdir / "breakdown.log")}
+    cpu: dict[str, float] = {}
+    for mode in ("full", "no-log-lines", "no-metrics", "memory-repository", "no-hot-path"):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.breakdown", mode, str(200 if cfg.smoke else 3000)],
+            cwd=workdir,
+            env=servers.clean_env(extra),
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode:
+            raise RuntimeError(f"bench/breakdown.py {mode} failed:\n{out.stderr[-2000:]}")
+        cpu[mode] = json.loads(out.stdout.strip().splitlines()[-1])["cpu_us"]
+    full = cpu["full"]
+    return [
+        f"Where the time goes (bench/breakdown.py: CPU per request inside the app, no network, best of 5):"
+        f" {full:.0f} µs in all; the two log lines {full - cpu['no-log-lines']:.0f} µs, metrics"
+        f" {full - cpu['no-metrics']:.0f} µs, the SQLite read {full - cpu['memory-repository']:.0f} µs;"
+        f" the FastAPI route instead of the hot path would take {cpu['no-hot-path']:.0f} µs",
+    ]
+
+
 def scale_out(
     cfg: Settings, workdir: Path, env: dict[str, str], one: servers.Server, guids: list[str]
 ) -> Figure:
@@ -418,12 +444,13 @@ def measure(cfg: Settings, only: set[int] | None, log: Callable[[str], None]) ->
             if any(wanted(n) for n in (1, 2, 7)):
                 with servers.pixyproxy_server(local, env, name="pixyproxy-local") as one:
                     if wanted(1):
-                        attempt(
-                            "figure 1 on SQLite",
-                            lambda: figures.append(
-                                detail_reads(cfg, local, one, data["meta"], "SQLite", 0.6)
-                            ),
-                        )
+
+                        def fig1() -> None:
+                            figure = detail_reads(cfg, local, one, data["meta"], "SQLite", 0.6)
+                            figures.append(figure)
+                            figure.detail += breakdown(cfg, local, env, data["meta"])
+
+                        attempt("figure 1 on SQLite (and its breakdown)", fig1)
                     if wanted(7):
                         attempt(
                             "figure 7 (workers 2 ÷ 1)",
