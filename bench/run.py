@@ -364,7 +364,8 @@ def external(
         return figures, ""
     command = [sys.executable, "-m", f"bench.{script}"] + (["--smoke"] if cfg.smoke else [])
     out = subprocess.run(command, cwd=ROOT, env=servers.clean_env({}), capture_output=True, text=True)
-    text = out.stdout + (f"\n[stderr]\n{out.stderr[-2000:]}" if out.returncode else "")
+    shown = "\n".join(line for line in out.stdout.splitlines() if not line.startswith("BENCH_FIGURE "))
+    text = shown + (f"\n[stderr]\n{out.stderr[-2000:]}" if out.returncode else "")
     figures = []
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_FIGURE "):
@@ -394,6 +395,13 @@ def external(
 def other_test_runs() -> int:
     """How many pytest processes not started by this bench were running (others sharing the cores)."""
     mine = set(servers.process_tree(os.getpid()))
+    parent = os.getppid()
+    while parent > 1:  # and whatever started it (a pytest smoke test is not another developer's run)
+        mine.add(parent)
+        try:
+            parent = int(Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
     count = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) not in mine:
@@ -408,10 +416,11 @@ def other_test_runs() -> int:
 
 def measure(cfg: Settings, only: set[int] | None, log: Callable[[str], None]) -> tuple[list[Figure], dict]:
     figures: list[Figure] = []
-    extra: dict[str, str] = {}
+    extra: dict = {}
     wanted = (lambda n: True) if not only else (lambda n: n in only)
 
     def attempt(what: str, action: Callable[[], None]) -> None:
+        extra["others_seen"] = max(extra.get("others_seen", 0), other_test_runs())
         log(f"… {what}")
         started = time.monotonic()
         try:
@@ -533,6 +542,13 @@ def measure(cfg: Settings, only: set[int] | None, log: Callable[[str], None]) ->
     return figures, extra
 
 
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def machine() -> dict[str, str]:
     model = "unknown"
     with contextlib.suppress(OSError):
@@ -646,19 +662,21 @@ def main(argv: list[str] | None = None) -> int:
     info["load"] = tool_name(args.python_load)
     if not wrk_path():
         print("wrk is not installed (run bench/setup): using the slower Python load generator", flush=True)
-    others_before = other_test_runs()
+    others_before, load_before = other_test_runs(), load_average()
     started = time.monotonic()
     figures, extra = measure(cfg, only, lambda line: print(line, flush=True))
-    others_after = other_test_runs()
+    others_after, load_after = other_test_runs(), load_average()
+    others_during = max(others_before, others_after, extra.pop("others_seen", 0))
     notes = [
         "The load generator runs on the same cores as the servers it loads; both sides of each ratio share"
         " that handicap. With 2 cores, figure 7's second worker competes with the load generator.",
-        f"Total time {time.monotonic() - started:.0f} s.",
+        f"Total time {time.monotonic() - started:.0f} s; load average (1, 5, 15 min) {load_before} at the"
+        f" start, {load_after} at the end.",
     ]
-    if others_before or others_after:
+    if others_during:
         notes.append(
-            f"Other developers' test runs shared the cores during this run ({others_before} pytest processes"
-            f" at the start, {others_after} at the end): absolute numbers are lower than on an idle machine."
+            f"Other test runs shared the cores during this run (up to {others_during} pytest processes seen"
+            " between figures): absolute numbers are lower than on an idle machine, and the ratios noisier."
         )
     if cfg.smoke:
         notes.append("A --smoke run: too short to be a measurement.")
