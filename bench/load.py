@@ -125,16 +125,20 @@ def _run_python(
     with tempfile.TemporaryDirectory() as tmp:
         paths_file = Path(tmp) / "paths.json"
         paths_file.write_text(json.dumps(paths))
+        # Each writes its result to a file: a pipe not read yet would fill up and cut its large output.
+        outputs = [Path(tmp) / f"result-{i}.json" for i in range(len(per_process))]
         running = [
             subprocess.Popen(
                 [sys.executable, "-m", "bench.pyload", base_url, str(paths_file), str(n), str(seconds)]
+                + ["--out", str(out)]
                 + (["--once"] if once else []),
-                stdout=subprocess.PIPE,
-                text=True,
             )
-            for n in per_process
+            for n, out in zip(per_process, outputs, strict=True)
         ]
-        results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in running]
+        for process in running:
+            if process.wait():
+                raise RuntimeError(f"bench/pyload.py exited with {process.returncode}")
+        results = [json.loads(out.read_text()) for out in outputs]
     latencies = sorted(x for r in results for x in r["sample_ms"])
     return LoadResult(
         requests=sum(r["requests"] for r in results),

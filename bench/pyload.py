@@ -1,9 +1,10 @@
 """A small HTTP/1.1 keep-alive load generator, for machines without wrk.
 
-    python -m bench.pyload http://127.0.0.1:8000 paths.json CONNECTIONS SECONDS [--once]
+    python -m bench.pyload http://127.0.0.1:8000 paths.json CONNECTIONS SECONDS [--once] [--out FILE]
 
-Prints one JSON line: requests, seconds, bytes (bodies), errors, and a latency sample in ms. It is
-slower than wrk, so on a small machine it takes more of the CPU the server would otherwise have.
+Prints (or writes to FILE) one JSON object: requests, seconds, bytes (bodies), errors, and a latency
+sample in ms. It is slower than wrk, so on a small machine it takes more of the CPU the server would
+otherwise have.
 """
 
 import asyncio
@@ -73,7 +74,11 @@ def main() -> None:
         result = uvloop.run(coroutine)
     except ImportError:
         result = asyncio.run(coroutine)
-    print(json.dumps(result))
+    text = json.dumps(result)
+    if "--out" in sys.argv:
+        Path(sys.argv[sys.argv.index("--out") + 1]).write_text(text)
+    else:
+        print(text)
 
 
 if __name__ == "__main__":

@@ -50,3 +50,16 @@ def test_bench_smoke_produces_every_figure(tmp_path):
     assert "cores" in text and "Date:" in text
     load = "wrk" if shutil.which("wrk") else "pyload"
     assert load in text
+
+
+def test_python_load_generator_counts_requests_and_bodies(tmp_path):
+    """The fallback for machines without wrk (bench/pyload.py), in several processes at once."""
+    from bench import servers
+    from bench.load import run_load
+
+    body = b'{"guid": "x"}' * 10
+    with servers.baseline_server(tmp_path, body, "application/json", "plain") as plain:
+        result = run_load(plain.base_url, [f"/image/{i}" for i in range(2000)], 8, 0.5, force_python=True)
+    assert result.tool == "pyload" and result.errors == 0 and result.requests > 10
+    assert result.bytes == result.requests * len(body)
+    assert 0 < result.p50_ms <= result.p99_ms
