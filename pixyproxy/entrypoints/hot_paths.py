@@ -20,16 +20,15 @@ from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 
 from pixyproxy.domain.errors import ImageException
-from pixyproxy.domain.models import ContentRange, ImageDetail
+from pixyproxy.domain.models import ImageDetail
 from pixyproxy.domain.service import ImageService
-from pixyproxy.entrypoints.byte_ranges import parse_range
+from pixyproxy.entrypoints.content_answer import answer_content
 from pixyproxy.entrypoints.errors import render
 from pixyproxy.entrypoints.metrics import flatten_routes
-from pixyproxy.entrypoints.routes import IMMUTABLE, _etag_matches
 
 ONE_BODY = 1024 * 1024  # blobs up to this size are read whole and sent as one body
 _JSON_HEADERS = (b"content-type", b"application/json")
-_PNG = (b"content-type", b"image/png")
+_CONDITIONAL = (b"if-none-match", b"if-range", b"range")
 
 
 class HotPathMiddleware:
@@ -88,43 +87,29 @@ class HotPathMiddleware:
         service = self.service()
         try:
             detail = await service.get(guid)
-            etag = f'"{detail.sha256}"'
-            headers = [
-                (b"etag", etag.encode()),
-                (b"cache-control", IMMUTABLE.encode()),
-                (b"accept-ranges", b"bytes"),
-                (b"x-content-type-options", b"nosniff"),
-                (b"content-disposition", f'inline; filename="{detail.filename}"'.encode("latin-1")),
-            ]
-            if_none_match = if_range = range_header = None
+            wanted: dict[bytes, str] = {}
             for name, value in scope["headers"]:
-                if name == b"if-none-match":
-                    if_none_match = value.decode("latin-1")
-                elif name == b"if-range":
-                    if_range = value.decode("latin-1")
-                elif name == b"range":
-                    range_header = value.decode("latin-1")
-            if _etag_matches(if_none_match, etag):
-                await send({"type": "http.response.start", "status": 304, "headers": headers})
+                if name in _CONDITIONAL:
+                    wanted[name] = value.decode("latin-1")
+            answer = answer_content(
+                detail,
+                scope["method"],
+                wanted.get(b"if-none-match"),
+                wanted.get(b"if-range"),
+                wanted.get(b"range"),
+            )
+            if not answer.send_body:
+                await send(
+                    {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return
-            byte_range: ContentRange | None = None
-            if if_range is None or if_range == etag:
-                byte_range = parse_range(range_header, detail.size_bytes)
-            status, length = 200, detail.size_bytes
-            if byte_range is not None:
-                status, length = 206, byte_range.length
-                content_range = f"bytes {byte_range.start}-{byte_range.end}/{detail.size_bytes}"
-                headers.append((b"content-range", content_range.encode()))
-            headers += [(b"content-length", str(length).encode()), _PNG]
-            if scope["method"] == "HEAD":
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": b""})
-                return
-            stream = await service.open_content(detail, byte_range)
+            stream = await service.open_content(detail, answer.byte_range)
         except (ImageException, HTTPException) as exc:
             await _send_error(exc, send)
             return
+        status, headers = answer.status, answer.headers
+        length = answer.byte_range.length if answer.byte_range else detail.size_bytes
         chunks = stream.chunks()
         if length <= ONE_BODY:  # one read, one body: no per-chunk sends for the common small image
             try:

@@ -9,14 +9,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import InvalidImageRequest
-from pixyproxy.domain.models import ContentRange, GenerationRequest, ImageDetail
+from pixyproxy.domain.models import GenerationRequest, ImageDetail
 from pixyproxy.domain.service import ImageService
-from pixyproxy.entrypoints.byte_ranges import parse_range
+from pixyproxy.entrypoints.content_answer import answer_content
 from pixyproxy.entrypoints.request_context import request_id_var
 from pixyproxy.entrypoints.schemas import ContentUrl, Health, NotReady, Ready, error_responses
 
 router = APIRouter()
-IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def route(methods: list[str], path: str, **options) -> Callable:
@@ -116,36 +115,20 @@ async def image_content(
     service: ImageService = Depends(Provide[Container.image_service]),
 ) -> Response:
     detail = await service.get(guid)
-    etag = f'"{detail.sha256}"'
-    headers = {
-        "ETag": etag,
-        "Cache-Control": IMMUTABLE,
-        "Accept-Ranges": "bytes",
-        "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": f'inline; filename="{detail.filename}"',
-    }
-    if _etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    byte_range: ContentRange | None = None
-    if_range = request.headers.get("if-range")
-    if if_range is None or if_range == etag:
-        byte_range = parse_range(request.headers.get("range"), detail.size_bytes)
-    status = 200
-    length = detail.size_bytes
-    if byte_range is not None:
-        status, length = 206, byte_range.length
-        headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{detail.size_bytes}"
-    headers["Content-Length"] = str(length)
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type="image/png")
-    stream = await service.open_content(detail, byte_range)
-    return StreamingResponse(stream.chunks(), status_code=status, headers=headers, media_type="image/png")
-
-
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    return header.strip() == "*" or etag in (tag.strip().removeprefix("W/") for tag in header.split(","))
+    answer = answer_content(
+        detail,
+        request.method,
+        request.headers.get("if-none-match"),
+        request.headers.get("if-range"),
+        request.headers.get("range"),
+    )
+    if not answer.send_body:
+        response = Response(status_code=answer.status)
+    else:
+        stream = await service.open_content(detail, answer.byte_range)
+        response = StreamingResponse(stream.chunks(), status_code=answer.status)
+    response.raw_headers = list(answer.headers)  # exactly the planned headers, as the hot path sends
+    return response
 
 
 @route(
