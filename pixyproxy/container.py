@@ -83,4 +83,5 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         blobs=metered_blobs,
         max_prompt_length=settings.provided.max_prompt_length,
+        idempotency_ttl_seconds=settings.provided.idempotency_ttl_seconds,
     )

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
     gc_grace_seconds: int = Field(default=3600, ge=0)
+    idempotency_ttl_seconds: int = Field(
+        default=86_400, ge=1, description="How long an Idempotency-Key returns its first image (24 h)."
+    )
     url_ttl_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
     offline_latency_seconds: float = Field(
         default=0.0, ge=0, le=600, description="Delay added by the offline generator, to imitate a provider."

@@ -60,6 +60,12 @@ class InMemoryImageRepository:
                 return IdempotentResult(detail=detail, request_hash=request_hash or "")
         return None
 
+    async def release_idempotency_key(self, key: str, older_than: datetime) -> None:
+        self._check()
+        for index, (row_id, detail, stored_key, _) in enumerate(self.rows):
+            if stored_key == key and detail.created_at < older_than:
+                self.rows[index] = (row_id, detail, None, None)
+
     async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
         self._check()
         ordered = sorted(self.rows, key=lambda r: (r[1].created_at, r[0]), reverse=True)

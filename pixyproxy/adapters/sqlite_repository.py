@@ -21,6 +21,10 @@ _INSERT = (
     f"INSERT INTO images ({', '.join(DETAIL_COLUMNS)}, updated_at, idempotency_key, request_hash) "  # noqa: S608
     f"VALUES ({', '.join(':' + c for c in DETAIL_COLUMNS)}, :created_at, :idempotency_key, :request_hash)"
 )
+_RELEASE_KEY = (
+    "UPDATE images SET idempotency_key = NULL, request_hash = NULL "
+    "WHERE idempotency_key = :key AND created_at < :older_than"
+)
 _MIGRATIONS = {
     1: """
     CREATE TABLE IF NOT EXISTS images (
@@ -111,6 +115,9 @@ class SQLiteImageRepository:
         if not rows:
             return None
         return IdempotentResult(detail=self._detail(rows[0]), request_hash=rows[0]["request_hash"] or "")
+
+    async def release_idempotency_key(self, key: str, older_than: datetime) -> None:
+        self._run(_RELEASE_KEY, {"key": key, "older_than": _stamp(older_than)})
 
     async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
         params: dict = {"limit": limit + 1}

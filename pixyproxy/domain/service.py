@@ -30,6 +30,7 @@ from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, ImageReposito
 log = logging.getLogger(__name__)
 
 MAX_LIST_LIMIT = 1000
+DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
 def utc_now() -> datetime:
@@ -61,6 +62,7 @@ class ImageService:
         blobs: BlobStore,
         *,
         max_prompt_length: int = 4000,
+        idempotency_ttl_seconds: float = DEFAULT_IDEMPOTENCY_TTL_SECONDS,
         clock: Callable[[], datetime] = utc_now,
         new_guid: Callable[[], UUID] = uuid4,
     ) -> None:
@@ -68,6 +70,8 @@ class ImageService:
         self.repository = repository
         self.blobs = blobs
         self.max_prompt_length = max_prompt_length
+        # An Idempotency-Key holds its image this long; after that the key counts as unused.
+        self.idempotency_ttl = timedelta(seconds=idempotency_ttl_seconds)
         self._clock = clock
         self._new_guid = new_guid
         # Idempotency keys being generated in this process: a duplicate waits for the first.
@@ -117,6 +121,14 @@ class ImageService:
         self._in_flight[idempotency_key] = (fingerprint, future)
         try:
             existing = await self.repository.get_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                cutoff = self._clock() - self.idempotency_ttl
+                if existing.detail.created_at < cutoff:
+                    # Expired: the key counts as unused. Let go of it (the store checks the age again in
+                    # the same statement, so a fresh image another process just stored keeps its key)
+                    # and generate; the new image takes the key, or add() reports who took it first.
+                    await self.repository.release_idempotency_key(idempotency_key, cutoff)
+                    existing = None
             if existing is not None:
                 detail = self._replay(existing.detail, existing.request_hash, fingerprint)
             else:

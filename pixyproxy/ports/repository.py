@@ -1,4 +1,5 @@
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -26,6 +27,12 @@ class ImageRepository(Protocol):
     async def get(self, guid: UUID) -> ImageDetail | None: ...
 
     async def get_by_idempotency_key(self, key: str) -> IdempotentResult | None: ...
+
+    async def release_idempotency_key(self, key: str, older_than: datetime) -> None:
+        """Free an expired key: clear idempotency_key and request_hash on the row holding `key`, only
+        if that row's created_at is before `older_than` (one atomic statement). The image row stays.
+        A fresh key, or a key no row holds, is left as it is."""
+        ...
 
     async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
         """Newest first (created_at desc, id desc), strictly after `after`; `next` set when more remain."""

@@ -439,6 +439,7 @@ def test_statements_become_positional_markers_with_their_values_in_order():
         adapter.LIST_FIRST,
         adapter.LIST_AFTER,
         adapter.INSERT,
+        adapter.RELEASE_IDEMPOTENCY_KEY,
     }
 
 

@@ -1,6 +1,6 @@
 """The ImageRepository contract, run against every adapter in REPOSITORY_ADAPTERS."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
 import pytest
@@ -117,6 +117,47 @@ async def test_second_image_with_same_idempotency_key_is_a_conflict(repository):
     with pytest.raises(IdempotencyConflict):
         await repository.add(second, idempotency_key="key-1", request_hash="h")
     assert await repository.get(second.guid) is None
+
+
+async def test_release_frees_an_expired_idempotency_key_and_keeps_the_image(repository):
+    old = make_detail(created_at=BASE)
+    await repository.add(old, idempotency_key="key-1", request_hash="hash-1")
+    # The cutoff one microsecond after the image, written in another time zone: still older than it.
+    cutoff = (BASE + timedelta(microseconds=1)).astimezone(timezone(timedelta(hours=2)))
+    await repository.release_idempotency_key("key-1", older_than=cutoff)
+    assert await repository.get_by_idempotency_key("key-1") is None
+    assert await repository.get(old.guid) == old
+    assert [d.guid for d in (await repository.list_page(10)).items] == [old.guid]
+    # The key is free: a new image takes it, with its own request hash.
+    new = make_detail(created_at=BASE + timedelta(days=1))
+    await repository.add(new, idempotency_key="key-1", request_hash="hash-2")
+    found = await repository.get_by_idempotency_key("key-1")
+    assert found is not None and found.detail == new and found.request_hash == "hash-2"
+    assert await repository.get(old.guid) == old
+
+
+async def test_release_keeps_a_key_that_is_not_older_than_the_cutoff(repository):
+    detail = make_detail(created_at=BASE)
+    await repository.add(detail, idempotency_key="key-1", request_hash="hash-1")
+    await repository.release_idempotency_key("key-1", older_than=BASE)  # same instant: not older
+    await repository.release_idempotency_key("key-1", older_than=BASE - timedelta(hours=1))
+    found = await repository.get_by_idempotency_key("key-1")
+    assert found is not None and found.detail == detail and found.request_hash == "hash-1"
+    with pytest.raises(IdempotencyConflict):
+        await repository.add(make_detail(), idempotency_key="key-1", request_hash="hash-1")
+
+
+async def test_release_touches_only_the_named_key(repository):
+    first, second = make_detail(), make_detail()
+    await repository.add(first, idempotency_key="key-a", request_hash="hash-a")
+    await repository.add(second, idempotency_key="key-b", request_hash="hash-b")
+    later = BASE + timedelta(days=2)
+    await repository.release_idempotency_key("key-a", older_than=later)
+    await repository.release_idempotency_key("no-such-key", older_than=later)
+    assert await repository.get_by_idempotency_key("key-a") is None
+    found = await repository.get_by_idempotency_key("key-b")
+    assert found is not None and found.detail == second and found.request_hash == "hash-b"
+    assert await repository.existing([first.guid, second.guid]) == {first.guid, second.guid}
 
 
 async def test_existing_reports_only_stored_guids(repository):

@@ -69,6 +69,12 @@ INSERT = (
     "%(content_type)s, %(size_bytes)s, %(width)s, %(height)s, %(model)s, %(size)s, %(quality)s, "
     "%(revised_prompt)s, %(usage_json)s, %(sha256)s, %(idempotency_key)s, %(request_hash)s)"
 )
+# One statement, so checking the age and letting go of the key are atomic; safe to retry (a second run
+# finds the key already gone, or a fresh row that another process stored under it, and changes nothing).
+RELEASE_IDEMPOTENCY_KEY = (
+    "UPDATE images SET idempotency_key = NULL, request_hash = NULL "
+    "WHERE idempotency_key = %(idempotency_key)s AND created_at < %(older_than)s"
+)
 # `guids` is a tuple: the driver escapes each element and writes the parenthesised list.
 EXISTING = "SELECT guid FROM images WHERE guid IN %(guids)s"
 PING = "SELECT 1"
@@ -109,7 +115,15 @@ class Statement:
 
 
 PREPARED = {
-    sql: Statement(sql) for sql in (GET_BY_GUID, GET_BY_IDEMPOTENCY_KEY, LIST_FIRST, LIST_AFTER, INSERT)
+    sql: Statement(sql)
+    for sql in (
+        GET_BY_GUID,
+        GET_BY_IDEMPOTENCY_KEY,
+        LIST_FIRST,
+        LIST_AFTER,
+        INSERT,
+        RELEASE_IDEMPOTENCY_KEY,
+    )
 }
 
 # Client error codes meaning "this connection is dead"; worth one retry on a fresh connection.
@@ -309,6 +323,10 @@ class MySQLImageRepository:
             return None
         row = _row_dict(rows[0])
         return IdempotentResult(detail=_detail(row), request_hash=row["request_hash"] or "")
+
+    async def release_idempotency_key(self, key: str, older_than: datetime) -> None:
+        params = {"idempotency_key": key, "older_than": _utc_naive(older_than)}
+        await self._execute(RELEASE_IDEMPOTENCY_KEY, params)
 
     async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
         if after is None:
