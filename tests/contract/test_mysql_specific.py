@@ -4,7 +4,6 @@ import ast
 import asyncio
 import re
 import socket
-import threading
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from pixyproxy.domain.models import PagePosition
 from pixyproxy.settings import Settings
 from tests.contract.test_repository_contract import BASE, make_detail
 from tests.support.mysql import MySQLServer
+from tests.support.silent_server import silent_server
 
 ADAPTER_DIR = Path(mysql_package.__file__).parent
 STATEMENTS = {
@@ -398,34 +398,16 @@ async def test_a_refused_connection_is_metadata_unavailable():
 
 async def test_a_server_that_never_answers_times_out_as_metadata_unavailable():
     """A listener that accepts and then says nothing (a hung server): the read timeout ends the wait."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    port = listener.getsockname()[1]
-    repository = MySQLImageRepository(f"mysql://root@127.0.0.1:{port}/db?read_timeout=0.3&init_timeout=0.3")
-    try:
-        with pytest.raises(MetadataUnavailable):
-            await asyncio.wait_for(repository.get(uuid4()), 10)
-        with pytest.raises(MetadataUnavailable):
-            await asyncio.wait_for(repository.init(), 10)
-    finally:
-        await repository.close()
-        stop.set()
-        thread.join()
-        listener.close()
-        for sock in accepted:
-            sock.close()
+    with silent_server() as hung:
+        url = f"mysql://root@127.0.0.1:{hung.port}/db?read_timeout=0.3&init_timeout=0.3"
+        repository = MySQLImageRepository(url)
+        try:
+            with pytest.raises(MetadataUnavailable):
+                await asyncio.wait_for(repository.get(uuid4()), 10)
+            with pytest.raises(MetadataUnavailable):
+                await asyncio.wait_for(repository.init(), 10)
+        finally:
+            await repository.close()
 
 
 def test_statements_become_positional_markers_with_their_values_in_order():

@@ -3,7 +3,6 @@
 import asyncio
 import os
 import socket
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +15,7 @@ from pixyproxy.adapters.s3_blob_store import CHUNK, S3BlobStore, parse_s3_url
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import StorageUnavailable
 from tests.support.s3 import TcpRelay, empty_and_remove_bucket
+from tests.support.silent_server import silent_server
 
 pytestmark = pytest.mark.s3
 
@@ -245,35 +245,15 @@ async def test_a_blackholed_endpoint_fails_within_seconds_by_default(s3_env, mon
 
 
 async def test_a_server_that_never_answers_times_out(s3_env, monkeypatch):
-    listener = socket.create_server(("127.0.0.1", 0))  # accepts connections, never replies
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    with silent_server() as hung:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{hung.port}")
         store = S3BlobStore("s3://silent/images", read_timeout=0.5, max_attempts=2)
         started = time.monotonic()
         with pytest.raises(StorageUnavailable, match="not reachable"):
             await store.ping()
         assert time.monotonic() - started < 20
-        assert len(accepted) == 2  # bounded retries: the first try and one retry
+        assert len(hung.accepted) == 2  # bounded retries: the first try and one retry
         await store.close()
-    finally:
-        stop.set()
-        thread.join()
-        for sock in accepted:
-            sock.close()
-        listener.close()
 
 
 async def test_a_download_cut_midway_is_storage_unavailable(s3_env, s3_bucket, monkeypatch):

@@ -9,6 +9,7 @@ Runs at service start (the app's lifespan calls repository.init()) and as `pixyp
 
 import logging
 
+from pixyproxy.adapters.rows import DETAIL_COLUMNS
 from pixyproxy.domain.errors import MetadataUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,28 +66,7 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 # What the repository reads and writes; checked after migrating so a foreign `images` table that
 # happens to share the name is reported clearly instead of failing on the first request.
-REQUIRED_COLUMNS = frozenset(
-    {
-        "id",
-        "guid",
-        "filename",
-        "prompt",
-        "created_at",
-        "updated_at",
-        "content_type",
-        "size_bytes",
-        "width",
-        "height",
-        "model",
-        "size",
-        "quality",
-        "revised_prompt",
-        "usage_json",
-        "sha256",
-        "idempotency_key",
-        "request_hash",
-    }
-)
+REQUIRED_COLUMNS = frozenset({"id", "updated_at", "idempotency_key", "request_hash", *DETAIL_COLUMNS})
 
 
 async def _scalar(cursor, sql: str, params: dict | None = None):
