@@ -31,6 +31,7 @@ from pixyproxy.container import Container
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 ANALYSIS = ROOT / "bench" / "analysis.md"
+SOAK = ROOT / "bench" / "soak_results.md"  # written by bench/soak.py: its section, kept at the end
 CONNECTIONS = 32
 DETAIL_ROWS = 1000
 CONTENT_BYTES = 200 * 1024
@@ -625,6 +626,8 @@ def render(
     out += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     if ANALYSIS.exists():  # kept by hand beside the bench: what was tuned, what stands in the way
         out += [ANALYSIS.read_text().rstrip(), ""]
+    if SOAK.exists():  # the soak's last figures (python -m bench.soak), which this run does not measure
+        out += [SOAK.read_text().rstrip(), ""]
     return "\n".join(out)
 
 
