@@ -480,12 +480,17 @@ async def drive(args: argparse.Namespace, server: servers.Server, guids: list[st
 async def report_progress(phase: Phase, rss: RssSampler, seconds: float) -> None:
     every = 60.0 if seconds >= 180 else max(5.0, seconds / 4)
     started = time.perf_counter()
+    seen = dict.fromkeys(KINDS, 0)
     while True:
         await asyncio.sleep(every)
-        p99 = phase.percentile(None, 0.99)
+        # p99 of this interval only: sorting every latency so far would stall the client's sends
+        recent = sorted(v for k in KINDS for v in phase.latencies[k][seen[k] :])
+        seen = {k: len(phase.latencies[k]) for k in KINDS}
+        p99 = recent[min(len(recent) - 1, math.ceil(0.99 * len(recent)) - 1)] if recent else 0.0
         say(
             f"   {time.perf_counter() - started:4.0f} s: {phase.requests():,} answered, "
-            f"{phase.error_count()} errors, p99 {p99 or 0:.1f} ms, RSS {rss.samples[-1][1] / 2**20:.1f} MiB"
+            f"{phase.error_count()} errors, p99 {p99:.1f} ms (last {every:g} s), "
+            f"RSS {rss.samples[-1][1] / 2**20:.1f} MiB"
         )
 
 
