@@ -484,14 +484,18 @@ async def report_progress(phase: Phase, rss: RssSampler, seconds: float) -> None
     while True:
         await asyncio.sleep(every)
         # p99 of this interval only: sorting every latency so far would stall the client's sends
-        recent = sorted(v for k in KINDS for v in phase.latencies[k][seen[k] :])
+        reads = sorted(v for k in KINDS if k != "generate" for v in phase.latencies[k][seen[k] :])
+        generations = sorted(phase.latencies["generate"][seen["generate"] :])
         seen = {k: len(phase.latencies[k]) for k in KINDS}
-        p99 = recent[min(len(recent) - 1, math.ceil(0.99 * len(recent)) - 1)] if recent else 0.0
         say(
             f"   {time.perf_counter() - started:4.0f} s: {phase.requests():,} answered, "
-            f"{phase.error_count()} errors, p99 {p99:.1f} ms (last {every:g} s), "
-            f"RSS {rss.samples[-1][1] / 2**20:.1f} MiB"
+            f"{phase.error_count()} errors; last {every:g} s: p99 reads {p99(reads):.1f} ms, "
+            f"generations {p99(generations):.1f} ms; RSS {rss.samples[-1][1] / 2**20:.1f} MiB"
         )
+
+
+def p99(ordered: list[float]) -> float:
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] if ordered else 0.0
 
 
 def soak(args: argparse.Namespace, command: str) -> Outcome:
@@ -613,6 +617,7 @@ def render(o: Outcome, args: argparse.Namespace) -> str:
         f" the last {RSS_WINDOW_S:g} s of its phase; peak {mib(o.rss_peak)}, {mib(o.rss_idle_end)} one"
         " second after the load stopped.",
         "- RSS over the soak (time after warm-up: MiB): " + rss_series(o.rss_series, s.scheduled_s) + ".",
+        drift_line(o.rss_series, s.scheduled_s, o.rss_end),
     ]
     if w.error_count() or s.error_count():
         lines.append("- First errors: " + "; ".join(f"`{e}`" for e in w.error_samples + s.error_samples))
@@ -632,12 +637,24 @@ def rss_series(series: list[tuple[float, int]], seconds: float) -> str:
     """About six points from warm-up's end to the soak's end (seconds after warm-up: MiB)."""
     step = 60.0 if seconds >= 300 else max(1.0, seconds / 5)
     points, mark = [], 0.0
+    last = len(series) - 1
     for i, (t, rss) in enumerate(series):
-        if t >= mark - 0.5 or i == len(series) - 1:
+        if t >= mark - 0.5 or (i == last and t >= mark - step / 2):
             when = f"{max(0.0, t) / 60:.0f} min" if step >= 60 else f"{max(0.0, t):.0f} s"
             points.append(f"{when}: {rss / 2**20:.1f}")
             mark = max(mark, t) + step
     return ", ".join(points)
+
+
+def drift_line(series: list[tuple[float, int]], seconds: float, end: int) -> str:
+    """Growth from the sample nearest 10% into the soak to the end: a step early on vs a steady climb."""
+    if not series:
+        return "- RSS drift: no samples."
+    t, early = min(series, key=lambda point: abs(point[0] - 0.1 * seconds))
+    return (
+        f"- RSS from {t:.0f} s into the soak ({mib(early)}) to the end: {end / early - 1:+.1%}"
+        " (what the last 90% of the soak added)."
+    )
 
 
 def replace_section(document: str, section: str) -> str:
