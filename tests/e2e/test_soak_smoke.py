@@ -45,3 +45,16 @@ def test_the_soak_section_is_replaced_in_place_or_appended():
     replaced = replace_section(old, section)
     assert replaced == f"# Benchmarks\n\n{SECTION}\n\nnew figures\n\n## After\n\ny\n"
     assert replace_section(replaced, section) == replaced
+
+
+def test_python_m_bench_keeps_the_soak_section_at_the_end(tmp_path, monkeypatch):
+    from bench import run
+
+    results = tmp_path / "soak_results.md"
+    results.write_text(f"{SECTION}\n\nthe soak's figures\n")
+    monkeypatch.setattr(run, "SOAK", results)
+    info = {**run.machine(), "load": "wrk"}
+    settings = run.Settings(1, 1.0, 0.0, 1, 1, True, False)
+    text = run.render([], {}, info, settings, "python -m bench", [])
+    assert text.rstrip().endswith(f"{SECTION}\n\nthe soak's figures")
+    assert replace_section(text, results.read_text()).rstrip() == text.rstrip()
