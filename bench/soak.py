@@ -448,7 +448,8 @@ async def drive(args: argparse.Namespace, server: servers.Server, guids: list[st
         say(f"   RSS {rss_warm / 2**20:.1f} MiB, {warmup.error_count()} errors")
         say(f"… soak: {rate:,.0f} req/s for {args.minutes * 60:g} s")
         soak = Phase("soak")
-        progress = asyncio.create_task(report_progress(soak, rss, args.minutes * 60))
+        others: list[int] = []
+        progress = asyncio.create_task(report_progress(soak, rss, args.minutes * 60, others))
         await measured(soak, client.open_loop(soak, rate, args.minutes * 60, rng))
         progress.cancel()
         end_at = time.perf_counter() - rss.started
@@ -474,10 +475,11 @@ async def drive(args: argparse.Namespace, server: servers.Server, guids: list[st
         "rss_series": series,
         "generated": workload.generated,
         "peak_connections": client.peak_connections,
+        "others_seen": max(others, default=0),
     }
 
 
-async def report_progress(phase: Phase, rss: RssSampler, seconds: float) -> None:
+async def report_progress(phase: Phase, rss: RssSampler, seconds: float, others: list[int]) -> None:
     every = 60.0 if seconds >= 180 else max(5.0, seconds / 4)
     started = time.perf_counter()
     seen = dict.fromkeys(KINDS, 0)
@@ -487,6 +489,7 @@ async def report_progress(phase: Phase, rss: RssSampler, seconds: float) -> None
         reads = sorted(v for k in KINDS if k != "generate" for v in phase.latencies[k][seen[k] :])
         generations = sorted(phase.latencies["generate"][seen["generate"] :])
         seen = {k: len(phase.latencies[k]) for k in KINDS}
+        others.append(other_test_runs())
         say(
             f"   {time.perf_counter() - started:4.0f} s: {phase.requests():,} answered, "
             f"{phase.error_count()} errors; last {every:g} s: p99 reads {p99(reads):.1f} ms, "
@@ -515,14 +518,13 @@ def soak(args: argparse.Namespace, command: str) -> Outcome:
         with servers.pixyproxy_server(work, env, workers=1, name="pixyproxy-soak") as server:
             say(f"… PixyProxy at {server.base_url} (pid {server.process.pid}), log {server.log_path.name}")
             run = _run_loop(drive(args, server, guids))
-            others = max(others, other_test_runs())
+            run["others_seen"] = max(others, run["others_seen"], other_test_runs())
     return Outcome(
         info=info,
         command=command,
         mix=args.mix,
         seeded=args.seed_images,
         fraction=None if args.rate else args.fraction,
-        others_seen=others,
         load_before=load_before,
         load_after=load_average(),
         **run,
@@ -626,8 +628,13 @@ def render(o: Outcome, args: argparse.Namespace) -> str:
         + (
             f"; other test runs shared the cores (up to {o.others_seen} pytest processes seen)."
             if o.others_seen
-            else "; no other test run was seen."
+            else "; no other test run was seen (checked before, every progress line, after)."
         )
+    )
+    lines.append(
+        "- The rate is fixed once measured: when other work takes a core in the middle of a soak, the rate"
+        " exceeds what is left, requests queue, latencies climb to seconds and RSS grows with the backlog"
+        " (both verdicts then say more about the machine than the service)."
     )
     lines.append("")
     return "\n".join(lines)
