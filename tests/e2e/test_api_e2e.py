@@ -3,6 +3,7 @@
 import hashlib
 import io
 import re
+import time
 from uuid import UUID
 
 import httpx
@@ -223,11 +224,21 @@ def test_request_ids_are_unique_and_every_request_logs_start_and_end(server, cli
         r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) (INFO|WARNING|ERROR|DEBUG) (\S+) \[(\d+)\] "
         r"\[(\w+):(\d+)\] (REQUEST START|REQUEST END)(.*)$"
     )
-    events: dict[str, list[str]] = {}
-    for text in server.log_text().splitlines():
-        match = line.match(text)
-        if match:
-            events.setdefault(match.group(3), []).append(match.group(7))
+
+    def events() -> dict[str, list[str]]:
+        seen: dict[str, list[str]] = {}
+        for text in server.log_text().splitlines():
+            match = line.match(text)
+            if match:
+                seen.setdefault(match.group(3), []).append(match.group(7))
+        return seen
+
+    # END is written once the response has gone out, so the last line may land a moment after it.
+    deadline = time.monotonic() + 5
+    logged = events()
+    while any(len(logged.get(i, [])) < 2 for i in ids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        logged = events()
     for request_id in ids:
         assert re.match(r"^[\w.-]+-\d{20}-\d+-\d+$", request_id)
-        assert events.get(request_id) == ["REQUEST START", "REQUEST END"], request_id
+        assert logged.get(request_id) == ["REQUEST START", "REQUEST END"], request_id
