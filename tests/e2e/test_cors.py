@@ -1,12 +1,9 @@
 """CORS: off unless PIXYPROXY_CORS_ORIGINS names origins; then only those get the headers."""
 
-from dependency_injector import providers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.testclient import TestClient
 
-from pixyproxy.container import Container
-from pixyproxy.entrypoints.app import create_app
-from pixyproxy.settings import Settings
+from tests.support.embedded import in_process_app
 
 ALLOWED = "https://app.example"
 PREFLIGHT = {
@@ -14,21 +11,6 @@ PREFLIGHT = {
     "Access-Control-Request-Method": "POST",
     "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
 }
-
-
-def in_process_app(tmp_path, **settings):
-    container = Container()
-    container.settings.override(
-        providers.Object(
-            Settings(
-                _env_file=None,
-                database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                storage_url=f"file:{tmp_path / 'images'}",
-                **settings,
-            )
-        )
-    )
-    return create_app(container)
 
 
 def test_cors_is_off_by_default(tmp_path):

@@ -24,11 +24,10 @@ from dependency_injector import providers
 from PIL import Image
 from starlette.testclient import TestClient
 
-from pixyproxy.container import Container
 from pixyproxy.entrypoints.app import create_app
-from pixyproxy.settings import Settings
 from tests.e2e.server import run_server
 from tests.fakes import ScriptedGenerator, png_bytes
+from tests.support.embedded import embedded_container
 
 DB = "pixyproxy-data/pixyproxy.db"
 IMAGES = "pixyproxy-data/images"
@@ -116,16 +115,7 @@ GARBAGE = {
 
 @pytest.mark.parametrize("data", list(GARBAGE.values()), ids=list(GARBAGE))
 def test_garbage_from_the_generator_is_502_and_nothing_is_stored(tmp_path, data):
-    container = Container()
-    container.settings.override(
-        providers.Object(
-            Settings(
-                _env_file=None,
-                database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                storage_url=f"file:{tmp_path / 'images'}",
-            )
-        )
-    )
+    container = embedded_container(tmp_path)
     generator = ScriptedGenerator(image=data)
     container.generator.override(providers.Object(generator))
     with TestClient(create_app(container), raise_server_exceptions=False) as client:

@@ -2,36 +2,18 @@
 
 import httpx
 import pytest
-from dependency_injector import providers
 from starlette.testclient import TestClient
 
-from pixyproxy.container import Container
-from pixyproxy.entrypoints.app import create_app
 from pixyproxy.entrypoints.auth import ApiKeyMiddleware
 from pixyproxy.entrypoints.rate_limit import RateLimitMiddleware, TokenBucketLimiter
-from pixyproxy.settings import Settings
 from tests.e2e.server import run_server
+from tests.support.embedded import in_process_app
 
 KEY_A, KEY_B = "rate-key-a-4c1d", "rate-key-b-77e0"
 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def in_process_app(tmp_path, **settings):
-    container = Container()
-    container.settings.override(
-        providers.Object(
-            Settings(
-                _env_file=None,
-                database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                storage_url=f"file:{tmp_path / 'images'}",
-                **settings,
-            )
-        )
-    )
-    return create_app(container)
 
 
 @pytest.fixture(scope="module")
