@@ -19,12 +19,15 @@ class LogFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
-        cached_second, stamp = self._cached
+        return self.stamp(int(record.created), int(record.msecs))
+
+    def stamp(self, second: int, millis: int) -> str:
+        """`YYYY-MM-DD HH:MM:SS,mmm` for a time given as whole seconds since the epoch and milliseconds."""
+        cached_second, text = self._cached
         if second != cached_second:
-            stamp = time.strftime(self.default_time_format, self.converter(second))
-            self._cached = (second, stamp)
-        return self.default_msec_format % (stamp, record.msecs)
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._cached = (second, text)
+        return self.default_msec_format % (text, millis)
 
 
 class DirectLines:
@@ -36,10 +39,9 @@ class DirectLines:
     (a test's capture handler, a filter, another level) it returns False and logging does it all.
     """
 
-    def __init__(self, handler: logging.StreamHandler, logger: logging.Logger, formatter: logging.Formatter):
+    def __init__(self, handler: logging.StreamHandler, logger: logging.Logger, formatter: LogFormatter):
         self.handler, self.logger, self.formatter = handler, logger, formatter
         self.root = logging.getLogger()
-        self._cached: tuple[int, str] = (-1, "")
 
     def _applies(self) -> bool:
         handler, logger = self.handler, self.logger
@@ -61,15 +63,8 @@ class DirectLines:
     def __call__(self, message: str, args: tuple, function: str, line: int) -> bool:
         if not self._applies():
             return False
-        now = time.time_ns()
-        second, millis = divmod(now // 1_000_000, 1000)
-        cached, stamp = self._cached
-        if second != cached:
-            stamp = time.strftime(self.formatter.default_time_format, self.formatter.converter(second))
-            self._cached = (second, stamp)
-        text = (
-            f"{stamp},{millis:03d} INFO {request_id_var.get()} [{threading.get_ident()}] [{function}:{line}] "
-        )
+        stamp = self.formatter.stamp(*divmod(time.time_ns() // 1_000_000, 1000))
+        text = f"{stamp} INFO {request_id_var.get()} [{threading.get_ident()}] [{function}:{line}] "
         text += (message % args if args else message) + self.handler.terminator
         handler = self.handler
         handler.acquire()
