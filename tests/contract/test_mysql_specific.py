@@ -3,7 +3,6 @@
 import ast
 import asyncio
 import re
-import socket
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import PagePosition
 from pixyproxy.settings import Settings
 from tests.contract.test_repository_contract import BASE, make_detail
+from tests.e2e.server import free_port
 from tests.support.mysql import MySQLServer
 from tests.support.silent_server import silent_server
 
@@ -377,14 +377,8 @@ async def test_the_pool_bounds_connections_under_concurrency(mysql_server, mysql
         await repository.close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_a_refused_connection_is_metadata_unavailable():
-    repository = MySQLImageRepository(f"mysql://root@127.0.0.1:{_closed_port()}/nothing")
+    repository = MySQLImageRepository(f"mysql://root@127.0.0.1:{free_port()}/nothing")
     try:
         with pytest.raises(MetadataUnavailable):
             await repository.get(uuid4())

@@ -24,6 +24,7 @@ from pixyproxy.domain.errors import (
     InvalidImageRequest,
 )
 from pixyproxy.domain.models import GenerationRequest
+from tests.e2e.server import free_port
 
 KEY = "sk-test-not-a-real-key-0000"  # what the fake_openai fixture puts in OPENAI_API_KEY
 
@@ -313,9 +314,7 @@ async def test_a_connection_dropped_after_the_request_went_out_is_not_retried(ma
 
 
 async def test_a_connection_never_made_is_retried_then_reported(make, fake_openai, caplog):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]  # nothing listens once the socket is closed
+    closed_port = free_port()  # nothing listens on it
     caplog.set_level(logging.WARNING)
     with pytest.raises(GeneratorError) as raised:
         await make(base_url=f"http://127.0.0.1:{closed_port}/v1", max_retries=1).generate(

@@ -14,6 +14,7 @@ import pytest
 from pixyproxy.adapters.s3_blob_store import CHUNK, S3BlobStore, parse_s3_url
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import StorageUnavailable
+from tests.e2e.server import free_port
 from tests.support.s3 import TcpRelay, empty_and_remove_bucket
 from tests.support.silent_server import silent_server
 
@@ -208,9 +209,7 @@ async def test_a_deleted_bucket_fails_ping(s3_env, s3_bucket):
 
 
 async def test_unreachable_s3_is_storage_unavailable_quickly(s3_env, monkeypatch):
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens on it
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
     store = S3BlobStore("s3://nowhere/images")  # the default timeouts and retries
     started = time.monotonic()
