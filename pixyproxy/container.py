@@ -7,9 +7,7 @@ from dependency_injector import containers, providers
 
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
-from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
-from pixyproxy.adapters.s3_blob_store import S3BlobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.service import ImageService
 from pixyproxy.entrypoints.metrics import Metrics
@@ -27,11 +25,24 @@ def file_root(url: str) -> Path:
     return Path(unquote(parts.path if parts.netloc in ("", "localhost") else f"//{parts.netloc}{parts.path}"))
 
 
+# Adapters with heavy client libraries are imported only when selected, so the embedded default starts
+# without loading the OpenAI SDK (seconds), boto3 (~100 ms) or the MySQL driver.
 def openai_generator(**options):
-    """The OpenAI adapter, imported only when selected: the SDK takes seconds to import."""
     from pixyproxy.adapters.openai_generator import OpenAIImageGenerator
 
     return OpenAIImageGenerator(**options)
+
+
+def mysql_repository(url: str):
+    from pixyproxy.adapters.mysql import MySQLImageRepository
+
+    return MySQLImageRepository.from_url(url)
+
+
+def s3_blob_store(url: str, **options):
+    from pixyproxy.adapters.s3_blob_store import S3BlobStore
+
+    return S3BlobStore(url, **options)
 
 
 class Container(containers.DeclarativeContainer):
@@ -42,14 +53,14 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Singleton(
             SQLiteImageRepository, providers.Callable(sqlite_path, settings.provided.database_url)
         ),
-        mysql=providers.Singleton(MySQLImageRepository.from_url, settings.provided.database_url),
+        mysql=providers.Singleton(mysql_repository, settings.provided.database_url),
     )
 
     blobs = providers.Selector(
         providers.Callable(lambda s: s.storage_scheme, settings),
         file=providers.Singleton(FileBlobStore, providers.Callable(file_root, settings.provided.storage_url)),
         s3=providers.Singleton(
-            S3BlobStore,
+            s3_blob_store,
             settings.provided.storage_url,
             public_endpoint_url=settings.provided.s3_public_endpoint_url,
         ),
