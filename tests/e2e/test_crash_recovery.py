@@ -26,8 +26,8 @@ from starlette.testclient import TestClient
 
 from pixyproxy.entrypoints.app import create_app
 from tests.e2e.server import run_server
-from tests.fakes import ScriptedGenerator, png_bytes
 from tests.support.embedded import embedded_container
+from tests.support.fakes import ScriptedGenerator, png_bytes
 
 DB = "pixyproxy-data/pixyproxy.db"
 IMAGES = "pixyproxy-data/images"

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from pixyproxy.container import Container
 from pixyproxy.domain import errors
 from pixyproxy.entrypoints.app import create_app
-from tests.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
 
 
 @pytest.fixture

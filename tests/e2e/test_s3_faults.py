@@ -15,7 +15,7 @@ from pixyproxy.container import Container
 from pixyproxy.domain.errors import MetadataUnavailable
 from pixyproxy.entrypoints.app import create_app
 from tests.e2e.server import run_server
-from tests.fakes import InMemoryImageRepository
+from tests.support.fakes import InMemoryImageRepository
 
 pytestmark = pytest.mark.s3
 

@@ -9,7 +9,7 @@ import pytest
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
-from tests.fakes import InMemoryBlobStore, InMemoryImageRepository
+from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository
 
 REPOSITORY_ADAPTERS = ["memory_repository", "sqlite_repository", "mysql_repository"]
 BLOB_STORE_ADAPTERS = ["memory_blob_store", "file_blob_store", "s3_blob_store"]

@@ -1,7 +1,7 @@
 import pytest
 
 from pixyproxy.domain.service import ImageService
-from tests.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import asyncio
 
 from pixyproxy.domain.service import ImageService
-from tests.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
 
 
 class StaleReadRepository(InMemoryImageRepository):

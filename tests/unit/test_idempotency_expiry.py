@@ -13,7 +13,7 @@ from pixyproxy.container import Container
 from pixyproxy.domain.errors import IdempotencyConflict
 from pixyproxy.domain.service import ImageService
 from pixyproxy.settings import Settings
-from tests.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
 
 TTL = 3600
 

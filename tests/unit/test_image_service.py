@@ -16,7 +16,7 @@ from pixyproxy.domain.errors import (
     StorageUnavailable,
 )
 from pixyproxy.domain.models import GenerationRequest
-from tests.fakes import png_bytes
+from tests.support.fakes import png_bytes
 
 
 async def test_create_stores_bytes_and_row_with_the_prompt_sent(service, generator, repository, blobs):

@@ -14,7 +14,7 @@ from pixyproxy.domain.errors import GeneratorTimeout
 from pixyproxy.domain.models import GenerationRequest
 from pixyproxy.domain.service import ImageService
 from pixyproxy.entrypoints.metrics import Metrics, MetricsMiddleware
-from tests.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset], float]:

@@ -19,7 +19,7 @@ from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.domain.errors import ImageNotFound
 from pixyproxy.domain.models import GenerationRequest
 from pixyproxy.domain.service import ImageService
-from tests.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = ROOT / "pixyproxy" / "adapters"
