@@ -1,12 +1,28 @@
-"""ImageDetail <-> plain row dicts, shared by the SQL adapters so conversion lives in one place."""
+"""What the SQL adapters (SQLite, MySQL) share about the `images` table.
+
+* The column lists: DETAIL_COLUMNS (what ImageDetail maps to), SELECT_COLUMNS (what every SELECT returns,
+  in order) and INSERT_COLUMNS (what add() writes). Each adapter spells its statements from these.
+* Row mapping: detail_to_row() for an INSERT, stored_image() for a SELECTed row (a plain sequence in
+  SELECT_COLUMNS order).
+* Keyset paging: page_from_rows() turns the `limit + 1` rows of a list query into an ImagePage and its
+  next position (the last row's created_at and id).
+* IN-list chunking: chunks() cuts a long list of guids into statements of IN_LIST_CHUNK values.
+
+Adding a column to `images`: add the field to ImageDetail, add its name to DETAIL_COLUMNS below (one
+line; SELECT, INSERT, the row mapping and MySQL's schema check follow), and add the column in a new
+migration of each adapter (sqlite_repository.MIGRATIONS, mysql/init.MIGRATIONS), since only a migration
+changes a table that already exists. A column the domain does not see (like request_hash) goes in
+SELECT_COLUMNS or INSERT_COLUMNS instead.
+"""
 
 import json
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from pixyproxy.domain.models import ImageDetail
+from pixyproxy.domain.models import ImageDetail, ImagePage, PagePosition
 
-# The columns of `images` that ImageDetail maps to, in one order for SELECT and INSERT.
+# The columns of `images` that ImageDetail maps to.
 DETAIL_COLUMNS = (
     "guid",
     "filename",
@@ -23,17 +39,42 @@ DETAIL_COLUMNS = (
     "usage_json",
     "sha256",
 )
+# Every SELECT returns these, in this order: the keyset id and the idempotency hash, then the detail.
+SELECT_COLUMNS = ("id", "request_hash", *DETAIL_COLUMNS)
+INSERT_COLUMNS = (*DETAIL_COLUMNS, "updated_at", "idempotency_key", "request_hash")
+SELECT_LIST = ", ".join(SELECT_COLUMNS)
+INSERT_LIST = ", ".join(INSERT_COLUMNS)
+
+# Guids per `guid IN (...)` statement: far below every server's limit on parameters and packet size.
+IN_LIST_CHUNK = 500
+
+_DETAIL_START = len(SELECT_COLUMNS) - len(DETAIL_COLUMNS)
 
 
-def detail_to_row(detail: ImageDetail) -> dict[str, Any]:
+class StoredImage(NamedTuple):
+    """One SELECTed row: the detail, its keyset id and the request hash stored with its idempotency key."""
+
+    detail: ImageDetail
+    id: int
+    request_hash: str | None
+
+
+def detail_to_row(
+    detail: ImageDetail, idempotency_key: str | None = None, request_hash: str | None = None
+) -> dict[str, Any]:
+    """The INSERT_COLUMNS values of `detail`; created_at (and updated_at) as an aware UTC datetime,
+    which each adapter converts to its own storage form."""
     row = detail.model_dump(exclude={"usage"})
     row["guid"] = str(detail.guid)
-    row["created_at"] = detail.created_at.astimezone(UTC)
+    row["created_at"] = row["updated_at"] = detail.created_at.astimezone(UTC)
     row["usage_json"] = json.dumps(detail.usage, separators=(",", ":")) if detail.usage is not None else None
+    row["idempotency_key"] = idempotency_key
+    row["request_hash"] = request_hash
     return row
 
 
 def row_to_detail(row: dict[str, Any]) -> ImageDetail:
+    """An ImageDetail from DETAIL_COLUMNS values; created_at may be ISO text or a (naive UTC) datetime."""
     row = dict(row)
     usage = row.pop("usage_json", None)
     row["usage"] = json.loads(usage) if usage else None
@@ -42,3 +83,24 @@ def row_to_detail(row: dict[str, Any]) -> ImageDetail:
         created = datetime.fromisoformat(created)
     row["created_at"] = created if created.tzinfo else created.replace(tzinfo=UTC)
     return ImageDetail.model_validate(row)
+
+
+def stored_image(row: Sequence[Any]) -> StoredImage:
+    """A row in SELECT_COLUMNS order."""
+    detail = row_to_detail(dict(zip(DETAIL_COLUMNS, row[_DETAIL_START:], strict=True)))
+    return StoredImage(detail=detail, id=row[0], request_hash=row[1])
+
+
+def page_from_rows(rows: Sequence[Sequence[Any]], limit: int) -> ImagePage:
+    """The page of a list query that asked for `limit + 1` rows: one more than `limit` means a next page."""
+    stored = [stored_image(row) for row in rows[:limit]]
+    next_position = None
+    if len(rows) > limit:
+        last = stored[-1]
+        next_position = PagePosition(created_at=last.detail.created_at, id=last.id)
+    return ImagePage(items=[s.detail for s in stored], next=next_position)
+
+
+def chunks(values: Sequence[str], size: int = IN_LIST_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -10,22 +10,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-from pixyproxy.adapters.rows import DETAIL_COLUMNS, detail_to_row, row_to_detail
+from pixyproxy.adapters.rows import (
+    INSERT_COLUMNS,
+    INSERT_LIST,
+    SELECT_LIST,
+    chunks,
+    detail_to_row,
+    page_from_rows,
+    stored_image,
+)
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
 
-SCHEMA_VERSION = 1
-_COLUMNS = f"id, request_hash, {', '.join(DETAIL_COLUMNS)}"
-_SELECT = f"SELECT {_COLUMNS} FROM images"  # noqa: S608 (a constant column list, no values)
-_INSERT = (
-    f"INSERT INTO images ({', '.join(DETAIL_COLUMNS)}, updated_at, idempotency_key, request_hash) "  # noqa: S608
-    f"VALUES ({', '.join(':' + c for c in DETAIL_COLUMNS)}, :created_at, :idempotency_key, :request_hash)"
-)
-_RELEASE_KEY = (
+# Values travel as :name parameters; only the constant column lists are formatted into the text.
+SELECT = f"SELECT {SELECT_LIST} FROM images"  # noqa: S608
+GET_BY_GUID = f"{SELECT} WHERE guid = :guid"
+GET_BY_IDEMPOTENCY_KEY = f"{SELECT} WHERE idempotency_key = :key"
+NEWEST_FIRST = "ORDER BY created_at DESC, id DESC LIMIT :limit"
+LIST_FIRST = f"{SELECT} {NEWEST_FIRST}"
+LIST_AFTER = f"{SELECT} WHERE (created_at, id) < (:created_at, :id) {NEWEST_FIRST}"
+INSERT = f"INSERT INTO images ({INSERT_LIST}) VALUES ({', '.join(':' + c for c in INSERT_COLUMNS)})"  # noqa: S608
+RELEASE_IDEMPOTENCY_KEY = (
     "UPDATE images SET idempotency_key = NULL, request_hash = NULL "
     "WHERE idempotency_key = :key AND created_at < :older_than"
 )
-_MIGRATIONS = {
+
+# version -> script. Append new versions; never edit an applied one.
+MIGRATIONS = {
     1: """
     CREATE TABLE IF NOT EXISTS images (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,6 +63,9 @@ _MIGRATIONS = {
 }
 
 
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
 def _stamp(value: datetime) -> str:
     # A fixed-width UTC form, so text order is time order.
     return value.astimezone(UTC).isoformat(timespec="microseconds")
@@ -70,7 +84,6 @@ class SQLiteImageRepository:
                 if self.path != ":memory:":
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                db.row_factory = sqlite3.Row
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA busy_timeout=5000")
@@ -79,7 +92,7 @@ class SQLiteImageRepository:
             self._db = db
         return self._db
 
-    def _run(self, sql: str, params: dict | None = None) -> list[sqlite3.Row]:
+    def _run(self, sql: str, params: dict | None = None) -> list[tuple]:
         try:
             return self._connection().execute(sql, params or {}).fetchall()
         except sqlite3.IntegrityError:
@@ -90,58 +103,50 @@ class SQLiteImageRepository:
     async def init(self) -> None:
         db = self._connection()
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        for target in sorted(v for v in _MIGRATIONS if v > version):
-            db.executescript(f"BEGIN; {_MIGRATIONS[target]} PRAGMA user_version = {int(target)}; COMMIT;")
+        for target in sorted(v for v in MIGRATIONS if v > version):
+            db.executescript(f"BEGIN; {MIGRATIONS[target]} PRAGMA user_version = {int(target)}; COMMIT;")
 
     async def add(
         self, detail: ImageDetail, idempotency_key: str | None = None, request_hash: str | None = None
     ) -> None:
-        row = detail_to_row(detail)
-        row["created_at"] = _stamp(row["created_at"])
-        row.update(idempotency_key=idempotency_key, request_hash=request_hash)
+        row = detail_to_row(detail, idempotency_key, request_hash)
+        row["created_at"] = row["updated_at"] = _stamp(row["created_at"])
         try:
-            self._run(_INSERT, row)
+            self._run(INSERT, row)
         except sqlite3.IntegrityError as exc:
             if idempotency_key is not None and "idempotency_key" in str(exc):
                 raise IdempotencyConflict() from exc
             raise MetadataUnavailable(f"the image could not be recorded: {exc}") from exc
 
     async def get(self, guid: UUID) -> ImageDetail | None:
-        rows = self._run(f"{_SELECT} WHERE guid = :guid", {"guid": str(guid)})
-        return self._detail(rows[0]) if rows else None
+        rows = self._run(GET_BY_GUID, {"guid": str(guid)})
+        return stored_image(rows[0]).detail if rows else None
 
     async def get_by_idempotency_key(self, key: str) -> IdempotentResult | None:
-        rows = self._run(f"{_SELECT} WHERE idempotency_key = :key", {"key": key})
+        rows = self._run(GET_BY_IDEMPOTENCY_KEY, {"key": key})
         if not rows:
             return None
-        return IdempotentResult(detail=self._detail(rows[0]), request_hash=rows[0]["request_hash"] or "")
+        stored = stored_image(rows[0])
+        return IdempotentResult(detail=stored.detail, request_hash=stored.request_hash or "")
 
     async def release_idempotency_key(self, key: str, older_than: datetime) -> None:
-        self._run(_RELEASE_KEY, {"key": key, "older_than": _stamp(older_than)})
+        self._run(RELEASE_IDEMPOTENCY_KEY, {"key": key, "older_than": _stamp(older_than)})
 
     async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
-        params: dict = {"limit": limit + 1}
-        where = ""
-        if after is not None:
-            where = " WHERE (created_at, id) < (:created_at, :id)"
-            params.update(created_at=_stamp(after.created_at), id=after.id)
-        rows = self._run(f"{_SELECT}{where} ORDER BY created_at DESC, id DESC LIMIT :limit", params)
-        items = [self._detail(r) for r in rows[:limit]]
-        next_position = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_position = PagePosition(created_at=items[-1].created_at, id=last["id"])
-        return ImagePage(items=items, next=next_position)
+        if after is None:
+            rows = self._run(LIST_FIRST, {"limit": limit + 1})
+        else:
+            params = {"limit": limit + 1, "created_at": _stamp(after.created_at), "id": after.id}
+            rows = self._run(LIST_AFTER, params)
+        return page_from_rows(rows, limit)
 
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         found: set[UUID] = set()
-        wanted = [str(g) for g in guids]
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for chunk in chunks([str(g) for g in guids]):
             params = {f"g{i}": g for i, g in enumerate(chunk)}
             marks = ", ".join(f":{name}" for name in params)
             rows = self._run(f"SELECT guid FROM images WHERE guid IN ({marks})", params)  # noqa: S608
-            found.update(UUID(r["guid"]) for r in rows)
+            found.update(UUID(r[0]) for r in rows)
         return found
 
     async def ping(self) -> None:
@@ -151,9 +156,3 @@ class SQLiteImageRepository:
         if self._db is not None:
             self._db.close()
             self._db = None
-
-    @staticmethod
-    def _detail(row: sqlite3.Row | dict) -> ImageDetail:
-        row = dict(row)
-        del row["id"], row["request_hash"]
-        return row_to_detail(row)
