@@ -6,11 +6,12 @@ Prometheus import reaches it; the container wires them (see pixyproxy/container.
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pixyproxy.domain.errors import ImageException
-from pixyproxy.domain.models import GeneratedImage, GenerationRequest
+from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, SourceImage
 from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator
 
 
@@ -38,12 +39,26 @@ class MeteredGenerator:
     def validate(self, request: GenerationRequest) -> None:
         self.inner.validate(request)
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest, **options: Any) -> GeneratedImage:
+        return await self._measured(request, lambda: self.inner.generate(request, **options))
+
+    async def edit(
+        self,
+        request: EditRequest,
+        images: list[SourceImage],
+        mask: SourceImage | None = None,
+        **options: Any,
+    ) -> GeneratedImage:
+        return await self._measured(request, lambda: self.inner.edit(request, images, mask, **options))
+
+    async def _measured(
+        self, request: GenerationRequest, call: Callable[[], Awaitable[GeneratedImage]]
+    ) -> GeneratedImage:
         started = time.perf_counter()
         outcome = "error"
         model = request.model or self.inner.default_model
         try:
-            image = await self.inner.generate(request)
+            image = await call()
         except ImageException as exc:
             outcome = exc.code
             raise
@@ -56,11 +71,14 @@ class MeteredGenerator:
         finally:
             self.recorder.observe_generation(model, outcome, time.perf_counter() - started)
 
+    async def init(self) -> None:
+        await self.inner.init()
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
     async def close(self) -> None:
         await self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:  # anything else the adapter offers
-        return getattr(self.inner, name)
 
 
 class MeteredBlobStore:

@@ -1,6 +1,9 @@
-"""A generator that needs no network and no key: a real PNG drawn from the prompt with Pillow.
+"""A generator that needs no network and no key: real images drawn from the prompt with Pillow.
 
-The same prompt always gives the same picture; different prompts give visibly different ones.
+The same prompt always gives the same picture; different prompts give visibly different ones. It honours
+what a request can ask of OpenAI's Images API that a drawing can show: size (sides 16..2048), a
+transparent background (an alpha channel), png, webp or jpeg with their compression, edits of a stored
+image (blended with the prompt's drawing, only where a mask is transparent) and streamed previews.
 """
 
 import asyncio
@@ -11,25 +14,38 @@ import textwrap
 from PIL import Image, ImageDraw, ImageFont
 
 from pixyproxy.domain.errors import InvalidImageRequest
-from pixyproxy.domain.models import GeneratedImage, GenerationRequest
+from pixyproxy.domain.image_formats import encode
+from pixyproxy.domain.models import (
+    EditRequest,
+    GeneratedImage,
+    GenerationRequest,
+    OnPartial,
+    PartialImage,
+    SourceImage,
+)
 
 MODEL = "pixyproxy-offline"
 QUALITIES = {"auto", "low", "medium", "high", "standard", "hd"}
-MIN_SIDE, MAX_SIDE = 256, 2048
+MIN_SIDE, MAX_SIDE = 16, 2048
+DEFAULT_SIDE = 512
 
 
-def _size(size: str | None) -> tuple[int, int]:
+def _size(size: str | None) -> tuple[int, int] | None:
+    """The asked size, or None for `auto`/absent (the generator picks)."""
     if size in (None, "auto"):
-        return 512, 512
+        return None
     width, height = (int(n) for n in size.split("x"))
     return width, height
 
 
-def draw(prompt: str, width: int = 512, height: int = 512) -> bytes:
+def _drawing(prompt: str, width: int, height: int) -> tuple[Image.Image, Image.Image]:
+    """(RGB picture, L mask of its shapes and text): the mask is what stays opaque on a transparent
+    background."""
     seed = hashlib.sha256(prompt.encode()).digest()
     top, bottom = seed[0:3], seed[3:6]
     image = Image.new("RGB", (width, height))
-    pixels = ImageDraw.Draw(image)
+    shapes = Image.new("L", (width, height), 0)
+    pixels, solid = ImageDraw.Draw(image), ImageDraw.Draw(shapes)
     for y in range(height):  # a vertical gradient between two prompt-derived colours
         t = y / max(1, height - 1)
         pixels.line(
@@ -38,18 +54,81 @@ def draw(prompt: str, width: int = 512, height: int = 512) -> bytes:
     for i in range(6):  # shapes placed and coloured by the prompt's hash
         b = seed[6 + i * 4 : 10 + i * 4]
         x, y = b[0] * width // 256, b[1] * height // 256
-        r = 20 + b[2] * min(width, height) // 1024
+        r = max(2, (20 + b[2] * min(width, height) // 1024) * min(width, height) // DEFAULT_SIDE)
         colour = (b[3], b[0] ^ b[2], b[1] ^ b[3])
         box = [x - r, y - r, x + r, y + r]
-        (pixels.ellipse if b[2] % 2 else pixels.rectangle)(box, fill=colour, outline=(255, 255, 255))
+        shape = "ellipse" if b[2] % 2 else "rectangle"
+        getattr(pixels, shape)(box, fill=colour, outline=(255, 255, 255))
+        getattr(solid, shape)(box, fill=255)
     font = ImageFont.load_default(size=max(14, width // 28))
     text = "\n".join(textwrap.wrap(prompt[:280], width=max(10, width // 20))[:8])
-    pixels.multiline_text(
-        (16, 16), text, fill=(255, 255, 255), font=font, stroke_width=2, stroke_fill=(0, 0, 0)
-    )
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)  # fast encode: this runs per request
-    return out.getvalue()
+    for canvas, fill, stroke in ((pixels, (255, 255, 255), (0, 0, 0)), (solid, 255, 255)):
+        canvas.multiline_text((16, 16), text, fill=fill, font=font, stroke_width=2, stroke_fill=stroke)
+    return image, shapes
+
+
+def draw(
+    prompt: str,
+    width: int = DEFAULT_SIDE,
+    height: int = DEFAULT_SIDE,
+    *,
+    background: str | None = None,
+    output_format: str = "png",
+    compression: int | None = None,
+) -> bytes:
+    image, shapes = _drawing(prompt, width, height)
+    if background == "transparent":
+        image = image.convert("RGBA")
+        image.putalpha(shapes)
+    return encode(image, output_format, compression)
+
+
+def edit(
+    prompt: str,
+    images: list[bytes],
+    mask: bytes | None = None,
+    size: tuple[int, int] | None = None,
+    *,
+    background: str | None = None,
+    output_format: str = "png",
+    compression: int | None = None,
+) -> bytes:
+    """images[0] blended half-and-half with the prompt's drawing (only where the mask is fully
+    transparent), the references as thumbnails along the bottom edge."""
+    with Image.open(io.BytesIO(images[0])) as opened:
+        source = opened.convert("RGBA")
+    if size is None:
+        scale = min(1.0, MAX_SIDE / max(source.size))
+        size = (max(MIN_SIDE, round(source.width * scale)), max(MIN_SIDE, round(source.height * scale)))
+    original = source.resize(size) if source.size != size else source
+    drawing, _ = _drawing(prompt, *size)
+    edited = Image.blend(original, drawing.convert("RGBA"), 0.5)
+    if mask is not None:
+        with Image.open(io.BytesIO(mask)) as opened:
+            alpha = opened.convert("RGBA").getchannel("A").resize(size)
+        editable = alpha.point(lambda a: 255 if a == 0 else 0)  # as the API: alpha 0 marks what may change
+        edited = Image.composite(edited, original, editable)
+    side = max(MIN_SIDE, min(size) // 6)
+    for i, reference in enumerate(images[1:]):
+        with Image.open(io.BytesIO(reference)) as opened:
+            thumbnail = opened.convert("RGBA").resize((side, side))
+        x = i * side
+        if x + side <= size[0]:
+            edited.paste(thumbnail, (x, size[1] - side))
+    if background == "transparent":
+        edited.putalpha(original.getchannel("A"))
+    else:
+        edited = edited.convert("RGB")
+    return encode(edited, output_format, compression)
+
+
+def preview(data: bytes, index: int, count: int, output_format: str) -> bytes:
+    """A coarse version of the final image: partial `index` of `count` gets sharper each time."""
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.copy()
+    factor = 2 ** (count - index + 1)
+    small = image.resize((max(1, image.width // factor), max(1, image.height // factor)))
+    return encode(small.resize(image.size, Image.Resampling.NEAREST), output_format)
 
 
 class OfflineImageGenerator:
@@ -64,17 +143,89 @@ class OfflineImageGenerator:
             raise InvalidImageRequest(f"model: the offline generator only has {MODEL!r}")
         if request.quality not in (None, *QUALITIES):
             raise InvalidImageRequest(f"quality: must be one of {', '.join(sorted(QUALITIES))}")
-        width, height = _size(request.size)
-        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        size = _size(request.size)
+        if size is not None and not all(MIN_SIDE <= side <= MAX_SIDE for side in size):
             raise InvalidImageRequest(f"size: each side must be between {MIN_SIDE} and {MAX_SIDE}")
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+    ) -> GeneratedImage:
         self.validate(request)
         if self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
-        width, height = _size(request.size)
-        data = await asyncio.to_thread(draw, request.prompt, width, height)
-        return GeneratedImage(data=data, model=MODEL, size=f"{width}x{height}", quality=request.quality)
+        width, height = _size(request.size) or (DEFAULT_SIDE, DEFAULT_SIDE)
+        data = await asyncio.to_thread(
+            draw,
+            request.prompt,
+            width,
+            height,
+            background=request.background,
+            output_format=request.format,
+            compression=request.output_compression,
+        )
+        return await self._answer(request, data, f"{width}x{height}", partial_images, on_partial)
+
+    async def edit(
+        self,
+        request: EditRequest,
+        images: list[SourceImage],
+        mask: SourceImage | None = None,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+    ) -> GeneratedImage:
+        self.validate(request)
+        if not images:
+            raise InvalidImageRequest("an edit needs an image")
+        if self.latency_seconds:
+            await asyncio.sleep(self.latency_seconds)
+        data = await asyncio.to_thread(
+            edit,
+            request.prompt,
+            [image.data for image in images],
+            mask.data if mask is not None else None,
+            _size(request.size),
+            background=request.background,
+            output_format=request.format,
+            compression=request.output_compression,
+        )
+        with Image.open(io.BytesIO(data)) as made:
+            size = f"{made.width}x{made.height}"
+        return await self._answer(request, data, size, partial_images, on_partial)
+
+    async def _answer(
+        self,
+        request: GenerationRequest,
+        data: bytes,
+        size: str,
+        partial_images: int,
+        on_partial: OnPartial | None,
+    ) -> GeneratedImage:
+        if on_partial is not None:
+            count = max(0, min(3, partial_images))
+            for index in range(count):
+                partial = await asyncio.to_thread(preview, data, index, count, request.format)
+                await on_partial(PartialImage(index, partial, request.format))
+        return GeneratedImage(
+            data=data,
+            model=MODEL,
+            size=size,
+            quality=request.quality,
+            background=request.background,
+            output_format=request.format,
+        )
+
+    async def init(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

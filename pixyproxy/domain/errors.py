@@ -49,6 +49,12 @@ class GeneratorError(ImageException):
     code = "generator_error"
 
 
+class GeneratorModelUnavailable(GeneratorError):
+    """The configured model is not offered by the image generator (check PIXYPROXY_OPENAI_MODEL)."""
+
+    code = "generator_model_unavailable"
+
+
 class GeneratorTimeout(GeneratorError):
     """The image generator did not answer in time."""
 

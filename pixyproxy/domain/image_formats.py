@@ -1,4 +1,9 @@
-"""Checking and normalising generator output to PNG (Pillow is the one image library here)."""
+"""Checking generator output in the format it is to be stored in (Pillow is the one image library here).
+
+An image is kept in the format it was made in (png, webp or jpeg). Bytes in that format are verified and
+kept as they are; bytes in another format (a compatible server that ignored output_format) are
+converted, so what is stored always matches its content type and filename.
+"""
 
 import hashlib
 import io
@@ -7,38 +12,81 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from pixyproxy.domain.errors import GeneratorError
+from pixyproxy.domain.models import OUTPUT_FORMATS
 
 # Pillow refuses larger images as possible decompression bombs; generators return at most ~16 MP.
 Image.MAX_IMAGE_PIXELS = 64_000_000
+PILLOW_NAMES = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
+_FORMAT_OF = {name: fmt for fmt, name in PILLOW_NAMES.items()}
 
 
 @dataclass(frozen=True)
-class CheckedPng:
+class CheckedImage:
     data: bytes
     width: int
     height: int
     sha256: str
+    format: str  # png | webp | jpeg
+
+    @property
+    def content_type(self) -> str:
+        return OUTPUT_FORMATS[self.format][0]
+
+    @property
+    def extension(self) -> str:
+        return OUTPUT_FORMATS[self.format][1]
 
 
-def to_checked_png(data: bytes) -> CheckedPng:
-    """Return PNG bytes with their dimensions and hash; convert other formats; refuse non-images.
+def sniff_format(data: bytes) -> str | None:
+    """png, webp or jpeg from the first bytes, without decoding; None for anything else."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    return None
+
+
+def encode(image: Image.Image, fmt: str, compression: int | None = None) -> bytes:
+    """Pillow image -> bytes of `fmt`. compression (0-100) is the webp/jpeg quality, as the API means it."""
+    out = io.BytesIO()
+    if fmt == "jpeg":
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        image.save(out, format="JPEG", quality=95 if compression is None else max(1, compression))
+    elif fmt == "webp":
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in image.mode or image.mode == "P" else "RGB")
+        image.save(out, format="WEBP", quality=90 if compression is None else compression, method=0)
+    else:
+        image.save(out, format="PNG", compress_level=1)  # fast: this can run per request
+    return out.getvalue()
+
+
+def check_image(data: bytes, fmt: str = "png", compression: int | None = None) -> CheckedImage:
+    """Return bytes of format `fmt` with their dimensions and hash; convert other formats; refuse non-images.
 
     CPU-bound (verify, maybe re-encode, hash): call it off the event loop.
     """
+    if fmt not in PILLOW_NAMES:
+        raise ValueError(f"unknown image format {fmt!r}")
     if not data:
         raise GeneratorError("the generator returned no image data")
     try:
         with Image.open(io.BytesIO(data)) as probe:
-            fmt, width, height = probe.format, probe.width, probe.height
-            probe.verify()  # checks structure and CRCs without a full decode
-        if fmt != "PNG":
+            found, width, height = _FORMAT_OF.get(probe.format or ""), probe.width, probe.height
+            probe.verify()  # checks structure (and a PNG's CRCs) without a full decode
+        if found != fmt:
             with Image.open(io.BytesIO(data)) as image:
                 image.load()
                 if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
                     image = image.convert("RGBA")
-                out = io.BytesIO()
-                image.save(out, format="PNG")
-                data = out.getvalue()
+                data = encode(image, fmt, compression)
+        elif fmt != "png":
+            # verify() checks little of webp and jpeg: decode once so truncated bytes are refused here
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise GeneratorError("the generator returned data that is not a readable image") from exc
-    return CheckedPng(data=data, width=width, height=height, sha256=hashlib.sha256(data).hexdigest())
+    return CheckedImage(data, width, height, hashlib.sha256(data).hexdigest(), fmt)

@@ -1,18 +1,23 @@
 """The domain's data: what a client asks for, what a generator returns, what is stored and served."""
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Newline and tab are the only control characters a prompt may hold.
 _FORBIDDEN_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 # A hard ceiling on what any prompt can be; the configured limit (default 4000) is checked by the service.
 PROMPT_CEILING = 32_000
 PNG = "image/png"
+# The formats an image can be made and stored in: output_format -> (content type, file extension).
+OUTPUT_FORMATS = {"png": (PNG, "png"), "webp": ("image/webp", "webp"), "jpeg": ("image/jpeg", "jpg")}
+MIN_SIDE, MAX_SIDE = 16, 4096  # the shape check on `size`; each generator decides what it can draw
+MAX_REFERENCES = 15  # an edit sends the source plus these: the Images API takes up to 16 images
 
 
 class GenerationRequest(BaseModel):
@@ -35,12 +40,32 @@ class GenerationRequest(BaseModel):
     size: str | None = Field(
         default=None,
         pattern=r"^(auto|[1-9][0-9]{1,4}x[1-9][0-9]{1,4})$",
-        description="Image size such as 1024x1024; absent means the configured default.",
+        description="`auto` or WIDTHxHEIGHT, each side 16..4096 (the generator decides which it can "
+        "draw); absent means the configured default.",
     )
     quality: str | None = Field(
         default=None,
         pattern=r"^[a-z]{1,20}$",
-        description="Quality level such as low, medium, high, standard, hd, auto.",
+        description="Quality level such as auto, low, medium, high (the generator decides which it takes).",
+    )
+    background: Literal["auto", "transparent", "opaque"] | None = Field(
+        default=None, description="`transparent` needs output_format png or webp."
+    )
+    output_format: Literal["png", "webp", "jpeg"] | None = Field(
+        default=None, description="The format the image is made and stored in; absent means png."
+    )
+    output_compression: int | None = Field(
+        default=None, ge=0, le=100, description="0..100, for webp and jpeg only."
+    )
+    moderation: Literal["auto", "low"] | None = Field(
+        default=None, description="The provider's filtering level."
+    )
+    n: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="How many images. `POST /image/` makes one; several are for POST /image/jobs and "
+        "POST /v1/images/generations.",
     )
 
     @field_validator("prompt")
@@ -53,6 +78,42 @@ class GenerationRequest(BaseModel):
             raise ValueError("prompt must not contain control characters other than newline and tab")
         return value
 
+    @field_validator("size")
+    @classmethod
+    def _size_shape(cls, value: str | None) -> str | None:
+        if value is not None and value != "auto":
+            width, height = (int(n) for n in value.split("x"))
+            if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+                raise ValueError(f"each side must be between {MIN_SIDE} and {MAX_SIDE}")
+        return value
+
+    @model_validator(mode="after")
+    def _format_options(self) -> "GenerationRequest":
+        fmt = self.output_format or "png"
+        if self.output_compression is not None and fmt == "png":
+            raise ValueError("output_compression is for output_format webp or jpeg only")
+        if self.background == "transparent" and fmt == "jpeg":
+            raise ValueError("background transparent needs output_format png or webp (jpeg has no alpha)")
+        return self
+
+    @property
+    def format(self) -> str:
+        return self.output_format or "png"
+
+
+class EditRequest(GenerationRequest):
+    """An edit of a stored image: the prompt says what to change; a mask limits where."""
+
+    mask_guid: UUID | None = Field(
+        default=None,
+        description="A stored PNG of the source's size whose fully transparent pixels mark what to change.",
+    )
+    reference_guids: list[UUID] | None = Field(
+        default=None,
+        max_length=MAX_REFERENCES,
+        description=f"Up to {MAX_REFERENCES} more stored images sent with the source as references.",
+    )
+
 
 class ImageDetail(BaseModel):
     """One stored image, as the API returns it and the metadata store keeps it."""
@@ -61,7 +122,9 @@ class ImageDetail(BaseModel):
 
     guid: UUID
     prompt: str
-    filename: str = Field(description="Always `{guid}.png`; never derived from the prompt.")
+    filename: str = Field(
+        description="`{guid}.png`, `{guid}.webp` or `{guid}.jpg` by format; never derived from the prompt."
+    )
     created_at: datetime = Field(description="When the image was stored, UTC, ISO 8601.")
     content_type: str = PNG
     size_bytes: int
@@ -71,8 +134,23 @@ class ImageDetail(BaseModel):
     size: str | None = Field(default=None, description="The size asked of the generator.")
     quality: str | None = None
     revised_prompt: str | None = Field(default=None, description="The provider's rewrite of the prompt.")
-    usage: dict[str, Any] | None = Field(default=None, description="The provider's token usage, if given.")
-    sha256: str = Field(description="Hex SHA-256 of the PNG bytes; the content's strong ETag.")
+    usage: dict[str, Any] | None = Field(
+        default=None, description="The provider's token usage as it reported it (tokens and their details)."
+    )
+    sha256: str = Field(description="Hex SHA-256 of the stored bytes; the content's strong ETag.")
+    background: str | None = Field(default=None, description="The background asked for (or reported).")
+    output_format: str | None = Field(
+        default=None, description="png, webp or jpeg; null on older images (png)."
+    )
+    output_compression: int | None = None
+    moderation: str | None = None
+    safety_identifier: str | None = Field(
+        default=None,
+        description="The stable hash of the caller's API key sent to the provider (never the key).",
+    )
+    parent_guid: UUID | None = Field(default=None, description="The image this one is an edit of.")
+    mask_guid: UUID | None = Field(default=None, description="The mask the edit used.")
+    reference_guids: list[UUID] | None = Field(default=None, description="More images the edit was given.")
 
     @field_validator("created_at")
     @classmethod
@@ -92,6 +170,32 @@ class GeneratedImage:
     quality: str | None = None
     revised_prompt: str | None = None
     usage: dict[str, Any] | None = None
+    background: str | None = None  # as the provider reports it
+    output_format: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """Stored bytes handed to a generator's edit: the image to change, a mask or a reference."""
+
+    data: bytes
+    content_type: str
+    filename: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class PartialImage:
+    """A preview a generator streams before the final image (index 0, 1, 2 ...)."""
+
+    index: int
+    data: bytes
+    output_format: str
+
+
+# Called with each partial image as it arrives, when a caller asks for them.
+OnPartial = Callable[[PartialImage], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""The image use cases: generate-and-store, read, list, serve content, collect garbage."""
+"""The image use cases: generate-and-store, edit, read, list, serve content, collect garbage."""
 
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -17,14 +17,16 @@ from pixyproxy.domain.errors import (
     InvalidImageRequest,
     StorageUnavailable,
 )
+from pixyproxy.domain.image_formats import check_image
 from pixyproxy.domain.models import (
-    PNG,
     ContentRange,
+    EditRequest,
+    GeneratedImage,
     GenerationRequest,
     ImageDetail,
     Readiness,
+    SourceImage,
 )
-from pixyproxy.domain.png import to_checked_png
 from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, ImageRepository
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,31 @@ def parse_guid(guid: str | UUID) -> UUID:
         raise ImageNotFound() from exc
 
 
-def request_fingerprint(request: GenerationRequest) -> str:
+# Options added after keys were first stored: left out of a fingerprint while unset, so a key stored
+# before them still matches a replay of the same body.
+_LATER_OPTIONS = frozenset(
+    {"background", "output_format", "output_compression", "moderation", "n", "mask_guid", "reference_guids"}
+)
+SEVERAL_IMAGES = (
+    "n: this route makes one image; for several use POST /image/jobs or POST /v1/images/generations"
+)
+
+
+def request_fingerprint(request: GenerationRequest, edit_of: UUID | None = None) -> str:
     """A hash of what was asked, to tell a replay of an Idempotency-Key from a different request."""
-    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+    unset = {name for name in _LATER_OPTIONS if getattr(request, name, None) is None}
+    text = request.model_dump_json(exclude=unset)
+    if edit_of is not None:  # the same body against another image is another request
+        text = f"edit:{edit_of}:{text}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def safety_identifier_for(caller: str | None) -> str | None:
+    """What the provider is told of who asked: a stable hash of the caller (itself a key digest prefix),
+    so abuse can be traced to a key without the provider ever seeing the key."""
+    if not caller:
+        return None
+    return "pixyproxy-" + hashlib.sha256(f"pixyproxy-safety:{caller}".encode()).hexdigest()[:32]
 
 
 class ImageService:
@@ -79,27 +103,108 @@ class ImageService:
 
     # -- create ---------------------------------------------------------------------------------
 
-    def validate(self, request: GenerationRequest | dict) -> GenerationRequest:
+    def validate(
+        self, request: GenerationRequest | dict, model: type[GenerationRequest] = GenerationRequest
+    ) -> GenerationRequest:
         """Validate again whatever the web layer hands over, then check the configured limits."""
         try:
             data = request.model_dump() if isinstance(request, GenerationRequest) else request
-            request = GenerationRequest.model_validate(data)
+            request = model.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             raise InvalidImageRequest(f"{where}: {first['msg']}") from exc
         if len(request.prompt) > self.max_prompt_length:
             raise InvalidImageRequest(f"prompt: must be at most {self.max_prompt_length} characters")
+        if request.n not in (None, 1):
+            raise InvalidImageRequest(SEVERAL_IMAGES)
         self.generator.validate(request)
         return request
 
     async def create(
-        self, request: GenerationRequest | dict, idempotency_key: str | None = None
+        self,
+        request: GenerationRequest | dict,
+        idempotency_key: str | None = None,
+        *,
+        safety_identifier: str | None = None,
     ) -> ImageDetail:
         request = self.validate(request)
+
+        async def produce(fingerprint: str | None) -> ImageDetail:
+            generated = await self.generator.generate(request, safety_identifier=safety_identifier)
+            return await self._store(request, generated, idempotency_key, fingerprint, safety_identifier)
+
         if idempotency_key is None:
-            return await self._generate_and_store(request, None, None)
-        fingerprint = request_fingerprint(request)
+            return await produce(None)
+        return await self._once(idempotency_key, request_fingerprint(request), produce)
+
+    async def edit(
+        self,
+        guid: str | UUID,
+        request: EditRequest | dict,
+        idempotency_key: str | None = None,
+        *,
+        safety_identifier: str | None = None,
+    ) -> ImageDetail:
+        """A new image made from a stored one (plus an optional mask and references) and a prompt."""
+        request = self.validate(request, EditRequest)
+        assert isinstance(request, EditRequest)
+        source_guid = parse_guid(guid)
+
+        async def produce(fingerprint: str | None) -> ImageDetail:
+            source = await self.get(source_guid)
+            mask = await self._referenced(request.mask_guid, "mask_guid")
+            references = [await self._referenced(g, "reference_guids") for g in request.reference_guids or ()]
+            if mask is not None and (mask.width, mask.height) != (source.width, source.height):
+                raise InvalidImageRequest(
+                    f"mask_guid: the mask is {mask.width}x{mask.height}, the image "
+                    f"{source.width}x{source.height}; they must be the same size"
+                )
+            images = [await self._source(d) for d in (source, *references) if d is not None]
+            generated = await self.generator.edit(
+                request,
+                images,
+                await self._source(mask) if mask is not None else None,
+                safety_identifier=safety_identifier,
+            )
+            lineage = {
+                "parent_guid": source.guid,
+                "mask_guid": request.mask_guid,
+                "reference_guids": list(request.reference_guids) if request.reference_guids else None,
+            }
+            return await self._store(
+                request, generated, idempotency_key, fingerprint, safety_identifier, lineage
+            )
+
+        if idempotency_key is None:
+            return await produce(None)
+        return await self._once(idempotency_key, request_fingerprint(request, source_guid), produce)
+
+    async def _referenced(self, guid: UUID | None, where: str) -> ImageDetail | None:
+        """An image named in a request body: unknown is the body's fault (422), not a missing route."""
+        if guid is None:
+            return None
+        detail = await self.repository.get(guid)
+        if detail is None:
+            raise InvalidImageRequest(f"{where}: no image has the guid {guid}")
+        return detail
+
+    async def _source(self, detail: ImageDetail) -> SourceImage:
+        stream = await self.open_content(detail)
+        try:
+            data = b"".join([chunk async for chunk in stream.chunks()])
+        finally:
+            await stream.aclose()
+        return SourceImage(data, detail.content_type, detail.filename, detail.width, detail.height)
+
+    async def _once(
+        self,
+        idempotency_key: str,
+        fingerprint: str,
+        produce: Callable[[str | None], Awaitable[ImageDetail]],
+    ) -> ImageDetail:
+        """Run `produce` at most once per Idempotency-Key: a replay gets the stored image, a duplicate in
+        flight waits for the first, a different request under the key is a conflict."""
         while True:
             # Checked and registered with no await in between: of the duplicates in this process, exactly
             # one leads; the others wait for it. (Registering only after the awaited lookup below let a
@@ -132,7 +237,7 @@ class ImageService:
             if existing is not None:
                 detail = self._replay(existing.detail, existing.request_hash, fingerprint)
             else:
-                detail = await self._generate_and_store(request, idempotency_key, fingerprint)
+                detail = await produce(fingerprint)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -152,30 +257,43 @@ class ImageService:
             raise IdempotencyConflict()
         return detail
 
-    async def _generate_and_store(
-        self, request: GenerationRequest, idempotency_key: str | None, fingerprint: str | None
+    async def _store(
+        self,
+        request: GenerationRequest,
+        generated: GeneratedImage,
+        idempotency_key: str | None,
+        fingerprint: str | None,
+        safety_identifier: str | None,
+        lineage: dict | None = None,
     ) -> ImageDetail:
-        generated = await self.generator.generate(request)
-        png = await asyncio.to_thread(to_checked_png, generated.data)
+        checked = await asyncio.to_thread(
+            check_image, generated.data, request.format, request.output_compression
+        )
         guid = self._new_guid()
         detail = ImageDetail(
             guid=guid,
             prompt=request.prompt,
-            filename=f"{guid}.png",
+            filename=f"{guid}.{checked.extension}",
             created_at=self._clock(),
-            content_type=PNG,
-            size_bytes=len(png.data),
-            width=png.width,
-            height=png.height,
+            content_type=checked.content_type,
+            size_bytes=len(checked.data),
+            width=checked.width,
+            height=checked.height,
             model=generated.model,
             size=generated.size or request.size,
             quality=generated.quality or request.quality,
             revised_prompt=generated.revised_prompt,
             usage=generated.usage,
-            sha256=png.sha256,
+            sha256=checked.sha256,
+            background=generated.background or request.background,
+            output_format=checked.format,
+            output_compression=request.output_compression,
+            moderation=request.moderation,
+            safety_identifier=safety_identifier,
+            **(lineage or {}),
         )
         # Bytes first, then the row: a client is never told of an image whose bytes are missing.
-        await self.blobs.put(detail.filename, png.data, PNG)
+        await self.blobs.put(detail.filename, checked.data, checked.content_type)
         try:
             await self.repository.add(detail, idempotency_key, fingerprint)
         except BaseException as exc:
@@ -228,7 +346,8 @@ class ImageService:
 
     async def readiness(self) -> Readiness:
         readiness = Readiness()
-        for name, dependency in (("metadata", self.repository), ("storage", self.blobs)):
+        dependencies = (("metadata", self.repository), ("storage", self.blobs), ("generator", self.generator))
+        for name, dependency in dependencies:
             try:
                 await dependency.ping()
                 readiness.checks[name] = "ok"
@@ -241,7 +360,7 @@ class ImageService:
         keys = await self.blobs.list_older_than(self._clock() - grace)
         by_guid: dict[UUID, str] = {}
         for key in keys:
-            stem = key.rsplit("/", 1)[-1].removesuffix(".png")
+            stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]  # {guid}.png, .webp or .jpg
             try:
                 by_guid[UUID(stem)] = key
             except ValueError:

@@ -1,6 +1,6 @@
 from typing import Protocol
 
-from pixyproxy.domain.models import GeneratedImage, GenerationRequest
+from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, OnPartial, SourceImage
 
 
 class ImageGenerator(Protocol):
@@ -14,9 +14,42 @@ class ImageGenerator(Protocol):
     default_model: str
 
     def validate(self, request: GenerationRequest) -> None:
-        """Raise InvalidImageRequest when model/size/quality are not ones this generator supports."""
+        """Raise InvalidImageRequest for what this generator can tell is wrong before any call. A remote
+        generator checks only shapes and leaves the rest to the provider (its refusal is a 422 too)."""
         ...
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage: ...
+    async def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+    ) -> GeneratedImage:
+        """One image. safety_identifier is forwarded to the provider as it is (a hash, never a key). With
+        on_partial and partial_images 1..3, previews are streamed to on_partial before the final image."""
+        ...
+
+    async def edit(
+        self,
+        request: EditRequest,
+        images: list[SourceImage],
+        mask: SourceImage | None = None,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+    ) -> GeneratedImage:
+        """A new image from images[0] changed as the prompt says (images[1:] are references); where a mask
+        is given, only its fully transparent pixels may change."""
+        ...
+
+    async def init(self) -> None:
+        """Start-up checks (a remote generator asks which models its server offers); logs, never raises."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise a GeneratorError subclass when this generator cannot serve (readiness); cheap, no image."""
+        ...
 
     async def close(self) -> None: ...

@@ -6,6 +6,7 @@ import io
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from PIL import Image
@@ -18,6 +19,7 @@ from pixyproxy.domain.models import (
     ImageDetail,
     ImagePage,
     PagePosition,
+    SourceImage,
 )
 
 
@@ -159,18 +161,39 @@ class ScriptedGenerator:
         self.delay = delay
         self.fail_with: Exception | None = None
         self.calls: list[GenerationRequest] = []
+        self.options: list[dict[str, Any]] = []  # the keyword arguments of each call
+        self.edits: list[tuple[GenerationRequest, list[SourceImage], SourceImage | None]] = []
+        self.unready_with: Exception | None = None  # set to make ping() raise
 
     def validate(self, request: GenerationRequest) -> None:
         if request.model not in (None, self.default_model):
             raise InvalidImageRequest(f"model: unknown model {request.model!r}")
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest, **options: Any) -> GeneratedImage:
         self.calls.append(request)
+        self.options.append(options)
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail_with is not None:
             raise self.fail_with
         return GeneratedImage(data=self.image, model=self.default_model, revised_prompt=None)
+
+    async def edit(
+        self,
+        request: GenerationRequest,
+        images: list[SourceImage],
+        mask: SourceImage | None = None,
+        **options: Any,
+    ) -> GeneratedImage:
+        self.edits.append((request, images, mask))
+        return await self.generate(request, **options)
+
+    async def init(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        if self.unready_with is not None:
+            raise self.unready_with
 
     async def close(self) -> None:
         return None

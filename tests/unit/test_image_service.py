@@ -165,7 +165,8 @@ async def test_readiness_reports_each_dependency(service, repository, blobs):
     assert (await service.readiness()).ready
     blobs.fail_with = StorageUnavailable("bucket gone")
     readiness = await service.readiness()
-    assert not readiness.ready and readiness.checks == {"metadata": "ok", "storage": "bucket gone"}
+    assert not readiness.ready
+    assert readiness.checks == {"metadata": "ok", "storage": "bucket gone", "generator": "ok"}
 
 
 async def test_gc_removes_orphans_only(service, blobs):
