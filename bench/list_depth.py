@@ -30,12 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncmy
+import aiomysql
 
 from bench import servers
 from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.domain.cursor import encode_cursor
 from pixyproxy.domain.models import PagePosition
+from pixyproxy.settings import Settings
 
 GOAL = 1.5
 PAGE = 100
@@ -75,7 +76,7 @@ def server_url(url: str) -> dict:
 
 
 async def _run(server: dict, database: str | None, statements: list[tuple[str, dict | None]]) -> list:
-    connection = await asyncmy.connect(**server, db=database, autocommit=True, read_timeout=3600)
+    connection = await aiomysql.connect(**server, db=database, autocommit=True)
     try:
         results = []
         async with connection.cursor() as cursor:
@@ -85,6 +86,16 @@ async def _run(server: dict, database: str | None, statements: list[tuple[str, d
         return results
     finally:
         connection.close()
+
+
+def make_repository(url: str) -> MySQLImageRepository:
+    """The repository as the service builds it: its pool and timeouts at their settings' defaults."""
+    options = {
+        name.removeprefix("mysql_"): field.default
+        for name, field in Settings.model_fields.items()
+        if name.startswith("mysql_")
+    }
+    return MySQLImageRepository.from_url(url, **options)
 
 
 def run(server: dict, database: str | None, *statements: tuple[str, dict | None]) -> list:
@@ -114,7 +125,7 @@ def bench_database(server: dict, keep: bool):
 def load(url: str, server: dict, database: str, rows: int) -> float:
     """Create the schema through the adapter's own init, then `rows` rows; returns seconds taken."""
     started = time.monotonic()
-    repository = MySQLImageRepository(url)
+    repository = make_repository(url)
 
     async def init() -> None:
         try:
@@ -174,7 +185,7 @@ def repository_p50(url: str, cursor: str | None, count: int) -> float:
     after = decode_cursor(cursor) if cursor else None
 
     async def measure() -> float:
-        repository = MySQLImageRepository(url)
+        repository = make_repository(url)
         try:
             await repository.list_page(PAGE, after)
             samples = []

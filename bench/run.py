@@ -81,14 +81,14 @@ def has_adapter(selector: str, scheme: str) -> bool:
 @contextlib.contextmanager
 def mysql_database() -> Iterator[str]:
     """A database of our own on the shared MariaDB, dropped afterwards; yields its URL."""
-    import asyncmy
+    import aiomysql
 
     name = f"pixybench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     host_port = MYSQL_URL.split("@", 1)[1]
     host, _, port = host_port.partition(":")
 
     async def run(sql: str) -> None:
-        connection = await asyncmy.connect(host=host, port=int(port or 3306), user="root", password="")
+        connection = await aiomysql.connect(host=host, port=int(port or 3306), user="root", password="")
         try:
             async with connection.cursor() as cursor:
                 await cursor.execute(sql)

@@ -33,10 +33,10 @@ def openai_generator(**options):
     return OpenAIImageGenerator(**options)
 
 
-def mysql_repository(url: str):
+def mysql_repository(url: str, **options):
     from pixyproxy.adapters.mysql import MySQLImageRepository
 
-    return MySQLImageRepository.from_url(url)
+    return MySQLImageRepository.from_url(url, **options)
 
 
 def s3_blob_store(url: str, **options):
@@ -53,7 +53,16 @@ class Container(containers.DeclarativeContainer):
         sqlite=providers.Singleton(
             SQLiteImageRepository, providers.Callable(sqlite_path, settings.provided.database_url)
         ),
-        mysql=providers.Singleton(mysql_repository, settings.provided.database_url),
+        mysql=providers.Singleton(
+            mysql_repository,
+            settings.provided.database_url,
+            pool_min_size=settings.provided.mysql_pool_min_size,
+            pool_max_size=settings.provided.mysql_pool_max_size,
+            pool_recycle_seconds=settings.provided.mysql_pool_recycle_seconds,
+            connect_timeout_seconds=settings.provided.mysql_connect_timeout_seconds,
+            read_timeout_seconds=settings.provided.mysql_read_timeout_seconds,
+            init_timeout_seconds=settings.provided.mysql_init_timeout_seconds,
+        ),
     )
 
     blobs = providers.Selector(

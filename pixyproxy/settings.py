@@ -64,6 +64,24 @@ class Settings(BaseSettings):
     openai_connect_timeout_seconds: float = Field(default=10.0, gt=0)
     openai_max_retries: int = Field(default=2, ge=0, le=10)
 
+    # MySQL (docs/mysql.md): the server, user and database come from database_url (or DB_* below).
+    mysql_pool_min_size: int = Field(
+        default=1, ge=0, description="Connections opened at start, so the first requests skip a connect."
+    )
+    mysql_pool_max_size: int = Field(
+        default=10, ge=1, description="Connections per process at most (`--workers N` means N pools)."
+    )
+    mysql_pool_recycle_seconds: float = Field(
+        default=600.0, gt=0, description="A pooled connection idle this long is replaced, not reused."
+    )
+    mysql_connect_timeout_seconds: float = Field(default=3.0, gt=0, description="To open a TCP connection.")
+    mysql_read_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="For any reply: a statement's, and the login's (after the connect)."
+    )
+    mysql_init_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Read timeout for schema migrations (DDL on a big table is slow)."
+    )
+
     # The course's deployments configure MySQL by these names (env or .env); read them unprefixed.
     db_host: str | None = Field(default=None, validation_alias="DB_HOST")
     db_port: int = Field(default=3306, validation_alias="DB_PORT")

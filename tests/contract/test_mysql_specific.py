@@ -1,30 +1,27 @@
 """What the MySQL adapter promises beyond the shared ImageRepository contract, against a real server."""
 
-import ast
 import asyncio
-import re
+import time
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-import pixyproxy.adapters.mysql as mysql_package
 from pixyproxy.adapters.mysql import MySQLImageRepository, parse_mysql_url
 from pixyproxy.adapters.mysql import init as schema
 from pixyproxy.adapters.mysql import repository as adapter
-from pixyproxy.adapters.rows import DETAIL_COLUMNS
+from pixyproxy.adapters.mysql.config import MOVED_TO_SETTINGS
+from pixyproxy.adapters.rows import DETAIL_COLUMNS, SELECT_COLUMNS
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import PagePosition
 from pixyproxy.settings import Settings
 from tests.contract.test_repository_contract import BASE, make_detail
 from tests.e2e.server import free_port
-from tests.support.mysql import MySQLServer
+from tests.support.mysql import MySQLServer, make_repository, repository_options
 from tests.support.silent_server import silent_server
 
-ADAPTER_DIR = Path(mysql_package.__file__).parent
 STATEMENTS = {
     name: value
     for name, value in vars(adapter).items()
@@ -32,32 +29,9 @@ STATEMENTS = {
 }
 
 
-# -- no SQL is built from values -----------------------------------------------------------------
-
-
-SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|WHERE|VALUES|FROM|LIMIT)\b")
-
-
-def _has_sql(node: ast.AST) -> bool:
-    return any(
-        isinstance(n, ast.Constant) and isinstance(n.value, str) and SQL_WORDS.search(n.value)
-        for n in ast.walk(node)
-    )
-
-
-def test_adapter_source_builds_no_sql_from_values():
-    """No f-string, `%`, .format() or `+` builds SQL text anywhere in the adapter: values go as %(name)s."""
-    offences = []
-    for path in sorted(ADAPTER_DIR.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            built = (
-                isinstance(node, ast.JoinedStr)
-                or (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add))
-                or (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "format")
-            )
-            if built and _has_sql(node):
-                offences.append(f"{path.name}:{node.lineno}")
-    assert offences == []
+# -- values travel as parameters -------------------------------------------------------------------
+# tests/unit/test_no_sql_from_strings.py proves every SQL string in the adapters is assembled from
+# constants only (the shared column lists); here: every value is a named parameter.
 
 
 def test_every_statement_with_values_uses_named_parameters():
@@ -71,7 +45,7 @@ def test_every_statement_with_values_uses_named_parameters():
 
 
 def test_select_column_order_matches_the_row_mapping():
-    listed = ", ".join(adapter.SELECT_COLUMNS)
+    listed = ", ".join(SELECT_COLUMNS)
     for name in ("GET_BY_GUID", "GET_BY_IDEMPOTENCY_KEY", "LIST_FIRST", "LIST_AFTER"):
         assert STATEMENTS[name].startswith("SELECT " + listed + " FROM images")  # noqa: S608
 
@@ -79,19 +53,25 @@ def test_select_column_order_matches_the_row_mapping():
 # -- configuration ---------------------------------------------------------------------------------
 
 
-def test_url_parsing_unquotes_credentials_and_reads_options():
-    config = parse_mysql_url(
-        "mysql://app%40x:p%40ss%3Aw%2Fd@db.example:3307/pixy?read_timeout=2.5&pool_size=3"
-    )
-    assert (config.user, config.password, config.host, config.port) == (
+def test_url_parsing_unquotes_credentials():
+    config = parse_mysql_url("mysql://app%40x:p%40ss%3Aw%2Fd@db.example:3307/pixy")
+    assert (config.user, config.password, config.host, config.port, config.database) == (
         "app@x",
         "p@ss:w/d",
         "db.example",
         3307,
+        "pixy",
     )
-    assert (config.database, config.read_timeout, config.pool_size) == ("pixy", 2.5, 3)
     assert "p@ss" not in repr(config) and "p@ss" not in config.safe_url()
-    assert parse_mysql_url("mysql+asyncmy://root@localhost/x").port == 3306
+    assert parse_mysql_url("mysql+aiomysql://root@localhost/x").port == 3306
+
+
+@pytest.mark.parametrize("option", sorted(MOVED_TO_SETTINGS))
+def test_an_option_left_in_the_url_is_refused_naming_its_setting(option):
+    """The pool and timeouts are settings now; a URL still carrying one must not be silently ignored."""
+    with pytest.raises(ValueError, match=MOVED_TO_SETTINGS[option]):
+        parse_mysql_url(f"mysql://root@localhost/pixy?{option}=3")
+    assert MOVED_TO_SETTINGS[option].removeprefix("PIXYPROXY_").lower() in Settings.model_fields
 
 
 @pytest.mark.parametrize(
@@ -111,6 +91,8 @@ def test_container_picks_mysql_for_a_mysql_url_and_for_the_db_variables(monkeypa
     monkeypatch.setenv("DB_USER", "course")
     monkeypatch.setenv("DB_PASSWORD", "s3cr:t@")
     monkeypatch.setenv("DB_NAME", "images_db")
+    monkeypatch.setenv("PIXYPROXY_MYSQL_POOL_MAX_SIZE", "4")
+    monkeypatch.setenv("PIXYPROXY_MYSQL_READ_TIMEOUT_SECONDS", "1.5")
     container = Container()
     repository = container.repository()
     assert isinstance(repository, MySQLImageRepository)
@@ -121,6 +103,12 @@ def test_container_picks_mysql_for_a_mysql_url_and_for_the_db_variables(monkeypa
         "course",
         "s3cr:t@",
         "images_db",
+    )
+    assert (repository.pool_max_size, repository.read_timeout_seconds) == (4, 1.5)
+    defaults = repository_options()
+    assert (repository.connect_timeout_seconds, repository.pool_min_size) == (
+        defaults["connect_timeout_seconds"],
+        defaults["pool_min_size"],
     )
     # An explicit URL wins over the DB_* variables.
     monkeypatch.setenv("PIXYPROXY_DATABASE_URL", "mysql://other@h2:3306/second")
@@ -167,7 +155,7 @@ async def test_init_creates_versioned_schema_with_the_list_index(
 async def test_init_again_applies_nothing_and_keeps_rows(mysql_repository, mysql_server, mysql_database):
     detail = make_detail()
     await mysql_repository.add(detail)
-    second = MySQLImageRepository(mysql_server.url(mysql_database))
+    second = make_repository(mysql_server.url(mysql_database))
     try:
         await second.init()
         await second.init()
@@ -179,7 +167,7 @@ async def test_init_again_applies_nothing_and_keeps_rows(mysql_repository, mysql
 
 
 async def test_concurrent_inits_migrate_once(mysql_server, mysql_database):
-    repositories = [MySQLImageRepository(mysql_server.url(mysql_database)) for _ in range(3)]
+    repositories = [make_repository(mysql_server.url(mysql_database)) for _ in range(3)]
     try:
         await asyncio.gather(*(r.init() for r in repositories))
     finally:
@@ -191,7 +179,7 @@ async def test_concurrent_inits_migrate_once(mysql_server, mysql_database):
 
 async def test_init_creates_a_missing_database(mysql_server):
     name = "pixyproxy_test_" + uuid4().hex[:16]
-    repository = MySQLImageRepository(mysql_server.url(name))
+    repository = make_repository(mysql_server.url(name))
     try:
         await repository.init()
         detail = make_detail()
@@ -205,7 +193,7 @@ async def test_init_creates_a_missing_database(mysql_server):
 async def test_a_foreign_images_table_is_reported_and_left_untouched(mysql_server, mysql_database):
     mysql_server.query(mysql_database, "CREATE TABLE images (id INT PRIMARY KEY, title VARCHAR(20))")
     mysql_server.query(mysql_database, "INSERT INTO images VALUES (1, 'keep me')")
-    repository = MySQLImageRepository(mysql_server.url(mysql_database))
+    repository = make_repository(mysql_server.url(mysql_database))
     try:
         with pytest.raises(MetadataUnavailable, match="guid"):
             await repository.init()
@@ -360,7 +348,7 @@ async def test_a_killed_pooled_connection_is_replaced(mysql_repository, mysql_se
 
 
 async def test_the_pool_bounds_connections_under_concurrency(mysql_server, mysql_database):
-    repository = MySQLImageRepository(mysql_server.url(mysql_database) + "?pool_size=3")
+    repository = make_repository(mysql_server.url(mysql_database), pool_max_size=3)
     try:
         await repository.init()
         detail = make_detail()
@@ -378,7 +366,7 @@ async def test_the_pool_bounds_connections_under_concurrency(mysql_server, mysql
 
 
 async def test_a_refused_connection_is_metadata_unavailable():
-    repository = MySQLImageRepository(f"mysql://root@127.0.0.1:{free_port()}/nothing")
+    repository = make_repository(f"mysql://root@127.0.0.1:{free_port()}/nothing")
     try:
         with pytest.raises(MetadataUnavailable):
             await repository.get(uuid4())
@@ -391,52 +379,48 @@ async def test_a_refused_connection_is_metadata_unavailable():
 
 
 async def test_a_server_that_never_answers_times_out_as_metadata_unavailable():
-    """A listener that accepts and then says nothing (a hung server): the read timeout ends the wait."""
+    """A listener that accepts and then says nothing (a hung server): the login's deadline (connect +
+    read timeout) ends the wait, once: a timeout is not retried."""
     with silent_server() as hung:
-        url = f"mysql://root@127.0.0.1:{hung.port}/db?read_timeout=0.3&init_timeout=0.3"
-        repository = MySQLImageRepository(url)
+        repository = make_repository(
+            f"mysql://root@127.0.0.1:{hung.port}/db",
+            connect_timeout_seconds=0.2,
+            read_timeout_seconds=0.3,
+            init_timeout_seconds=0.3,
+        )
         try:
-            with pytest.raises(MetadataUnavailable):
+            started = time.monotonic()
+            with pytest.raises(MetadataUnavailable, match="no answer in time"):
                 await asyncio.wait_for(repository.get(uuid4()), 10)
+            assert time.monotonic() - started < 0.5 + 0.45  # one deadline (0.5 s), not two
             with pytest.raises(MetadataUnavailable):
                 await asyncio.wait_for(repository.init(), 10)
         finally:
             await repository.close()
 
 
-def test_statements_become_positional_markers_with_their_values_in_order():
-    statement = adapter.PREPARED[adapter.LIST_AFTER]
-    assert statement.names == ("created_at", "created_at", "id", "limit")
-    assert "%(" not in statement.markers and statement.markers.count("%s") == 4
-    assert statement.values({"limit": 3, "id": 9, "created_at": "t"}) == ("t", "t", 9, 3)
-    assert set(adapter.PREPARED) == {
-        adapter.GET_BY_GUID,
-        adapter.GET_BY_IDEMPOTENCY_KEY,
-        adapter.LIST_FIRST,
-        adapter.LIST_AFTER,
-        adapter.INSERT,
-        adapter.RELEASE_IDEMPOTENCY_KEY,
-    }
+async def test_pooled_connections_are_reused_and_skip_tls(mysql_repository):
+    """One warm connection serves statement after statement, and it logged in without TLS."""
+    ((first,),) = await mysql_repository._execute("SELECT CONNECTION_ID()")
+    await mysql_repository.get(uuid4())
+    ((second,),) = await mysql_repository._execute("SELECT CONNECTION_ID()")
+    assert first == second
+    ssl = await mysql_repository._execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+    assert all(value == "" for _, value in ssl), ssl
 
 
-async def test_reads_run_as_server_side_prepared_statements(mysql_repository):
-    detail = make_detail()
-    await mysql_repository.add(detail)
-    assert await mysql_repository.get(detail.guid) == detail
-    (connection,) = mysql_repository._pool._free  # the one pooled connection both calls used
-    prepared = set(connection._stmt_cache)
-    assert adapter.PREPARED[adapter.GET_BY_GUID].markers in prepared
-    assert adapter.PREPARED[adapter.INSERT].markers in prepared
+class WithholdingProxy:
+    """A TCP proxy to MySQL that, once, forwards the packet carrying `trigger` and withholds the server's
+    answer. cut=True then drops the connection (the statement ran, the client never heard so);
+    cut=False keeps it open and silent until the proxy closes (a server hung mid-statement)."""
 
-
-class CuttingProxy:
-    """A TCP proxy to MySQL that, once, forwards the packet carrying `trigger` and then drops the
-    connection without relaying the answer: the statement ran, the client never heard so."""
-
-    def __init__(self, host: str, port: int, trigger: bytes) -> None:
+    def __init__(self, host: str, port: int, trigger: bytes, cut: bool = True) -> None:
         self.target = (host, port)
         self.trigger = trigger
-        self.cuts = 0
+        self.cut = cut
+        self.triggered = 0
+        self.answered = asyncio.Event()  # the server's answer to the trigger arrived (and was withheld)
+        self.released = asyncio.Event()
         self.server: asyncio.Server | None = None
 
     async def __aenter__(self) -> int:
@@ -444,30 +428,35 @@ class CuttingProxy:
         return self.server.sockets[0].getsockname()[1]
 
     async def __aexit__(self, *exc) -> None:
+        self.released.set()
         self.server.close()
         await self.server.wait_closed()
 
     async def _handle(self, client_reader, client_writer) -> None:
         server_reader, server_writer = await asyncio.open_connection(*self.target)
-        cut = asyncio.Event()
+        withheld = asyncio.Event()  # this connection carried the trigger: nothing more goes back
 
         async def upstream() -> None:
             while data := await client_reader.read(65536):
-                if self.cuts == 0 and self.trigger in data:
-                    self.cuts += 1
-                    cut.set()  # from now on nothing goes back to the client
-                    server_writer.write(data)
-                    await server_writer.drain()
-                    await asyncio.sleep(0.3)  # the server runs and commits the statement
-                    break
                 server_writer.write(data)
+                if self.triggered == 0 and self.trigger in data:
+                    self.triggered += 1
+                    withheld.set()
+                    await server_writer.drain()
+                    break
                 await server_writer.drain()
+            if withheld.is_set():
+                async with asyncio.timeout(10):
+                    await self.answered.wait()  # the server ran (autocommit: committed) the statement
+                if not self.cut:
+                    await self.released.wait()
             client_writer.transport.abort()
             server_writer.transport.abort()
 
         async def downstream() -> None:
             while data := await server_reader.read(65536):
-                if cut.is_set():
+                if withheld.is_set():
+                    self.answered.set()
                     return
                 client_writer.write(data)
                 await client_writer.drain()
@@ -475,20 +464,43 @@ class CuttingProxy:
         await asyncio.gather(upstream(), downstream(), return_exceptions=True)
 
 
+async def test_a_statement_left_unanswered_times_out_once_without_a_retry(
+    mysql_repository, mysql_server, mysql_database
+):
+    """The read timeout ends the wait; the statement is not tried again (a retry through the proxy
+    would be answered, so the error itself shows there was none)."""
+    detail = make_detail()
+    await mysql_repository.add(detail)
+    proxy = WithholdingProxy(mysql_server.host, mysql_server.port, str(detail.guid).encode(), cut=False)
+    async with proxy as port:
+        proxied = replace(MySQLServer.from_url(mysql_server.url("x")), host="127.0.0.1", port=port)
+        through_proxy = make_repository(proxied.url(mysql_database), read_timeout_seconds=0.5)
+        try:
+            await through_proxy.ping()  # logged in and pooled before the stall
+            started = time.monotonic()
+            with pytest.raises(MetadataUnavailable, match="no answer in time"):
+                await through_proxy.get(detail.guid)
+            elapsed = time.monotonic() - started
+        finally:
+            await through_proxy.close()
+    assert proxy.triggered == 1
+    assert 0.5 <= elapsed < 1.5
+
+
 async def test_an_insert_whose_answer_is_lost_is_recorded_once(
     mysql_repository, mysql_server, mysql_database
 ):
     """The retry after a lost connection finds our own committed row: success, one row, no conflict."""
     detail = make_detail()
-    proxy = CuttingProxy(mysql_server.host, mysql_server.port, str(detail.guid).encode())
+    proxy = WithholdingProxy(mysql_server.host, mysql_server.port, str(detail.guid).encode())
     async with proxy as port:
         proxied = replace(MySQLServer.from_url(mysql_server.url("x")), host="127.0.0.1", port=port)
-        through_proxy = MySQLImageRepository(proxied.url(mysql_database))
+        through_proxy = make_repository(proxied.url(mysql_database))
         try:
             await through_proxy.add(detail, idempotency_key="lost-answer", request_hash="h")
         finally:
             await through_proxy.close()
-    assert proxy.cuts == 1, "the proxy never cut the INSERT's answer"
+    assert proxy.triggered == 1 and proxy.answered.is_set(), "the proxy never cut the INSERT's answer"
     rows = mysql_server.query(
         mysql_database, "SELECT COUNT(*) FROM images WHERE guid = %(guid)s", {"guid": str(detail.guid)}
     )

@@ -178,3 +178,12 @@ async def test_init_is_idempotent_and_keeps_data(repository):
     await repository.init()
     await repository.init()
     assert await repository.get(detail.guid) == detail
+
+
+async def test_existing_answers_for_more_guids_than_one_statement_takes(repository):
+    stored = [make_detail(), make_detail()]
+    for detail in stored:
+        await repository.add(detail)
+    asked = [uuid4() for _ in range(1200)]
+    asked[0], asked[-1] = stored[0].guid, stored[1].guid  # in the first and the last chunk
+    assert await repository.existing(asked) == {d.guid for d in stored}

@@ -70,8 +70,12 @@ class PrivateMariaDB:
         self.process = None
 
     @property
-    def url(self) -> str:
-        return f"mysql://root@127.0.0.1:{self.port}/pixyproxy?read_timeout=2"
+    def env(self) -> dict[str, str]:
+        """The service's settings for this server: a 2 s read timeout keeps the hung-server test short."""
+        return {
+            "PIXYPROXY_DATABASE_URL": f"mysql://root@127.0.0.1:{self.port}/pixyproxy",
+            "PIXYPROXY_MYSQL_READ_TIMEOUT_SECONDS": "2",
+        }
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +107,7 @@ def assert_unavailable(response: httpx.Response) -> None:
 
 def test_mysql_down_is_503_json_and_the_service_recovers_without_restart(tmp_path, private_mariadb):
     with (
-        run_server(tmp_path, {"PIXYPROXY_DATABASE_URL": private_mariadb.url}) as server,
+        run_server(tmp_path, private_mariadb.env) as server,
         httpx.Client(base_url=server.base_url, timeout=15) as client,
     ):
         before = client.post("/image/", json={"prompt": "made before the outage"})
@@ -132,7 +136,7 @@ def test_mysql_down_is_503_json_and_the_service_recovers_without_restart(tmp_pat
 def test_a_hung_mysql_is_503_after_the_read_timeout_and_recovers(tmp_path, private_mariadb):
     """SIGSTOP: the server accepts TCP but never answers; the configured read timeout (2 s) ends it."""
     with (
-        run_server(tmp_path, {"PIXYPROXY_DATABASE_URL": private_mariadb.url}) as server,
+        run_server(tmp_path, private_mariadb.env) as server,
         httpx.Client(base_url=server.base_url, timeout=15) as client,
     ):
         made = client.post("/image/", json={"prompt": "before the hang"})

@@ -17,6 +17,7 @@ import pymysql
 import pytest
 
 from pixyproxy.adapters.mysql import MySQLImageRepository
+from pixyproxy.settings import Settings
 from tests.support.services import docker_available, unavailable
 
 DEFAULT_URL = "mysql://root@127.0.0.1:3306"
@@ -85,6 +86,23 @@ class MySQLServer:
             self.drop_database(name)
 
 
+def repository_options(**overrides) -> dict:
+    """The repository's keywords at their settings' defaults (written once, in settings.py), as the
+    container passes them: pool_max_size=... for mysql_pool_max_size, and so on."""
+    options = {
+        name.removeprefix("mysql_"): field.default
+        for name, field in Settings.model_fields.items()
+        if name.startswith("mysql_")
+    }
+    unknown = set(overrides) - set(options)
+    assert not unknown, f"not a MySQL setting: {unknown}"
+    return options | overrides
+
+
+def make_repository(url: str, **overrides) -> MySQLImageRepository:
+    return MySQLImageRepository(url, **repository_options(**overrides))
+
+
 def _reachable(server: MySQLServer) -> bool:
     try:
         server.query(None, "SELECT 1")
@@ -130,7 +148,7 @@ def mysql_url(mysql_server, mysql_database) -> str:
 
 @pytest.fixture
 async def mysql_repository(mysql_url):
-    repository = MySQLImageRepository(mysql_url)
+    repository = make_repository(mysql_url)
     await repository.init()
     yield repository
     await repository.close()

@@ -8,7 +8,7 @@ SERVER_ONLY = [
     "fastapi",
     "starlette",
     "uvicorn",
-    "asyncmy",
+    "aiomysql",
     "pymysql",
     "sqlalchemy",
     "boto3",

@@ -179,7 +179,7 @@ def test_the_base_install_is_the_client_and_the_server_is_an_extra():
     names = {re.split(r"[<>=\[ ]", dep)[0].lower() for dep in project["dependencies"]}
     assert names == {"httpx", "pydantic", "typer", "rich"}
     server = {re.split(r"[<>=\[ ]", dep)[0].lower() for dep in project["optional-dependencies"]["server"]}
-    assert {"fastapi", "uvicorn", "boto3", "openai", "asyncmy", "prometheus-client"} <= server
+    assert {"fastapi", "uvicorn", "boto3", "openai", "aiomysql", "prometheus-client"} <= server
     assert "pixyproxy[server]" in project["optional-dependencies"]["dev"]
     locked = {
         line.split("==")[0].lower().replace("_", "-")

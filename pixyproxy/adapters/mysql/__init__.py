@@ -1,4 +1,4 @@
-"""The MySQL (and MariaDB) metadata store: asyncmy pool, named parameters, a versioned schema."""
+"""The MySQL (and MariaDB) metadata store: aiomysql (PyMySQL) pool, named parameters, a versioned schema."""
 
 from pixyproxy.adapters.mysql.config import MySQLConfig, parse_mysql_url
 from pixyproxy.adapters.mysql.repository import MySQLImageRepository

@@ -9,7 +9,7 @@ Runs at service start (the app's lifespan calls repository.init()) and as `pixyp
 
 import logging
 
-from pixyproxy.adapters.rows import DETAIL_COLUMNS
+from pixyproxy.adapters.rows import INSERT_COLUMNS, SELECT_COLUMNS
 from pixyproxy.domain.errors import MetadataUnavailable
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 # What the repository reads and writes; checked after migrating so a foreign `images` table that
 # happens to share the name is reported clearly instead of failing on the first request.
-REQUIRED_COLUMNS = frozenset({"id", "updated_at", "idempotency_key", "request_hash", *DETAIL_COLUMNS})
+REQUIRED_COLUMNS = frozenset({*SELECT_COLUMNS, *INSERT_COLUMNS})
 
 
 async def _scalar(cursor, sql: str, params: dict | None = None):
