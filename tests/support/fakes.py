@@ -151,19 +151,27 @@ class InMemoryBlobStore:
 
 
 class ScriptedGenerator:
-    """Answers with `image` (a small PNG by default), or raises `fail_with`; records every call."""
+    """Answers with `image` (a small PNG by default), or raises `fail_with`; records every call.
+
+    Tests order concurrent steps with its events: `called` is set once a generation has begun, and while
+    `hold` is set, every generation waits there until the test calls `release()`."""
 
     name = "scripted"
     default_model = "scripted-1"
 
-    def __init__(self, image: bytes | None = None, delay: float = 0.0) -> None:
+    def __init__(self, image: bytes | None = None, hold: bool = False) -> None:
         self.image = image if image is not None else png_bytes()
-        self.delay = delay
         self.fail_with: Exception | None = None
         self.calls: list[GenerationRequest] = []
         self.options: list[dict[str, Any]] = []  # the keyword arguments of each call
         self.edits: list[tuple[GenerationRequest, list[SourceImage], SourceImage | None]] = []
         self.unready_with: Exception | None = None  # set to make ping() raise
+        self.called = asyncio.Event()
+        self.hold = hold
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._released.set()
 
     def validate(self, request: GenerationRequest) -> None:
         if request.model not in (None, self.default_model):
@@ -172,8 +180,9 @@ class ScriptedGenerator:
     async def generate(self, request: GenerationRequest, **options: Any) -> GeneratedImage:
         self.calls.append(request)
         self.options.append(options)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.called.set()
+        if self.hold:
+            await self._released.wait()
         if self.fail_with is not None:
             raise self.fail_with
         return GeneratedImage(data=self.image, model=self.default_model, revised_prompt=None)

@@ -14,6 +14,7 @@ from pixyproxy.domain.errors import IdempotencyConflict
 from pixyproxy.domain.service import ImageService
 from pixyproxy.settings import Settings
 from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.tasks import started
 
 TTL = 3600
 
@@ -89,16 +90,24 @@ async def test_the_default_window_is_24_hours(generator, repository, blobs, cloc
 
 
 async def test_concurrent_duplicates_after_the_window_share_one_new_generation(clock):
-    generator = ScriptedGenerator(delay=0.01)
+    generator = ScriptedGenerator()
     repository = InMemoryImageRepository()
     service = ImageService(
         generator, repository, InMemoryBlobStore(), idempotency_ttl_seconds=TTL, clock=clock
     )
     first = await service.create({"prompt": "dup"}, idempotency_key="k")
     clock.advance(seconds=TTL + 1)
-    results = await asyncio.gather(
-        *(service.create({"prompt": "dup"}, idempotency_key="k") for _ in range(5))
-    )
+    generator.hold = True
+    generator.called.clear()  # set by the first image's generation
+
+    def create():
+        return service.create({"prompt": "dup"}, idempotency_key="k")
+
+    leader = asyncio.create_task(create())
+    await generator.called.wait()  # the key was found expired and the new generation is under way
+    duplicates = [await started(create) for _ in range(4)]
+    generator.release()
+    results = await asyncio.gather(leader, *duplicates)
     assert len({r.guid for r in results}) == 1 and results[0].guid != first.guid
     assert len(generator.calls) == 2 and len(repository.rows) == 2
 

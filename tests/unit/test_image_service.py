@@ -17,6 +17,7 @@ from pixyproxy.domain.errors import (
 )
 from pixyproxy.domain.models import GenerationRequest
 from tests.support.fakes import png_bytes
+from tests.support.tasks import started
 
 
 async def test_create_stores_bytes_and_row_with_the_prompt_sent(service, generator, repository, blobs):
@@ -135,20 +136,27 @@ async def test_idempotency_key_with_a_different_body_is_a_conflict(service):
 
 
 async def test_concurrent_duplicates_share_one_generation(service, generator, repository):
-    generator.delay = 0.05
-    results = await asyncio.gather(
-        *(service.create({"prompt": "dup"}, idempotency_key="k") for _ in range(5))
-    )
+    generator.hold = True
+
+    def create():
+        return service.create({"prompt": "dup"}, idempotency_key="k")
+
+    first = asyncio.create_task(create())
+    await generator.called.wait()  # the first leads and is generating
+    duplicates = [await started(create) for _ in range(4)]
+    generator.release()
+    results = await asyncio.gather(first, *duplicates)
     assert len({r.guid for r in results}) == 1
     assert len(generator.calls) == 1 and len(repository.rows) == 1
 
 
 async def test_concurrent_duplicate_with_other_body_conflicts(service, generator):
-    generator.delay = 0.05
+    generator.hold = True
     first = asyncio.create_task(service.create({"prompt": "a"}, idempotency_key="k"))
-    await asyncio.sleep(0.01)
-    with pytest.raises(IdempotencyConflict):
-        await service.create({"prompt": "b"}, idempotency_key="k")
+    await generator.called.wait()  # the first is generating under the key
+    with pytest.raises(IdempotencyConflict):  # at once: a generation of its own would wait for release()
+        await asyncio.wait_for(service.create({"prompt": "b"}, idempotency_key="k"), timeout=10)
+    generator.release()
     await first
 
 

@@ -54,9 +54,10 @@ async def test_generations_are_counted_by_model_and_outcome_and_bytes_stored():
 
 async def test_a_cancelled_generation_is_counted_as_cancelled():
     metrics = Metrics()
-    generator = MeteredGenerator(ScriptedGenerator(delay=10), metrics)
+    scripted = ScriptedGenerator(hold=True)  # never released: the generation is under way when cancelled
+    generator = MeteredGenerator(scripted, metrics)
     task = asyncio.create_task(generator.generate(GenerationRequest(prompt="slow")))
-    await asyncio.sleep(0.01)
+    await scripted.called.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
