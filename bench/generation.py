@@ -29,8 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import servers
+from pixyproxy.settings import Settings
 
 KEY = "sk-bench-not-a-real-key"
+MODEL = Settings.model_fields["openai_model"].default  # what the service asks for when none is named
 GOAL_OVERHEAD_MS = 15.0
 GOAL_WALL_S = 2.0
 
@@ -143,7 +145,7 @@ def figure3(fake_url: str, server: servers.Server, rounds: int, per_round: int, 
 
     def bodies(model: bool) -> list[dict]:
         out = [{"prompt": f"a lighthouse number {next(counter)}"} for _ in range(per_round)]
-        return [{**b, "model": "gpt-image-1"} for b in out] if model else out
+        return [{**b, "model": MODEL} for b in out] if model else out
 
     asyncio.run(sequential_p50(fake_url, "/v1/images/generations", bodies(True)))  # warm both
     asyncio.run(sequential_p50(server.base_url, "/image/", bodies(False)))
@@ -224,10 +226,19 @@ def figure4(fake_url: str, server: servers.Server, rounds: int, count: int, nois
 
 
 async def adapter_burst(transport: str, base_url: str, count: int, rounds: int) -> list[tuple[float, float]]:
-    from pixyproxy.adapters.openai_generator import OpenAIImageGenerator
+    from pixyproxy.adapters.openai import OpenAIImageGenerator
     from pixyproxy.domain.models import GenerationRequest
 
-    generator = OpenAIImageGenerator(api_key=KEY, base_url=f"{base_url}/v1", transport=transport)
+    settings = Settings(_env_file=None)
+    generator = OpenAIImageGenerator(
+        model=MODEL,
+        timeout_seconds=settings.openai_timeout_seconds,
+        connect_timeout_seconds=settings.openai_connect_timeout_seconds,
+        max_retries=settings.openai_max_retries,
+        api_key=KEY,
+        base_url=f"{base_url}/v1",
+        transport=transport,
+    )
     try:
         await generator.generate(GenerationRequest(prompt="warm-up"))
         out = []

@@ -28,7 +28,7 @@ def file_root(url: str) -> Path:
 # Adapters with heavy client libraries are imported only when selected, so the embedded default starts
 # without loading the OpenAI SDK (seconds), boto3 (~100 ms) or the MySQL driver.
 def openai_generator(**options):
-    from pixyproxy.adapters.openai_generator import OpenAIImageGenerator
+    from pixyproxy.adapters.openai import OpenAIImageGenerator
 
     return OpenAIImageGenerator(**options)
 

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     )
 
     # OpenAI (issue 5): OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
-    openai_model: str = "gpt-image-1"
+    openai_model: str = "gpt-image-2.6-sunburst"  # see docs/openai.md, "Models today"
     openai_size: str | None = None
     openai_quality: str | None = None
     openai_timeout_seconds: float = Field(default=180.0, gt=0)

@@ -1,7 +1,8 @@
 """The OpenAI adapter with the real SDK against the fake OpenAI server (tests/support/fake_openai.py).
 
 The shared ImageGenerator contract runs it too (GENERATOR_ADAPTERS); these are the OpenAI specifics:
-what goes over the wire per model, what comes back, how each failure maps, and which ones are retried.
+what goes over the wire (every option, edits as multipart, streamed partial images), what comes back,
+how each failure maps, which ones are retried, and the start-up check of the models the server offers.
 """
 
 import asyncio
@@ -14,19 +15,24 @@ from email.utils import format_datetime
 
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
-from pixyproxy.adapters.openai_generator import OpenAIImageGenerator, retry_after_seconds
+from pixyproxy.adapters.openai import OpenAIImageGenerator
+from pixyproxy.adapters.openai.failures import retry_after_seconds
 from pixyproxy.domain.errors import (
     ContentPolicyViolation,
     GeneratorError,
+    GeneratorModelUnavailable,
     GeneratorRateLimited,
     GeneratorTimeout,
     InvalidImageRequest,
 )
-from pixyproxy.domain.models import GenerationRequest
+from pixyproxy.domain.models import EditRequest, GenerationRequest, PartialImage, SourceImage
 from tests.e2e.server import free_port
+from tests.support.fake_openai import COMPATIBLE_MODEL, DEFAULT_MODEL
 
 KEY = "sk-test-not-a-real-key-0000"  # what the fake_openai fixture puts in OPENAI_API_KEY
+TIMEOUTS = {"timeout_seconds": 5, "connect_timeout_seconds": 2, "max_retries": 1}
 
 
 @pytest.fixture
@@ -35,6 +41,7 @@ async def make(fake_openai):
     made = []
 
     def build(**options) -> OpenAIImageGenerator:
+        options.setdefault("model", DEFAULT_MODEL)
         options.setdefault("timeout_seconds", 5)
         options.setdefault("connect_timeout_seconds", 2)
         options.setdefault("max_retries", 1)
@@ -56,16 +63,54 @@ def dimensions(data: bytes) -> tuple[int, int]:
 # -- what is sent and what is kept --------------------------------------------------------------
 
 
-async def test_gpt_image_sends_no_response_format_and_keeps_usage(make, fake_openai):
-    generator = make(model="gpt-image-1")
-    result = await generator.generate(GenerationRequest(prompt="a red bicycle", size="1536x1024"))
+async def test_the_default_model_gets_the_prompt_and_no_response_format_and_usage_is_kept(make, fake_openai):
+    result = await make().generate(GenerationRequest(prompt="a red bicycle", size="1536x1024"))
     sent = fake_openai.generations[-1]
-    assert sent.body == {"prompt": "a red bicycle", "model": "gpt-image-1", "size": "1536x1024"}
+    assert sent.body == {"prompt": "a red bicycle", "model": DEFAULT_MODEL, "size": "1536x1024"}
     assert sent.headers["authorization"] == f"Bearer {KEY}"  # OPENAI_API_KEY, read by the SDK
     assert dimensions(result.data) == (1536, 1024)
-    assert result.model == "gpt-image-1" and result.size == "1536x1024" and result.quality == "medium"
-    assert result.usage["total_tokens"] == result.usage["input_tokens"] + 1056
-    assert result.revised_prompt is None
+    assert result.model == DEFAULT_MODEL and result.size == "1536x1024" and result.quality == "medium"
+    assert result.usage == {  # exactly as the provider reported it, details included
+        "input_tokens": 3,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": 3},
+        "output_tokens": 1056,
+        "output_tokens_details": {"image_tokens": 1056, "text_tokens": 0},
+        "total_tokens": 1059,
+    }
+    assert result.revised_prompt is None and result.output_format == "png"
+
+
+@pytest.mark.parametrize(
+    ("options", "pillow_format", "mode"),
+    [
+        ({"output_format": "webp", "output_compression": 40, "background": "transparent"}, "WEBP", "RGBA"),
+        ({"output_format": "jpeg", "output_compression": 80, "background": "opaque"}, "JPEG", "RGB"),
+        ({"output_format": "png", "background": "transparent", "moderation": "low"}, "PNG", "RGBA"),
+        ({"quality": "xhigh", "size": "2048x1152", "moderation": "auto"}, "PNG", "RGB"),
+    ],
+)
+async def test_every_option_is_sent_as_asked_and_the_answer_is_in_the_format_asked(
+    make, fake_openai, options, pillow_format, mode
+):
+    result = await make().generate(
+        GenerationRequest(prompt="a fox", **options), safety_identifier="pixyproxy-0123abcd"
+    )
+    sent = fake_openai.generations[-1].body
+    assert sent == {
+        "prompt": "a fox",
+        "model": DEFAULT_MODEL,
+        "safety_identifier": "pixyproxy-0123abcd",
+        **options,
+    }
+    with Image.open(io.BytesIO(result.data)) as image:
+        assert (image.format, image.mode) == (pillow_format, mode)
+    assert result.output_format == options.get("output_format", "png")
+    assert result.background == ("transparent" if options.get("background") == "transparent" else "opaque")
+
+
+async def test_options_not_asked_for_are_not_sent(make, fake_openai):
+    await make().generate(GenerationRequest(prompt="plain"))
+    assert fake_openai.generations[-1].body == {"prompt": "plain", "model": DEFAULT_MODEL}
 
 
 async def test_a_real_sized_answer_is_read_whole(make, fake_openai):
@@ -74,12 +119,12 @@ async def test_a_real_sized_answer_is_read_whole(make, fake_openai):
     assert len(result.data) > 3_000_000 and dimensions(result.data) == (1024, 1024)
 
 
-async def test_dall_e_3_url_answer_is_downloaded_at_once_without_the_key(make, fake_openai):
-    generator = make(model="dall-e-3", response_format="url", quality="hd")
+async def test_a_compatible_servers_url_answer_is_downloaded_at_once_without_the_key(make, fake_openai):
+    generator = make(model=COMPATIBLE_MODEL, response_format="url", quality="hd")
     result = await generator.generate(GenerationRequest(prompt="a lighthouse"))
     assert fake_openai.generations[-1].body == {
         "prompt": "a lighthouse",
-        "model": "dall-e-3",
+        "model": COMPATIBLE_MODEL,
         "quality": "hd",
         "response_format": "url",
     }
@@ -90,16 +135,14 @@ async def test_dall_e_3_url_answer_is_downloaded_at_once_without_the_key(make, f
     assert result.quality == "hd" and result.usage is None
 
 
-async def test_dall_e_asks_for_base64_by_default(make, fake_openai):
-    generator = make(model="dall-e-2")
-    result = await generator.generate(GenerationRequest(prompt="a fox", size="256x256"))
+async def test_a_compatible_server_is_asked_for_base64_by_default(make, fake_openai):
+    result = await make(model=COMPATIBLE_MODEL).generate(GenerationRequest(prompt="a fox", size="256x256"))
     assert fake_openai.generations[-1].body["response_format"] == "b64_json"
-    assert fake_openai.downloads == []
-    assert dimensions(result.data) == (256, 256) and result.revised_prompt is None
+    assert fake_openai.downloads == [] and dimensions(result.data) == (256, 256)
 
 
 async def test_configured_defaults_are_sent_and_a_request_overrides_them(make, fake_openai):
-    generator = make(model="gpt-image-1", size="1024x1536", quality="low")
+    generator = make(size="1024x1536", quality="low")
     await generator.generate(GenerationRequest(prompt="one"))
     await generator.generate(GenerationRequest(prompt="two", size="1024x1024", quality="high"))
     first, second = (r.body for r in fake_openai.generations)
@@ -107,15 +150,13 @@ async def test_configured_defaults_are_sent_and_a_request_overrides_them(make, f
     assert (second["size"], second["quality"]) == ("1024x1024", "high")
 
 
-async def test_a_request_may_pick_another_model_of_the_configured_family(make, fake_openai):
-    generator = make(model="gpt-image-1")
-    result = await generator.generate(GenerationRequest(prompt="x", model="gpt-image-1-mini"))
-    assert fake_openai.generations[-1].body["model"] == "gpt-image-1-mini"
-    assert result.model == "gpt-image-1-mini"
+async def test_a_request_may_name_any_model_the_server_has(make, fake_openai):
+    result = await make().generate(GenerationRequest(prompt="x", model="gpt-image-2.5-flare"))
+    assert fake_openai.generations[-1].body["model"] == "gpt-image-2.5-flare"
+    assert result.model == "gpt-image-2.5-flare"
 
 
 async def test_generations_wait_concurrently_on_one_client(make, fake_openai):
-
     fake_openai.barrier = 20  # the fake holds every request until all 20 are in flight at once
     generator = make()
     results = await asyncio.gather(
@@ -124,64 +165,170 @@ async def test_generations_wait_concurrently_on_one_client(make, fake_openai):
     assert len(results) == 20 and fake_openai.peak_in_flight == 20
 
 
-# -- validation per model family ---------------------------------------------------------------
+# -- what the provider refuses: no capability table here, the provider's word maps to 422 -----------
 
 
 @pytest.mark.parametrize(
-    ("configured", "request_fields"),
+    ("fields", "param"),
     [
-        ("gpt-image-1", {"size": "1536x1024", "quality": "high"}),
-        ("gpt-image-1", {"size": "auto", "quality": "auto"}),
-        ("gpt-image-1", {"model": "chatgpt-image-latest"}),
-        ("gpt-image-2", {"size": "1536x864"}),
-        ("gpt-image-2.5-flare", {"quality": "xhigh", "size": "3840x2160"}),
-        ("dall-e-3", {"size": "1792x1024", "quality": "hd"}),
-        ("dall-e-3", {"model": "dall-e-2", "size": "512x512", "quality": "standard"}),
-        ("dall-e-2", {"size": "256x256"}),
-        ("stablediffusion", {"size": "768x512", "quality": "whatever"}),  # an unknown compatible server
+        ({"size": "1000x1000"}, "size"),  # GPT image 2.x sides are multiples of 16
+        ({"size": "4096x1024"}, "size"),  # wider than 3:1
+        ({"quality": "hd"}, "quality"),  # a DALL·E quality
+        ({"n": 11}, None),  # refused by our own shape check: nothing is sent
     ],
 )
-async def test_validate_accepts(make, configured, request_fields):
-    make(model=configured).validate(GenerationRequest(prompt="x", **request_fields))
+async def test_a_value_the_provider_refuses_is_a_422_naming_the_parameter(make, fake_openai, fields, param):
+    if param is None:
+        with pytest.raises(ValidationError):
+            GenerationRequest(prompt="x", **fields)
+        return
+    with pytest.raises(InvalidImageRequest, match=f"^{param}: the image generator refused it: ") as raised:
+        await make().generate(GenerationRequest(prompt="x", **fields))
+    assert raised.value.details["param"] == param and raised.value.code == "invalid_request"
+    assert len(fake_openai.generations) == 1  # refused, not retried
 
 
-@pytest.mark.parametrize(
-    ("configured", "request_fields", "field"),
-    [
-        ("gpt-image-1", {"size": "1792x1024"}, "size"),  # a DALL·E size
-        ("gpt-image-1", {"size": "1536x864"}, "size"),  # free sizes are for gpt-image-2
-        ("gpt-image-1", {"quality": "hd"}, "quality"),
-        ("gpt-image-1", {"quality": "xhigh"}, "quality"),
-        ("gpt-image-1", {"model": "dall-e-3"}, "model"),  # another family than the configured one
-        ("gpt-image-2", {"size": "1000x1000"}, "size"),  # not multiples of 16
-        ("gpt-image-2", {"size": "4096x1024"}, "size"),  # wider than 3:1
-        ("gpt-image-2", {"size": "4096x4096"}, "size"),  # over 3840x2160
-        ("dall-e-3", {"size": "256x256"}, "size"),
-        ("dall-e-3", {"quality": "medium"}, "quality"),
-        ("dall-e-2", {"quality": "hd"}, "quality"),
-        ("stablediffusion", {"model": "gpt-image-1"}, "model"),
-        ("stablediffusion", {"size": "16x16"}, "size"),
-    ],
-)
-async def test_validate_refuses(make, fake_openai, configured, request_fields, field):
-    generator = make(model=configured)
-    request = GenerationRequest(prompt="x", **request_fields)
-    with pytest.raises(InvalidImageRequest, match=f"^{field}:"):
-        generator.validate(request)
-    with pytest.raises(InvalidImageRequest):
-        await generator.generate(request)
-    assert fake_openai.generations == []  # refused before any call: nothing billed
+@pytest.mark.parametrize("model", ["gpt-image-1", "dall-e-3", "gpt-image-1.5", "no-such-model-xyz"])
+async def test_a_model_the_client_named_that_the_server_lacks_is_the_requests_fault(make, fake_openai, model):
+    with pytest.raises(InvalidImageRequest, match=r"^model: ") as raised:
+        await make().generate(GenerationRequest(prompt="x", model=model))
+    assert type(raised.value) is InvalidImageRequest and len(fake_openai.generations) == 1
 
 
-def test_a_configured_default_the_model_cannot_take_fails_at_start(fake_openai):
-    with pytest.raises(ValueError, match="size"):
-        OpenAIImageGenerator(model="dall-e-3", size="1536x1024")
+async def test_a_configured_model_the_server_lacks_is_a_502_naming_the_setting(make, fake_openai):
+    with pytest.raises(GeneratorModelUnavailable, match="PIXYPROXY_OPENAI_MODEL") as raised:
+        await make(model="gpt-image-1").generate(GenerationRequest(prompt="x"))
+    assert raised.value.code == "generator_model_unavailable" and len(fake_openai.generations) == 1
+
+
+def test_a_configured_default_of_the_wrong_shape_fails_at_start(fake_openai):
+    with pytest.raises(ValueError, match="PIXYPROXY_OPENAI_SIZE"):
+        OpenAIImageGenerator(model=DEFAULT_MODEL, size="1536 by 1024", **TIMEOUTS)
+    with pytest.raises(ValueError, match="PIXYPROXY_OPENAI_SIZE"):
+        OpenAIImageGenerator(model=DEFAULT_MODEL, size="8192x8192", **TIMEOUTS)
 
 
 def test_a_missing_api_key_fails_at_start(fake_openai, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
-        OpenAIImageGenerator()
+        OpenAIImageGenerator(model=DEFAULT_MODEL, **TIMEOUTS)
+
+
+# -- edits -------------------------------------------------------------------------------------------
+
+
+def source(width: int = 64, height: int = 48, fmt: str = "PNG", alpha: int = 255) -> SourceImage:
+    out = io.BytesIO()
+    Image.new("RGBA", (width, height), (200, 30, 30, alpha)).save(out, format=fmt)
+    content_type = {"PNG": "image/png", "WEBP": "image/webp"}[fmt]
+    return SourceImage(out.getvalue(), content_type, f"s.{fmt.lower()}", width, height)
+
+
+async def test_an_edit_sends_the_images_and_mask_as_multipart(make, fake_openai):
+    image, reference, mask = source(), source(fmt="WEBP"), source(alpha=0)
+    result = await make().edit(
+        EditRequest(prompt="make it blue", output_format="webp", background="opaque"),
+        [image, reference],
+        mask,
+        safety_identifier="pixyproxy-0123abcd",
+    )
+    [sent] = fake_openai.edits
+    assert sent.headers["content-type"].startswith("multipart/form-data")
+    fields = {k: v for k, v in sent.body.items() if k not in ("image[]", "mask")}
+    assert fields == {
+        "prompt": "make it blue",
+        "model": DEFAULT_MODEL,
+        "output_format": "webp",
+        "background": "opaque",
+        "safety_identifier": "pixyproxy-0123abcd",
+    }
+    assert [(f["filename"], f["content_type"], f["data"]) for f in sent.body["image[]"]] == [
+        ("s.png", "image/png", image.data),
+        ("s.webp", "image/webp", reference.data),
+    ]
+    assert sent.body["mask"]["data"] == mask.data
+    with Image.open(io.BytesIO(result.data)) as made:
+        assert made.format == "WEBP" and made.size == (64, 48)
+    assert result.usage["input_tokens_details"]["image_tokens"] > 0
+
+
+async def test_an_edit_the_provider_refuses_maps_like_a_generation(make, fake_openai):
+    with pytest.raises(InvalidImageRequest, match=r"^size: "):
+        await make().edit(EditRequest(prompt="x", size="1000x1000"), [source()])
+    fake_openai.fail_next("server_error")  # retried like a generation: no image was made
+    assert (await make().edit(EditRequest(prompt="x"), [source()])).data
+    assert len(fake_openai.edits) == 3
+
+
+# -- streaming partial images ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("editing", [False, True])
+async def test_partial_images_stream_to_the_callback_before_the_final_image(make, fake_openai, editing):
+    seen: list[PartialImage] = []
+
+    async def on_partial(partial: PartialImage) -> None:
+        seen.append(partial)
+
+    generator = make()
+    request = EditRequest(prompt="stream", output_format="webp")
+    if editing:
+        result = await generator.edit(request, [source()], partial_images=2, on_partial=on_partial)
+    else:
+        result = await generator.generate(request, partial_images=2, on_partial=on_partial)
+    sent = (fake_openai.edits if editing else fake_openai.generations)[-1].body
+    assert str(sent["stream"]).lower() == "true" and int(sent["partial_images"]) == 2
+    assert [p.index for p in seen] == [0, 1] and all(p.output_format == "webp" for p in seen)
+    for partial in seen:
+        with Image.open(io.BytesIO(partial.data)) as image:
+            assert image.format == "WEBP"
+    assert result.usage["total_tokens"] > 0 and result.output_format == "webp"
+
+
+async def test_without_a_callback_nothing_is_streamed(make, fake_openai):
+    await make().generate(GenerationRequest(prompt="x"), partial_images=2)
+    assert "stream" not in fake_openai.generations[-1].body
+
+
+# -- readiness: which models the server offers ------------------------------------------------------
+
+
+async def test_a_configured_model_the_server_offers_is_ready(make, fake_openai, caplog):
+    generator = make()
+    await generator.init()
+    await generator.ping()
+    assert [r.path for r in fake_openai.requests] == ["/v1/models"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_configured_model_the_server_does_not_offer_is_logged_and_not_ready(
+    make, fake_openai, caplog
+):
+    caplog.set_level(logging.INFO)
+    generator = make(model="gpt-image-1")
+    await generator.init()
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "gpt-image-1" in error.getMessage() and "gpt-image-2.6-sunburst" in error.getMessage()
+    assert "text-embedding" not in error.getMessage()  # only the image models are listed
+    with pytest.raises(GeneratorModelUnavailable, match="model 'gpt-image-1' is not offered by the server"):
+        await generator.ping()
+    assert len([r for r in fake_openai.requests if r.path == "/v1/models"]) == 1  # asked once, at start
+
+
+async def test_a_server_without_a_models_list_is_noted_once_and_ready(make, fake_openai, caplog):
+    fake_openai.models_endpoint = False
+    generator = make(model=COMPATIBLE_MODEL)
+    await generator.init()
+    await generator.ping()
+    await generator.ping()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "/v1/models" in warnings[0].getMessage()
+
+
+async def test_a_server_that_cannot_be_asked_is_not_held_against_readiness(make, fake_openai):
+    generator = make(base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
+    await generator.init()
+    await generator.ping()  # an outage of the provider must not take every replica out of service
 
 
 # -- failures: mapping and retries ------------------------------------------------------------
@@ -206,7 +353,7 @@ def test_a_missing_api_key_fails_at_start(fake_openai, monkeypatch):
 async def test_failure_maps_and_retries_only_where_nothing_was_billed(
     make, fake_openai, kind, times, error, calls
 ):
-    generator = make(model="dall-e-2" if kind == "url_404" else "gpt-image-1")
+    generator = make(model=COMPATIBLE_MODEL if kind == "url_404" else DEFAULT_MODEL)
     fake_openai.fail_next(kind, times=times)
     with pytest.raises(error) as raised:
         await generator.generate(GenerationRequest(prompt="x"))
@@ -269,7 +416,7 @@ async def test_a_bad_key_is_an_error_that_never_repeats_the_key(make, fake_opena
 async def test_a_download_larger_than_the_cap_is_refused(make, fake_openai):
     fake_openai.fail_next("huge_url", bytes=200_000)
     with pytest.raises(GeneratorError, match="larger"):
-        await make(model="dall-e-3", response_format="url", max_download_bytes=100_000).generate(
+        await make(model=COMPATIBLE_MODEL, response_format="url", max_download_bytes=100_000).generate(
             GenerationRequest(prompt="x")
         )
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import run_server
-from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_openai import COMPATIBLE_MODEL, DEFAULT_MODEL, FakeOpenAI
 
 KEY = "sk-e2e-not-a-real-key-9876"
 
@@ -35,9 +35,9 @@ def server(tmp_path_factory, _fake_openai_server):
 
 
 @pytest.fixture(scope="module")
-def dalle_server(tmp_path_factory, _fake_openai_server):
+def compatible_server(tmp_path_factory, _fake_openai_server):
     with run_server(
-        tmp_path_factory.mktemp("dalle"), openai_env(_fake_openai_server, model="dall-e-3")
+        tmp_path_factory.mktemp("compatible"), openai_env(_fake_openai_server, model=COMPATIBLE_MODEL)
     ) as running:
         yield running
 
@@ -61,10 +61,10 @@ def test_the_prompt_sent_is_the_prompt_the_provider_received_and_usage_is_kept(s
     assert response.status_code == 200, response.text
     detail = response.json()
     [call] = fake_openai.generations
-    assert call.body == {"prompt": prompt, "model": "gpt-image-1", "size": "1536x1024", "quality": "low"}
+    assert call.body == {"prompt": prompt, "model": DEFAULT_MODEL, "size": "1536x1024", "quality": "low"}
     assert call.headers["authorization"] == f"Bearer {KEY}"
     assert detail["prompt"] == prompt
-    assert (detail["model"], detail["size"], detail["quality"]) == ("gpt-image-1", "1536x1024", "low")
+    assert (detail["model"], detail["size"], detail["quality"]) == (DEFAULT_MODEL, "1536x1024", "low")
     assert (detail["width"], detail["height"]) == (1536, 1024)
     words = len(prompt.split())
     assert detail["usage"]["input_tokens"] == words and detail["usage"]["total_tokens"] == words + 1056
@@ -74,19 +74,19 @@ def test_the_prompt_sent_is_the_prompt_the_provider_received_and_usage_is_kept(s
     assert content.status_code == 200 and content.content.startswith(b"\x89PNG")
 
 
-def test_dall_e_3_revised_prompt_is_kept(dalle_server, fake_openai):
-    with httpx.Client(base_url=dalle_server.base_url, timeout=30) as http:
+def test_a_compatible_servers_revised_prompt_is_kept(compatible_server, fake_openai):
+    with httpx.Client(base_url=compatible_server.base_url, timeout=30) as http:
         response = http.post("/image/", json={"prompt": "a lighthouse", "quality": "hd"})
         assert response.status_code == 200, response.text
         detail = response.json()
         assert detail["revised_prompt"] == "A detailed rendering of: a lighthouse"
-        assert (detail["model"], detail["quality"], detail["usage"]) == ("dall-e-3", "hd", None)
+        assert (detail["model"], detail["quality"], detail["usage"]) == (COMPATIBLE_MODEL, "hd", None)
         assert http.get(f"/image/{detail['guid']}").json()["revised_prompt"] == detail["revised_prompt"]
     assert fake_openai.generations[-1].body["prompt"] == "a lighthouse"
 
 
-def test_a_size_the_model_cannot_make_is_refused_before_any_call(client, fake_openai):
-    response = client.post("/image/", json={"prompt": "x", "size": "1792x1024"})
+def test_a_size_of_the_wrong_shape_is_refused_before_any_call(client, fake_openai):
+    response = client.post("/image/", json={"prompt": "x", "size": "8x8"})
     assert response.status_code == 422 and response.json()["code"] == "invalid_request"
     assert "size" in response.json()["detail"] and fake_openai.generations == []
 

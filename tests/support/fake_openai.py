@@ -1,10 +1,20 @@
 """A fake OpenAI-compatible image server of our own: real HTTP on a random 127.0.0.1 port.
 
-`POST /v1/images/generations` answers like the real API: base64 plus `usage` for GPT-image models (which
-refuse `response_format`), a URL (served by this fake at `/files/...`) or base64 for DALL·E models as
-`response_format` asks, `revised_prompt` for dall-e-3. Failures are scripted per request: see `fail_next`.
-Every request is recorded. Runs in a thread of the test process (`FakeOpenAI`, the `fake_openai` fixture)
-or as its own process for benchmarks: `python -m tests.support.fake_openai --port 8089 --latency 1`.
+It follows the Images API as it is today:
+* `POST /v1/images/generations` and `POST /v1/images/edits` (multipart: `image[]`, `mask`). GPT image 2.x
+  models answer base64 plus `usage`, refuse `response_format`, take background, output_format,
+  output_compression, moderation, quality, size, n and safety_identifier, check them as the real API
+  does (400 invalid_request_error naming the parameter) and answer in the format asked; with `stream`
+  they send server-sent events, `partial_images` previews and then the completed image.
+* Shut-down models (gpt-image-1, gpt-image-1-mini, gpt-image-1.5, chatgpt-image-latest, DALL·E 2 and 3)
+  and unknown ones answer 404 `model_not_found`.
+* `COMPATIBLE_MODEL` stands for an OpenAI-compatible server's own model: it takes `response_format`,
+  answers a URL (served by this fake at `/files/...`) or base64, and a `revised_prompt`.
+* `GET /v1/models` lists `models` (or answers 404 when `models_endpoint` is off).
+
+Failures are scripted per request: see `fail_next`. Every request is recorded. Runs in a thread of the
+test process (`FakeOpenAI`, the `fake_openai` fixture) or as its own process for benchmarks:
+`python -m tests.support.fake_openai --port 8089 --latency 1`.
 """
 
 import argparse
@@ -14,12 +24,15 @@ import contextlib
 import io
 import json
 import os
+import re
 import socket
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 import pytest
@@ -27,8 +40,10 @@ import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from pixyproxy.settings import Settings
 
 # What fail_next() can script. Each is consumed by one generation request, in order.
 FAILURES = {
@@ -49,19 +64,99 @@ FAILURES = {
     "url_404",  # 200 with a URL that answers 404
     "huge_url",  # 200 with a URL that serves more bytes than any adapter should accept
 }
-DALL_E = ("dall-e-2", "dall-e-3")
+# The model PixyProxy uses when none is configured: the settings' own default, written once there.
+DEFAULT_MODEL = Settings.model_fields["openai_model"].default
+# Shut down by OpenAI: the pinned SDK's types/image_model.py documents gpt-image-1 (2026-10-23) and
+# DALL·E 2 and 3 (2026-05-12); OpenAI's deprecations page the others (2026-12-01).
+SHUT_DOWN = (
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "gpt-image-1.5",
+    "chatgpt-image-latest",
+    "dall-e-2",
+    "dall-e-3",
+)
+GPT_IMAGE_2 = re.compile(r"^gpt-image-2(\.[0-9]+)?(-[a-z0-9-]+)?$")
+COMPATIBLE_MODEL = "local-sd"  # what a LocalAI-style server would call its model
+IMAGE_MODELS = (
+    "gpt-image-2",
+    "gpt-image-2-2026-04-21",
+    "gpt-image-2.5-sunburst",
+    "gpt-image-2.5-flare",
+    "gpt-image-2.6-sunburst",
+    "gpt-image-2.6-flare",
+)
+QUALITIES = ("auto", "low", "medium", "high", "xhigh", "max")
+PILLOW = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
 
 
-def _png(size: str, noise: bool = False) -> bytes:
-    """A PNG of that size: one colour (a few KB), or random pixels (as large as a real answer, ~3 MB)."""
-    width, height = (1024, 1024) if size in ("", "auto") else (int(n) for n in size.split("x"))
+def _dimensions(size: str) -> tuple[int, int]:
+    return (1024, 1024) if size in ("", "auto") else tuple(int(n) for n in size.split("x"))  # type: ignore[return-value]
+
+
+def _encode(
+    image: Image.Image, fmt: str = "png", compression: int | None = None, fast: bool = False
+) -> bytes:
+    out = io.BytesIO()
+    if fmt == "png":
+        image.save(out, format="PNG", compress_level=0 if fast else 6)
+    else:
+        if fmt == "jpeg":
+            image = image.convert("RGB")
+        image.save(out, format=PILLOW[fmt], quality=100 if compression is None else max(1, compression))
+    return out.getvalue()
+
+
+def _png(size: str, noise: bool = False, fmt: str = "png", transparent: bool = False) -> bytes:
+    """An image of that size: one colour (a few KB), or random pixels (as large as a real answer, ~3 MB).
+    transparent: the left half has alpha 0."""
+    width, height = _dimensions(size)
     if noise:
         image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
     else:
         image = Image.new("RGB", (width, height), (40, 120, 200))
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=0 if noise else 6)  # noise does not compress anyway
-    return out.getvalue()
+    if transparent:
+        image = image.convert("RGBA")
+        alpha = Image.new("L", (width, height), 255)
+        alpha.paste(0, (0, 0, width // 2, height))
+        image.putalpha(alpha)
+    return _encode(image, fmt, fast=noise)  # noise does not compress anyway
+
+
+def _size_problem(size: str) -> str | None:
+    """The real API's rule for GPT image 2.x sizes."""
+    if size == "auto":
+        return None
+    if not re.fullmatch(r"[0-9]+x[0-9]+", size):
+        return f"Invalid value: '{size}'. Supported values are 'auto' or WIDTHxHEIGHT."
+    width, height = (int(n) for n in size.split("x"))
+    if width % 16 or height % 16:
+        return f"Invalid size '{size}': width and height must be multiples of 16."
+    if max(width, height) > 3 * min(width, height):
+        return f"Invalid size '{size}': the aspect ratio must be between 1:3 and 3:1."
+    if width * height > 3840 * 2160 or max(width, height) > 3840:
+        return f"Invalid size '{size}': the maximum supported resolution is 3840x2160."
+    return None
+
+
+def _parse_multipart(content_type: str, raw: bytes) -> dict[str, Any]:
+    """Form fields as text; file parts as {"filename", "content_type", "data"} (lists for `name[]`)."""
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True) or b""
+        value: Any = (
+            {"filename": filename, "content_type": part.get_content_type(), "data": payload}
+            if filename is not None
+            else payload.decode()
+        )
+        if name.endswith("[]"):
+            fields.setdefault(name, []).append(value)
+        else:
+            fields[name] = value
+    return fields
 
 
 @dataclass
@@ -90,7 +185,9 @@ class FakeOpenAI:
         self._arrived: asyncio.Event | None = None
         self._script: deque[Script] = deque()
         self._lock = threading.Lock()
-        self._pngs: dict[tuple[str, bool], bytes] = {}
+        self._pngs: dict[tuple[str, bool, str, bool], bytes] = {}
+        self.models: list[str] = [*IMAGE_MODELS, COMPATIBLE_MODEL, "gpt-5.5", "text-embedding-3-small"]
+        self.models_endpoint = True  # False: GET /v1/models answers 404, as some compatible servers do
         self._files: dict[str, bytes] = {}
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -100,6 +197,8 @@ class FakeOpenAI:
         self.app = Starlette(
             routes=[
                 Route("/v1/images/generations", self._generations, methods=["POST"]),
+                Route("/v1/images/edits", self._generations, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
                 Route("/files/{name}", self._file, methods=["GET"]),
                 Route("/fake/latency", self._set_latency, methods=["PUT"]),  # for benchmarks
             ]
@@ -115,6 +214,10 @@ class FakeOpenAI:
     @property
     def generations(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/v1/images/generations"]
+
+    @property
+    def edits(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == "/v1/images/edits"]
 
     def fail_next(self, kind: str, times: int = 1, **options: Any) -> None:
         if kind not in FAILURES:
@@ -137,6 +240,8 @@ class FakeOpenAI:
         self.latency = 0.0
         self.noise = False
         self.barrier = None
+        self.models = [*IMAGE_MODELS, COMPATIBLE_MODEL, "gpt-5.5", "text-embedding-3-small"]
+        self.models_endpoint = True
 
     def _release_hangs(self) -> None:
         if self._loop is not None and self._release is not None and self._server is not None:
@@ -223,15 +328,31 @@ class FakeOpenAI:
         finally:
             self.in_flight -= 1
 
+    async def _models(self, request: Request) -> Response:
+        self.requests.append(RecordedRequest(request.method, request.url.path, dict(request.headers), None))
+        if not self.models_endpoint:
+            return Response(b"404 page not found", 404, media_type="text/plain")
+        created = int(time.time())
+        data = [{"id": m, "object": "model", "created": created, "owned_by": "system"} for m in self.models]
+        return JSONResponse({"object": "list", "data": data})
+
     async def _generate(self, request: Request) -> Response:
         raw = await request.body()
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            body = raw
+        content_type = request.headers.get("content-type", "")
+        body: Any
+        if content_type.startswith("multipart/form-data"):
+            body = _parse_multipart(content_type, raw)
+        else:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw
         self.requests.append(RecordedRequest(request.method, request.url.path, dict(request.headers), body))
         if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
             return _error(400, "invalid_request_error", "'prompt' is required", param="prompt")
+        editing = request.url.path.endswith("/edits")
+        if editing and not (body.get("image[]") or body.get("image")):
+            return _error(400, "invalid_request_error", "'image' is required", param="image")
         script = self._next_script()
         if script is not None and script.kind == "hang":
             assert self._release is not None
@@ -244,23 +365,67 @@ class FakeOpenAI:
             failure = self._failure(script, request)
             if failure is not None:
                 return failure
-        model = body.get("model") or "dall-e-2"  # the real API's default when no model is given
-        size = body.get("size") or ("auto" if model.startswith("gpt-image") else "1024x1024")
-        response_format = body.get("response_format")
-        if model.startswith(("gpt-image", "chatgpt-image")):
-            if response_format is not None:
-                return _error(
-                    400,
-                    "invalid_request_error",
-                    "Unknown parameter: 'response_format'.",
-                    param="response_format",
-                    code="unknown_parameter",
-                )
-            response_format = "b64_json"
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return _error(400, "invalid_request_error", "You must provide a model parameter.", param="model")
+        if model in SHUT_DOWN or not (GPT_IMAGE_2.match(model) or model == COMPATIBLE_MODEL):
+            gone = "has been shut down" if model in SHUT_DOWN else "does not exist"
+            return _error(
+                404,
+                "invalid_request_error",
+                f"The model `{model}` {gone} or you do not have access to it.",
+                code="model_not_found",
+            )
+        if model == COMPATIBLE_MODEL:
+            return self._compatible_answer(request, body, script)
+        refusal = _gpt_image_refusal(body)
+        if refusal is not None:
+            return refusal
+        fmt = body.get("output_format") or "png"
+        size = body.get("size") or "auto"
+        transparent = body.get("background") == "transparent"
+        if editing:
+            data = _edited(body, size, fmt, transparent)
+            size = "x".join(str(n) for n in _image_size(data))
+        else:
+            data = self._png(size, fmt, transparent)
+            size = size if size != "auto" else "1024x1024"
+        words = len(body["prompt"].split())
+        input_images = len(body.get("image[]") or ()) if editing else 0
+        usage = {
+            "input_tokens": words + 323 * input_images,
+            "input_tokens_details": {"image_tokens": 323 * input_images, "text_tokens": words},
+            "output_tokens": 1056,
+            "output_tokens_details": {"image_tokens": 1056, "text_tokens": 0},
+            "total_tokens": words + 323 * input_images + 1056,
+        }
+        report = {
+            "background": "transparent" if transparent else "opaque",
+            "output_format": fmt,
+            "quality": body.get("quality") if body.get("quality") not in (None, "auto") else "medium",
+            "size": size,
+        }
+        if body.get("safety_identifier"):
+            report["safety_identifier"] = body["safety_identifier"]
+        if str(body.get("stream")).lower() == "true":
+            return self._stream(editing, data, fmt, int(body.get("partial_images") or 0), report, usage)
+        answer: dict[str, Any] = {
+            "created": int(time.time()),
+            "data": [{"b64_json": base64.b64encode(data).decode()}],
+            "x_fake_field": {"ignored": True},  # unknown fields must not break a client
+            **report,
+            "usage": usage,
+        }
+        return JSONResponse(answer, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
+
+    def _compatible_answer(self, request: Request, body: dict[str, Any], script: Script | None) -> Response:
+        """A compatible server: `response_format` decides between a URL and base64; a revised prompt."""
+        size = body.get("size") or "1024x1024"
+        response_format = body.get("response_format") or "url"
         if script is not None and script.kind in ("url_404", "huge_url"):
             response_format = "url"
-        png = self._png(size)
-        item: dict[str, Any] = {}
+        png = self._png(size, "png", False)
+        item: dict[str, Any] = {"revised_prompt": f"A detailed rendering of: {body['prompt']}"}
         if response_format == "b64_json":
             item["b64_json"] = base64.b64encode(png).decode()
         else:
@@ -270,29 +435,42 @@ class FakeOpenAI:
             elif script is None or script.kind != "url_404":
                 self._files[name] = png
             item["url"] = f"{request.base_url}files/{name}"
-        if model == "dall-e-3":
-            item["revised_prompt"] = f"A detailed rendering of: {body['prompt']}"
-        answer: dict[str, Any] = {
-            "created": int(time.time()),
-            "data": [item],
-            "x_fake_field": {"ignored": True},  # unknown fields must not break a client
-        }
-        if model.startswith(("gpt-image", "chatgpt-image")):
-            words = len(body["prompt"].split())
-            answer.update(
-                background="opaque",
-                output_format="png",
-                quality=body.get("quality") or "medium",
-                size=size if size != "auto" else "1024x1024",
-                usage={
-                    "input_tokens": words,
-                    "input_tokens_details": {"image_tokens": 0, "text_tokens": words},
-                    "output_tokens": 1056,
-                    "output_tokens_details": {"image_tokens": 1056, "text_tokens": 0},
-                    "total_tokens": words + 1056,
-                },
-            )
-        return JSONResponse(answer, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
+        return JSONResponse({"created": int(time.time()), "data": [item], "x_fake_field": {"ignored": True}})
+
+    def _stream(
+        self,
+        editing: bool,
+        data: bytes,
+        fmt: str,
+        partials: int,
+        report: dict[str, Any],
+        usage: dict[str, Any],
+    ) -> Response:
+        prefix = "image_edit" if editing else "image_generation"
+
+        async def events():
+            for index in range(max(0, min(3, partials))):
+                with Image.open(io.BytesIO(data)) as final:
+                    small = final.resize((max(1, final.width // 8), max(1, final.height // 8)))
+                    preview = _encode(small.resize(final.size), fmt)
+                event = {
+                    "type": f"{prefix}.partial_image",
+                    "b64_json": base64.b64encode(preview).decode(),
+                    "partial_image_index": index,
+                    "created_at": int(time.time()),
+                    **report,
+                }
+                yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+            event = {
+                "type": f"{prefix}.completed",
+                "b64_json": base64.b64encode(data).decode(),
+                "created_at": int(time.time()),
+                **report,
+                "usage": usage,
+            }
+            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     def _failure(self, script: Script, request: Request) -> Response | None:
         kind, options = script.kind, script.options
@@ -365,10 +543,85 @@ class FakeOpenAI:
             return Response(b"not found", 404)
         return Response(data, media_type="image/png")
 
-    def _png(self, size: str) -> bytes:
-        if (size, self.noise) not in self._pngs:
-            self._pngs[size, self.noise] = _png(size, self.noise)
-        return self._pngs[size, self.noise]
+    def _png(self, size: str, fmt: str = "png", transparent: bool = False) -> bytes:
+        key = (size, self.noise, fmt, transparent)
+        if key not in self._pngs:
+            self._pngs[key] = _png(size, self.noise, fmt, transparent)
+        return self._pngs[key]
+
+
+def _gpt_image_refusal(body: dict[str, Any]) -> Response | None:
+    """A 400 as the real API gives it for a GPT image 2.x option it does not take."""
+
+    def refuse(param: str, message: str) -> Response:
+        return _error(400, "invalid_request_error", message, param=param, code="invalid_value")
+
+    if body.get("response_format") is not None:
+        return _error(
+            400,
+            "invalid_request_error",
+            "Unknown parameter: 'response_format'.",
+            param="response_format",
+            code="unknown_parameter",
+        )
+    fmt = body.get("output_format") or "png"
+    if fmt not in PILLOW:
+        return refuse(
+            "output_format", f"Invalid value: '{fmt}'. Supported values are: 'png', 'webp' and 'jpeg'."
+        )
+    problem = _size_problem(str(body.get("size") or "auto"))
+    if problem:
+        return refuse("size", problem)
+    quality = body.get("quality")
+    if quality is not None and quality not in QUALITIES:
+        return refuse("quality", f"Invalid value: '{quality}'. Supported values are: {', '.join(QUALITIES)}.")
+    if body.get("background") not in (None, "auto", "transparent", "opaque"):
+        return refuse("background", f"Invalid value: '{body['background']}'.")
+    if body.get("background") == "transparent" and fmt == "jpeg":
+        return refuse("background", "Transparent backgrounds need output_format 'png' or 'webp'.")
+    if body.get("moderation") not in (None, "auto", "low"):
+        return refuse("moderation", f"Invalid value: '{body['moderation']}'.")
+    compression = body.get("output_compression")
+    if compression is not None:
+        if fmt == "png":
+            return refuse("output_compression", "output_compression is only supported for webp and jpeg.")
+        if not str(compression).isdigit() or not 0 <= int(compression) <= 100:
+            return refuse("output_compression", f"Invalid value: '{compression}'. Expected 0-100.")
+    n = body.get("n")
+    if n is not None and (not str(n).isdigit() or not 1 <= int(n) <= 10):
+        return refuse("n", f"Invalid value: '{n}'. Expected 1-10.")
+    return None
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def _edited(body: dict[str, Any], size: str, fmt: str, transparent: bool) -> bytes:
+    """The first image, inverted where the mask is transparent (everywhere without a mask), at `size`
+    (the source's own size when auto)."""
+    images = body.get("image[]") or [body["image"]]
+    with Image.open(io.BytesIO(images[0]["data"])) as opened:
+        source = opened.convert("RGBA")
+    if size != "auto":
+        source = source.resize(_dimensions(size))
+    inverted = Image.merge(
+        "RGBA", (*Image.eval(source.convert("RGB"), lambda v: 255 - v).split(), source.getchannel("A"))
+    )
+    mask = body.get("mask")
+    if isinstance(mask, dict):
+        with Image.open(io.BytesIO(mask["data"])) as opened:
+            editable = (
+                opened.convert("RGBA")
+                .getchannel("A")
+                .resize(source.size)
+                .point(lambda a: 255 if a == 0 else 0)
+            )
+        inverted = Image.composite(inverted, source, editable)
+    if not transparent:
+        inverted = inverted.convert("RGB")
+    return _encode(inverted, fmt)
 
 
 def _error(
@@ -408,9 +661,11 @@ def fake_openai(_fake_openai_server, monkeypatch):
 @pytest.fixture
 async def openai_generator(fake_openai):
     """The real adapter and SDK against the fake; the key and base URL come from the environment."""
-    from pixyproxy.adapters.openai_generator import OpenAIImageGenerator
+    from pixyproxy.adapters.openai import OpenAIImageGenerator
 
-    generator = OpenAIImageGenerator(timeout_seconds=5, connect_timeout_seconds=2, max_retries=1)
+    generator = OpenAIImageGenerator(
+        model=DEFAULT_MODEL, timeout_seconds=5, connect_timeout_seconds=2, max_retries=1
+    )
     yield generator
     await generator.close()
 

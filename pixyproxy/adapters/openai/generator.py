@@ -1,0 +1,257 @@
+"""The OpenAI image generator: the official SDK's AsyncOpenAI, against OpenAI or any compatible server.
+
+OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself (so any OpenAI-compatible server works);
+the model, default size and quality, timeouts and the retry budget are handed over from settings.
+Request building is in requests.py, failure mapping and retries in failures.py, URL answers in
+download.py.
+"""
+
+import asyncio
+import logging
+import time
+from typing import Any, Literal
+
+import httpx2
+import openai
+
+from pixyproxy.adapters.openai.download import DOWNLOAD_TIMEOUT, MAX_DOWNLOAD_BYTES, Downloader
+from pixyproxy.adapters.openai.failures import (
+    MAX_RETRY_WAIT,
+    Redactor,
+    RetryPolicy,
+    connection_error,
+    is_content_policy,
+    provider_message,
+    status_error,
+    unreadable,
+    with_retries,
+)
+from pixyproxy.adapters.openai.requests import (
+    Defaults,
+    ResponseFormat,
+    decode_base64,
+    edit_params,
+    generated,
+    generation_params,
+    read_answer,
+)
+from pixyproxy.domain.errors import (
+    ContentPolicyViolation,
+    GeneratorError,
+    GeneratorModelUnavailable,
+    ImageException,
+)
+from pixyproxy.domain.models import (
+    EditRequest,
+    GeneratedImage,
+    GenerationRequest,
+    OnPartial,
+    PartialImage,
+    SourceImage,
+)
+
+log = logging.getLogger(__name__)
+
+OFFLOAD_BYTES = 256 * 1024  # JSON + base64 above this is decoded off the event loop
+RECHECK_SECONDS = 60.0  # a models check that could not be made is tried again at most this often
+Transport = Literal["aiohttp", "httpx"]
+
+
+class OpenAIImageGenerator:
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        timeout_seconds: float,
+        connect_timeout_seconds: float,
+        max_retries: int,
+        size: str | None = None,
+        quality: str | None = None,
+        api_key: str | None = None,  # None: the SDK reads OPENAI_API_KEY
+        base_url: str | None = None,  # None: the SDK reads OPENAI_BASE_URL (default: OpenAI itself)
+        response_format: ResponseFormat = "b64_json",  # asked of models that take it
+        transport: Transport = "aiohttp",
+        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+        download_timeout_seconds: float = DOWNLOAD_TIMEOUT,
+        max_retry_wait: float = MAX_RETRY_WAIT,
+    ) -> None:
+        self.defaults = Defaults(model, size, quality, response_format)
+        self.defaults.check()
+        self.policy = RetryPolicy(max_retries, max_retry_wait)
+        timeout = httpx2.Timeout(timeout_seconds, connect=connect_timeout_seconds)
+        limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=200)
+        # aiohttp: a third of httpx2's client CPU for 200 concurrent requests, measured (docs/openai.md).
+        http_client = (
+            openai.DefaultAioHttpClient if transport == "aiohttp" else openai.DefaultAsyncHttpxClient
+        )
+        self._http = http_client(timeout=timeout, limits=limits)
+        try:
+            self._client = openai.AsyncOpenAI(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=0,  # ours (failures.py): the SDK's would also retry what may have been billed
+                http_client=self._http,
+            )
+        except openai.OpenAIError as exc:
+            raise ValueError(f"the OpenAI generator is not configured: {exc}") from None
+        self._redact = Redactor(self._client.api_key)
+        self._downloader = Downloader(
+            self._http,
+            max_retries=max_retries,
+            timeout_seconds=download_timeout_seconds,
+            max_bytes=max_download_bytes,
+        )
+        self._unready: GeneratorModelUnavailable | None = None
+        self._checked_at: float | None = None  # when the models check last got an answer it could use
+        self._tried_at = float("-inf")
+
+    @property
+    def default_model(self) -> str:
+        return self.defaults.model
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def validate(self, request: GenerationRequest) -> None:
+        """Nothing beyond the request's own shape checks: the provider decides what a model takes."""
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+    ) -> GeneratedImage:
+        params = generation_params(request, self.defaults, safety_identifier)
+        images = self._client.images
+        if on_partial is not None and partial_images > 0:
+            return await self._stream(request, params, images.generate, partial_images, on_partial)
+        return await self._answer(request, params, images.with_raw_response.generate)
+
+    async def edit(
+        self,
+        request: EditRequest,
+        images: list[SourceImage],
+        mask: SourceImage | None = None,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+    ) -> GeneratedImage:
+        params = edit_params(request, self.defaults, images, mask, safety_identifier)
+        resource = self._client.images
+        if on_partial is not None and partial_images > 0:
+            return await self._stream(request, params, resource.edit, partial_images, on_partial)
+        return await self._answer(request, params, resource.with_raw_response.edit)
+
+    async def _answer(
+        self, request: GenerationRequest, params: dict[str, Any], method: Any
+    ) -> GeneratedImage:
+        raw = await with_retries(lambda: method(**params), self.policy, self._status_error(request, params))
+        body = raw.http_response.content
+        if len(body) > OFFLOAD_BYTES:
+            answer, item, data = await asyncio.to_thread(read_answer, body)
+        else:
+            answer, item, data = read_answer(body)
+        if data is None:
+            data = await self._downloader.fetch(item["url"])
+        return generated(data, params, answer, item)
+
+    async def _stream(
+        self,
+        request: GenerationRequest,
+        params: dict[str, Any],
+        method: Any,
+        partial_images: int,
+        on_partial: OnPartial,
+    ) -> GeneratedImage:
+        """Server-sent events: partial images to on_partial as they come, then the completed image. Only
+        opening the stream is retried; once events flow the provider is making (and billing) the image."""
+        params = {**params, "stream": True, "partial_images": min(3, partial_images)}
+        stream = await with_retries(
+            lambda: method(**params), self.policy, self._status_error(request, params)
+        )
+        try:
+            async for event in stream:
+                kind = getattr(event, "type", "")
+                if kind.endswith(".partial_image"):
+                    data = decode_base64(event.b64_json)
+                    fmt = getattr(event, "output_format", None) or request.format
+                    await on_partial(PartialImage(event.partial_image_index, data, fmt))
+                elif kind.endswith(".completed"):
+                    answer = event.model_dump(mode="json", exclude={"b64_json"})
+                    return generated(decode_base64(event.b64_json), params, answer)
+        except openai.APIConnectionError as exc:
+            raise connection_error(exc) from None
+        except openai.APIError as exc:  # an `error` event in the stream
+            message = self._redact(provider_message(exc)) or "no reason given"
+            log.warning("generator stream failed: %s", message)
+            if is_content_policy(exc):
+                raise ContentPolicyViolation(
+                    f"the image generator refused the prompt under its content policy: {message}"
+                ) from None
+            raise GeneratorError(f"the image generator failed while streaming: {message}") from None
+        except (openai.OpenAIError, ValueError) as exc:
+            raise unreadable(exc) from None
+        finally:
+            await stream.close()
+        raise GeneratorError("the image generator's stream ended without an image")
+
+    def _status_error(self, request: GenerationRequest, params: dict[str, Any]):
+        def describe(exc: openai.APIStatusError) -> ImageException:
+            return status_error(
+                exc, model=params["model"], model_named=request.model is not None, redact=self._redact
+            )
+
+        return describe
+
+    # -- readiness ----------------------------------------------------------------------------
+
+    async def init(self) -> None:
+        await self._check_models()
+
+    async def ping(self) -> None:
+        """Fails only when the server answered that it does not offer the configured model; a server
+        that could not be asked (or has no /v1/models) is not held against readiness."""
+        if self._checked_at is None and time.monotonic() - self._tried_at >= RECHECK_SECONDS:
+            await self._check_models()
+        if self._unready is not None:
+            raise self._unready
+
+    async def _check_models(self) -> None:
+        self._tried_at = time.monotonic()
+        model = self.defaults.model
+        try:
+            page = await self._client.models.list(timeout=10)
+            offered = [m.id for m in page.data]
+        except openai.NotFoundError:
+            log.warning(
+                "the image generator has no /v1/models; the configured model %r is not checked", model
+            )
+            self._checked_at, self._unready = time.monotonic(), None
+            return
+        except (openai.OpenAIError, ValueError) as exc:
+            log.warning("could not ask the image generator which models it offers: %s", type(exc).__name__)
+            return
+        self._checked_at = time.monotonic()
+        if model in offered:
+            self._unready = None
+            log.info("the image generator offers the configured model %r", model)
+            return
+        images = [m for m in offered if "image" in m or m.startswith("dall-e")] or offered
+        shown = ", ".join(sorted(images)[:30]) or "none"
+        self._unready = GeneratorModelUnavailable(
+            f"model {model!r} is not offered by the server (PIXYPROXY_OPENAI_MODEL); it offers {shown}"
+        )
+        log.error(
+            "the configured model %r (PIXYPROXY_OPENAI_MODEL) is not offered by the image generator; "
+            "image models it offers: %s",
+            model,
+            shown,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
