@@ -294,19 +294,21 @@ async def test_s3_calls_and_chunk_reads_never_block_the_event_loop(s3_env, s3_bu
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", relay.url)
     through_relay = S3BlobStore(f"s3://{s3_bucket}/images", read_timeout=5, max_attempts=1)
 
-    async def resume_soon() -> None:
-        await asyncio.sleep(0.2)
+    async def resume_once_held() -> None:
+        # Waits in a thread; only a free event loop gets to run the resume() after it.
+        held = await asyncio.to_thread(relay.holding.wait, 30)
         relay.resume()
+        assert held, "no bytes waited in the paused relay"
 
     try:
         relay.pause()
-        resumer = asyncio.create_task(resume_soon())
+        resumer = asyncio.create_task(resume_once_held())
         stream = await through_relay.open(key)  # GetObject waits on the paused relay
         await resumer
         chunks = stream.chunks()
         received = [await anext(chunks)]
         relay.pause()  # stall mid-body: the next reads drain the buffers, then wait
-        resumer = asyncio.create_task(resume_soon())
+        resumer = asyncio.create_task(resume_once_held())
         received += [chunk async for chunk in chunks]
         await resumer
         assert b"".join(received) == data

@@ -171,6 +171,7 @@ class TcpRelay:
         self._stopped = False
         self._flowing = threading.Event()  # cleared by pause(): bytes wait in the relay
         self._flowing.set()
+        self.holding = threading.Event()  # set once bytes wait in the relay since the last pause()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -202,6 +203,7 @@ class TcpRelay:
 
     def pause(self) -> None:
         """Hold every byte in the relay until resume(): S3 looks stalled, connections stay open."""
+        self.holding.clear()
         self._flowing.clear()
 
     def resume(self) -> None:
@@ -210,6 +212,8 @@ class TcpRelay:
     def _pump(self, source: socket.socket, sink: socket.socket, rewrite) -> None:
         try:
             while data := source.recv(65536):
+                if not self._flowing.is_set():
+                    self.holding.set()
                 self._flowing.wait()
                 sink.sendall(rewrite(data) if rewrite else data)
         except OSError:
