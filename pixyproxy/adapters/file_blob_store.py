@@ -10,9 +10,11 @@ from pathlib import Path
 from pixyproxy.domain.errors import StorageUnavailable
 
 CHUNK = 256 * 1024
-# Keys come from the service (`{uuid}.png`), never from a client; refuse anything else outright.
-_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.png$")
-_TEMP = re.compile(r"^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.png\.\d+\.tmp$")
+# Keys come from the service (`{uuid}.png`, `.webp` or `.jpg`), never from a client; refuse anything else.
+_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(png|webp|jpg)$")
+_TEMP = re.compile(
+    r"^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(png|webp|jpg)\.\d+\.tmp$"
+)
 
 
 class FileBlobStream:

@@ -38,6 +38,14 @@ DETAIL_COLUMNS = (
     "revised_prompt",
     "usage_json",
     "sha256",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "safety_identifier",
+    "parent_guid",
+    "mask_guid",
+    "reference_guids_json",
 )
 # Every SELECT returns these, in this order: the keyset id and the idempotency hash, then the detail.
 SELECT_COLUMNS = ("id", "request_hash", *DETAIL_COLUMNS)
@@ -64,8 +72,11 @@ def detail_to_row(
 ) -> dict[str, Any]:
     """The INSERT_COLUMNS values of `detail`; created_at (and updated_at) as an aware UTC datetime,
     which each adapter converts to its own storage form."""
-    row = detail.model_dump(exclude={"usage"})
-    row["guid"] = str(detail.guid)
+    row = detail.model_dump(exclude={"usage", "reference_guids"})
+    for name in ("guid", "parent_guid", "mask_guid"):
+        row[name] = str(row[name]) if row[name] is not None else None
+    references = detail.reference_guids
+    row["reference_guids_json"] = json.dumps([str(g) for g in references]) if references is not None else None
     row["created_at"] = row["updated_at"] = detail.created_at.astimezone(UTC)
     row["usage_json"] = json.dumps(detail.usage, separators=(",", ":")) if detail.usage is not None else None
     row["idempotency_key"] = idempotency_key
@@ -78,6 +89,8 @@ def row_to_detail(row: dict[str, Any]) -> ImageDetail:
     row = dict(row)
     usage = row.pop("usage_json", None)
     row["usage"] = json.loads(usage) if usage else None
+    references = row.pop("reference_guids_json", None)
+    row["reference_guids"] = json.loads(references) if references else None
     created = row["created_at"]
     if isinstance(created, str):
         created = datetime.fromisoformat(created)

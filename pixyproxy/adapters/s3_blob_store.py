@@ -296,7 +296,7 @@ class S3BlobStore:
         for page in pages:
             for item in page.get("Contents", []):
                 name = item["Key"][len(prefix) :]
-                if name.endswith(".png") and item["LastModified"] < cutoff:
+                if name.endswith((".png", ".webp", ".jpg")) and item["LastModified"] < cutoff:
                     keys.append(name)
         return keys
 

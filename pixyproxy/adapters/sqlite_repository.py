@@ -60,6 +60,18 @@ MIGRATIONS = {
     );
     CREATE INDEX IF NOT EXISTS images_created_at_id ON images (created_at DESC, id DESC);
     """,
+    # Image options and edit lineage; each migration runs in one transaction with its version stamp.
+    2: """
+    ALTER TABLE images ADD COLUMN background TEXT;
+    ALTER TABLE images ADD COLUMN output_format TEXT;
+    ALTER TABLE images ADD COLUMN output_compression INTEGER;
+    ALTER TABLE images ADD COLUMN moderation TEXT;
+    ALTER TABLE images ADD COLUMN safety_identifier TEXT;
+    ALTER TABLE images ADD COLUMN parent_guid TEXT;
+    ALTER TABLE images ADD COLUMN mask_guid TEXT;
+    ALTER TABLE images ADD COLUMN reference_guids_json TEXT;
+    CREATE INDEX IF NOT EXISTS images_parent_guid ON images (parent_guid);
+    """,
 }
 
 

@@ -9,6 +9,8 @@ Runs at service start (the app's lifespan calls repository.init()) and as `pixyp
 
 import logging
 
+from pymysql import err
+
 from pixyproxy.adapters.rows import INSERT_COLUMNS, SELECT_COLUMNS
 from pixyproxy.domain.errors import MetadataUnavailable
 
@@ -26,7 +28,9 @@ CREATE TABLE IF NOT EXISTS pixyproxy_schema_version (
 
 # version -> (description, statements). Append new versions; never edit or remove an applied one.
 # Each statement must be safe to run again (IF NOT EXISTS), because DDL commits implicitly: a crash
-# between a statement and its version row re-runs it on the next start.
+# between a statement and its version row re-runs it on the next start. MySQL has no ADD COLUMN IF NOT
+# EXISTS, so an ALTER that adds columns is one statement (atomic DDL) and a re-run of it that finds them
+# already there counts as done (ALREADY_APPLIED).
 MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
     1: (
         "images table, unique guid and idempotency key, keyset index for the list order",
@@ -61,8 +65,27 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             """,
         ),
     ),
+    2: (
+        "image options (background, output format and compression, moderation, safety identifier) and "
+        "edit lineage (parent, mask, references), parent indexed",
+        (
+            """
+            ALTER TABLE images
+                ADD COLUMN background VARCHAR(32) NULL,
+                ADD COLUMN output_format VARCHAR(16) NULL,
+                ADD COLUMN output_compression INT NULL,
+                ADD COLUMN moderation VARCHAR(16) NULL,
+                ADD COLUMN safety_identifier VARCHAR(128) NULL,
+                ADD COLUMN parent_guid CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NULL,
+                ADD COLUMN mask_guid CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NULL,
+                ADD COLUMN reference_guids_json TEXT NULL,
+                ADD KEY ix_images_parent_guid (parent_guid)
+            """,
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+ALREADY_APPLIED = {1060, 1061}  # duplicate column name, duplicate key name
 
 # What the repository reads and writes; checked after migrating so a foreign `images` table that
 # happens to share the name is reported clearly instead of failing on the first request.
@@ -108,7 +131,11 @@ async def migrate(connection) -> int:
             for target in sorted(v for v in MIGRATIONS if v > version):
                 description, statements = MIGRATIONS[target]
                 for statement in statements:
-                    await cursor.execute(statement)
+                    try:
+                        await cursor.execute(statement)
+                    except err.MySQLError as exc:
+                        if not exc.args or exc.args[0] not in ALREADY_APPLIED:
+                            raise
                 await cursor.execute(
                     "INSERT INTO pixyproxy_schema_version (version, description, applied_at) "
                     "VALUES (%(version)s, %(description)s, UTC_TIMESTAMP(6))",
