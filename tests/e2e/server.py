@@ -49,7 +49,7 @@ def run_server(
     server = RunningServer(base_url=f"http://127.0.0.1:{port}", log_path=log_path, process=process)
     try:
         deadline = time.monotonic() + timeout
-        while True:
+        while True:  # polled with a deadline: the server is another process, with no event to wait on
             if process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_text()}")
             try:

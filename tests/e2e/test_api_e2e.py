@@ -233,7 +233,8 @@ def test_request_ids_are_unique_and_every_request_logs_start_and_end(server, cli
                 seen.setdefault(match.group(3), []).append(match.group(7))
         return seen
 
-    # END is written once the response has gone out, so the last line may land a moment after it.
+    # END is written once the response has gone out, so the last line may land a moment after it. The log is
+    # another process's file, with no event to wait on: polled with a deadline.
     deadline = time.monotonic() + 5
     logged = events()
     while any(len(logged.get(i, [])) < 2 for i in ids) and time.monotonic() < deadline:

@@ -46,7 +46,7 @@ def test_serve_from_environment_and_the_image_healthcheck(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 60  # polled: the healthcheck is a command, with no event to wait on
         while subprocess.run(check, env=env, capture_output=True, timeout=30).returncode != 0:
             assert process.poll() is None, (tmp_path / "server.log").read_text()
             assert time.monotonic() < deadline, "the healthcheck never passed"

@@ -67,6 +67,7 @@ def post_in_background(base_url: str, prompts: list[str]) -> tuple[list[threadin
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
+    # Polls with a deadline: the conditions are about another process, with no event to wait on.
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -89,7 +89,7 @@ def test_several_workers_report_one_total(tmp_path):
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 60  # polled: the workers are other processes, with no event to wait on
         while len(_worker_pids(tmp_path)) < 2:
             assert process.poll() is None, (tmp_path / "server.log").read_text()
             assert time.monotonic() < deadline, "two workers did not start"
@@ -115,7 +115,7 @@ _healthz_before = 1  # _wait_healthy's successful probe
 
 
 def _wait_healthy(base_url: str, deadline: float) -> None:
-    while True:
+    while True:  # polled with a deadline: the server is another process, with no event to wait on
         try:
             if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                 return

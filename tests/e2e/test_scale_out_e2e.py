@@ -61,7 +61,7 @@ def run_nginx(tmp: Path, upstreams: list[str]) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
-        while True:
+        while True:  # polled with a deadline: nginx is another process, with no event to wait on
             assert process.poll() is None, process.stderr.read().decode()
             try:
                 httpx.get(f"{base_url}/healthz", timeout=1)
