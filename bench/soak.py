@@ -1,4 +1,4 @@
-"""`python -m bench.soak`: a long mixed workload at about 70% of measured capacity (issue 7's soak).
+"""`python -m bench.soak`: a long mixed workload at about 70% of measured capacity, to find leaks and stalls.
 
 PixyProxy runs as users run it (`pixyproxy serve`, one worker, SQLite + file store, the offline
 generator taking 1 s per image, like a provider) on a free 127.0.0.1 port, with some images seeded.
@@ -20,7 +20,7 @@ pick among the seeded images and those generated so far.
 It reports requests, errors (any answer other than 2xx/304, any transport error or timeout), p50/p99
 latency per kind, and the server's RSS after warm-up and at the end. It exits 1 when there was an error
 or the RSS at the end is more than 10% above the RSS after warm-up. Unless --no-write, the figures go to
-bench/soak_results.md and to the "## Soak (issue 7)" section of docs/benchmarks.md (`python -m bench`
+bench/soak_results.md and to its section (headed SECTION) of docs/benchmarks.md (`python -m bench`
 rewrites the rest of that file and appends bench/soak_results.md again).
 
 Everything is bounded: the schedule ends at its deadline (and never exceeds twice the expected count),
@@ -691,7 +691,7 @@ def say(line: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.soak",
-        description="A long mixed workload against PixyProxy at about 70% of measured capacity (issue 7).",
+        description="A long mixed workload against PixyProxy at about 70% of measured capacity.",
         epilog="Exit status: 0 when there was no error and the RSS goal was met, 1 otherwise.",
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the soak (default 10)")
