@@ -98,9 +98,31 @@ def client_options(
     }
 
 
-def generation_body(prompt: str, model: str | None, size: str | None, quality: str | None) -> dict[str, str]:
-    body = {"prompt": prompt, "model": model, "size": size, "quality": quality}
+# What generate() and edit() may ask besides the prompt; None leaves the server's default.
+OPTIONS = ("model", "size", "quality", "background", "output_format", "output_compression", "moderation")
+
+
+def generation_body(prompt: str, **options: Any) -> dict[str, Any]:
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    body = {"prompt": prompt, **options}
     return {k: v for k, v in body.items() if v is not None}
+
+
+def edit_body(
+    prompt: str, mask: "GuidLike | None", references: "list[GuidLike] | None", **options: Any
+) -> dict[str, Any]:
+    body = generation_body(prompt, **options)
+    if mask is not None:
+        body["mask_guid"] = guid_text(mask)
+    if references:
+        body["reference_guids"] = [guid_text(r) for r in references]
+    return body
+
+
+def guid_text(guid: GuidLike) -> str:
+    return str(guid.guid if isinstance(guid, ImageDetail) else guid)
 
 
 def list_params(page_size: int) -> dict[str, str]:

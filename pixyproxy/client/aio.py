@@ -64,14 +64,62 @@ class AsyncPixyProxyClient:
         model: str | None = None,
         size: str | None = None,
         quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
         idempotency_key: str | None = None,
     ) -> ImageDetail:
         """Generate an image and store it; see PixyProxyClient.generate."""
+        body = _base.generation_body(
+            prompt,
+            model=model,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            moderation=moderation,
+        )
+        return await self._generation("/image/", body, idempotency_key)
+
+    async def edit(
+        self,
+        guid: GuidLike,
+        prompt: str,
+        *,
+        mask: GuidLike | None = None,
+        references: list[GuidLike] | None = None,
+        model: str | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ImageDetail:
+        """A new image made from a stored one; see PixyProxyClient.edit."""
+        body = _base.edit_body(
+            prompt,
+            mask,
+            references,
+            model=model,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            moderation=moderation,
+        )
+        return await self._generation(_base.guid_path(guid, "/edits"), body, idempotency_key)
+
+    async def _generation(self, path: str, body: dict[str, Any], idempotency_key: str | None) -> ImageDetail:
         key = idempotency_key or _base.new_idempotency_key()
         response = await self._send(
             "POST",
-            "/image/",
-            json=_base.generation_body(prompt, model, size, quality),
+            path,
+            json=body,
             headers={"Idempotency-Key": key},
             timeout=self.generate_timeout,
             generation=True,

@@ -29,6 +29,14 @@ class ImageDetail(BaseModel):
     revised_prompt: str | None = None
     usage: dict[str, Any] | None = None
     sha256: str
+    background: str | None = None
+    output_format: str | None = None  # png, webp or jpeg (None: an image from before formats, a PNG)
+    output_compression: int | None = None
+    moderation: str | None = None
+    safety_identifier: str | None = None
+    parent_guid: UUID | None = None  # the image this one is an edit of
+    mask_guid: UUID | None = None
+    reference_guids: list[UUID] | None = None
 
 
 class ContentUrl(BaseModel):

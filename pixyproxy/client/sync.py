@@ -64,6 +64,10 @@ class PixyProxyClient:
         model: str | None = None,
         size: str | None = None,
         quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
         idempotency_key: str | None = None,
     ) -> ImageDetail:
         """Generate an image and store it; returns its details once it is stored.
@@ -71,11 +75,60 @@ class PixyProxyClient:
         One Idempotency-Key (yours, or a fresh one per call) is sent on every attempt, so the client's own
         retries never make a second image. Pass your own key to make a retry of *your* call safe too.
         """
+        body = _base.generation_body(
+            prompt,
+            model=model,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            moderation=moderation,
+        )
+        return self._generation("/image/", body, idempotency_key)
+
+    def edit(
+        self,
+        guid: GuidLike,
+        prompt: str,
+        *,
+        mask: GuidLike | None = None,
+        references: list[GuidLike] | None = None,
+        model: str | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ImageDetail:
+        """A new image made from a stored one as `prompt` says; its details carry parent_guid.
+
+        `mask`: a stored PNG of the image's size whose fully transparent pixels mark what may change.
+        `references`: up to 15 more stored images given to the model. The options are generate()'s;
+        retries are as safe as generate()'s (one Idempotency-Key on every attempt).
+        """
+        body = _base.edit_body(
+            prompt,
+            mask,
+            references,
+            model=model,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            moderation=moderation,
+        )
+        return self._generation(_base.guid_path(guid, "/edits"), body, idempotency_key)
+
+    def _generation(self, path: str, body: dict[str, Any], idempotency_key: str | None) -> ImageDetail:
         key = idempotency_key or _base.new_idempotency_key()
         response = self._send(
             "POST",
-            "/image/",
-            json=_base.generation_body(prompt, model, size, quality),
+            path,
+            json=body,
             headers={"Idempotency-Key": key},
             timeout=self.generate_timeout,
             generation=True,
