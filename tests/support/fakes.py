@@ -23,6 +23,19 @@ from pixyproxy.domain.models import (
 )
 
 
+class ManualClock:
+    """A clock for ImageService(clock=...) that moves only when the test calls advance()."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
 def png_bytes(width: int = 64, height: int = 48, colour=(200, 30, 30), fmt: str = "PNG") -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(out, format=fmt)

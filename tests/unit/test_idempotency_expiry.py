@@ -4,7 +4,7 @@ Time is the service's injected clock, moved by hand: no sleeps.
 """
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from dependency_injector import providers
@@ -13,26 +13,15 @@ from pixyproxy.container import Container
 from pixyproxy.domain.errors import IdempotencyConflict
 from pixyproxy.domain.service import ImageService
 from pixyproxy.settings import Settings
-from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ManualClock, ScriptedGenerator
 from tests.support.tasks import started
 
 TTL = 3600
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock()
 
 
 @pytest.fixture
