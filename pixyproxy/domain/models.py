@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # Newline and tab are the only control characters a prompt may hold.
 _FORBIDDEN_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -87,14 +87,20 @@ class GenerationRequest(BaseModel):
                 raise ValueError(f"each side must be between {MIN_SIDE} and {MAX_SIDE}")
         return value
 
-    @model_validator(mode="after")
-    def _format_options(self) -> "GenerationRequest":
-        fmt = self.output_format or "png"
-        if self.output_compression is not None and fmt == "png":
+    # Field validators, not a model one, so an error names its field (fields validate in declared order).
+    @field_validator("output_format")
+    @classmethod
+    def _alpha_needs_a_format_with_alpha(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value == "jpeg" and info.data.get("background") == "transparent":
+            raise ValueError("jpeg has no alpha: background transparent needs output_format png or webp")
+        return value
+
+    @field_validator("output_compression")
+    @classmethod
+    def _compression_needs_a_lossy_format(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and (info.data.get("output_format") or "png") == "png":
             raise ValueError("output_compression is for output_format webp or jpeg only")
-        if self.background == "transparent" and fmt == "jpeg":
-            raise ValueError("background transparent needs output_format png or webp (jpeg has no alpha)")
-        return self
+        return value
 
     @property
     def format(self) -> str:
