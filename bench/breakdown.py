@@ -5,7 +5,7 @@ piece taken out at a time. It explains figure 1; it is not a figure itself.
                                                    and BENCH_GUIDS naming a JSON file of guids)
 
 MODE: full, no-log-lines (request log level above INFO), no-metrics (MetricsMiddleware removed),
-memory-repository (the repository's get answers one ready ImageDetail), no-hot-path (the FastAPI route).
+memory-repository (the repository's get answers one ready ImageDetail).
 Prints one JSON line: {"mode": ..., "cpu_us": best of 5 rounds}.
 """
 
@@ -18,19 +18,17 @@ import time
 from pathlib import Path
 from uuid import UUID
 
-MODES = ("full", "no-log-lines", "no-metrics", "memory-repository", "no-hot-path")
+MODES = ("full", "no-log-lines", "no-metrics", "memory-repository")
 
 
 async def measure(mode: str, iterations: int) -> float:
     from pixyproxy.entrypoints.app import create_app
-    from pixyproxy.entrypoints.hot_paths import HotPathMiddleware
-    from pixyproxy.entrypoints.metrics import MetricsMiddleware
+    from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
 
     guids = json.loads(Path(os.environ["BENCH_GUIDS"]).read_text())
     app = create_app()
-    removed = {"no-metrics": MetricsMiddleware, "no-hot-path": HotPathMiddleware}.get(mode)
-    if removed is not None:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not removed]
+    if mode == "no-metrics":
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not MetricsMiddleware]
     if mode == "no-log-lines":
         logging.getLogger("pixyproxy.request").setLevel(logging.WARNING)
 
@@ -47,7 +45,7 @@ async def measure(mode: str, iterations: int) -> float:
     )
     await started.wait()
     if mode == "memory-repository":
-        repository = app.container.repository()  # type: ignore[attr-defined]
+        repository = app.state.container.repository()
         ready = await repository.get(UUID(guids[0]))
 
         async def get(guid):

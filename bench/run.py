@@ -246,7 +246,7 @@ def breakdown(cfg: Settings, workdir: Path, env: dict[str, str], guids: list[str
     guids_file.write_text(json.dumps(guids))
     extra = {**env, "BENCH_GUIDS": str(guids_file), "BENCH_LOG": str(workdir / "breakdown.log")}
     cpu: dict[str, float] = {}
-    for mode in ("full", "no-log-lines", "no-metrics", "memory-repository", "no-hot-path"):
+    for mode in ("full", "no-log-lines", "no-metrics", "memory-repository"):
         out = subprocess.run(
             [sys.executable, "-m", "bench.breakdown", mode, str(200 if cfg.smoke else 3000)],
             cwd=workdir,
@@ -261,8 +261,7 @@ def breakdown(cfg: Settings, workdir: Path, env: dict[str, str], guids: list[str
     return [
         f"Where the time goes (bench/breakdown.py: CPU per request inside the app, no network, best of 5):"
         f" {full:.0f} µs in all; the two log lines {full - cpu['no-log-lines']:.0f} µs, metrics"
-        f" {full - cpu['no-metrics']:.0f} µs, the SQLite read {full - cpu['memory-repository']:.0f} µs;"
-        f" the FastAPI route instead of the hot path would take {cpu['no-hot-path']:.0f} µs",
+        f" {full - cpu['no-metrics']:.0f} µs, the SQLite read {full - cpu['memory-repository']:.0f} µs",
     ]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixyproxy.entrypoints.cli import UVICORN_OPTIONS
+from pixyproxy.entrypoints.cli.server import UVICORN_OPTIONS
 
 __all__ = ["UVICORN_OPTIONS", "Server", "free_port", "pixyproxy_server", "process_tree_rss", "start_server"]
 

@@ -1,5 +1,7 @@
-"""The dependency-injector container: the only place that names adapters, picked from settings."""
+"""The dependency-injector container: the only place that names adapters, picked from settings, and
+the one declaration of how they start and stop (the lifespan and every CLI command use it)."""
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -8,9 +10,10 @@ from dependency_injector import containers, providers
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
+from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
+from pixyproxy.domain.maintenance import GarbageCollector
 from pixyproxy.domain.service import ImageService
-from pixyproxy.entrypoints.metrics import Metrics
 from pixyproxy.settings import Settings
 
 
@@ -45,6 +48,19 @@ def s3_blob_store(url: str, **options):
     return S3BlobStore(url, **options)
 
 
+async def opened(*adapters) -> AsyncIterator[tuple]:
+    """Start each adapter (schema, folder, bucket) in order; at shut-down close them in reverse."""
+    started = []
+    try:
+        for adapter in adapters:
+            await adapter.init()
+            started.append(adapter)
+        yield adapters
+    finally:
+        for adapter in reversed(started):
+            await adapter.close()
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
 
@@ -72,6 +88,9 @@ class Container(containers.DeclarativeContainer):
             s3_blob_store,
             settings.provided.storage_url,
             public_endpoint_url=settings.provided.s3_public_endpoint_url,
+            connect_timeout=settings.provided.s3_connect_timeout_seconds,
+            read_timeout=settings.provided.s3_read_timeout_seconds,
+            max_attempts=settings.provided.s3_max_attempts,
         ),
     )
 
@@ -92,8 +111,15 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    # Metrics (issue 8): the service sees metered decorators; the adapters themselves stay unmeasured.
-    metrics = providers.Singleton(Metrics)
+    # Start-up and shut-down, declared once: `init_resources()` runs both, `storage.init()` only the stores
+    # (what `pixyproxy init` and `gc` need: no generator, so no OpenAI key).
+    storage = providers.Resource(opened, repository, blobs)
+    generator_started = providers.Resource(opened, generator)
+
+    # The service sees metered decorators; the adapters themselves stay unmeasured.
+    metrics = providers.Singleton(
+        PrometheusMetrics, multiprocess_dir=settings.provided.prometheus_multiproc_dir
+    )
     metered_generator = providers.Singleton(MeteredGenerator, generator, metrics)
     metered_blobs = providers.Singleton(MeteredBlobStore, blobs, metrics)
 
@@ -105,3 +131,4 @@ class Container(containers.DeclarativeContainer):
         max_prompt_length=settings.provided.max_prompt_length,
         idempotency_ttl_seconds=settings.provided.idempotency_ttl_seconds,
     )
+    garbage_collector = providers.Factory(GarbageCollector, repository=repository, blobs=blobs)

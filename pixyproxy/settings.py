@@ -1,4 +1,8 @@
-"""Settings from the environment (PIXYPROXY_*) and an optional .env file, via pydantic-settings."""
+"""Every setting of the service, from the environment (PIXYPROXY_*) and an optional .env file.
+
+The one place that reads the environment (the SDKs' own variables aside: boto3's AWS_*, openai's
+OPENAI_*) and the one place each default is written. The container hands the values to the adapters.
+"""
 
 from pathlib import Path
 from typing import Literal
@@ -7,7 +11,14 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pixyproxy.domain.service import (
+    DEFAULT_IDEMPOTENCY_TTL_SECONDS,
+    DEFAULT_MAX_PROMPT_LENGTH,
+)
+
 DEFAULT_DATA_DIR = Path("pixyproxy-data")
+# prometheus-client reads this variable itself in every worker process; `serve --workers N` sets it.
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Settings(BaseSettings):
@@ -22,19 +33,38 @@ class Settings(BaseSettings):
         description="file:relative/dir, file:///absolute/dir or s3://bucket/optional-prefix",
     )
     generator: Literal["offline", "openai"] = "offline"
-    max_prompt_length: int = Field(default=4000, ge=1, le=32_000)
+
+    # The server (`pixyproxy serve`; its options override these)
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8001, ge=1, le=65535, description="Port to listen on.")
+    workers: int = Field(default=1, ge=1, description="Worker processes (the service is stateless).")
+    graceful_timeout: int = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM, seconds to let in-flight requests (generations too) finish.",
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias=PROMETHEUS_MULTIPROC_ENV,
+        description="A folder shared by worker processes so /metrics adds up all of them.",
+    )
+
+    # Requests
+    max_prompt_length: int = Field(default=DEFAULT_MAX_PROMPT_LENGTH, ge=1, le=32_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
     gc_grace_seconds: int = Field(default=3600, ge=0)
     idempotency_ttl_seconds: int = Field(
-        default=86_400, ge=1, description="How long an Idempotency-Key returns its first image (24 h)."
+        default=DEFAULT_IDEMPOTENCY_TTL_SECONDS,
+        ge=1,
+        description="How long an Idempotency-Key returns its first image (24 h).",
     )
     url_ttl_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
     offline_latency_seconds: float = Field(
         default=0.0, ge=0, le=600, description="Delay added by the offline generator, to imitate a provider."
     )
 
-    # Security (issue 7); see docs/security.md. Everything here is off unless set.
+    # Security (docs/security.md): everything here is off unless set.
     api_keys: SecretStr | None = Field(
         default=None, description="Comma-separated API keys; when set (or api_keys_file), routes need one."
     )
@@ -51,12 +81,19 @@ class Settings(BaseSettings):
         default="", description="Comma-separated origins CORS allows (https://app.example); empty: off."
     )
 
-    # S3 (issue 4): credentials, region and endpoint come from boto3's own AWS_* variables.
+    # S3: credentials, region and endpoint come from boto3's own AWS_* variables.
     s3_public_endpoint_url: str | None = Field(
         default=None, description="Endpoint that clients reach, used to sign presigned URLs."
     )
+    # Unreachable S3 must answer 503 within seconds, not hang: a dead endpoint costs at most
+    # attempts x connect timeout (+ a retry backoff under 1 s), about 5 s with these.
+    s3_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    s3_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    s3_max_attempts: int = Field(
+        default=2, ge=1, le=10, description="Attempts per S3 call, the first included."
+    )
 
-    # OpenAI (issue 5): OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
+    # OpenAI: OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
     openai_model: str = "gpt-image-2.6-sunburst"  # see docs/openai.md, "Models today"
     openai_size: str | None = None
     openai_quality: str | None = None

@@ -8,23 +8,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pixyproxy.domain.errors import ImageException
 from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, SourceImage
-from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator
-
-
-class Recorder(Protocol):
-    def observe_generation(self, model: str, outcome: str, seconds: float) -> None: ...
-
-    def add_stored(self, size_bytes: int) -> None: ...
+from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, MetricsRecorder
 
 
 class MeteredGenerator:
     """Counts generations by model and outcome and times each one."""
 
-    def __init__(self, inner: ImageGenerator, recorder: Recorder) -> None:
+    def __init__(self, inner: ImageGenerator, recorder: MetricsRecorder) -> None:
         self.inner = inner
         self.recorder = recorder
 
@@ -84,7 +78,7 @@ class MeteredGenerator:
 class MeteredBlobStore:
     """Counts the images and bytes written to storage; every other call passes straight through."""
 
-    def __init__(self, inner: BlobStore, recorder: Recorder) -> None:
+    def __init__(self, inner: BlobStore, recorder: MetricsRecorder) -> None:
         self.inner = inner
         self.recorder = recorder
 
@@ -116,6 +110,3 @@ class MeteredBlobStore:
 
     async def close(self) -> None:
         await self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)

@@ -9,7 +9,7 @@
 Importing it needs only httpx and pydantic: no server, SQL, S3 or OpenAI library is imported.
 """
 
-from pixyproxy.client._base import DEFAULT_URL, GENERATE_TIMEOUT, RetryPolicy
+from pixyproxy.client._base import API_KEY_ENV, DEFAULT_URL, GENERATE_TIMEOUT, URL_ENV, RetryPolicy
 from pixyproxy.client.aio import AsyncPixyProxyClient
 from pixyproxy.client.errors import (
     APIError,
@@ -34,8 +34,10 @@ from pixyproxy.client.models import ContentUrl, ImageDetail
 from pixyproxy.client.sync import PixyProxyClient
 
 __all__ = [
+    "API_KEY_ENV",
     "DEFAULT_URL",
     "GENERATE_TIMEOUT",
+    "URL_ENV",
     "APIError",
     "AsyncPixyProxyClient",
     "AuthenticationError",

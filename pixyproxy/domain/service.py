@@ -4,11 +4,12 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from pydantic import ValidationError
 
+from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.cursor import decode_cursor, encode_cursor
 from pixyproxy.domain.errors import (
     IdempotencyConflict,
@@ -31,12 +32,11 @@ from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, ImageReposito
 
 log = logging.getLogger(__name__)
 
+# Defaults written once: settings.py takes its defaults from these.
+DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
+DEFAULT_MAX_PROMPT_LENGTH = 4000
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def parse_guid(guid: str | UUID) -> UUID:
@@ -85,7 +85,7 @@ class ImageService:
         repository: ImageRepository,
         blobs: BlobStore,
         *,
-        max_prompt_length: int = 4000,
+        max_prompt_length: int = DEFAULT_MAX_PROMPT_LENGTH,
         idempotency_ttl_seconds: float = DEFAULT_IDEMPOTENCY_TTL_SECONDS,
         clock: Callable[[], datetime] = utc_now,
         new_guid: Callable[[], UUID] = uuid4,
@@ -322,7 +322,7 @@ class ImageService:
         return detail
 
     async def list_images(
-        self, limit: int = 100, cursor: str | None = None
+        self, limit: int = DEFAULT_LIST_LIMIT, cursor: str | None = None
     ) -> tuple[list[ImageDetail], str | None]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidImageRequest(f"limit: must be between 1 and {MAX_LIST_LIMIT}")
@@ -354,21 +354,3 @@ class ImageService:
             except ImageException as exc:
                 readiness.checks[name] = exc.message
         return readiness
-
-    async def collect_garbage(self, grace: timedelta) -> list[str]:
-        """Delete blobs with no row that are older than `grace` (left by crashes or failed writes)."""
-        keys = await self.blobs.list_older_than(self._clock() - grace)
-        by_guid: dict[UUID, str] = {}
-        for key in keys:
-            stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]  # {guid}.png, .webp or .jpg
-            try:
-                by_guid[UUID(stem)] = key
-            except ValueError:
-                continue  # not ours: leave foreign objects alone
-        live = await self.repository.existing(by_guid)
-        removed = [key for guid, key in by_guid.items() if guid not in live]
-        for key in removed:
-            await self.blobs.delete(key)
-        if removed:
-            log.info("gc removed %d orphan blob(s)", len(removed))
-        return removed

@@ -6,49 +6,73 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from pixyproxy import __version__
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import ImageException
-from pixyproxy.entrypoints import routes
-from pixyproxy.entrypoints.body_limit import BodyLimitMiddleware
-from pixyproxy.entrypoints.errors import handle_error, render
-from pixyproxy.entrypoints.hot_paths import HotPathMiddleware
-from pixyproxy.entrypoints.metrics import MetricsMiddleware
-from pixyproxy.entrypoints.request_context import RequestContextMiddleware
-from pixyproxy.entrypoints.security import install_security
+from pixyproxy.entrypoints.errors import error_response
+from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_key_digests
+from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
+from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
+from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
+from pixyproxy.entrypoints.middleware.rate_limit import (
+    RateLimitMiddleware,
+    TokenBucketLimiter,
+    document_rate_limit,
+)
+from pixyproxy.entrypoints.middleware.request_log import RequestLogMiddleware
+from pixyproxy.entrypoints.openapi import patch_openapi
+from pixyproxy.entrypoints.route_match import RouteTable
+from pixyproxy.entrypoints.routes import ROUTERS
+from pixyproxy.settings import Settings
 
 log = logging.getLogger("pixyproxy")
 
-DESCRIPTION = """PixyProxy turns a prompt into a stored PNG and serves it.
+DESCRIPTION = """PixyProxy turns a prompt into a stored image and serves it.
 
 Every error answers `{"detail": ..., "code": ..., "request_id": ...}`; each response carries `X-Request-ID`.
 Paths work with and without a trailing slash."""
 
+CORS_ALLOW_HEADERS = [
+    "Authorization",
+    "X-API-Key",
+    "Content-Type",
+    "Idempotency-Key",
+    "Range",
+    "If-None-Match",
+    "If-Range",
+]
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "Link",
+    "ETag",
+    "Retry-After",
+    "Content-Range",
+    "Content-Length",
+    "Accept-Ranges",
+]
+
 
 def create_app(container: Container | None = None) -> FastAPI:
     container = container or Container()
-    # Wire here, not at import time: a route whose module is not wired fails at call time.
-    container.wire(modules=[routes])
+    settings = container.settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        repository, blobs, generator = container.repository(), container.blobs(), container.generator()
-        await repository.init()
-        await blobs.init()
-        container.image_service()  # build it now, not on the first request
+        await container.init_resources()
+        service = container.image_service()  # built now, not on the first request
         log.info(
             "PixyProxy %s ready: metadata=%s storage=%s generator=%s",
             __version__,
-            repository.name,
-            blobs.name,
-            generator.name,
+            service.repository.name,
+            service.blobs.name,
+            service.generator.name,
         )
         try:
             yield
         finally:
-            for dependency in (generator, blobs, repository):
-                await dependency.close()
+            await container.shutdown_resources()
 
     app = FastAPI(
         title="PixyProxy",
@@ -56,24 +80,55 @@ def create_app(container: Container | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
-        # FastAPI's own OpenTelemetry hooks are unused (metrics are Prometheus, at /metrics), yet checking
-        # for a provider cost ~8% of a detail read (bench/, figure 1): off.
+        # FastAPI's own OpenTelemetry hooks are unused (metrics are Prometheus) and cost ~8% of a read.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.container = container  # type: ignore[attr-defined]
+    app.state.container = container
+    # Straight into the app's router, ahead of the docs: the router tries routes in order, and
+    # include_router() would wrap each router in a layer that matched every request twice over.
+    app.router.routes[0:0] = [route for router in ROUTERS for route in router.routes]
+    app.state.routes = RouteTable(app.router.routes)
     for exc_type in (ImageException, RequestValidationError, HTTPException):
-        app.add_exception_handler(exc_type, handle_error)
-    app.include_router(routes.router)
-    # Innermost: the two hot reads skip FastAPI's per-request machinery (measured: bench/, figures 1-2).
-    app.add_middleware(HotPathMiddleware, service=container.image_service)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=container.settings().max_body_bytes)
-    install_security(app, container.settings())  # API keys, rate limit, CORS: only when configured
-    # Outermost but for metrics: every request, even one refused by the body limit, gets an id and both
-    # log lines.
-    app.add_middleware(RequestContextMiddleware, render_unexpected=render)
-    # Metrics (issue 8) around everything, so requests refused before routing are counted too.
-    metrics = container.metrics()
-    for path in ("/metrics", "/metrics/"):
-        app.add_route(path, metrics.endpoint, methods=["GET"], include_in_schema=False)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
+        app.add_exception_handler(exc_type, _handle_error)
+    _add_middleware(app, container, settings)
     return app
+
+
+async def _handle_error(request, exc: Exception):
+    """Errors raised inside routing; the error middleware answers those raised by middleware."""
+    response = error_response(exc)
+    if response.status_code == 405:
+        response.headers["Allow"] = ", ".join(request.app.state.routes.allowed_methods(request.scope))
+    return response
+
+
+def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> None:
+    """Innermost first (each one added wraps the ones before): body limit > rate limit > API keys >
+    error answers > CORS > request log > metrics. CORS sits outside the error middleware so its headers
+    reach refusals; the rate limit runs after the key check so it counts per key; the request log and
+    metrics see every request, refused ones too."""
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    patches = []
+    if settings.rate_limit_per_minute > 0:
+        limiter = TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        app.add_middleware(RateLimitMiddleware, limiter=limiter)
+        patches.append(document_rate_limit)
+    keys = settings.api_keys.get_secret_value() if settings.api_keys else None
+    digests = load_key_digests(keys, settings.api_keys_file)
+    if digests:
+        app.add_middleware(ApiKeyMiddleware, digests=digests)
+        patches.append(document_security)
+    app.add_middleware(ErrorMiddleware)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+            max_age=600,
+        )
+    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(MetricsMiddleware, recorder=container.metrics(), routes=app.state.routes)
+    if patches:
+        patch_openapi(app, patches)

@@ -2,6 +2,7 @@
 
 from pixyproxy.ports.blobs import BlobStore, BlobStream
 from pixyproxy.ports.generator import ImageGenerator
+from pixyproxy.ports.metrics import MetricsRecorder
 from pixyproxy.ports.repository import ImageRepository
 
-__all__ = ["BlobStore", "BlobStream", "ImageGenerator", "ImageRepository"]
+__all__ = ["BlobStore", "BlobStream", "ImageGenerator", "ImageRepository", "MetricsRecorder"]

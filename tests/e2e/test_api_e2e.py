@@ -150,7 +150,8 @@ def test_url_endpoint_points_at_the_content_on_the_file_store(client):
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"metadata": "ok", "storage": "ok"}
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"metadata": "ok", "storage": "ok", "generator": "ok"}
 
 
 def test_docs_describe_every_endpoint_and_its_errors(client):

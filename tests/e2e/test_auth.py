@@ -6,8 +6,8 @@ import hmac
 import httpx
 import pytest
 
-from pixyproxy.entrypoints import auth
-from pixyproxy.entrypoints.auth import ApiKeyMiddleware, load_key_digests
+from pixyproxy.entrypoints.middleware import api_keys as auth
+from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, load_key_digests
 from tests.e2e.server import run_server
 
 ENV_KEYS = ["alpha-canary-key-1b7e4f", "beta-canary-key-93c0d2"]
@@ -206,7 +206,7 @@ def test_a_file_line_that_is_not_a_digest_stops_the_start_without_echoing_it(tmp
 
 def test_every_configured_digest_is_compared_in_constant_time(monkeypatch):
     digests = [*load_key_digests(",".join(ENV_KEYS), None), hashlib.sha256(FILE_KEY.encode()).digest()]
-    middleware = ApiKeyMiddleware(app=None, digests=digests, render=lambda exc: (401, [], b""))
+    middleware = ApiKeyMiddleware(app=None, digests=digests)
     calls = []
     real_compare = hmac.compare_digest
 

@@ -26,7 +26,6 @@ def client(parts):
     container.blobs.override(providers.Object(blobs))
     with TestClient(create_app(container), raise_server_exceptions=False) as test_client:
         yield test_client
-    container.unwire()
 
 
 @pytest.mark.parametrize(

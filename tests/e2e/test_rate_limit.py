@@ -4,8 +4,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from pixyproxy.entrypoints.auth import ApiKeyMiddleware
-from pixyproxy.entrypoints.rate_limit import RateLimitMiddleware, TokenBucketLimiter
+from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware
+from pixyproxy.entrypoints.middleware.rate_limit import RateLimitMiddleware, TokenBucketLimiter
 from tests.e2e.server import run_server
 from tests.support.embedded import in_process_app
 

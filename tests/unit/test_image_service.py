@@ -1,7 +1,6 @@
 """The image use cases, with in-memory fakes of every port."""
 
 import asyncio
-from datetime import timedelta
 from uuid import uuid4
 
 import pytest
@@ -175,23 +174,6 @@ async def test_readiness_reports_each_dependency(service, repository, blobs):
     readiness = await service.readiness()
     assert not readiness.ready
     assert readiness.checks == {"metadata": "ok", "storage": "bucket gone", "generator": "ok"}
-
-
-async def test_gc_removes_orphans_only(service, blobs):
-    live = await service.create({"prompt": "live"})
-    orphan = f"{uuid4()}.png"
-    await blobs.put(orphan, b"left by a crash", "image/png")
-    await blobs.put("not-ours.txt", b"foreign", "text/plain")
-    removed = await service.collect_garbage(timedelta(seconds=-1))
-    assert removed == [orphan]
-    assert live.filename in blobs.blobs and "not-ours.txt" in blobs.blobs
-
-
-async def test_gc_keeps_orphans_younger_than_grace(service, blobs):
-    orphan = f"{uuid4()}.png"
-    await blobs.put(orphan, b"maybe in flight", "image/png")
-    assert await service.collect_garbage(timedelta(hours=1)) == []
-    assert orphan in blobs.blobs
 
 
 async def test_row_without_blob_is_storage_unavailable(service, blobs):

@@ -10,15 +10,17 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
+from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics as Metrics
 from pixyproxy.domain.errors import GeneratorTimeout
 from pixyproxy.domain.models import GenerationRequest
 from pixyproxy.domain.service import ImageService
-from pixyproxy.entrypoints.metrics import Metrics, MetricsMiddleware
+from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
+from pixyproxy.entrypoints.route_match import RouteTable
 from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset], float]:
-    text = metrics.render().decode()
+    text = metrics.render()[0].decode()
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)
@@ -79,7 +81,7 @@ async def test_the_middleware_labels_by_route_template_and_bounds_what_it_does_n
         else:
             await inner(scope, receive, send)
 
-    app = MetricsMiddleware(refuse_secret, metrics=metrics, routes=routes)
+    app = MetricsMiddleware(refuse_secret, recorder=metrics, routes=RouteTable(routes))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         for guid in ("a", "b", "c/"):
             assert (await client.get(f"/image/{guid}")).status_code == 200

@@ -1,4 +1,4 @@
-"""The request lines written the short way (logging_setup.DirectLines) are the lines logging writes."""
+"""The request lines written straight to the service's handler are the lines logging writes."""
 
 import io
 import logging
@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from pixyproxy.entrypoints import request_context
-from pixyproxy.entrypoints.logging_setup import configure_logging
-from pixyproxy.entrypoints.request_context import _info, request_id_var
+from pixyproxy.entrypoints.logging_setup import LogHandler, configure_logging
+from pixyproxy.entrypoints.middleware.request_log import log, request_line
+from pixyproxy.entrypoints.request_id import request_id_var
 
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ")
 
@@ -17,7 +17,7 @@ STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ")
 @pytest.fixture
 def stream(monkeypatch):
     root = logging.getLogger()
-    saved = root.handlers[:], root.level, request_context.line_writer
+    saved = root.handlers[:], root.level
     saved_flags = logging.logMultiprocessing, logging.logProcesses
     out = io.StringIO()
 
@@ -29,24 +29,23 @@ def stream(monkeypatch):
         return out
 
     yield start
-    root.handlers[:], level, request_context.line_writer = saved
+    root.handlers[:], level = saved
     root.setLevel(level)
     logging.logMultiprocessing, logging.logProcesses = saved_flags
 
 
-def test_direct_lines_equal_logging_lines(stream):
+def test_direct_lines_equal_logging_lines(stream, monkeypatch):
     stream = stream()
-    writer = request_context.line_writer
-    assert writer is not None and writer._applies()
+    assert LogHandler.direct_for(log) is not None
     token = request_id_var.set("host-20260101000000000000-1-7")
     try:
-        for use_writer in (True, False):
-            request_context.line_writer = writer if use_writer else None
-            _info("REQUEST START")
-            _info("REQUEST END %s %s %d %.1fms", "GET", "/image/x", 404, 1.25)
+        request_line("REQUEST START")
+        request_line("REQUEST END %s %s %d %.1fms", "GET", "/image/x", 404, 1.25)
+        monkeypatch.setattr(LogHandler, "direct_for", staticmethod(lambda logger: None))
+        request_line("REQUEST START")
+        request_line("REQUEST END %s %s %d %.1fms", "GET", "/image/x", 404, 1.25)
     finally:
         request_id_var.reset(token)
-        request_context.line_writer = writer
     lines = stream.getvalue().splitlines()
     assert len(lines) == 4
     assert all(STAMP.match(line) for line in lines)
@@ -61,9 +60,12 @@ def test_direct_lines_equal_logging_lines(stream):
     )
 
 
-def test_the_line_number_is_the_callers(stream):
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_line_number_is_the_callers(stream, monkeypatch, direct):
     stream = stream()
-    _info("REQUEST START")
+    if not direct:
+        monkeypatch.setattr(LogHandler, "direct_for", staticmethod(lambda logger: None))
+    request_line("REQUEST START")
     line = sys._getframe().f_lineno - 1
     assert stream.getvalue().rstrip().endswith(f"[test_the_line_number_is_the_callers:{line}] REQUEST START")
 
@@ -79,7 +81,8 @@ def test_another_handler_gets_the_record_through_logging(stream):
     capture = Capture()
     logging.getLogger().addHandler(capture)
     try:
-        _info("REQUEST END %s %s %d %.1fms", "GET", "/x", 200, 0.5)
+        assert LogHandler.direct_for(log) is None
+        request_line("REQUEST END %s %s %d %.1fms", "GET", "/x", 200, 0.5)
     finally:
         logging.getLogger().removeHandler(capture)
     assert [r.getMessage() for r in seen] == ["REQUEST END GET /x 200 0.5ms"]
@@ -89,5 +92,5 @@ def test_another_handler_gets_the_record_through_logging(stream):
 def test_a_level_above_info_silences_both_ways(stream):
     stream = stream()
     logging.getLogger().setLevel(logging.WARNING)
-    _info("REQUEST START")
+    request_line("REQUEST START")
     assert stream.getvalue() == ""

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from pixyproxy.entrypoints.auth import CLIENT_SCOPE_KEY
+from pixyproxy.entrypoints.middleware.api_keys import CLIENT_SCOPE_KEY
 
 LIMITED = frozenset({("POST", "/image/"), ("POST", "/image")})
 TOO_MANY = "too many image requests for this API key; retry after {seconds} s"
@@ -59,15 +59,9 @@ class TokenBucketLimiter:
 
 
 class RateLimitMiddleware:
-    def __init__(
-        self,
-        app,
-        limiter: TokenBucketLimiter,
-        render: Callable[[Exception], tuple[int, list[tuple[bytes, bytes]], bytes]],
-    ) -> None:
+    def __init__(self, app, limiter: TokenBucketLimiter) -> None:
         self.app = app
         self.limiter = limiter
-        self.render = render
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or (scope["method"], scope["path"]) not in LIMITED:
@@ -77,11 +71,7 @@ class RateLimitMiddleware:
         wait = self.limiter.take(client)
         if wait > 0:
             seconds = max(1, math.ceil(wait))
-            error = HTTPException(429, TOO_MANY.format(seconds=seconds), {"Retry-After": str(seconds)})
-            status, headers, body = self.render(error)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
+            raise HTTPException(429, TOO_MANY.format(seconds=seconds), {"Retry-After": str(seconds)})
         await self.app(scope, receive, send)
 
 

@@ -1,7 +1,4 @@
-"""What `GET|HEAD /image/{guid}/content` answers: status, headers and byte range, decided in one place.
-
-Both the FastAPI route (routes.py) and the hot path (hot_paths.py) send exactly this.
-"""
+"""What `GET|HEAD /image/{guid}/content` answers: status, headers and byte range (ETag, 304, Range)."""
 
 from dataclasses import dataclass
 
@@ -14,7 +11,6 @@ _FIXED = [
     (b"accept-ranges", b"bytes"),
     (b"x-content-type-options", b"nosniff"),
 ]
-_PNG = (b"content-type", b"image/png")
 
 
 @dataclass(frozen=True)
@@ -55,5 +51,5 @@ def answer_content(
         status, length = 206, byte_range.length
         content_range = f"bytes {byte_range.start}-{byte_range.end}/{detail.size_bytes}"
         headers.append((b"content-range", content_range.encode()))
-    headers += [(b"content-length", str(length).encode()), _PNG]
+    headers += [(b"content-length", str(length).encode()), (b"content-type", detail.content_type.encode())]
     return ContentAnswer(status, headers, byte_range, send_body=method != "HEAD")

@@ -1,17 +1,8 @@
-"""The `pixyproxy` command.
+"""The commands that talk to a running server (the base install: the client, no server libraries)."""
 
-Server side (needs the `server` extra): `serve`, `init`, `gc`.
-Client side (the base install): `generate`, `list`, `show`, `download` against a running server.
-"""
-
-import asyncio
 import contextlib
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,28 +14,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from pixyproxy.client import APIError, ImageDetail, PixyProxyClient, PixyProxyError
-from pixyproxy.client._base import API_KEY_ENV, DEFAULT_URL, URL_ENV
+from pixyproxy.client import DEFAULT_URL, URL_ENV, APIError, ImageDetail, PixyProxyClient, PixyProxyError
 
-# How `serve` runs uvicorn; bench/ serves its plain-stack baseline with the same options. uvloop and
-# httptools come with uvicorn[standard]: named here so a missing one fails loudly instead of falling back.
-UVICORN_OPTIONS = {
-    "loop": "uvloop",
-    "http": "httptools",
-    "log_config": None,
-    "access_log": False,
-    "server_header": False,
-    "timeout_graceful_shutdown": 30,
-}
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-SERVER_EXTRA = "the server needs the 'server' extra: pip install 'pixyproxy[server]'"
-
-app = typer.Typer(
-    help="PixyProxy: an image-generation proxy. `serve` runs it; `generate`, `list`, `show` and "
-    f"`download` talk to a running one (--url or ${URL_ENV}; API key from ${API_KEY_ENV}).",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-)
+app = typer.Typer()
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for copying
 
@@ -53,105 +25,6 @@ Url = Annotated[
     typer.Option("--url", envvar=URL_ENV, help="The PixyProxy server.", show_default=True),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-# -- server side -----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _server_extra() -> Iterator[None]:
-    try:
-        yield
-    except ModuleNotFoundError as exc:
-        err.print(f"[red]error:[/red] {escape(SERVER_EXTRA)} (missing module {exc.name!r})", highlight=False)
-        raise typer.Exit(1) from exc
-
-
-@app.command()
-def serve(
-    host: str = typer.Option("127.0.0.1", envvar="PIXYPROXY_HOST", help="Address to listen on."),
-    port: int = typer.Option(8001, envvar="PIXYPROXY_PORT", help="Port to listen on."),
-    workers: int = typer.Option(
-        1, min=1, envvar="PIXYPROXY_WORKERS", help="Worker processes (the service is stateless)."
-    ),
-    graceful_timeout: int = typer.Option(
-        UVICORN_OPTIONS["timeout_graceful_shutdown"],
-        min=0,
-        envvar="PIXYPROXY_GRACEFUL_TIMEOUT",
-        help="On SIGTERM, seconds to let in-flight requests (generations too) finish.",
-    ),
-) -> None:
-    """Run the HTTP service."""
-    with _server_extra():
-        import uvicorn
-
-        from pixyproxy.entrypoints.logging_setup import configure_logging
-        from pixyproxy.settings import Settings
-
-    settings = Settings()
-    configure_logging(settings.log_level)
-    # Several workers share one port: /metrics must add up every worker's figures, which
-    # prometheus-client does through files in a shared folder (its multiprocess mode).
-    metrics_dir = None
-    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
-        metrics_dir = tempfile.mkdtemp(prefix="pixyproxy-metrics-")
-        os.environ[MULTIPROC_ENV] = metrics_dir
-    try:
-        uvicorn.run(
-            "pixyproxy.entrypoints.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            **{**UVICORN_OPTIONS, "timeout_graceful_shutdown": graceful_timeout},
-        )
-    finally:
-        if metrics_dir:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-@app.command()
-def init() -> None:
-    """Create the schema and the storage (folder or bucket); safe to run again."""
-    with _server_extra():
-        from pixyproxy.container import Container
-
-    async def run() -> None:
-        container = Container()
-        repository, blobs = container.repository(), container.blobs()
-        try:
-            await repository.init()
-            await blobs.init()
-        finally:
-            await repository.close()
-            await blobs.close()
-        typer.echo(f"initialised metadata ({repository.name}) and storage ({blobs.name})")
-
-    asyncio.run(run())
-
-
-@app.command()
-def gc(
-    grace_seconds: int = typer.Option(None, help="Keep orphans younger than this (default from settings)."),
-) -> None:
-    """Remove stored image bytes that no metadata row points at (left by crashes or failed writes)."""
-    with _server_extra():
-        from pixyproxy.container import Container
-
-    async def run() -> list[str]:
-        container = Container()
-        grace = grace_seconds if grace_seconds is not None else container.settings().gc_grace_seconds
-        try:
-            return await container.image_service().collect_garbage(timedelta(seconds=grace))
-        finally:
-            await container.repository().close()
-            await container.blobs().close()
-
-    removed = asyncio.run(run())
-    typer.echo(f"removed {len(removed)} orphan blob(s)")
-
-
-# -- client side -----------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -319,11 +192,3 @@ def download(
     with _client(url) as client:
         target = client.download(guid, output or Path(f"{guid}.png"))
     err.print(f"saved {target} ({target.stat().st_size:,} bytes)", highlight=False)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

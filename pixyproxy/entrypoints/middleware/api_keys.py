@@ -1,5 +1,5 @@
 """API keys: with keys configured, every route but the public ones needs `Authorization: Bearer <key>`
-or `X-API-Key: <key>`; anything else is answered 401 in the one error shape.
+or `X-API-Key: <key>`; anything else is refused with 401 (raised, rendered by the error middleware).
 
 Only SHA-256 digests of keys are held in memory. A presented key is hashed and compared with every
 configured digest by `hmac.compare_digest`, without stopping at a match, so the time taken says nothing
@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +93,12 @@ class ApiKeyMiddleware:
         self,
         app,
         digests: list[bytes],
-        render: Callable[[Exception], tuple[int, list[tuple[bytes, bytes]], bytes]],
         public_paths: frozenset[str] = PUBLIC_PATHS,
     ) -> None:
         if not digests:
             raise ValueError("ApiKeyMiddleware needs at least one key")
         self.app = app
         self.digests = list(digests)
-        self.render = render
         self.public_paths = public_paths
 
     def identify(self, key: str | None) -> str | None:
@@ -127,12 +125,7 @@ class ApiKeyMiddleware:
                 scope["path"],
                 "no" if key is None else "a wrong",
             )
-            status, headers, body = self.render(
-                HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
-            )
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
+            raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         scope[CLIENT_SCOPE_KEY] = client
         await self.app(scope, receive, send)
 

@@ -1,0 +1,51 @@
+"""Keeping the stores tidy: removing blobs that no metadata row points at.
+
+Needs only the repository and the blob store, so `pixyproxy gc` runs without a generator or its key.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from pixyproxy.domain.clock import utc_now
+from pixyproxy.ports import BlobStore, ImageRepository
+
+log = logging.getLogger(__name__)
+
+
+def guid_of(key: str) -> UUID | None:
+    """The image guid a blob key names (`{guid}.png`, `.webp`, `.jpg` ...), None for a foreign key."""
+    stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    try:
+        return UUID(stem)
+    except ValueError:
+        return None
+
+
+class GarbageCollector:
+    def __init__(
+        self,
+        repository: ImageRepository,
+        blobs: BlobStore,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.repository = repository
+        self.blobs = blobs
+        self._clock = clock
+
+    async def remove_orphans(self, grace: timedelta) -> list[str]:
+        """Delete blobs with no row that are older than `grace` (left by crashes or failed writes)."""
+        keys = await self.blobs.list_older_than(self._clock() - grace)
+        by_guid: dict[UUID, list[str]] = {}
+        for key in keys:
+            guid = guid_of(key)
+            if guid is not None:  # foreign objects are left alone
+                by_guid.setdefault(guid, []).append(key)
+        live = await self.repository.existing(by_guid)
+        removed = [key for guid, found in by_guid.items() if guid not in live for key in found]
+        for key in removed:
+            await self.blobs.delete(key)
+        if removed:
+            log.info("gc removed %d orphan blob(s)", len(removed))
+        return removed

@@ -1,0 +1,3 @@
+from pixyproxy.entrypoints.cli import main
+
+main()

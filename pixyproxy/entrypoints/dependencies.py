@@ -1,0 +1,25 @@
+"""Plain FastAPI dependencies: what a handler needs, taken from the app's container at call time.
+
+No dependency-injector wiring: a function call per request is the cheapest lookup, and tests still swap
+any part with `container.<provider>.override(...)`. `async def`: FastAPI runs a plain `def` dependency
+in a worker thread, which cost more than the rest of a detail read.
+"""
+
+from fastapi import Request
+
+from pixyproxy.container import Container
+from pixyproxy.domain.service import ImageService
+from pixyproxy.settings import Settings
+
+
+def services(request: Request) -> Container:
+    """The container itself, for DirectRoutes (which take no dependencies)."""
+    return request.app.state.container
+
+
+async def image_service(request: Request) -> ImageService:
+    return request.app.state.container.image_service()
+
+
+async def settings(request: Request) -> Settings:
+    return request.app.state.container.settings()

@@ -1,0 +1,5 @@
+"""Every router the app serves, one module per area; create_app includes them in this order."""
+
+from pixyproxy.entrypoints.routes import images, operations
+
+ROUTERS = [images.router, operations.router]

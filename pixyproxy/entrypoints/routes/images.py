@@ -1,0 +1,153 @@
+"""The agreed API: generate, list, details, content, url. Handlers translate HTTP to use cases and back.
+
+Handlers answer a `Response` they build (the body encoded once, by pydantic-core) rather than a model for
+FastAPI to validate again; `response_model` still documents them. The two hottest reads, details and
+content, are DirectRoutes: their only inputs are the guid and a few headers.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
+
+from pixyproxy.domain.cursor import MAX_CURSOR_LENGTH
+from pixyproxy.domain.errors import InvalidImageRequest
+from pixyproxy.domain.models import GenerationRequest, ImageDetail
+from pixyproxy.domain.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ImageService
+from pixyproxy.entrypoints.content import answer_content
+from pixyproxy.entrypoints.dependencies import image_service, services, settings
+from pixyproxy.entrypoints.routes.direct import DirectRoute
+from pixyproxy.entrypoints.routes.paths import twin_routes
+from pixyproxy.entrypoints.schemas import ContentUrl, error_responses
+from pixyproxy.settings import Settings
+
+router = APIRouter(tags=["images"])
+IMAGE_TYPES = {"image/png": {}, "image/webp": {}, "image/jpeg": {}}
+ONE_BODY = 1024 * 1024  # images up to this size are read whole and sent as one body
+_detail_json = TypeAdapter(ImageDetail).dump_json
+_list_json = TypeAdapter(list[ImageDetail]).dump_json
+
+
+def json_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, headers=headers, media_type="application/json")
+
+
+# The hottest reads first: the router tries routes in order.
+@twin_routes(
+    router,
+    ["GET"],
+    "/image/{guid}",
+    response_model=ImageDetail,
+    summary="An image's details",
+    responses=error_responses(404, 503),
+    route_class_override=DirectRoute,
+)
+async def get_image(request: Request, guid: str) -> Response:
+    return json_response(_detail_json(await services(request).image_service().get(guid)))
+
+
+@twin_routes(
+    router,
+    ["GET", "HEAD"],
+    "/image/{guid}/content",
+    response_class=Response,
+    summary="The image's bytes",
+    description="Strong ETag (SHA-256), immutable caching, If-None-Match, HEAD and single byte ranges.",
+    responses={
+        200: {"content": IMAGE_TYPES, "description": "The image, in the format it was made in."},
+        206: {"content": IMAGE_TYPES, "description": "A byte range of the image."},
+        **error_responses(304, 404, 416, 503),
+    },
+    route_class_override=DirectRoute,
+)
+async def image_content(request: Request, guid: str) -> Response:
+    service = services(request).image_service()
+    detail = await service.get(guid)
+    headers = request.headers
+    answer = answer_content(
+        detail, request.method, headers.get("if-none-match"), headers.get("if-range"), headers.get("range")
+    )
+    if not answer.send_body:
+        response = Response(status_code=answer.status)
+    else:
+        stream = await service.open_content(detail, answer.byte_range)
+        length = answer.byte_range.length if answer.byte_range else detail.size_bytes
+        if length <= ONE_BODY:  # one read, one body; an error now is still a proper error answer
+            body = b"".join([chunk async for chunk in stream.chunks()])
+            response = Response(body, status_code=answer.status)
+        else:  # a few chunks in memory at a time, however large the image
+            response = StreamingResponse(stream.chunks(), status_code=answer.status)
+    response.raw_headers = answer.headers  # exactly the planned headers (length, type, ETag, range)
+    return response
+
+
+@twin_routes(
+    router,
+    ["POST"],
+    "/image/",
+    response_model=ImageDetail,
+    summary="Generate an image from a prompt and store it",
+    responses=error_responses(409, 413, 422, 502, 503, 504),
+)
+async def create_image(
+    body: GenerationRequest,
+    request: Request,
+    idempotency_key: str | None = Header(
+        default=None,
+        max_length=255,
+        description="Send the same key again to get the first image back instead of paying twice.",
+    ),
+    service: ImageService = Depends(image_service),
+) -> Response:
+    if idempotency_key is not None and len(request.headers.getlist("idempotency-key")) > 1:
+        # Two keys are ambiguous: whichever one we picked, the client might retry with the other.
+        raise InvalidImageRequest("header.idempotency-key: send exactly one Idempotency-Key")
+    return json_response(_detail_json(await service.create(body, idempotency_key)))
+
+
+@twin_routes(
+    router,
+    ["GET"],
+    "/image/",
+    response_model=list[ImageDetail],
+    summary="List images, newest first",
+    description='Pages follow the `Link: <...>; rel="next"` header; the body is always a plain array.',
+    responses=error_responses(422, 503),
+)
+async def list_images(
+    request: Request,
+    limit: int = Query(default=DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT, description="Images per page."),
+    cursor: str | None = Query(
+        default=None, max_length=MAX_CURSOR_LENGTH, description="From the previous Link header."
+    ),
+    service: ImageService = Depends(image_service),
+) -> Response:
+    items, next_cursor = await service.list_images(limit, cursor)
+    headers = None
+    if next_cursor:
+        next_url = request.url.include_query_params(limit=limit, cursor=next_cursor)
+        headers = {"Link": f'<{next_url}>; rel="next"'}
+    return json_response(_list_json(items), headers)
+
+
+@twin_routes(
+    router,
+    ["GET"],
+    "/image/{guid}/url",
+    response_model=ContentUrl,
+    summary="A URL that serves the image's bytes (presigned on S3)",
+    responses=error_responses(404, 503),
+)
+async def image_url(
+    guid: str,
+    request: Request,
+    service: ImageService = Depends(image_service),
+    config: Settings = Depends(settings),
+) -> ContentUrl:
+    detail = await service.get(guid)
+    ttl = timedelta(seconds=config.url_ttl_seconds)
+    presigned = await service.content_url(detail, ttl)
+    if presigned is None:
+        return ContentUrl(url=str(request.url_for("image_content", guid=str(detail.guid))), expires_at=None)
+    return ContentUrl(url=presigned, expires_at=datetime.now(UTC) + ttl)
