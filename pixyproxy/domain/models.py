@@ -205,6 +205,20 @@ OnPartial = Callable[[PartialImage], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who asks: an API key's name (never the key) and its role. None where keys are off (all open).
+
+    A `user` sees, serves and deletes only what it created; an `admin` sees everything."""
+
+    name: str
+    role: str = "user"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
 class PagePosition:
     """Where a page ends in the list order (created_at desc, id desc); `id` is internal."""
 

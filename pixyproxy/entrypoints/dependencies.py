@@ -8,7 +8,9 @@ in a worker thread, which cost more than the rest of a detail read.
 from fastapi import Request
 
 from pixyproxy.container import Container
+from pixyproxy.domain.models import Caller
 from pixyproxy.domain.service import ImageService
+from pixyproxy.entrypoints.middleware.api_keys import CALLER_SCOPE_KEY
 from pixyproxy.settings import Settings
 
 
@@ -23,3 +25,8 @@ async def image_service(request: Request) -> ImageService:
 
 async def settings(request: Request) -> Settings:
     return request.app.state.container.settings()
+
+
+async def caller(request: Request) -> Caller | None:
+    """The API key's holder the auth middleware recognised; None when keys are off."""
+    return request.scope.get(CALLER_SCOPE_KEY)

@@ -18,6 +18,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
+from pixyproxy.domain.models import Caller
+
 log = logging.getLogger(__name__)
 
 # Liveness and readiness stay open for orchestrators; the docs show only what the API looks like, and a
@@ -34,8 +36,10 @@ PUBLIC_PATHS = frozenset(
         "/openapi.json",
     }
 )
-# The scope key where the middleware leaves who the caller is (a digest prefix, never the key).
+# The scope keys where the middleware leaves who the caller is: a digest prefix (never the key), and
+# the domain's Caller for the use cases.
 CLIENT_SCOPE_KEY = "pixyproxy.client"
+CALLER_SCOPE_KEY = "pixyproxy.caller"
 UNAUTHORIZED = "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 SCHEMES = {
@@ -127,6 +131,7 @@ class ApiKeyMiddleware:
             )
             raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         scope[CLIENT_SCOPE_KEY] = client
+        scope[CALLER_SCOPE_KEY] = Caller(name=client)
         await self.app(scope, receive, send)
 
 
