@@ -51,7 +51,7 @@ from bench.run import load_average, machine, other_test_runs, seed
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "bench" / "soak_results.md"
-SECTION = "## Soak (issue 7)"
+SECTION = "## Soak"
 KINDS = ("detail", "list", "content", "generate")
 DEFAULT_MIX = "detail=45,list=18,content=35,generate=2"
 LIST_LIMIT = 20
