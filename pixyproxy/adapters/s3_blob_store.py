@@ -94,14 +94,14 @@ class S3BlobStore:
         url: str,
         public_endpoint_url: str | None = None,
         *,
-        connect_timeout: float = 2.0,
-        read_timeout: float = 10.0,
-        max_attempts: int = 2,
+        connect_timeout: float,
+        read_timeout: float,
+        max_attempts: int,
     ) -> None:
+        """The timeouts come from settings (PIXYPROXY_S3_*), where their defaults are written."""
         self.bucket, self.prefix = parse_s3_url(url)
-        # Unreachable S3 must answer 503 within seconds, not hang: with these defaults a dead endpoint costs
-        # at most max_attempts x connect_timeout (+ a retry backoff under 1 s), about 5 s. A server that
-        # accepts but stalls costs max_attempts x read_timeout.
+        # A dead endpoint costs at most max_attempts x connect_timeout (+ a retry backoff under 1 s); a
+        # server that accepts but stalls costs max_attempts x read_timeout.
         config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,

@@ -15,7 +15,7 @@ from pixyproxy.adapters.s3_blob_store import CHUNK, S3BlobStore, parse_s3_url
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import StorageUnavailable
 from tests.e2e.server import free_port
-from tests.support.s3 import TcpRelay, empty_and_remove_bucket
+from tests.support.s3 import TcpRelay, empty_and_remove_bucket, s3_store
 from tests.support.silent_server import silent_server
 
 pytestmark = pytest.mark.s3
@@ -52,7 +52,7 @@ async def test_init_creates_a_missing_bucket(s3_env, s3_bucket):
     client = s3_env.client()
     with pytest.raises(client.exceptions.ClientError):
         client.head_bucket(Bucket=s3_bucket)
-    store = S3BlobStore(f"s3://{s3_bucket}")
+    store = s3_store(f"s3://{s3_bucket}")
     await store.init()
     client.head_bucket(Bucket=s3_bucket)  # raises if missing
     assert client.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0  # the write probe is gone
@@ -63,7 +63,7 @@ async def test_init_uses_an_existing_bucket(s3_env, s3_bucket):
     client = s3_env.client()
     client.create_bucket(Bucket=s3_bucket)
     client.put_object(Bucket=s3_bucket, Key="someone-elses.txt", Body=b"keep")
-    store = S3BlobStore(f"s3://{s3_bucket}/images")
+    store = s3_store(f"s3://{s3_bucket}/images")
     await store.init()
     assert client.get_object(Bucket=s3_bucket, Key="someone-elses.txt")["Body"].read() == b"keep"
     await store.close()
@@ -78,7 +78,7 @@ async def test_objects_are_keyed_under_the_prefix_with_their_content_type(s3_env
 
 
 async def test_a_bucket_without_prefix_keys_at_the_top(s3_env, s3_bucket):
-    store = S3BlobStore(f"s3://{s3_bucket}")
+    store = s3_store(f"s3://{s3_bucket}")
     await store.init()
     key = new_key()
     await store.put(key, b"top", "image/png")
@@ -100,7 +100,7 @@ async def test_a_server_that_ignores_conditional_writes_gets_the_head_check(s3_e
     # Drop If-None-Match from every request on the way, as a server without conditional writes ignores it.
     relay = TcpRelay(*s3_env.host_port, rewrite=lambda data: data.replace(b"If-None-Match: *\r\n", b""))
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", relay.url)
-    store = S3BlobStore(f"s3://{s3_bucket}/images")
+    store = s3_store(f"s3://{s3_bucket}/images")
     try:
         await store.init()
         assert store.conditional_writes is False  # the probe saw its object overwritten
@@ -173,7 +173,7 @@ async def test_presigned_url_serves_the_bytes_from_the_internal_endpoint(s3_env,
 async def test_presigned_url_is_signed_for_the_public_endpoint(s3_env, s3_bucket):
     # Two host names for the same server (localhost and 127.0.0.1): the signature covers the host.
     public = s3_env.alias_url()
-    store = S3BlobStore(f"s3://{s3_bucket}/images", public_endpoint_url=public)
+    store = s3_store(f"s3://{s3_bucket}/images", public_endpoint_url=public)
     await store.init()
     key, data = new_key(), os.urandom(20_000)
     await store.put(key, data, "image/png")
@@ -191,14 +191,14 @@ async def test_presigned_url_is_signed_for_the_public_endpoint(s3_env, s3_bucket
 async def test_missing_credentials_are_storage_unavailable(s3_env, s3_bucket, monkeypatch):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
-    store = S3BlobStore(f"s3://{s3_bucket}/images")
+    store = s3_store(f"s3://{s3_bucket}/images")
     with pytest.raises(StorageUnavailable, match="credentials"):
         await store.init()
     await store.close()
 
 
 async def test_a_deleted_bucket_fails_ping(s3_env, s3_bucket):
-    store = S3BlobStore(f"s3://{s3_bucket}")
+    store = s3_store(f"s3://{s3_bucket}")
     await store.init()
     await store.ping()
     empty_and_remove_bucket(s3_env, s3_bucket)
@@ -211,7 +211,7 @@ async def test_a_deleted_bucket_fails_ping(s3_env, s3_bucket):
 async def test_unreachable_s3_is_storage_unavailable_quickly(s3_env, monkeypatch):
     port = free_port()  # nothing listens on it
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
-    store = S3BlobStore("s3://nowhere/images")  # the default timeouts and retries
+    store = s3_store("s3://nowhere/images")  # the default timeouts and retries
     started = time.monotonic()
     for call in (store.init(), store.ping(), store.put(new_key(), b"x", "image/png"), store.open(new_key())):
         with pytest.raises(StorageUnavailable, match="not reachable"):
@@ -231,7 +231,7 @@ async def test_a_blackholed_endpoint_fails_within_seconds_by_default(s3_env, mon
     queued = socket.create_connection(("127.0.0.1", port), timeout=2)  # fills the queue
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
-        store = S3BlobStore("s3://blackhole/images")  # the default timeouts and retries
+        store = s3_store("s3://blackhole/images")  # the default timeouts and retries
         started = time.monotonic()
         with pytest.raises(StorageUnavailable, match="not reachable"):
             await store.put(new_key(), b"x", "image/png")
@@ -246,7 +246,7 @@ async def test_a_blackholed_endpoint_fails_within_seconds_by_default(s3_env, mon
 async def test_a_server_that_never_answers_times_out(s3_env, monkeypatch):
     with silent_server() as hung:
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{hung.port}")
-        store = S3BlobStore("s3://silent/images", read_timeout=0.5, max_attempts=2)
+        store = s3_store("s3://silent/images", read_timeout=0.5, max_attempts=2)
         started = time.monotonic()
         with pytest.raises(StorageUnavailable, match="not reachable"):
             await store.ping()
@@ -256,7 +256,7 @@ async def test_a_server_that_never_answers_times_out(s3_env, monkeypatch):
 
 
 async def test_a_download_cut_midway_is_storage_unavailable(s3_env, s3_bucket, monkeypatch):
-    store = S3BlobStore(f"s3://{s3_bucket}/images")
+    store = s3_store(f"s3://{s3_bucket}/images")
     await store.init()
     key = new_key()
     await store.put(key, os.urandom(24 * 1024 * 1024), "image/png")
@@ -264,7 +264,7 @@ async def test_a_download_cut_midway_is_storage_unavailable(s3_env, s3_bucket, m
 
     relay = TcpRelay(*s3_env.host_port)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", relay.url)
-    through_relay = S3BlobStore(f"s3://{s3_bucket}/images", max_attempts=1)
+    through_relay = s3_store(f"s3://{s3_bucket}/images", max_attempts=1)
     try:
         stream = await through_relay.open(key)
         chunks = stream.chunks()
@@ -284,7 +284,7 @@ async def test_s3_calls_and_chunk_reads_never_block_the_event_loop(s3_env, s3_bu
     Were a boto3 call or a chunk read made on the event loop, the task that resumes the relay could not
     run, and the read would fail on its timeout instead.
     """
-    store = S3BlobStore(f"s3://{s3_bucket}/images")
+    store = s3_store(f"s3://{s3_bucket}/images")
     await store.init()
     key, data = new_key(), os.urandom(24 * 1024 * 1024)  # more than the socket buffers hold
     await store.put(key, data, "image/png")
@@ -292,7 +292,7 @@ async def test_s3_calls_and_chunk_reads_never_block_the_event_loop(s3_env, s3_bu
 
     relay = TcpRelay(*s3_env.host_port)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", relay.url)
-    through_relay = S3BlobStore(f"s3://{s3_bucket}/images", read_timeout=5, max_attempts=1)
+    through_relay = s3_store(f"s3://{s3_bucket}/images", read_timeout=5, max_attempts=1)
 
     async def resume_once_held() -> None:
         # Waits in a thread; only a free event loop gets to run the resume() after it.

@@ -20,11 +20,24 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pixyproxy.adapters.s3_blob_store import S3BlobStore
+from pixyproxy.settings import Settings
 from tests.support.services import docker_available, unavailable
 
 # Recent enough for conditional writes (PutObject If-None-Match: *); testcontainers' default is from 2022.
 MINIO_IMAGE = os.environ.get("PIXYPROXY_TEST_MINIO_IMAGE", "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z")
 REGION = "us-east-1"
+
+
+def s3_store(url: str, public_endpoint_url: str | None = None, **overrides) -> S3BlobStore:
+    """An S3BlobStore with the settings' default timeouts, any of them overridden by keyword."""
+    defaults = Settings(_env_file=None)
+    options = {
+        "connect_timeout": defaults.s3_connect_timeout_seconds,
+        "read_timeout": defaults.s3_read_timeout_seconds,
+        "max_attempts": defaults.s3_max_attempts,
+        **overrides,
+    }
+    return S3BlobStore(url, public_endpoint_url, **options)
 
 
 @dataclass(frozen=True)
@@ -150,7 +163,7 @@ def s3_env(s3_endpoint, monkeypatch) -> S3Endpoint:
 
 @pytest.fixture
 async def s3_blob_store(s3_env, s3_bucket):
-    store = S3BlobStore(f"s3://{s3_bucket}/images")
+    store = s3_store(f"s3://{s3_bucket}/images")
     await store.init()
     yield store
     await store.close()
