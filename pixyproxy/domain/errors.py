@@ -31,6 +31,12 @@ class InvalidCursor(InvalidImageRequest):
     code = "invalid_cursor"
 
 
+class InvalidWebhookUrl(InvalidImageRequest):
+    """The webhook_url is not one this service will call."""
+
+    code = "invalid_webhook_url"
+
+
 class PayloadTooLarge(InvalidImageRequest):
     """The request body is too large."""
 

@@ -1,0 +1,158 @@
+"""Webhook URLs and events: which URLs a job may call back, and what it sends them.
+
+`validate_webhook_url` is pure (parsing and ipaddress checks on literal hosts); `check_webhook_url` adds
+the DNS answer, through a HostResolver port, so a name that points into the private network is refused
+as its literal address would be. Both run at submit (a 422) and again at every delivery attempt, since
+a name may resolve elsewhere by then.
+"""
+
+import ipaddress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, urlsplit
+
+from pixyproxy.domain.errors import InvalidWebhookUrl
+
+if TYPE_CHECKING:
+    from pixyproxy.ports.webhooks import HostResolver
+
+MAX_WEBHOOK_URL_LENGTH = 2048
+ALLOWED_SCHEMES = ("http", "https")
+
+# Event types, one per way a job ends.
+EVENT_TYPES = {
+    "succeeded": "image.job.succeeded",
+    "failed": "image.job.failed",
+    "canceled": "image.job.canceled",
+}
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A webhook URL that passed the checks; `addresses` are the ones checked (empty until resolved)."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    addresses: tuple[str, ...] = ()
+
+
+def event_type(status: str) -> str:
+    """The webhook event type for a job that ended in `status`."""
+    try:
+        return EVENT_TYPES[status]
+    except KeyError:
+        raise ValueError(f"a job in status {status!r} has not ended") from None
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """False for anything that is not a globally routable unicast address: private, loopback,
+    link-local (cloud metadata at 169.254.169.254), shared (100.64/10), multicast, reserved, unspecified."""
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv4 address carried inside IPv6 is judged as the IPv4 address it reaches.
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if embedded is not None:
+            return is_public_address(embedded)
+    if address.is_multicast or address.is_unspecified or address.is_loopback or address.is_link_local:
+        return False
+    return address.is_global
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _split(url: str) -> SplitResult:
+    if not isinstance(url, str) or not url:
+        raise InvalidWebhookUrl("webhook_url: must be an http or https URL")
+    if len(url) > MAX_WEBHOOK_URL_LENGTH:
+        raise InvalidWebhookUrl(f"webhook_url: at most {MAX_WEBHOOK_URL_LENGTH} characters")
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise InvalidWebhookUrl("webhook_url: must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
+    except ValueError as exc:
+        raise InvalidWebhookUrl(f"webhook_url: not a valid URL ({exc})") from None
+    return parts
+
+
+def validate_webhook_url(url: str, allow_private: bool = False) -> WebhookTarget:
+    """Check a webhook URL without any I/O: http or https, a host, no credentials, and, when the host
+    is an IP address, a public one unless `allow_private`. Raises InvalidWebhookUrl (a 422)."""
+    parts = _split(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise InvalidWebhookUrl("webhook_url: only http and https URLs are accepted")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise InvalidWebhookUrl("webhook_url: the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidWebhookUrl("webhook_url: credentials in the URL are not accepted")
+    port = parts.port or (443 if scheme == "https" else 80)
+    literal = _literal_address(host)
+    if literal is not None and not allow_private and not is_public_address(literal):
+        raise InvalidWebhookUrl(
+            "webhook_url: private, loopback and link-local addresses are refused "
+            "(PIXYPROXY_WEBHOOK_ALLOW_PRIVATE=true allows them)"
+        )
+    named_localhost = host.lower() == "localhost" or host.lower().endswith(".localhost")
+    if literal is None and named_localhost and not allow_private:
+        raise InvalidWebhookUrl(
+            "webhook_url: localhost is refused (PIXYPROXY_WEBHOOK_ALLOW_PRIVATE=true allows it)"
+        )
+    addresses = (str(literal),) if literal is not None else ()
+    return WebhookTarget(url=url, scheme=scheme, host=host, port=port, addresses=addresses)
+
+
+def check_addresses(host: str, addresses: list[str], allow_private: bool) -> tuple[str, ...]:
+    """Refuse a host when any address it resolves to is not public (a name with one private answer
+    among public ones could be steered to it)."""
+    if not addresses:
+        raise InvalidWebhookUrl(f"webhook_url: {host} does not resolve")
+    checked = []
+    for text in addresses:
+        address = _literal_address(text)
+        if address is None:
+            raise InvalidWebhookUrl(f"webhook_url: {host} resolved to something that is not an address")
+        if not allow_private and not is_public_address(address):
+            raise InvalidWebhookUrl(
+                f"webhook_url: {host} resolves to a private, loopback or link-local address "
+                "(PIXYPROXY_WEBHOOK_ALLOW_PRIVATE=true allows it)"
+            )
+        checked.append(str(address))
+    return tuple(checked)
+
+
+async def check_webhook_url(url: str, allow_private: bool, resolver: "HostResolver") -> WebhookTarget:
+    """validate_webhook_url, then the DNS answer for a host name: every address must be public unless
+    `allow_private`. The target carries the addresses checked, so a caller can connect to exactly those."""
+    target = validate_webhook_url(url, allow_private)
+    if target.addresses:
+        return target
+    addresses = check_addresses(target.host, await resolver.resolve(target.host, target.port), allow_private)
+    return WebhookTarget(target.url, target.scheme, target.host, target.port, addresses)
+
+
+class WebhookUrlPolicy:
+    """What submit asks before it accepts a webhook_url: `await policy.check(url)` answers the URL or
+    raises InvalidWebhookUrl (a 422). Built by the container from the PIXYPROXY_WEBHOOK_* settings."""
+
+    def __init__(self, resolver: "HostResolver", allow_private: bool = False, enabled: bool = True) -> None:
+        self.resolver = resolver
+        self.allow_private = allow_private
+        self.enabled = enabled
+
+    async def check(self, url: str) -> str:
+        if not self.enabled:
+            raise InvalidWebhookUrl(
+                "webhook_url: this server sends no webhooks (PIXYPROXY_WEBHOOK_SECRET is not set)"
+            )
+        await check_webhook_url(url, self.allow_private, self.resolver)
+        return url
