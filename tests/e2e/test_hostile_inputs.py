@@ -288,3 +288,23 @@ def test_content_always_carries_nosniff(client, headers):
     if etag:
         cached = client.get(f"/image/{guid}/content", headers={"If-None-Match": etag})
         assert cached.status_code == 304 and cached.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_whole_table_logs_nothing_above_warning_and_no_traceback(server, client):
+    """A client's mistake is not the service's error: the log says WARNING at most, never a traceback."""
+    start = len(server.log_text())
+    for _, request_kwargs, status in CASES:
+        kwargs = {k: v for k, v in request_kwargs.items() if v is not None}
+        assert client.request(**kwargs).status_code == status
+    # Too large by its declared length alone, the case that once logged an ERROR with a traceback.
+    refused = raw_request(
+        server.base_url,
+        b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 5000000\r\nConnection: close\r\n\r\n{}",
+    )
+    assert refused.startswith(b"HTTP/1.1 413 "), refused[:200]
+    assert client.get("/healthz").status_code == 200  # the END line of the last case is written by now
+    written = server.log_text()[start:]
+    assert "REQUEST END" in written
+    worse = [line for line in written.splitlines() if " ERROR " in line or " CRITICAL " in line]
+    assert worse == [] and "Traceback" not in written, "\n".join(worse) or written[-3000:]
