@@ -22,14 +22,18 @@ K8S = DEPLOY / "k8s"
 K8S_VERSIONS = ["1.30.0", kubernetes_validate.utils.latest_version()]
 
 
+def documents() -> list[dict]:
+    return [
+        doc
+        for path in sorted(K8S.glob("*.yaml"))
+        if path.name != "kustomization.yaml"
+        for doc in yaml.safe_load_all(path.read_text())
+    ]
+
+
 def manifests() -> dict[str, dict]:
-    docs = {}
-    for path in sorted(K8S.glob("*.yaml")):
-        if path.name == "kustomization.yaml":
-            continue
-        for doc in yaml.safe_load_all(path.read_text()):
-            docs[doc["kind"]] = doc
-    return docs
+    """One document of each kind (of two Secrets, the last)."""
+    return {doc["kind"]: doc for doc in documents()}
 
 
 def by_kind(kind: str) -> dict:
@@ -73,7 +77,8 @@ def test_every_manifest_matches_the_kubernetes_schema(version):
         "PodDisruptionBudget",
         "CronJob",
     }
-    assert {kind: schema_errors(doc, version) for kind, doc in docs.items()} == dict.fromkeys(docs)
+    named = {f"{doc['kind']}/{doc['metadata']['name']}": doc for doc in documents()}
+    assert {name: schema_errors(doc, version) for name, doc in named.items()} == dict.fromkeys(named)
 
 
 def test_the_schema_check_rejects_a_typo_and_a_wrong_type():
@@ -99,7 +104,7 @@ def test_kubectl_kustomize_renders_valid_manifests():
         ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     docs = list(yaml.safe_load_all(rendered))
-    assert len(docs) == 7
+    assert len(docs) == len(documents())
     for doc in docs:
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "pixyproxy"
         assert schema_errors(doc, K8S_VERSIONS[-1]) is None
@@ -130,13 +135,15 @@ def test_the_pieces_refer_to_each_other():
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert hpa["spec"]["minReplicas"] >= 2
     gc = by_kind("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert (
-        gc["args"] == ["gc"]
-        and gc["envFrom"] == deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-    )
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
-    assert refs == {by_kind("ConfigMap")["metadata"]["name"], by_kind("Secret")["metadata"]["name"]}
+    secrets = {doc["metadata"]["name"]: doc for doc in documents() if doc["kind"] == "Secret"}
+    assert refs == {by_kind("ConfigMap")["metadata"]["name"], *secrets}
+    # gc gets the config and the stores' credentials, never the generator's key.
+    gc_refs = {next(iter(ref.values()))["name"] for ref in gc["envFrom"]}
+    assert gc["args"] == ["gc"] and gc_refs < refs
+    gc_env = {key for name in gc_refs if name in secrets for key in secrets[name]["stringData"]}
+    assert "PIXYPROXY_DATABASE_URL" in gc_env and "OPENAI_API_KEY" not in gc_env
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert service["spec"]["ports"][0]["targetPort"] in ports
 
