@@ -96,7 +96,6 @@ class AsyncPixyProxyClient:
         background: str | None = None,
         output_format: str | None = None,
         output_compression: int | None = None,
-        moderation: str | None = None,
         idempotency_key: str | None = None,
     ) -> ImageDetail:
         """A new image made from a stored one; see PixyProxyClient.edit."""
@@ -110,7 +109,6 @@ class AsyncPixyProxyClient:
             background=background,
             output_format=output_format,
             output_compression=output_compression,
-            moderation=moderation,
         )
         return await self._generation(_base.guid_path(guid, "/edits"), body, idempotency_key)
 

@@ -100,14 +100,14 @@ class PixyProxyClient:
         background: str | None = None,
         output_format: str | None = None,
         output_compression: int | None = None,
-        moderation: str | None = None,
         idempotency_key: str | None = None,
     ) -> ImageDetail:
         """A new image made from a stored one as `prompt` says; its details carry parent_guid.
 
         `mask`: a stored PNG of the image's size whose fully transparent pixels mark what may change.
-        `references`: up to 15 more stored images given to the model. The options are generate()'s;
-        retries are as safe as generate()'s (one Idempotency-Key on every attempt).
+        `references`: up to 15 more stored images given to the model. The options are generate()'s but
+        `moderation` (the Images API's edits have none); retries are as safe as generate()'s (one
+        Idempotency-Key on every attempt).
         """
         body = _base.edit_body(
             prompt,
@@ -119,7 +119,6 @@ class PixyProxyClient:
             background=background,
             output_format=output_format,
             output_compression=output_compression,
-            moderation=moderation,
         )
         return self._generation(_base.guid_path(guid, "/edits"), body, idempotency_key)
 

@@ -119,6 +119,16 @@ class EditRequest(GenerationRequest):
         max_length=MAX_REFERENCES,
         description=f"Up to {MAX_REFERENCES} more stored images sent with the source as references.",
     )
+    # The Images API's edits endpoint has no moderation level (the pinned SDK's images.edit takes none):
+    # refused here, before anything is sent, rather than dropped unsaid.
+    moderation: None = Field(default=None, description="Not for edits: the Images API's edits take none.")
+
+    @field_validator("moderation", mode="before")
+    @classmethod
+    def _no_moderation(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError("edits take no moderation level (the Images API's edits endpoint has none)")
+        return None
 
 
 class ImageDetail(BaseModel):
