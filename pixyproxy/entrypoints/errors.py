@@ -28,6 +28,7 @@ DOMAIN_STATUS: list[tuple[type[domain.ImageException], int]] = [
     (domain.ContentPolicyViolation, 422),
     (domain.GeneratorTimeout, 504),
     (domain.GeneratorRateLimited, 503),
+    (domain.GeneratorModelUnavailable, 502),  # our configuration, not the client's request
     (domain.GeneratorError, 502),
     (domain.DependencyUnavailable, 503),
 ]
