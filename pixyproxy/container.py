@@ -11,7 +11,10 @@ from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
+from pixyproxy.adapters.sqlite_job_store import SQLiteJobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
+from pixyproxy.domain.jobs import JobService, NoJobFinished
+from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.maintenance import GarbageCollector
 from pixyproxy.domain.service import ImageService
 from pixyproxy.settings import Settings
@@ -40,6 +43,30 @@ def mysql_repository(url: str, **options):
     from pixyproxy.adapters.mysql import MySQLImageRepository
 
     return MySQLImageRepository.from_url(url, **options)
+
+
+def mysql_job_store(url: str, **options):
+    from pixyproxy.adapters.mysql.job_store import MySQLJobStore
+
+    return MySQLJobStore(url, **options)
+
+
+def webhook_check(settings: Settings):
+    """The submit-time check of a job's webhook_url (no DNS here: delivery checks the answer again)."""
+    from functools import partial
+
+    from pixyproxy.domain.webhooks import validate_webhook_url
+
+    return partial(validate_webhook_url, allow_private=getattr(settings, "webhook_allow_private", False))
+
+
+async def started_after(adapter, *_started) -> AsyncIterator:
+    """Start `adapter` once the resources it is given have started (the schema exists); close it first."""
+    await adapter.init()
+    try:
+        yield adapter
+    finally:
+        await adapter.close()
 
 
 def s3_blob_store(url: str, **options):
@@ -131,4 +158,43 @@ class Container(containers.DeclarativeContainer):
         max_prompt_length=settings.provided.max_prompt_length,
         idempotency_ttl_seconds=settings.provided.idempotency_ttl_seconds,
     )
+    # Generation jobs: the store beside the images' metadata, a worker per process (started after the
+    # stores), and the hook told when a job ends (webhook delivery overrides the no-op).
+    job_store = providers.Selector(
+        providers.Callable(lambda s: s.database_scheme, settings),
+        sqlite=providers.Singleton(
+            SQLiteJobStore, providers.Callable(sqlite_path, settings.provided.database_url)
+        ),
+        mysql=providers.Singleton(
+            mysql_job_store,
+            settings.provided.database_url,
+            pool_max_size=settings.provided.mysql_pool_max_size,
+            pool_recycle_seconds=settings.provided.mysql_pool_recycle_seconds,
+            connect_timeout_seconds=settings.provided.mysql_connect_timeout_seconds,
+            read_timeout_seconds=settings.provided.mysql_read_timeout_seconds,
+            init_timeout_seconds=settings.provided.mysql_init_timeout_seconds,
+        ),
+    )
+    job_finished = providers.Singleton(NoJobFinished)
+    job_webhook_check = providers.Singleton(webhook_check, settings)
+    job_service = providers.Singleton(
+        JobService,
+        store=job_store,
+        images=image_service,
+        job_finished=job_finished,
+        check_webhook=job_webhook_check,
+        max_attempts=settings.provided.job_max_attempts,
+        idempotency_ttl_seconds=settings.provided.idempotency_ttl_seconds,
+    )
+    job_worker = providers.Singleton(
+        JobWorker,
+        job_service,
+        concurrency=settings.provided.job_concurrency,
+        lease_seconds=settings.provided.job_lease_seconds,
+        poll_seconds=settings.provided.job_poll_seconds,
+        enabled=settings.provided.job_worker,
+    )
+    job_storage = providers.Resource(started_after, job_store, storage)
+    job_worker_started = providers.Resource(started_after, job_worker, job_storage, generator_started)
+
     garbage_collector = providers.Factory(GarbageCollector, repository=repository, blobs=blobs)

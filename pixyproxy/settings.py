@@ -11,6 +11,8 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pixyproxy.domain.jobs import DEFAULT_MAX_ATTEMPTS
+from pixyproxy.domain.jobs_worker import DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS
 from pixyproxy.domain.service import (
     DEFAULT_IDEMPOTENCY_TTL_SECONDS,
     DEFAULT_MAX_PROMPT_LENGTH,
@@ -100,6 +102,32 @@ class Settings(BaseSettings):
     openai_timeout_seconds: float = Field(default=180.0, gt=0)
     openai_connect_timeout_seconds: float = Field(default=10.0, gt=0)
     openai_max_retries: int = Field(default=2, ge=0, le=10)
+
+    # Generation jobs (POST /image/jobs): queued in the metadata store, run by a worker in each process.
+    job_worker: bool = Field(
+        default=True, description="Run jobs in this process (false: it only takes and answers them)."
+    )
+    job_concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY, ge=1, le=10_000, description="Jobs one process runs at once."
+    )
+    job_max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS,
+        ge=1,
+        le=100,
+        description="Starts of a job whose process died before it ends failed (job_abandoned).",
+    )
+    job_lease_seconds: float = Field(
+        default=DEFAULT_LEASE_SECONDS,
+        ge=1,
+        le=3600,
+        description="A running job's lease, renewed every third of it; a dead process's job waits this long.",
+    )
+    job_poll_seconds: float = Field(
+        default=DEFAULT_POLL_SECONDS,
+        gt=0,
+        le=60,
+        description="How often an idle worker looks for jobs submitted to other processes.",
+    )
 
     # MySQL (docs/mysql.md): the server, user and database come from database_url (or DB_* below).
     mysql_pool_min_size: int = Field(

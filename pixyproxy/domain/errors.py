@@ -19,6 +19,18 @@ class ImageNotFound(ImageException):
     code = "image_not_found"
 
 
+class JobNotFound(ImageNotFound):
+    """No job has that id."""
+
+    code = "job_not_found"
+
+
+class JobAlreadyFinished(ImageException):
+    """The job has already ended; only a queued or running job can be canceled."""
+
+    code = "job_finished"
+
+
 class InvalidImageRequest(ImageException):
     """The request is not valid."""
 

@@ -25,6 +25,7 @@ from pixyproxy.domain.models import (
     GeneratedImage,
     GenerationRequest,
     ImageDetail,
+    OnPartial,
     Readiness,
     SourceImage,
 )
@@ -127,11 +128,21 @@ class ImageService:
         idempotency_key: str | None = None,
         *,
         safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+        before_store: Callable[[], Awaitable[None]] | None = None,
     ) -> ImageDetail:
+        """before_store runs between the generator's answer and the write, and may raise to store
+        nothing (a job canceled meanwhile)."""
         request = self.validate(request)
+        streaming = {"partial_images": partial_images, "on_partial": on_partial} if on_partial else {}
 
         async def produce(fingerprint: str | None) -> ImageDetail:
-            generated = await self.generator.generate(request, safety_identifier=safety_identifier)
+            generated = await self.generator.generate(
+                request, safety_identifier=safety_identifier, **streaming
+            )
+            if before_store is not None:
+                await before_store()
             return await self._store(request, generated, idempotency_key, fingerprint, safety_identifier)
 
         if idempotency_key is None:

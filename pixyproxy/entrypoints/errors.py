@@ -25,10 +25,10 @@ DOMAIN_STATUS: list[tuple[type[domain.ImageException], int]] = [
     (domain.PayloadTooLarge, 413),
     (domain.InvalidImageRequest, 422),
     (domain.IdempotencyConflict, 409),
+    (domain.JobAlreadyFinished, 409),
     (domain.ContentPolicyViolation, 422),
     (domain.GeneratorTimeout, 504),
     (domain.GeneratorRateLimited, 503),
-    (domain.GeneratorModelUnavailable, 502),  # our configuration, not the client's request
     (domain.GeneratorError, 502),
     (domain.DependencyUnavailable, 503),
 ]

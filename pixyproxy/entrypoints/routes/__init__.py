@@ -1,5 +1,6 @@
 """Every router the app serves, one module per area; create_app includes them in this order."""
 
-from pixyproxy.entrypoints.routes import edits, images, operations
+from pixyproxy.entrypoints.routes import images, jobs, operations
 
-ROUTERS = [images.router, edits.router, operations.router]
+# jobs first: `/image/{guid}` would take `/image/jobs`.
+ROUTERS = [jobs.router, images.router, operations.router]
