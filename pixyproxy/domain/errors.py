@@ -111,3 +111,14 @@ class StorageUnavailable(DependencyUnavailable):
     """The image storage is unavailable."""
 
     code = "storage_unavailable"
+
+
+class BudgetExceeded(ImageException):
+    """This API key has used its daily budget."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, message: str = "", reset_at: object = None, retry_after: float = 1, **details: object):
+        super().__init__(message, **details)
+        self.reset_at = reset_at  # when the budget starts again (a UTC datetime)
+        self.retry_after = retry_after  # seconds until then
