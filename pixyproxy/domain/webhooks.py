@@ -7,8 +7,12 @@ a name may resolve elsewhere by then.
 """
 
 import ipaddress
+import json
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
 from pixyproxy.domain.errors import InvalidWebhookUrl
@@ -156,3 +160,105 @@ class WebhookUrlPolicy:
             )
         await check_webhook_url(url, self.allow_private, self.resolver)
         return url
+
+
+# -- deliveries -------------------------------------------------------------------------------------
+
+# Defaults written once: settings.py takes its defaults from these. 60 s doubling, capped at an hour:
+# attempts at 0, 1, 3, 7, 15, 31, 63 and 123 minutes, so the eighth and last comes about two hours in.
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_RETRY_BASE_SECONDS = 60.0
+DEFAULT_RETRY_MAX_DELAY_SECONDS = 3600.0
+DEFAULT_RETRY_JITTER = 0.2
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+MAX_ERROR_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One webhook to send (a row of the outbox). `id` is the webhook-id header, the same on every
+    attempt, so a receiver can drop repeats; `payload` is the exact body, fixed when the job ended."""
+
+    id: str
+    job_id: str
+    url: str
+    event_type: str
+    payload: str
+    created_at: datetime
+    next_attempt_at: datetime
+    status: str = PENDING
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+def new_delivery(
+    job_id: str, url: str, status: str, job: Mapping[str, Any] | str, now: datetime
+) -> WebhookDelivery:
+    """The delivery announcing that job `job_id` ended in `status`; `job` is the job as the API renders
+    it (a JSON-ready mapping, or its JSON text). Due at once."""
+    data = job if isinstance(job, str) else json.dumps(job, separators=(",", ":"), ensure_ascii=False)
+    kind = event_type(status)
+    payload = f'{{"type":{json.dumps(kind)},"data":{data}}}'
+    return WebhookDelivery(
+        id=f"msg_{uuid.uuid4().hex}",
+        job_id=str(job_id),
+        url=url,
+        event_type=kind,
+        payload=payload,
+        created_at=now,
+        next_attempt_at=now,
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: the wait after attempt k (1-based) is base x 2^(k-1), capped
+    at max_delay, then spread by +-jitter so receivers that fail together are not retried together."""
+
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    base_seconds: float = DEFAULT_RETRY_BASE_SECONDS
+    max_delay_seconds: float = DEFAULT_RETRY_MAX_DELAY_SECONDS
+    jitter: float = DEFAULT_RETRY_JITTER
+
+    def delay(self, attempts_made: int, retry_after: float | None = None, rand: float = 0.5) -> float:
+        """Seconds to wait before the next attempt; `rand` in [0, 1) (0.5: no jitter). A receiver's
+        Retry-After is honoured when longer, up to max_delay."""
+        exponent = min(max(attempts_made - 1, 0), 60)
+        backoff = min(self.base_seconds * 2**exponent, self.max_delay_seconds)
+        backoff *= 1 + self.jitter * (2 * rand - 1)
+        if retry_after is not None:
+            backoff = max(backoff, min(retry_after, self.max_delay_seconds))
+        return max(backoff, 0.0)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one HTTP attempt got: a status code, or an error (timeout, refused, reset) and no code."""
+
+    status_code: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+# Statuses worth another try besides 5xx: the receiver timed out or asked us to slow down.
+RETRIED_STATUSES = frozenset({408, 429})
+
+
+def should_retry(result: SendResult) -> bool | None:
+    """None: delivered (2xx). True: try again (5xx, 408, 429, timeouts, refused or broken connections).
+    False: give up (other 4xx; 3xx, since redirects are not followed: they could lead anywhere)."""
+    code = result.status_code
+    if code is None:
+        return True
+    if 200 <= code < 300:
+        return None
+    return code >= 500 or code in RETRIED_STATUSES
+
+
+def describe_result(result: SendResult) -> str:
+    text = f"HTTP {result.status_code}" if result.status_code is not None else (result.error or "no answer")
+    return text[:MAX_ERROR_LENGTH]

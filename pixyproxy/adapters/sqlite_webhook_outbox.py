@@ -1,0 +1,141 @@
+"""The webhook outbox on SQLite (the embedded default): `webhook_deliveries` in the metadata file.
+
+A claim is one UPDATE ... RETURNING, run under SQLite's write lock: two processes on one file never
+lease the same delivery at once.
+"""
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pixyproxy.adapters.webhook_rows import (
+    COLUMN_LIST,
+    DUE_IDS,
+    GET,
+    GET_FOR_JOB,
+    INSERT_VALUES,
+    LEASE_SET,
+    RECORD,
+    RELEASE,
+    delivery_params,
+    row_to_delivery,
+    sqlite_style,
+)
+from pixyproxy.domain.errors import MetadataUnavailable
+from pixyproxy.domain.webhooks import WebhookDelivery
+
+# Each step is safe to run again; they run at every start, in order.
+SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS webhook_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id TEXT NOT NULL UNIQUE,
+        job_id TEXT NOT NULL UNIQUE,
+        url TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_status_code INTEGER,
+        last_error TEXT,
+        delivered_at TEXT,
+        lease_owner TEXT,
+        lease_until TEXT
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_lease_owner ON webhook_deliveries (lease_owner)",
+)
+
+SQLITE_GET = sqlite_style(GET)
+SQLITE_GET_FOR_JOB = sqlite_style(GET_FOR_JOB)
+# A job announces its end at least once: a second insert for the same job changes nothing.
+INSERT = sqlite_style(
+    f"INSERT INTO webhook_deliveries ({COLUMN_LIST}) VALUES ({INSERT_VALUES}) "  # noqa: S608
+    "ON CONFLICT DO NOTHING"
+)
+CLAIM = sqlite_style(f"UPDATE webhook_deliveries {LEASE_SET} WHERE id IN ({DUE_IDS}) RETURNING {COLUMN_LIST}")
+SQLITE_RECORD = sqlite_style(RECORD)
+SQLITE_RELEASE = sqlite_style(RELEASE)
+
+
+def _stamp(value: datetime) -> str:
+    # Fixed-width UTC text, so text order is time order.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class SQLiteWebhookOutbox:
+    name = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA busy_timeout=5000")
+            except (sqlite3.Error, OSError) as exc:
+                raise MetadataUnavailable(f"cannot open the SQLite database: {exc}") from exc
+            self._db = db
+        return self._db
+
+    def _run(self, sql: str, params: dict | None = None) -> tuple[list[tuple], int]:
+        try:
+            cursor = self._connection().execute(sql, params or {})
+            rows = cursor.fetchall()
+            return rows, cursor.rowcount
+        except sqlite3.Error as exc:
+            raise MetadataUnavailable(f"the SQLite database failed: {exc}") from exc
+
+    async def init(self) -> None:
+        for statement in SCHEMA:
+            self._run(statement)
+
+    async def add(self, delivery: WebhookDelivery) -> bool:
+        _, count = self._run(INSERT, delivery_params(delivery, _stamp))
+        return count == 1
+
+    async def claim_due(
+        self, owner: str, now: datetime, limit: int, lease_until: datetime
+    ) -> list[WebhookDelivery]:
+        params = {"owner": owner, "now": _stamp(now), "lease_until": _stamp(lease_until), "limit": limit}
+        rows, _ = self._run(CLAIM, params)
+        deliveries = [row_to_delivery(row, _parse) for row in rows]
+        return sorted(deliveries, key=lambda d: d.next_attempt_at)
+
+    async def record_attempt(self, owner: str, delivery: WebhookDelivery) -> bool:
+        params = delivery_params(delivery, _stamp)
+        params["owner"] = owner
+        _, count = self._run(SQLITE_RECORD, params)
+        return count == 1
+
+    async def release(self, owner: str) -> None:
+        self._run(SQLITE_RELEASE, {"owner": owner})
+
+    async def get(self, delivery_id: str) -> WebhookDelivery | None:
+        rows, _ = self._run(SQLITE_GET, {"delivery_id": delivery_id})
+        return row_to_delivery(rows[0], _parse) if rows else None
+
+    async def get_for_job(self, job_id: str) -> WebhookDelivery | None:
+        rows, _ = self._run(SQLITE_GET_FOR_JOB, {"job_id": job_id})
+        return row_to_delivery(rows[0], _parse) if rows else None
+
+    async def ping(self) -> None:
+        self._run("SELECT 1")
+
+    async def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,250 @@
+"""The webhook delivery worker: one per process, taking due deliveries from the outbox.
+
+* When a job ends its delivery is written to the outbox (the metadata store) and this process's worker
+  is woken: the first attempt goes out at once. Retries wait in the store, not in memory, so a restart
+  (or another replica, once the lease expires) picks them up.
+* Each claimed delivery is leased to this process; the attempt, DNS included, runs under a deadline
+  shorter than the lease, so a lease never runs out under a live attempt.
+* The URL is checked again at every attempt (a name may resolve elsewhere since submit), and the
+  sender connects only to the addresses checked.
+"""
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from pixyproxy.domain.clock import utc_now
+from pixyproxy.domain.errors import InvalidWebhookUrl
+from pixyproxy.domain.webhooks import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    RetryPolicy,
+    SendResult,
+    WebhookDelivery,
+    check_addresses,
+    describe_result,
+    new_delivery,
+    should_retry,
+    validate_webhook_url,
+)
+from pixyproxy.ports.webhooks import HostResolver, WebhookOutbox, WebhookSender
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 16
+DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_POLL_SECONDS = 2.0
+
+
+def process_owner() -> str:
+    """A name for this process's leases, unique across hosts and restarts."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        outbox: WebhookOutbox,
+        sender: WebhookSender,
+        resolver: HostResolver,
+        *,
+        retry: RetryPolicy,
+        allow_private: bool,
+        timeout_seconds: float,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        owner: str | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if lease_seconds <= timeout_seconds:
+            raise ValueError("the webhook lease must outlast an attempt's timeout")
+        self.outbox = outbox
+        self.sender = sender
+        self.resolver = resolver
+        self.retry = retry
+        self.allow_private = allow_private
+        self.timeout_seconds = timeout_seconds
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.owner = owner or process_owner()
+        self.clock = clock
+        self.rand = rand
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task | None = None
+        self._in_flight: set[asyncio.Task] = set()
+        self._soonest: datetime | None = None  # the earliest retry this process scheduled
+
+    # -- lifecycle (a container Resource) ------------------------------------------------------
+
+    async def init(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    async def close(self) -> None:
+        """Stop claiming, cancel attempts under way and give their leases back, so a restart or
+        another replica sends them again (same webhook-id) without waiting for the leases to run out."""
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        in_flight = list(self._in_flight)
+        for attempt in in_flight:
+            attempt.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        try:
+            await self.outbox.release(self.owner)
+        except Exception as exc:
+            log.warning("webhook leases not released at shutdown (they expire by themselves): %s", exc)
+
+    def wake(self) -> None:
+        """Look for due deliveries now (a job just ended) instead of at the next poll."""
+        self._wake.set()
+
+    # -- what the jobs core calls --------------------------------------------------------------
+
+    async def announce(
+        self, job_id: str, webhook_url: str, status: str, job: Mapping[str, Any] | str
+    ) -> WebhookDelivery:
+        """A job ended: store its delivery (unless its store already did, in the transaction that
+        ended it) and send it now. Answers the stored delivery."""
+        delivery = new_delivery(job_id, webhook_url, status, job, self.clock())
+        if not await self.outbox.add(delivery):
+            delivery = await self.outbox.get_for_job(str(job_id)) or delivery
+        self.wake()
+        return delivery
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            more = False
+            try:
+                more = await self._claim_and_start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("webhook outbox unavailable, trying again in %.0f s: %s", self.poll_seconds, exc)
+            if more:
+                continue
+            try:
+                async with asyncio.timeout(self._idle_seconds()):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _idle_seconds(self) -> float:
+        wait = self.poll_seconds
+        if self._soonest is not None:
+            wait = min(wait, max((self._soonest - self.clock()).total_seconds(), 0.0))
+        return wait
+
+    async def _claim_and_start(self) -> bool:
+        """Claim what fits in the free slots; True when it filled them (more may be due)."""
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            return False
+        now = self.clock()
+        if self._soonest is not None and self._soonest <= now:
+            self._soonest = None
+        claimed = await self.outbox.claim_due(
+            self.owner, now, free, now + timedelta(seconds=self.lease_seconds)
+        )
+        for delivery in claimed:
+            task = asyncio.create_task(self._attempt_and_record(delivery), name=f"webhook-{delivery.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        return bool(claimed) and len(claimed) == free
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # a slot is free
+
+    async def deliver_due(self) -> int:
+        """One pass without the loop: claim what is due, attempt each, wait for them; the number
+        attempted. For tests and tools."""
+        now = self.clock()
+        claimed = await self.outbox.claim_due(
+            self.owner, now, self.concurrency, now + timedelta(seconds=self.lease_seconds)
+        )
+        await asyncio.gather(*(self._attempt_and_record(d) for d in claimed))
+        return len(claimed)
+
+    # -- one attempt ---------------------------------------------------------------------------
+
+    async def _attempt_and_record(self, delivery: WebhookDelivery) -> WebhookDelivery:
+        try:
+            outcome = await self.attempt(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Our own bug: leave the delivery to its lease's expiry rather than lose it.
+            log.exception("webhook attempt for job %s failed unexpectedly", delivery.job_id)
+            return delivery
+        try:
+            if not await self.outbox.record_attempt(self.owner, outcome):
+                log.info("webhook %s: lease lost before its outcome was written", delivery.id)
+        except Exception as exc:
+            log.warning("webhook %s: outcome not written (%s); it will be attempted again", delivery.id, exc)
+        if outcome.status == PENDING and (self._soonest is None or outcome.next_attempt_at < self._soonest):
+            self._soonest = outcome.next_attempt_at
+        return outcome
+
+    async def attempt(self, delivery: WebhookDelivery) -> WebhookDelivery:
+        """Make one attempt and answer the delivery as it stands after it (not yet written)."""
+        attempts = delivery.attempts + 1
+        result, refusal = await self._send(delivery)
+        now = self.clock()
+        if refusal is not None:
+            log.warning("webhook for job %s not sent: %s", delivery.job_id, refusal)
+            return replace(
+                delivery, status=FAILED, attempts=attempts, last_error=refusal, last_status_code=None
+            )
+        verdict = should_retry(result)
+        common = {"attempts": attempts, "last_status_code": result.status_code}
+        if verdict is None:
+            return replace(delivery, status=DELIVERED, delivered_at=now, last_error=None, **common)
+        error = describe_result(result)
+        if not verdict or attempts >= self.retry.max_attempts:
+            why = "not retried" if not verdict else f"gave up after {attempts} attempts"
+            log.warning("webhook for job %s to %s failed (%s): %s", delivery.job_id, delivery.url, why, error)
+            return replace(delivery, status=FAILED, last_error=f"{error} ({why})", **common)
+        wait = self.retry.delay(attempts, result.retry_after, self.rand())
+        log.info("webhook for job %s: %s; attempt %d in %.1f s", delivery.job_id, error, attempts + 1, wait)
+        return replace(
+            delivery,
+            status=PENDING,
+            next_attempt_at=now + timedelta(seconds=wait),
+            last_error=error,
+            **common,
+        )
+
+    async def _send(self, delivery: WebhookDelivery) -> tuple[SendResult, str | None]:
+        """(result, None), or (empty result, why it was refused) for a URL that may not be called."""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                try:
+                    target = validate_webhook_url(delivery.url, self.allow_private)
+                    if not target.addresses:
+                        found = await self.resolver.resolve(target.host, target.port)
+                        if not found:  # DNS may come back: retried like a refused connection
+                            return SendResult(error=f"{target.host} does not resolve"), None
+                        target = replace(
+                            target, addresses=check_addresses(target.host, found, self.allow_private)
+                        )
+                except InvalidWebhookUrl as exc:
+                    return SendResult(), exc.message
+                return await self.sender.send(target, delivery.id, delivery.payload), None
+        except TimeoutError:
+            return SendResult(error=f"no answer within {self.timeout_seconds:g} s"), None
