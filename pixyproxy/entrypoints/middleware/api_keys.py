@@ -1,9 +1,11 @@
 """API keys: with keys configured, every route but the public ones needs `Authorization: Bearer <key>`
 or `X-API-Key: <key>`; anything else is refused with 401 (raised, rendered by the error middleware).
 
-Only SHA-256 digests of keys are held in memory. A presented key is hashed and compared with every
-configured digest by `hmac.compare_digest`, without stopping at a match, so the time taken says nothing
-about which digest (or how much of one) matched. Keys are never logged or echoed.
+Each key has a name and a role (docs/security.md): `name:role:sha256hex` lines in the keys file, bare
+digests (a user named by the digest's first 8 hex digits), or PIXYPROXY_API_KEYS entries `key` or
+`name:role:key`. Only SHA-256 digests of keys are held in memory. A presented key is hashed and
+compared with every configured digest by `hmac.compare_digest`, without stopping at a match, so the
+time taken says nothing about which digest (or how much of one) matched. Keys are never logged or echoed.
 
 A pure ASGI middleware, installed only when keys are configured: with none, requests pay nothing.
 """
@@ -13,12 +15,14 @@ import hmac
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.exceptions import HTTPException
 
 from pixyproxy.domain.models import Caller
+from pixyproxy.entrypoints.gallery import PUBLIC_PATHS as GALLERY_PATHS
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +39,15 @@ PUBLIC_PATHS = frozenset(
         "/redoc",
         "/openapi.json",
     }
-)
-# The scope keys where the middleware leaves who the caller is: a digest prefix (never the key), and
-# the domain's Caller for the use cases.
+) | GALLERY_PATHS  # the gallery page holds no data, and must load before it can ask for a key
+# The scope keys where the middleware leaves who the caller is: `key:<name>` (never the key), and the
+# domain's Caller (name and role) for the use cases.
 CLIENT_SCOPE_KEY = "pixyproxy.client"
 CALLER_SCOPE_KEY = "pixyproxy.caller"
 UNAUTHORIZED = "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
+KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ROLES = frozenset({"user", "admin"})
 SCHEMES = {
     "BearerApiKey": {
         "type": "http",
@@ -61,9 +67,40 @@ def key_digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def load_key_digests(keys: str | None, keys_file: Path | None) -> list[bytes]:
-    """Digests of the comma-separated `keys` plus those listed (hex, one per line) in `keys_file`."""
-    digests = [key_digest(key.strip()) for key in (keys or "").split(",") if key.strip()]
+@dataclass(frozen=True)
+class ApiKey:
+    """One configured key: its digest (never the key) and who holds it."""
+
+    digest: bytes
+    caller: Caller
+
+
+def _unnamed(digest: bytes) -> ApiKey:
+    """A key given without a name is a user named by its digest's first 8 hex digits."""
+    return ApiKey(digest, Caller(name=digest.hex()[:8], role="user"))
+
+
+def _named(name: str, role: str, digest: bytes, where: str) -> ApiKey:
+    if not KEY_NAME.match(name):
+        raise ValueError(f"{where}: a key's name is 1-64 letters, digits, '.', '_' or '-'")
+    if role not in ROLES:
+        raise ValueError(f"{where}: a key's role is one of {', '.join(sorted(ROLES))}")
+    return ApiKey(digest, Caller(name=name, role=role))
+
+
+def _env_key(entry: str) -> ApiKey:
+    """`key` (a user named by digest prefix) or `name:role:key`."""
+    name, _, rest = entry.partition(":")
+    role, _, key = rest.partition(":")
+    if role in ROLES and key and KEY_NAME.match(name):
+        return _named(name, role, key_digest(key), "PIXYPROXY_API_KEYS")
+    return _unnamed(key_digest(entry))
+
+
+def load_keys(keys: str | None, keys_file: Path | None) -> list[ApiKey]:
+    """The comma-separated `keys` plus the lines of `keys_file`: `name:role:sha256hex` or a bare
+    `sha256hex` (# starts a comment). Two keys with one name, or one digest twice, stop the start."""
+    found = [_env_key(entry.strip()) for entry in (keys or "").split(",") if entry.strip()]
     if keys_file is not None:
         try:
             lines = Path(keys_file).read_text().splitlines()
@@ -73,10 +110,25 @@ def load_key_digests(keys: str | None, keys_file: Path | None) -> list[bytes]:
             entry = line.split("#", 1)[0].strip()
             if not entry:
                 continue
-            if not _HEX_DIGEST.match(entry):  # never echo the line: it may be a key pasted by mistake
-                raise ValueError(f"{keys_file}:{number}: not a SHA-256 hex digest of a key")
-            digests.append(bytes.fromhex(entry))
-    return digests
+            where = f"{keys_file}:{number}"
+            *parts, digest = entry.rsplit(":", 2)
+            # Never echo the line: it may be a key pasted by mistake.
+            if not _HEX_DIGEST.match(digest) or len(parts) not in (0, 2):
+                raise ValueError(f"{where}: not a SHA-256 hex digest of a key (or name:role:digest)")
+            raw = bytes.fromhex(digest)
+            found.append(_named(parts[0], parts[1], raw, where) if parts else _unnamed(raw))
+    names: dict[str, ApiKey] = {}
+    for key in found:
+        other = names.setdefault(key.caller.name, key)
+        if other is not key:
+            what = "the same key twice" if other.digest == key.digest else "two keys"
+            raise ValueError(f"API keys: {what} named {key.caller.name!r}; each key needs its own name")
+    return found
+
+
+def load_key_digests(keys: str | None, keys_file: Path | None) -> list[bytes]:
+    """Digests of the configured keys (see load_keys)."""
+    return [key.digest for key in load_keys(keys, keys_file)]
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -96,33 +148,41 @@ class ApiKeyMiddleware:
     def __init__(
         self,
         app,
-        digests: list[bytes],
+        keys: list[ApiKey] | None = None,
         public_paths: frozenset[str] = PUBLIC_PATHS,
+        digests: list[bytes] | None = None,
     ) -> None:
-        if not digests:
+        keys = [*(keys or ()), *(_unnamed(d) for d in digests or ())]
+        if not keys:
             raise ValueError("ApiKeyMiddleware needs at least one key")
         self.app = app
-        self.digests = list(digests)
+        self.keys = keys
+        self.digests = [key.digest for key in keys]
         self.public_paths = public_paths
 
-    def identify(self, key: str | None) -> str | None:
-        """A stable, non-secret name for the matching key (a digest prefix), or None."""
+    def caller_for(self, key: str | None) -> Caller | None:
+        """Who holds the presented key, or None."""
         if key is None:
             return None
         candidate = key_digest(key)
         matched = None
-        for digest in self.digests:  # no early exit: every digest is compared every time
-            if hmac.compare_digest(digest, candidate):
-                matched = digest
-        return f"key:{matched.hex()[:16]}" if matched is not None else None
+        for entry in self.keys:  # no early exit: every digest is compared every time
+            if hmac.compare_digest(entry.digest, candidate):
+                matched = entry.caller
+        return matched
+
+    def identify(self, key: str | None) -> str | None:
+        """A stable, non-secret name for the matching key (`key:<its name>`), or None."""
+        caller = self.caller_for(key)
+        return f"key:{caller.name}" if caller is not None else None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in self.public_paths:
             await self.app(scope, receive, send)
             return
         key = presented_key(scope["headers"])
-        client = self.identify(key)
-        if client is None:
+        caller = self.caller_for(key)
+        if caller is None:
             log.warning(
                 "refused %s %s: %s API key",
                 scope["method"],
@@ -130,8 +190,8 @@ class ApiKeyMiddleware:
                 "no" if key is None else "a wrong",
             )
             raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
-        scope[CLIENT_SCOPE_KEY] = client
-        scope[CALLER_SCOPE_KEY] = Caller(name=client)
+        scope[CLIENT_SCOPE_KEY] = f"key:{caller.name}"
+        scope[CALLER_SCOPE_KEY] = caller
         await self.app(scope, receive, send)
 
 
