@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from pixyproxy.domain.errors import GeneratorError
-from pixyproxy.domain.models import OUTPUT_FORMATS
+from pixyproxy.domain.errors import GeneratorError, InvalidImageRequest
+from pixyproxy.domain.models import OUTPUT_FORMATS, SourceImage
 
 # Pillow refuses larger images as possible decompression bombs; generators return at most ~16 MP.
 Image.MAX_IMAGE_PIXELS = 64_000_000
 PILLOW_NAMES = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
+MAX_UPLOAD_PIXELS = 4096 * 4096  # an uploaded image is decoded whole: no larger than a generator draws
 _FORMAT_OF = {name: fmt for fmt, name in PILLOW_NAMES.items()}
 
 
@@ -90,3 +91,24 @@ def check_image(data: bytes, fmt: str = "png", compression: int | None = None) -
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise GeneratorError("the generator returned data that is not a readable image") from exc
     return CheckedImage(data, width, height, hashlib.sha256(data).hexdigest(), fmt)
+
+
+def read_upload(data: bytes, where: str, stem: str) -> SourceImage:
+    """Uploaded bytes (a PNG, WebP or JPEG) as a generator's edit takes them; anything else is the
+    client's fault, named by `where`. The filename is ours (`stem` plus the format's extension), never
+    the client's. CPU-bound (a full decode catches truncated files): call it off the event loop."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise InvalidImageRequest(f"{where}: must be a PNG, WebP or JPEG image")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise InvalidImageRequest(
+                    f"{where}: the image is {width}x{height}; at most {MAX_UPLOAD_PIXELS:,} pixels"
+                )
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidImageRequest(f"{where}: the {fmt} image cannot be read (damaged or cut short)") from exc
+    content_type, extension = OUTPUT_FORMATS[fmt]
+    return SourceImage(data, content_type, f"{stem}.{extension}", width, height)

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from pixyproxy.domain import errors as domain
+from pixyproxy.entrypoints.openai_errors import is_openai_path, openai_error
 from pixyproxy.entrypoints.request_id import request_id_var
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,12 @@ DOMAIN_STATUS: list[tuple[type[domain.ImageException], int]] = [
     (domain.PayloadTooLarge, 413),
     (domain.InvalidImageRequest, 422),
     (domain.IdempotencyConflict, 409),
+    (domain.BudgetExceeded, 429),
     (domain.JobAlreadyFinished, 409),
     (domain.ContentPolicyViolation, 422),
     (domain.GeneratorTimeout, 504),
     (domain.GeneratorRateLimited, 503),
+    (domain.GeneratorModelUnavailable, 502),  # our configuration, not the client's request
     (domain.GeneratorError, 502),
     (domain.DependencyUnavailable, 503),
 ]
@@ -74,7 +77,7 @@ def describe(exc: Exception) -> Described:
     if isinstance(exc, domain.ImageException):
         status = next((s for cls, s in DOMAIN_STATUS if isinstance(exc, cls)), 500)
         headers = {}
-        if isinstance(exc, domain.GeneratorRateLimited):
+        if isinstance(exc, domain.GeneratorRateLimited | domain.BudgetExceeded):
             headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after or 1)))
         if status == 500:
             log.error("unmapped domain error %s", type(exc).__name__, exc_info=exc)
@@ -94,16 +97,19 @@ def describe(exc: Exception) -> Described:
     return Described(500, "internal_error", UNEXPECTED)
 
 
-def error_response(exc: Exception) -> Response:
+def error_response(exc: Exception, path: str = "") -> Response:
+    """The answer for `exc` on a request for `path`: OpenAI's error shape on the /v1 face, ours elsewhere."""
     described = describe(exc)
-    body = orjson.dumps(
-        {"detail": described.detail, "code": described.code, "request_id": request_id_var.get()}
-    )
+    status = described.status
+    if is_openai_path(path):
+        status, shaped = openai_error(described)
+    else:
+        shaped = {"detail": described.detail, "code": described.code, "request_id": request_id_var.get()}
     # Errors are never to be sniffed as HTML.
     headers = {"X-Content-Type-Options": "nosniff", **described.headers}
-    return Response(body, described.status, headers, media_type="application/json")
+    return Response(orjson.dumps(shaped), status, headers, media_type="application/json")
 
 
 async def handle_error(request, exc: Exception) -> Response:
     """The exception handler FastAPI calls for errors raised inside routing."""
-    return error_response(exc)
+    return error_response(exc, request.scope["path"])

@@ -6,19 +6,22 @@ TOO_LARGE = "the request body is larger than {limit} bytes"
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app, max_bytes: int) -> None:
+    def __init__(self, app, max_bytes: int, larger: dict[str, int] | None = None) -> None:
+        """larger: paths that take bigger bodies (uploads) and their own limits."""
         self.app = app
         self.max_bytes = max_bytes
-        self.message = TOO_LARGE.format(limit=max_bytes)
+        self.larger = larger or {}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.max_bytes)
+        message = TOO_LARGE.format(limit=limit)
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    raise PayloadTooLarge(self.message)
+                if not value.isdigit() or int(value) > limit:
+                    raise PayloadTooLarge(message)
                 break
         seen = 0
 
@@ -26,8 +29,8 @@ class BodyLimitMiddleware:
             nonlocal seen
             event = await receive()
             seen += len(event.get("body", b""))
-            if seen > self.max_bytes:  # a chunked body that grows past the limit
-                raise PayloadTooLarge(self.message)
+            if seen > limit:  # a chunked body that grows past the limit
+                raise PayloadTooLarge(message)
             return event
 
         await self.app(scope, counted_receive, send)

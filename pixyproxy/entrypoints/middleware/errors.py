@@ -32,4 +32,4 @@ class ErrorMiddleware:
             if started:  # too late for an error answer: the client sees a cut response
                 log.exception("error after the response started: %s %s", scope["method"], scope["path"])
                 return
-            await error_response(exc)(scope, receive, send)
+            await error_response(exc, scope["path"])(scope, receive, send)

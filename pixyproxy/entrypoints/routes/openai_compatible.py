@@ -1,0 +1,473 @@
+"""The OpenAI-compatible face: OpenAI's Images API as its SDKs and tools (Open WebUI, LibreChat) call it,
+so any of them can set base_url to PixyProxy. Every image made here goes through ImageService like any
+other: stored, listed, metered, logged.
+
+- POST /v1/images/generations (JSON) and POST /v1/images/edits (multipart: `image` or `image[]` files,
+  `mask`, `prompt` and the options) answer OpenAI's ImagesResponse, or with `stream` its server-sent
+  events. `n` images are made concurrently and stored only once all of them are made: if one fails, the
+  others are cancelled and nothing is stored.
+- Edits take uploaded bytes, not stored guids: the uploads are checked and sent to the generator, and
+  only the result is stored (the uploads are the client's, not images this service made).
+- GET /v1/models lists the one configured model.
+
+Errors come out in OpenAI's shape (entrypoints/errors.py chooses it by the /v1 prefix).
+"""
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from pixyproxy.domain.errors import InvalidImageRequest
+from pixyproxy.domain.models import (
+    MAX_REFERENCES,
+    PROMPT_CEILING,
+    Caller,
+    EditRequest,
+    ImageDetail,
+    OnPartial,
+    PartialImage,
+)
+from pixyproxy.domain.service import ImageService, safety_identifier_for
+from pixyproxy.entrypoints.dependencies import caller, image_service, settings
+from pixyproxy.entrypoints.errors import describe
+from pixyproxy.entrypoints.openai_errors import openai_error
+from pixyproxy.entrypoints.openai_schemas import (
+    EditFields,
+    ImagesAnswer,
+    ImagesBody,
+    ModelCard,
+    ModelList,
+    openai_error_responses,
+)
+from pixyproxy.entrypoints.routes.paths import twin_routes
+from pixyproxy.settings import Settings
+
+router = APIRouter(tags=["openai-compatible"])
+GENERATIONS, EDITS = "/v1/images/generations", "/v1/images/edits"
+UPLOAD_PATHS = (EDITS, EDITS + "/")  # these take the larger body limit, PIXYPROXY_MAX_UPLOAD_BYTES
+STARTED = int(time.time())  # a model card's `created`
+OFFLOAD_BYTES = 1024 * 1024  # images above this are base64-encoded off the event loop
+ONE_STREAMED = "n: stream=true makes one image; leave n out (or 1) when streaming"
+_EVENT_STREAM = {
+    "text/event-stream": {
+        "schema": {"type": "string"},
+        "description": "With stream=true: `image_generation.partial_image` (or `image_edit.partial_image`) "
+        "events, then `image_generation.completed` (`image_edit.completed`); `error` if it fails midway.",
+    }
+}
+
+# Store every n only once all are made: each waits here after its generation until the others are done.
+Make = Callable[[Callable[[], Awaitable[None]] | None], Awaitable[ImageDetail]]
+# A streamed generation: (partial_images, on_partial) -> the stored image.
+Streamed = Callable[[int, OnPartial], Awaitable[ImageDetail]]
+
+
+def _safety(who: Caller | None) -> str | None:
+    return safety_identifier_for(who.name) if who is not None else None
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+# -- routes -------------------------------------------------------------------------------------------
+
+
+@twin_routes(
+    router,
+    ["POST"],
+    GENERATIONS,
+    response_model=ImagesAnswer,
+    response_model_exclude_none=True,
+    summary="OpenAI's image generation: every image is stored",
+    responses={200: {"content": _EVENT_STREAM}, **openai_error_responses(400, 429, 502, 503, 504)},
+)
+async def create_images(
+    body: ImagesBody,
+    request: Request,
+    service: ImageService = Depends(image_service),
+    config: Settings = Depends(settings),
+    who: Caller | None = Depends(caller),
+) -> Response:
+    generation = service.validate(body.domain_fields())  # refused before anything is made
+    safety = _safety(who)
+    if body.stream:
+        if (body.n or 1) != 1:
+            raise InvalidImageRequest(ONE_STREAMED)
+
+        def streamed(partial_images: int, on_partial: OnPartial) -> Awaitable[ImageDetail]:
+            return service.create(
+                generation,
+                safety_identifier=safety,
+                partial_images=partial_images,
+                on_partial=on_partial,
+                caller=who,
+            )
+
+        return await _stream("image_generation", body, service, streamed)
+
+    def make(before_store) -> Awaitable[ImageDetail]:
+        return service.create(generation, safety_identifier=safety, before_store=before_store, caller=who)
+
+    details = await _all_or_none(body.n or 1, make)
+    return await _answer(request, service, config, body, details)
+
+
+EDIT_FORM = {
+    "required": ["prompt", "image"],
+    "properties": {
+        "image": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "maxItems": MAX_REFERENCES + 1,
+            "description": "1-16 PNG, WebP or JPEG files, as `image` or `image[]` parts; the first is the "
+            "one changed, the others are references.",
+        },
+        "mask": {
+            "type": "string",
+            "format": "binary",
+            "description": "A PNG of the first image's size; fully transparent pixels mark what to change.",
+        },
+        **{
+            name: {k: v for k, v in schema.items() if k != "title"}
+            for name, schema in EditFields.model_json_schema()["properties"].items()
+        },
+    },
+}
+
+
+@twin_routes(
+    router,
+    ["POST"],
+    EDITS,
+    response_model=ImagesAnswer,
+    response_model_exclude_none=True,
+    summary="OpenAI's image edit (multipart uploads): the result is stored",
+    description="The uploads are checked and sent to the generator; only the result is stored.",
+    responses={200: {"content": _EVENT_STREAM}, **openai_error_responses(400, 429, 502, 503, 504)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", **EDIT_FORM},
+                    "encoding": {"image": {"contentType": "image/png, image/webp, image/jpeg"}},
+                }
+            },
+        }
+    },
+)
+async def edit_images(
+    request: Request,
+    service: ImageService = Depends(image_service),
+    config: Settings = Depends(settings),
+    who: Caller | None = Depends(caller),
+) -> Response:
+    body, images, mask = await _read_edit_form(request)
+    edit = service.validate(body.domain_fields(), EditRequest)
+    if body.stream and (body.n or 1) != 1:
+        raise InvalidImageRequest(ONE_STREAMED)
+    sources, mask_source = await service.read_uploads(images, mask)
+    safety = _safety(who)
+    if body.stream:
+
+        def streamed(partial_images: int, on_partial: OnPartial) -> Awaitable[ImageDetail]:
+            return service.edit_uploaded(
+                edit,
+                sources,
+                mask_source,
+                safety_identifier=safety,
+                partial_images=partial_images,
+                on_partial=on_partial,
+                caller=who,
+            )
+
+        return await _stream("image_edit", body, service, streamed)
+
+    def make(before_store) -> Awaitable[ImageDetail]:
+        return service.edit_uploaded(
+            edit, sources, mask_source, safety_identifier=safety, before_store=before_store, caller=who
+        )
+
+    details = await _all_or_none(body.n or 1, make)
+    return await _answer(request, service, config, body, details)
+
+
+@twin_routes(
+    router,
+    ["GET"],
+    "/v1/models",
+    response_model=ModelList,
+    summary="The configured image model (pixyproxy-offline on the embedded default)",
+    responses=openai_error_responses(),
+)
+async def list_models(service: ImageService = Depends(image_service)) -> Response:
+    return _json(ModelList(data=[_card(service)]).model_dump())
+
+
+@twin_routes(
+    router,
+    ["GET"],
+    "/v1/models/{model}",
+    response_model=ModelCard,
+    summary="The configured image model, by its id",
+    responses=openai_error_responses(404),
+)
+async def get_model(model: str, service: ImageService = Depends(image_service)) -> Response:
+    card = _card(service)
+    if model != card.id:
+        raise HTTPException(404, f"The model '{model[:100]}' does not exist here; GET /v1/models lists it")
+    return _json(card.model_dump())
+
+
+def _card(service: ImageService) -> ModelCard:
+    return ModelCard(id=service.generator.default_model, created=STARTED, owned_by="pixyproxy")
+
+
+# -- making n images ----------------------------------------------------------------------------------
+
+
+async def _all_or_none(n: int, make: Make) -> list[ImageDetail]:
+    """n images made concurrently, stored only once every one is made; the first failure cancels the
+    rest (no more is paid for), and nothing is stored."""
+    if n == 1:
+        return [await make(None)]
+    made = 0
+    everyone_made = asyncio.Event()
+
+    async def wait_for_the_others() -> None:
+        nonlocal made
+        made += 1
+        if made == n:
+            everyone_made.set()
+        await everyone_made.wait()
+
+    tasks = [asyncio.ensure_future(make(wait_for_the_others)) for _ in range(n)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+# -- answers ------------------------------------------------------------------------------------------
+
+
+async def _stored_bytes(service: ImageService, detail: ImageDetail) -> bytes:
+    stream = await service.open_content(detail)
+    try:
+        return b"".join([chunk async for chunk in stream.chunks()])
+    finally:
+        await stream.aclose()
+
+
+async def _b64(data: bytes) -> str:
+    if len(data) > OFFLOAD_BYTES:
+        return await asyncio.to_thread(lambda: base64.b64encode(data).decode())
+    return base64.b64encode(data).decode()
+
+
+async def _url(request: Request, service: ImageService, config: Settings, detail: ImageDetail) -> str:
+    presigned = await service.content_url(detail, timedelta(seconds=config.url_ttl_seconds))
+    return presigned or str(request.url_for("image_content", guid=str(detail.guid)))
+
+
+def _usage(details: list[ImageDetail]) -> dict[str, Any] | None:
+    """Every image's usage added up, as OpenAI reports one usage for a request of n."""
+
+    def add(total: dict[str, Any], part: dict[str, Any]) -> None:
+        for key, value in part.items():
+            if isinstance(value, dict):
+                add(total.setdefault(key, {}), value)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+
+    reported = [d.usage for d in details if d.usage]
+    if not reported:
+        return None
+    total: dict[str, Any] = {}
+    for usage in reported:
+        add(total, usage)
+    return total
+
+
+def _report(detail: ImageDetail) -> dict[str, Any]:
+    """What an answer says of the images made: background, format, quality, size."""
+    report: dict[str, Any] = {
+        "output_format": detail.output_format or "png",
+        "size": f"{detail.width}x{detail.height}",
+    }
+    if detail.background in ("transparent", "opaque"):
+        report["background"] = detail.background
+    if detail.quality:
+        report["quality"] = detail.quality
+    return report
+
+
+async def _answer(
+    request: Request, service: ImageService, config: Settings, body: ImagesBody, details: list[ImageDetail]
+) -> Response:
+    data = []
+    for detail in details:
+        item: dict[str, Any] = {"guid": str(detail.guid)}
+        if body.response_format == "url":
+            item["url"] = await _url(request, service, config, detail)
+        else:
+            item["b64_json"] = await _b64(await _stored_bytes(service, detail))
+        if detail.revised_prompt:
+            item["revised_prompt"] = detail.revised_prompt
+        data.append(item)
+    answer: dict[str, Any] = {"created": int(time.time()), "data": data, **_report(details[0])}
+    if usage := _usage(details):
+        answer["usage"] = usage
+    return _json(answer)
+
+
+# -- streaming ----------------------------------------------------------------------------------------
+
+
+def _event(kind: str, body: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
+async def _stream(prefix: str, body: ImagesBody, service: ImageService, streamed: Streamed) -> Response:
+    """OpenAI's server-sent events. The answer starts with the first event, so a failure before any
+    (a refusal, a rate limit) is still a plain error answer; one after it is an `error` event. A client
+    that goes away cancels the generation, and nothing is stored."""
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    async def on_partial(partial: PartialImage) -> None:
+        await queue.put(("partial", partial))
+
+    async def produce() -> None:
+        try:
+            await queue.put(("done", await streamed(body.partial_images or 0, on_partial)))
+        except Exception as exc:
+            await queue.put(("error", exc))
+
+    task = asyncio.ensure_future(produce())
+    try:
+        first = await queue.get()
+    except BaseException:
+        task.cancel()
+        raise
+    if first[0] == "error":
+        raise first[1]
+
+    asked = {
+        "background": body.background or "auto",
+        "quality": body.quality or "auto",
+        "size": body.size or "auto",
+    }
+
+    async def events() -> AsyncIterator[bytes]:
+        kind, value = first
+        try:
+            while True:
+                if kind == "partial":
+                    yield _event(
+                        f"{prefix}.partial_image",
+                        {
+                            "type": f"{prefix}.partial_image",
+                            "b64_json": await _b64(value.data),
+                            "partial_image_index": value.index,
+                            "created_at": int(time.time()),
+                            **asked,
+                            "output_format": value.output_format,
+                        },
+                    )
+                elif kind == "done":
+                    yield _event(f"{prefix}.completed", await _completed(prefix, service, value, asked))
+                    return
+                else:
+                    _, error = openai_error(describe(value))
+                    yield _event("error", error)
+                    return
+                kind, value = await queue.get()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def _completed(
+    prefix: str, service: ImageService, detail: ImageDetail, asked: dict[str, str]
+) -> dict[str, Any]:
+    # The event's usage is required in OpenAI's schema: zeros where the generator reported none.
+    usage = _usage([detail]) or {
+        "input_tokens": 0,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": 0},
+        "output_tokens": 0,
+        "total_tokens": 0,
+    }
+    return {
+        "type": f"{prefix}.completed",
+        "b64_json": await _b64(await _stored_bytes(service, detail)),
+        "created_at": int(time.time()),
+        **asked,
+        **_report(detail),
+        "usage": usage,
+        "guid": str(detail.guid),
+    }
+
+
+# -- the edit form ------------------------------------------------------------------------------------
+
+
+async def _read_edit_form(request: Request) -> tuple[EditFields, list[bytes], bytes | None]:
+    """(the text fields, the images' bytes, the mask's bytes) of OpenAI's multipart edit body."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise InvalidImageRequest(
+            "body: must be multipart/form-data with image (or image[]) files, an optional mask and a prompt"
+        )
+    try:
+        form = await request.form(
+            max_files=MAX_REFERENCES + 2, max_fields=64, max_part_size=PROMPT_CEILING * 4 + 1024
+        )
+    except HTTPException as exc:  # the multipart parser's refusal of a malformed body
+        raise InvalidImageRequest(f"body: {exc.detail}") from None
+    images: list[bytes] = []
+    mask: bytes | None = None
+    text: dict[str, str] = {}
+    try:
+        for name, value in form.multi_items():
+            if name in ("image", "image[]", "mask"):
+                if not isinstance(value, UploadFile):
+                    raise InvalidImageRequest(f"{name.removesuffix('[]')}: must be a file")
+                if name == "mask":
+                    if mask is not None:
+                        raise InvalidImageRequest("mask: send one mask")
+                    mask = await value.read()
+                else:
+                    images.append(await value.read())
+            elif isinstance(value, str):
+                if name in text:
+                    raise InvalidImageRequest(f"{name}: sent twice")
+                text[name] = value
+    finally:
+        await form.close()
+    if not images:
+        raise InvalidImageRequest("image: required: one or more image files (as image or image[])")
+    try:
+        fields = EditFields.model_validate(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidImageRequest(f"{where}: {first['msg']}") from None
+    return fields, images, mask
