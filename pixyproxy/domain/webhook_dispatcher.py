@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.errors import InvalidWebhookUrl
@@ -36,6 +36,9 @@ from pixyproxy.domain.webhooks import (
     validate_webhook_url,
 )
 from pixyproxy.ports.webhooks import HostResolver, WebhookOutbox, WebhookSender
+
+if TYPE_CHECKING:
+    from pixyproxy.domain.jobs_models import Job
 
 log = logging.getLogger(__name__)
 
@@ -248,3 +251,21 @@ class WebhookDispatcher:
                 return await self.sender.send(target, delivery.id, delivery.payload), None
         except TimeoutError:
             return SendResult(error=f"no answer within {self.timeout_seconds:g} s"), None
+
+
+class WebhookNotifier:
+    """The jobs core's JobFinished hook: a job that ended with a webhook_url gets its delivery stored
+    and sent. Idempotent per job (the outbox keeps one delivery per job id), as the hook must be."""
+
+    def __init__(self, dispatcher: WebhookDispatcher | None) -> None:
+        self.dispatcher = dispatcher
+
+    async def job_finished(self, job: "Job") -> None:
+        url = job.request.webhook_url
+        if not url:
+            return
+        if self.dispatcher is None:
+            log.warning("job %s has a webhook_url but PIXYPROXY_WEBHOOK_SECRET is not set: not sent", job.id)
+            return
+        # The job exactly as GET /image/jobs/{id} answers it.
+        await self.dispatcher.announce(str(job.id), url, job.status.value, job.model_dump_json())

@@ -6,6 +6,8 @@ as its literal address would be. Both run at submit (a 422) and again at every d
 a name may resolve elsewhere by then.
 """
 
+import base64
+import binascii
 import ipaddress
 import json
 import uuid
@@ -262,3 +264,18 @@ def should_retry(result: SendResult) -> bool | None:
 def describe_result(result: SendResult) -> str:
     text = f"HTTP {result.status_code}" if result.status_code is not None else (result.error or "no answer")
     return text[:MAX_ERROR_LENGTH]
+
+
+SECRET_PREFIX = "whsec_"
+SECRET_HINT = "python -c \"import base64,os; print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
+
+
+def valid_secret(secret: str) -> bool:
+    """A Standard Webhooks secret: whsec_ and the base64 of at least 16 random bytes."""
+    if not secret.startswith(SECRET_PREFIX):
+        return False
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    return len(key) >= 16
