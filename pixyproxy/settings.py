@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pixyproxy.domain import webhook_dispatcher as webhook_worker
+from pixyproxy.domain import webhooks
 from pixyproxy.domain.jobs import DEFAULT_MAX_ATTEMPTS
 from pixyproxy.domain.jobs_worker import DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS
 from pixyproxy.domain.service import (
@@ -129,6 +131,46 @@ class Settings(BaseSettings):
         description="How often an idle worker looks for jobs submitted to other processes.",
     )
 
+    # Job webhooks (docs/jobs.md): signed POSTs when a job ends, from an outbox in the metadata store.
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="whsec_<base64>: the Standard Webhooks signing secret; unset: webhook_url is refused.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs on private, loopback and link-local addresses (tests, one LAN).",
+    )
+    webhook_max_attempts: int = Field(default=webhooks.DEFAULT_MAX_ATTEMPTS, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(
+        default=webhooks.DEFAULT_RETRY_BASE_SECONDS,
+        gt=0,
+        description="Wait after the first failure; doubles.",
+    )
+    webhook_retry_max_delay_seconds: float = Field(
+        default=webhooks.DEFAULT_RETRY_MAX_DELAY_SECONDS, gt=0, description="Longest wait between attempts."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=webhooks.DEFAULT_TIMEOUT_SECONDS, gt=0, le=300, description="One attempt, DNS included."
+    )
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    webhook_concurrency: int = Field(
+        default=webhook_worker.DEFAULT_CONCURRENCY,
+        ge=1,
+        le=1000,
+        description="Attempts one process makes at once.",
+    )
+    webhook_lease_seconds: float = Field(
+        default=webhook_worker.DEFAULT_LEASE_SECONDS,
+        gt=0,
+        description="How long a claimed delivery is this process's; longer than the timeout.",
+    )
+    webhook_poll_seconds: float = Field(
+        default=webhook_worker.DEFAULT_POLL_SECONDS,
+        gt=0,
+        le=60,
+        description="How often an idle delivery worker looks for deliveries due (other processes', retries).",
+    )
+
     # MySQL (docs/mysql.md): the server, user and database come from database_url (or DB_* below).
     mysql_pool_min_size: int = Field(
         default=1, ge=0, description="Connections opened at start, so the first requests skip a connect."
@@ -153,6 +195,17 @@ class Settings(BaseSettings):
     db_user: str = Field(default="root", validation_alias="DB_USER")
     db_password: SecretStr = Field(default=SecretStr(""), validation_alias="DB_PASSWORD")
     db_name: str = Field(default="pixyproxy", validation_alias="DB_NAME")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not webhooks.valid_secret(value.get_secret_value()):
+            raise ValueError(
+                "must be whsec_ followed by base64 of at least 16 bytes, e.g. " + webhooks.SECRET_HINT
+            )
+        return value
 
     @model_validator(mode="after")
     def _database_from_db_vars(self) -> "Settings":
