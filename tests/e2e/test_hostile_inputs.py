@@ -5,11 +5,15 @@ is the same and no file appears in (or outside) the image folder.
 """
 
 import base64
+import io
 import socket
+import struct
+import zlib
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.e2e.server import run_server
 
@@ -27,6 +31,37 @@ def post(content: bytes | str | None = None, headers: dict | list | None = None,
 
 def get(url: str, headers: dict | list | None = None, method: str = "GET"):
     return {"method": method, "url": url, "headers": headers}
+
+
+V1_GEN, V1_EDIT = "/v1/images/generations", "/v1/images/edits"
+MULTIPART = {"Content-Type": "multipart/form-data; boundary=b"}
+
+
+def _png(size: tuple[int, int], fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (1, 2, 3)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+TINY_PNG, TINY_JPEG = _png((16, 16)), _png((16, 16), "JPEG")
+# A valid PNG header that claims 60000x60000 pixels: refused before any of it is decoded.
+PIXEL_BOMB = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0))
+
+
+def form(parts: list[tuple[str, str | None, bytes]], path: str = V1_EDIT):
+    """A multipart body of (name, filename or None for a text field, bytes), as an SDK sends it."""
+    body = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        kind = b"Content-Type: image/png\r\n" if filename else b""
+        body += (
+            b"--b\r\nContent-Disposition: " + disposition.encode() + b"\r\n" + kind + b"\r\n" + data + b"\r\n"
+        )
+    return post(body + b"--b--\r\n", MULTIPART, path=path)
 
 
 # (id, request, expected status)
@@ -137,10 +172,139 @@ CASES = [
     ("cursor-year-0", get(f"/image/?cursor={b64('0001-01-01T00:00:00+14:00|1')}"), 422),
     ("cursor-year-10000", get(f"/image/?cursor={b64('9999-12-31T23:59:59-14:00|1')}"), 422),
     ("cursor-sql-in-id", get(f"/image/?cursor={b64('2026-01-01T00:00:00+00:00|1 OR 1=1')}"), 422),
+    # Jobs: counts, webhooks that point inside, previews, ids and list options.
+    ("job-n-zero", post(json={"prompt": "x", "n": 0}, path="/image/jobs"), 422),
+    ("job-n-eleven", post(json={"prompt": "x", "n": 11}, path="/image/jobs"), 422),
+    ("job-n-float", post(json={"prompt": "x", "n": 1.5}, path="/image/jobs"), 422),
+    ("job-n-text", post(json={"prompt": "x", "n": "ten"}, path="/image/jobs"), 422),
+    ("job-partials-4", post(json={"prompt": "x", "partial_images": 4}, path="/image/jobs"), 422),
+    ("job-prompt-nul", post(json={"prompt": "a\x00b"}, path="/image/jobs"), 422),
+    ("job-json-array", post(b'[{"prompt": "x"}]', JSON, path="/image/jobs"), 422),
+    (
+        "job-webhook-loopback",
+        post(json={"prompt": "x", "webhook_url": "http://127.0.0.1/h"}, path="/image/jobs"),
+        422,
+    ),
+    (
+        "job-webhook-metadata",
+        post(json={"prompt": "x", "webhook_url": "http://169.254.169.254/latest"}, path="/image/jobs"),
+        422,
+    ),
+    (
+        "job-webhook-private",
+        post(json={"prompt": "x", "webhook_url": "https://10.1.2.3/"}, path="/image/jobs"),
+        422,
+    ),
+    (
+        "job-webhook-ipv6-loopback",
+        post(json={"prompt": "x", "webhook_url": "http://[::1]/"}, path="/image/jobs"),
+        422,
+    ),
+    (
+        "job-webhook-localhost",
+        post(json={"prompt": "x", "webhook_url": "http://localhost:8080/"}, path="/image/jobs"),
+        422,
+    ),
+    (
+        "job-webhook-file",
+        post(json={"prompt": "x", "webhook_url": "file:///etc/passwd"}, path="/image/jobs"),
+        422,
+    ),
+    (
+        "job-webhook-gopher",
+        post(json={"prompt": "x", "webhook_url": "gopher://example.com/"}, path="/image/jobs"),
+        422,
+    ),
+    (
+        "job-webhook-credentials",
+        post(json={"prompt": "x", "webhook_url": "https://u:p@example.com/"}, path="/image/jobs"),
+        422,
+    ),
+    (
+        "job-webhook-huge",
+        post(json={"prompt": "x", "webhook_url": "https://example.com/" + "a" * 3000}, path="/image/jobs"),
+        422,
+    ),
+    ("job-webhook-number", post(json={"prompt": "x", "webhook_url": 42}, path="/image/jobs"), 422),
+    (
+        "job-idempotency-key-duplicated",
+        post(
+            json={"prompt": "x"},
+            headers=[("Idempotency-Key", "a"), ("Idempotency-Key", "b")],
+            path="/image/jobs",
+        ),
+        422,
+    ),
+    ("job-id-traversal", get("/image/jobs/..%2F..%2Fpixyproxy-data%2Fpixyproxy.db"), 404),
+    ("job-id-10kb", get("/image/jobs/" + "a" * 10_240), 404),
+    ("job-id-sql", get("/image/jobs/1'%20OR%20'1'='1"), 404),
+    ("job-id-unknown", get(f"/image/jobs/{GUID}"), 404),
+    ("job-events-unknown", get(f"/image/jobs/{GUID}/events"), 404),
+    ("job-events-10kb", get("/image/jobs/" + "e" * 10_240 + "/events"), 404),
+    ("job-cancel-unknown", get(f"/image/jobs/{GUID}", method="DELETE"), 404),
+    ("job-cancel-traversal", get("/image/jobs/..%2F..", method="DELETE"), 404),
+    ("job-list-status-bogus", get("/image/jobs?status=bogus"), 422),
+    ("job-list-status-sql", get("/image/jobs?status=queued'%20OR%201=1"), 422),
+    ("job-list-limit-zero", get("/image/jobs?limit=0"), 422),
+    ("job-list-limit-huge", get("/image/jobs?limit=" + "9" * 400), 422),
+    ("job-list-cursor-garbage", get("/image/jobs?cursor=%25%25%25"), 422),
+    ("job-list-cursor-naive-time", get(f"/image/jobs?cursor={b64('2026-01-01T00:00:00|5')}"), 422),
+    ("job-method-put", get("/image/jobs", method="PUT"), 405),
     # Methods the API does not have.
     ("method-delete", get("/image/", method="DELETE"), 405),
     ("method-put-detail", get(f"/image/{GUID}", method="PUT"), 405),
     ("method-patch", get("/image/", method="PATCH"), 405),
+    # The OpenAI-compatible face: JSON generations, multipart edits, models. Errors in OpenAI's shape.
+    ("v1-json-truncated", post(b'{"prompt": "x"', JSON, path=V1_GEN), 400),
+    ("v1-json-array", post(b'[{"prompt": "x"}]', JSON, path=V1_GEN), 400),
+    ("v1-not-json", post(b"prompt=x", {"Content-Type": "text/plain"}, path=V1_GEN), 400),
+    ("v1-prompt-missing", post(json={"n": 1}, path=V1_GEN), 400),
+    ("v1-prompt-nul", post(json={"prompt": "a\x00b"}, path=V1_GEN), 400),
+    ("v1-prompt-over-limit", post(json={"prompt": "x" * 4001}, path=V1_GEN), 400),
+    ("v1-prompt-over-body-limit", post(json={"prompt": "x" * 1_100_000}, path=V1_GEN), 400),
+    ("v1-n-zero", post(json={"prompt": "x", "n": 0}, path=V1_GEN), 400),
+    ("v1-n-eleven", post(json={"prompt": "x", "n": 11}, path=V1_GEN), 400),
+    ("v1-n-string", post(json={"prompt": "x", "n": "3"}, path=V1_GEN), 400),
+    ("v1-n-huge", post(json={"prompt": "x", "n": 10**30}, path=V1_GEN), 400),
+    ("v1-response-format-bad", post(json={"prompt": "x", "response_format": "file"}, path=V1_GEN), 400),
+    ("v1-stream-not-bool", post(json={"prompt": "x", "stream": "yes"}, path=V1_GEN), 400),
+    ("v1-stream-several", post(json={"prompt": "x", "stream": True, "n": 2}, path=V1_GEN), 400),
+    ("v1-partial-images-4", post(json={"prompt": "x", "partial_images": 4}, path=V1_GEN), 400),
+    ("v1-size-sql", post(json={"prompt": "x", "size": "1x1'; --"}, path=V1_GEN), 400),
+    ("v1-model-traversal", post(json={"prompt": "x", "model": "../../etc/passwd"}, path=V1_GEN), 400),
+    ("v1-user-object", post(json={"prompt": "x", "user": {"$ne": ""}}, path=V1_GEN), 400),
+    ("v1-edit-json", post(json={"prompt": "x"}, path=V1_EDIT), 400),
+    ("v1-edit-no-boundary", post(b"x", {"Content-Type": "multipart/form-data"}, path=V1_EDIT), 400),
+    ("v1-edit-garbage-parts", post(b"--b\r\n\r\nx\r\n--b--", MULTIPART, path=V1_EDIT), 400),
+    ("v1-edit-no-image", form([("prompt", None, b"x")]), 400),
+    ("v1-edit-no-prompt", form([("image", "a.png", TINY_PNG)]), 400),
+    ("v1-edit-image-as-text", form([("prompt", None, b"x"), ("image", None, b"not a file")]), 400),
+    ("v1-edit-not-an-image", form([("prompt", None, b"x"), ("image", "a.png", b"<svg/>")]), 400),
+    ("v1-edit-cut-short", form([("prompt", None, b"x"), ("image", "a.png", TINY_PNG[:40])]), 400),
+    ("v1-edit-pixel-bomb", form([("prompt", None, b"x"), ("image", "a.png", PIXEL_BOMB)]), 400),
+    ("v1-edit-17-images", form([("prompt", None, b"x"), *[("image[]", "a.png", TINY_PNG)] * 17]), 400),
+    ("v1-edit-30-files", form([("prompt", None, b"x"), *[("image[]", "a.png", TINY_PNG)] * 30]), 400),
+    (
+        "v1-edit-mask-jpeg",
+        form([("prompt", None, b"x"), ("image", "a.png", TINY_PNG), ("mask", "m.jpg", TINY_JPEG)]),
+        400,
+    ),
+    (
+        "v1-edit-two-masks",
+        form([("prompt", None, b"x"), ("image", "a.png", TINY_PNG), *[("mask", "m.png", TINY_PNG)] * 2]),
+        400,
+    ),
+    (
+        "v1-edit-prompt-twice",
+        form([("prompt", None, b"x"), ("prompt", None, b"y"), ("image", "a", TINY_PNG)]),
+        400,
+    ),
+    ("v1-edit-n-text", form([("prompt", None, b"x"), ("n", None, b"three"), ("image", "a", TINY_PNG)]), 400),
+    ("v1-edit-prompt-nul", form([("prompt", None, b"a\x00b"), ("image", "a", TINY_PNG)]), 400),
+    ("v1-models-post", post(json={}, path="/v1/models"), 405),
+    ("v1-model-unknown", get("/v1/models/dall-e-3"), 404),
+    ("v1-model-10kb", get("/v1/models/" + "m" * 10_240), 404),
+    ("v1-unknown-route", post(json={"prompt": "x"}, path="/v1/images/variations"), 404),
 ]
 
 
@@ -166,8 +330,9 @@ def files_under(root: Path) -> set[str]:
 
 def snapshot(client, workdir: Path):
     listed = client.get("/image/", params={"limit": 1000})
-    assert listed.status_code == 200
-    return listed.json(), files_under(workdir)
+    jobs = client.get("/image/jobs", params={"limit": 1000})
+    assert listed.status_code == 200 and jobs.status_code == 200
+    return listed.json(), jobs.json(), files_under(workdir)
 
 
 def assert_json_error(response, status):
@@ -182,6 +347,11 @@ def assert_json_error(response, status):
         return
     assert response.headers["content-type"] == "application/json"
     body = response.json()
+    if response.request.url.path.startswith("/v1/"):  # the OpenAI-compatible face: OpenAI's shape
+        assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+        assert body["error"]["type"] == "invalid_request_error" and body["error"]["message"], body
+        assert "Traceback" not in body["error"]["message"]
+        return
     assert set(body) == {"detail", "code", "request_id"}, body
     assert all(isinstance(body[k], str) and body[k] for k in body)
     assert body["request_id"] == response.headers["x-request-id"]
@@ -221,13 +391,13 @@ def test_405_names_every_method_the_path_serves(client):
 )
 def test_sql_and_html_in_a_prompt_are_stored_as_plain_text(server, client, prompt):
     """Such prompts are valid text, so they are drawn and stored verbatim; nothing else changes."""
-    before, files = snapshot(client, server.log_path.parent)
+    before, _, files = snapshot(client, server.log_path.parent)
     created = client.post("/image/", json={"prompt": prompt})
     assert created.status_code == 200, created.text
     detail = created.json()
     assert detail["prompt"] == prompt
     assert detail["filename"] == f"{detail['guid']}.png"  # never derived from the prompt
-    after, files_after = snapshot(client, server.log_path.parent)
+    after, _, files_after = snapshot(client, server.log_path.parent)
     assert after == [detail, *before]  # the table is intact: one more row, the others untouched
     assert files_after - files == {f"pixyproxy-data/images/{detail['filename']}"}
     assert client.get(f"/image/{detail['guid']}").json()["prompt"] == prompt
