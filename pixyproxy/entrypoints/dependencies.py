@@ -5,11 +5,12 @@ any part with `container.<provider>.override(...)`. `async def`: FastAPI runs a 
 in a worker thread, which cost more than the rest of a detail read.
 """
 
-from fastapi import Request
+from fastapi import Depends, Header, Request
 
 from pixyproxy.container import Container
+from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.models import Caller
-from pixyproxy.domain.service import ImageService
+from pixyproxy.domain.service import ImageService, safety_identifier_for
 from pixyproxy.entrypoints.middleware.api_keys import CALLER_SCOPE_KEY
 from pixyproxy.settings import Settings
 
@@ -30,3 +31,24 @@ async def settings(request: Request) -> Settings:
 async def caller(request: Request) -> Caller | None:
     """The API key's holder the auth middleware recognised; None when keys are off."""
     return request.scope.get(CALLER_SCOPE_KEY)
+
+
+async def safety_identifier(who: Caller | None = Depends(caller)) -> str | None:
+    """What the generator is told of who asked: a stable hash of the key's name, never the key; None
+    when keys are off (there is no one to tell apart)."""
+    return safety_identifier_for(who.name) if who is not None else None
+
+
+async def idempotency_key(
+    request: Request,
+    idempotency_key: str | None = Header(
+        default=None,
+        max_length=255,
+        description="Send the same key again to get the first image back instead of paying twice.",
+    ),
+) -> str | None:
+    """The one Idempotency-Key a generating route may carry (at most 255 characters)."""
+    if idempotency_key is not None and len(request.headers.getlist("idempotency-key")) > 1:
+        # Two keys are ambiguous: whichever one we picked, the client might retry with the other.
+        raise InvalidImageRequest("header.idempotency-key: send exactly one Idempotency-Key")
+    return idempotency_key

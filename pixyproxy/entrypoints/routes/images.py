@@ -16,7 +16,7 @@ from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.models import GenerationRequest, ImageDetail
 from pixyproxy.domain.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ImageService
 from pixyproxy.entrypoints.content import answer_content
-from pixyproxy.entrypoints.dependencies import image_service, services, settings
+from pixyproxy.entrypoints.dependencies import image_service, safety_identifier, services, settings
 from pixyproxy.entrypoints.routes.direct import DirectRoute
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import ContentUrl, error_responses
@@ -98,12 +98,14 @@ async def create_image(
         max_length=255,
         description="Send the same key again to get the first image back instead of paying twice.",
     ),
+    safety: str | None = Depends(safety_identifier),
     service: ImageService = Depends(image_service),
 ) -> Response:
     if idempotency_key is not None and len(request.headers.getlist("idempotency-key")) > 1:
         # Two keys are ambiguous: whichever one we picked, the client might retry with the other.
         raise InvalidImageRequest("header.idempotency-key: send exactly one Idempotency-Key")
-    return json_response(_detail_json(await service.create(body, idempotency_key)))
+    detail = await service.create(body, idempotency_key, safety_identifier=safety)
+    return json_response(_detail_json(detail))
 
 
 @twin_routes(

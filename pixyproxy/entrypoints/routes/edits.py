@@ -1,0 +1,44 @@
+"""Edits: a new image made from a stored one (plus an optional mask and references) as a prompt says.
+
+`/image/{guid}` cannot shadow `/image/{guid}/edits` (a path parameter never spans a `/`), so this router
+comes after images.router in ROUTERS: the hot reads are not tried against these routes first.
+"""
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import TypeAdapter
+
+from pixyproxy.domain.models import EditRequest, ImageDetail
+from pixyproxy.domain.service import ImageService
+from pixyproxy.entrypoints.dependencies import idempotency_key, image_service, safety_identifier
+from pixyproxy.entrypoints.routes.paths import twin_routes
+from pixyproxy.entrypoints.schemas import error_responses
+
+router = APIRouter(tags=["images"])
+_detail_json = TypeAdapter(ImageDetail).dump_json
+
+DESCRIPTION = """The source's stored bytes go to the generator with the prompt (and the mask's and
+references' bytes); the answer is the new image's details, with `parent_guid` (and `mask_guid`,
+`reference_guids`) naming what it was made from. The source is unchanged.
+
+An unknown source guid is a 404; an unknown `mask_guid` or `reference_guids` entry, or a mask whose size
+differs from the source's, is a 422. `Idempotency-Key` works as on `POST /image/`."""
+
+
+@twin_routes(
+    router,
+    ["POST"],
+    "/image/{guid}/edits",
+    response_model=ImageDetail,
+    summary="Edit a stored image with a prompt; the result is stored as a new image",
+    description=DESCRIPTION,
+    responses=error_responses(404, 409, 413, 422, 502, 503, 504),
+)
+async def edit_image(
+    guid: str,
+    body: EditRequest,
+    key: str | None = Depends(idempotency_key),
+    safety: str | None = Depends(safety_identifier),
+    service: ImageService = Depends(image_service),
+) -> Response:
+    detail = await service.edit(guid, body, key, safety_identifier=safety)
+    return Response(_detail_json(detail), media_type="application/json")
