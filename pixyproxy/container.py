@@ -7,16 +7,20 @@ from urllib.parse import unquote, urlsplit
 
 from dependency_injector import containers, providers
 
+from pixyproxy.adapters.dns_resolver import SystemHostResolver
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
 from pixyproxy.adapters.sqlite_job_store import SQLiteJobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
-from pixyproxy.domain.jobs import JobService, NoJobFinished
+from pixyproxy.adapters.sqlite_webhook_outbox import SQLiteWebhookOutbox
+from pixyproxy.domain.jobs import JobService
 from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.maintenance import GarbageCollector
 from pixyproxy.domain.service import ImageService
+from pixyproxy.domain.webhook_dispatcher import WebhookDispatcher, WebhookNotifier
+from pixyproxy.domain.webhooks import RetryPolicy
 from pixyproxy.settings import Settings
 
 
@@ -52,12 +56,49 @@ def mysql_job_store(url: str, **options):
 
 
 def webhook_check(settings: Settings):
-    """The submit-time check of a job's webhook_url (no DNS here: delivery checks the answer again)."""
-    from functools import partial
+    """The submit-time check of a job's webhook_url: http(s), and no private, loopback or link-local
+    address (DNS asked) unless allowed; refused outright without PIXYPROXY_WEBHOOK_SECRET. Delivery
+    checks it again."""
+    from pixyproxy.adapters.dns_resolver import SystemHostResolver
+    from pixyproxy.domain.webhooks import WebhookUrlPolicy
 
-    from pixyproxy.domain.webhooks import validate_webhook_url
+    enabled = settings.webhook_secret is not None
+    return WebhookUrlPolicy(SystemHostResolver(), settings.webhook_allow_private, enabled).check
 
-    return partial(validate_webhook_url, allow_private=getattr(settings, "webhook_allow_private", False))
+
+def mysql_webhook_outbox(url: str, **options):
+    from pixyproxy.adapters.mysql.webhook_outbox import MySQLWebhookOutbox
+
+    return MySQLWebhookOutbox(url, **options)
+
+
+def webhook_sender(secret, **options):
+    """None without a secret: no job can then be given a webhook_url, so nothing is sent."""
+    if secret is None:
+        return None
+    from pixyproxy.adapters.webhook_sender import HttpWebhookSender
+
+    return HttpWebhookSender(secret.get_secret_value(), **options)
+
+
+def webhook_dispatcher(outbox, sender, resolver, **options):
+    return None if sender is None else WebhookDispatcher(outbox, sender, resolver, **options)
+
+
+async def webhooks_started(outbox, sender, dispatcher, *_started) -> AsyncIterator:
+    """The outbox table, the HTTP client and the delivery worker, once the stores have started."""
+    if dispatcher is None:
+        yield None
+        return
+    await outbox.init()
+    await sender.init()
+    await dispatcher.init()
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.close()
+        await sender.close()
+        await outbox.close()
 
 
 async def started_after(adapter, *_started) -> AsyncIterator:
@@ -175,7 +216,46 @@ class Container(containers.DeclarativeContainer):
             init_timeout_seconds=settings.provided.mysql_init_timeout_seconds,
         ),
     )
-    job_finished = providers.Singleton(NoJobFinished)
+    # Job webhooks: an outbox beside the jobs, sent by a worker in each process (none without a secret).
+    webhook_outbox = providers.Selector(
+        providers.Callable(lambda s: s.database_scheme, settings),
+        sqlite=providers.Singleton(
+            SQLiteWebhookOutbox, providers.Callable(sqlite_path, settings.provided.database_url)
+        ),
+        mysql=providers.Singleton(
+            mysql_webhook_outbox,
+            settings.provided.database_url,
+            pool_max_size=providers.Callable(min, 4, settings.provided.mysql_pool_max_size),
+            pool_recycle_seconds=settings.provided.mysql_pool_recycle_seconds,
+            connect_timeout_seconds=settings.provided.mysql_connect_timeout_seconds,
+            read_timeout_seconds=settings.provided.mysql_read_timeout_seconds,
+        ),
+    )
+    webhook_sender = providers.Singleton(
+        webhook_sender,
+        settings.provided.webhook_secret,
+        connect_timeout_seconds=settings.provided.webhook_connect_timeout_seconds,
+        timeout_seconds=settings.provided.webhook_timeout_seconds,
+        max_connections=settings.provided.webhook_concurrency,
+    )
+    webhook_dispatcher = providers.Singleton(
+        webhook_dispatcher,
+        webhook_outbox,
+        webhook_sender,
+        providers.Singleton(SystemHostResolver),
+        retry=providers.Singleton(
+            RetryPolicy,
+            max_attempts=settings.provided.webhook_max_attempts,
+            base_seconds=settings.provided.webhook_retry_base_seconds,
+            max_delay_seconds=settings.provided.webhook_retry_max_delay_seconds,
+        ),
+        allow_private=settings.provided.webhook_allow_private,
+        timeout_seconds=settings.provided.webhook_timeout_seconds,
+        concurrency=settings.provided.webhook_concurrency,
+        lease_seconds=settings.provided.webhook_lease_seconds,
+        poll_seconds=settings.provided.webhook_poll_seconds,
+    )
+    job_finished = providers.Singleton(WebhookNotifier, webhook_dispatcher)
     job_webhook_check = providers.Singleton(webhook_check, settings)
     job_service = providers.Singleton(
         JobService,
@@ -196,5 +276,8 @@ class Container(containers.DeclarativeContainer):
     )
     job_storage = providers.Resource(started_after, job_store, storage)
     job_worker_started = providers.Resource(started_after, job_worker, job_storage, generator_started)
+    webhooks_started = providers.Resource(
+        webhooks_started, webhook_outbox, webhook_sender, webhook_dispatcher, job_storage
+    )
 
     garbage_collector = providers.Factory(GarbageCollector, repository=repository, blobs=blobs)
