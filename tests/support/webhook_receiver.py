@@ -91,9 +91,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def webhook_receiver(script: list[int] | None = None, secret: str = SECRET) -> Iterator[WebhookReceiver]:
+def webhook_receiver(
+    script: list[int] | None = None, secret: str = SECRET, port: int = 0
+) -> Iterator[WebhookReceiver]:
+    """A receiver on `port` (0: any free one) answering `script` then 204."""
     handler = type("Handler", (_Handler,), {})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     receiver = WebhookReceiver(port=server.server_address[1], secret=secret, script=list(script or []))
     handler.receiver = receiver
