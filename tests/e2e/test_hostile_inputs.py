@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.server import run_server
+from tests.support.webhook_receiver import SECRET
 
 GUID = "00000000-0000-4000-8000-000000000000"
 JSON = {"Content-Type": "application/json"}
@@ -310,7 +311,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with run_server(tmp_path_factory.mktemp("hostile")) as running:
+    # With a webhook secret, so the webhook rows are refused by the URL checks, not for want of one.
+    with run_server(tmp_path_factory.mktemp("hostile"), {"PIXYPROXY_WEBHOOK_SECRET": SECRET}) as running:
         yield running
 
 
