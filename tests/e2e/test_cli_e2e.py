@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from pixyproxy.entrypoints import cli
 from tests.e2e.server import free_port, run_server
 
-COMMANDS = ["serve", "init", "gc", "generate", "list", "show", "download"]
+COMMANDS = ["serve", "init", "gc", "generate", "edit", "list", "show", "download"]
 API_KEY = "cli-e2e-key-4b2a"
 MISSING = "00000000-0000-4000-8000-000000000000"
 
@@ -80,6 +80,116 @@ def test_generate_show_list_download(server, tmp_path):
     fetched = pixyproxy("download", guid, "--url", server.base_url, cwd=tmp_path)
     assert fetched.returncode == 0, fetched.stderr
     assert (tmp_path / f"{guid}.png").read_bytes() == png
+
+
+def test_generate_takes_every_image_option_and_saves_with_the_formats_extension(server, tmp_path):
+    made = pixyproxy(
+        "generate", "a kite with options", "--background", "transparent", "--format", "webp",
+        "--compression", "60", "--moderation", "low", "--size", "320x200", "--quality", "high",
+        "-o", "kite", "--url", server.base_url, cwd=tmp_path,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "saved kite.webp" in made.stderr and not (tmp_path / "kite").exists()
+    data = (tmp_path / "kite.webp").read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    assert re.search(r"format\s+webp, compression 60", made.stdout)
+    assert re.search(r"background\s+transparent", made.stdout) and re.search(r"moderation\s+low", made.stdout)
+    guid = re.search(r"guid\s+([0-9a-f-]{36})", made.stdout).group(1)
+    shown = json.loads(pixyproxy("show", guid, "--json", "--url", server.base_url, cwd=tmp_path).stdout)
+    assert (shown["output_format"], shown["output_compression"], shown["background"]) == (
+        "webp",
+        60,
+        "transparent",
+    )
+    assert (shown["moderation"], shown["width"], shown["height"]) == ("low", 320, 200)
+    # download names the file by the stored format; a name without an extension gets it too
+    assert pixyproxy("download", guid, "--url", server.base_url, cwd=tmp_path).returncode == 0
+    assert (tmp_path / f"{guid}.webp").read_bytes() == data
+    assert pixyproxy("download", guid, "-o", "again", "--url", server.base_url, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "again.webp").read_bytes() == data
+
+    jpeg = pixyproxy(
+        "generate",
+        "a jpeg kite",
+        "--format",
+        "jpeg",
+        "-o",
+        "out.jpeg",
+        "--url",
+        server.base_url,
+        cwd=tmp_path,
+    )
+    assert jpeg.returncode == 0, jpeg.stderr
+    assert (tmp_path / "out.jpeg").read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_an_output_name_of_another_format_is_refused_before_anything_is_generated(server, tmp_path):
+    before = len(
+        json.loads(pixyproxy("list", "--limit", "0", "--json", "--url", server.base_url, cwd=tmp_path).stdout)
+    )
+    for args in (["--format", "jpeg", "-o", "out.png"], ["-o", "out.webp"]):
+        refused = pixyproxy("generate", "a kite", *args, "--url", server.base_url, cwd=tmp_path)
+        assert refused.returncode == 2, refused.stderr
+        assert "the image will be" in refused.stderr and "--format" in refused.stderr
+    bad = pixyproxy(
+        "generate", "a kite", "--background", "see-through", "--url", server.base_url, cwd=tmp_path
+    )
+    assert bad.returncode == 2 and "see-through" in bad.stderr
+    after = len(
+        json.loads(pixyproxy("list", "--limit", "0", "--json", "--url", server.base_url, cwd=tmp_path).stdout)
+    )
+    assert after == before and not list(tmp_path.glob("out.*"))
+
+
+def test_edit_makes_a_new_image_with_its_lineage_and_saves_it(server, tmp_path):
+    def made(*args: str) -> dict:
+        result = pixyproxy("generate", *args, "--json", "--url", server.base_url, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    source = made("a harbour at noon")
+    mask = made("a round mask", "--background", "transparent")
+    first, second = made("a gull"), made("a boat")
+    edited = pixyproxy(
+        "edit", source["guid"], "the same harbour at night", "--mask", mask["guid"],
+        "--reference", first["guid"], "--reference", second["guid"], "--format", "webp", "-o", "night",
+        "--url", server.base_url, cwd=tmp_path,
+    )  # fmt: skip
+    assert edited.returncode == 0, edited.stderr
+    assert "edited in" in edited.stderr and "saved night.webp" in edited.stderr
+    assert re.search(rf"edit of\s+{source['guid']}", edited.stdout)
+    assert re.search(rf"mask\s+{mask['guid']}", edited.stdout)
+    assert re.search(rf"references\s+{first['guid']}, {second['guid']}", edited.stdout)
+    guid = re.search(r"guid\s+([0-9a-f-]{36})", edited.stdout).group(1)
+    detail = json.loads(pixyproxy("show", guid, "--json", "--url", server.base_url, cwd=tmp_path).stdout)
+    assert (detail["parent_guid"], detail["mask_guid"]) == (source["guid"], mask["guid"])
+    assert detail["reference_guids"] == [first["guid"], second["guid"]]
+    assert (detail["prompt"], detail["content_type"]) == ("the same harbour at night", "image/webp")
+    saved = (tmp_path / "night.webp").read_bytes()
+    assert hashlib.sha256(saved).hexdigest() == detail["sha256"]
+
+    again = pixyproxy(
+        "edit", source["guid"], "a foggy morning", "--json", "--url", server.base_url, cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["parent_guid"] == source["guid"]
+
+
+def test_edit_errors_print_the_servers_detail(server, tmp_path):
+    missing = pixyproxy("edit", MISSING, "add a sun", "--url", server.base_url, cwd=tmp_path)
+    assert missing.returncode == 1 and "No image has that guid." in missing.stderr and "404" in missing.stderr
+    source = json.loads(
+        pixyproxy("generate", "a source", "--json", "--url", server.base_url, cwd=tmp_path).stdout
+    )
+    no_mask = pixyproxy(
+        "edit", source["guid"], "add a sun", "--mask", MISSING, "--url", server.base_url, cwd=tmp_path
+    )
+    assert no_mask.returncode == 1 and "mask_guid" in no_mask.stderr and "422" in no_mask.stderr
+    assert "Traceback" not in missing.stderr + no_mask.stderr
+    moderated = pixyproxy(
+        "edit", source["guid"], "x", "--moderation", "low", "--url", server.base_url, cwd=tmp_path
+    )
+    assert moderated.returncode == 2 and "No such option" in moderated.stderr  # edits take none
 
 
 def test_json_output_and_the_url_from_the_environment(server, tmp_path):

@@ -6,8 +6,8 @@ from pixyproxy.client import API_KEY_ENV, URL_ENV
 from pixyproxy.entrypoints.cli import client, server
 
 app = typer.Typer(
-    help="PixyProxy: an image-generation proxy. `serve` runs it; `generate`, `list`, `show` and "
-    f"`download` talk to a running one (--url or ${URL_ENV}; API key from ${API_KEY_ENV}).",
+    help="PixyProxy: an image-generation proxy. `serve` runs it; `generate`, `edit`, `list`, `show` "
+    f"and `download` talk to a running one (--url or ${URL_ENV}; API key from ${API_KEY_ENV}).",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )

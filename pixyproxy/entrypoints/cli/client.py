@@ -2,9 +2,10 @@
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -58,6 +59,11 @@ def _size(image: ImageDetail) -> str:
     return actual if image.size in (None, actual) else f"{actual} (asked {image.size})"
 
 
+def _format(image: ImageDetail) -> str:
+    made = image.output_format or "png"
+    return made if image.output_compression is None else f"{made}, compression {image.output_compression}"
+
+
 def _detail_table(image: ImageDetail) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -70,9 +76,15 @@ def _detail_table(image: ImageDetail) -> Table:
         "model": image.model,
         "size": _size(image),
         "quality": image.quality,
+        "format": _format(image),
+        "background": image.background,
+        "moderation": image.moderation,
         "bytes": f"{image.size_bytes:,}",
         "sha256": image.sha256,
         "usage": ", ".join(f"{k}={v}" for k, v in image.usage.items()) if image.usage else None,
+        "edit of": str(image.parent_guid) if image.parent_guid else None,
+        "mask": str(image.mask_guid) if image.mask_guid else None,
+        "references": ", ".join(str(g) for g in image.reference_guids) if image.reference_guids else None,
     }
     for name, value in rows.items():
         if value is not None:
@@ -80,22 +92,107 @@ def _detail_table(image: ImageDetail) -> Table:
     return table
 
 
-@app.command()
-def generate(
-    prompt: Annotated[str, typer.Argument(help="What to draw.")],
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Also save the PNG to this file.", dir_okay=False)
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Generator model (default: the server's).")] = None,
-    size: Annotated[str | None, typer.Option(help="Image size such as 1024x1024.")] = None,
-    quality: Annotated[str | None, typer.Option(help="Quality such as low, medium, high.")] = None,
-    idempotency_key: Annotated[
-        str | None, typer.Option(help="Reuse a key to get the first image back instead of paying again.")
-    ] = None,
-    url: Url = DEFAULT_URL,
-    as_json: AsJson = False,
+class Background(StrEnum):
+    auto = "auto"
+    transparent = "transparent"
+    opaque = "opaque"
+
+
+class Format(StrEnum):
+    png = "png"
+    webp = "webp"
+    jpeg = "jpeg"
+
+
+class Moderation(StrEnum):
+    auto = "auto"
+    low = "low"
+
+
+# The file extension of each format (the server names its files the same way), and back.
+EXTENSIONS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}
+SUFFIX_FORMATS = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Also save the image to this file; a name without an image extension gets the format's "
+        "(out -> out.webp).",
+        dir_okay=False,
+    ),
+]
+Model = Annotated[str | None, typer.Option(help="Generator model (default: the server's).")]
+Size = Annotated[str | None, typer.Option(help="auto or WIDTHxHEIGHT such as 1024x1024.")]
+Quality = Annotated[str | None, typer.Option(help="Quality such as low, medium, high.")]
+BackgroundOption = Annotated[
+    Background | None, typer.Option("--background", help="transparent needs --format png or webp.")
+]
+FormatOption = Annotated[
+    Format | None, typer.Option("--format", help="The format the image is made and stored in (default png).")
+]
+Compression = Annotated[
+    int | None, typer.Option("--compression", min=0, max=100, help="0-100, for webp and jpeg only.")
+]
+ModerationOption = Annotated[
+    Moderation | None, typer.Option("--moderation", help="The provider's filtering level.")
+]
+IdempotencyKey = Annotated[
+    str | None, typer.Option(help="Reuse a key to get the first image back instead of paying again.")
+]
+
+
+def _planned_output(output: Path | None, output_format: Format | None) -> Path | None:
+    """Refuse, before anything is generated (and paid for), a file name whose extension says another
+    format than the one asked for."""
+    if output is None:
+        return None
+    expected = output_format.value if output_format is not None else "png"
+    named = SUFFIX_FORMATS.get(output.suffix.lower())
+    if named is not None and named != expected:
+        raise typer.BadParameter(
+            f"{output.name} names a {named} file but the image will be {expected}: pass --format {named} "
+            f"or save it as {output.with_suffix(EXTENSIONS[expected]).name}",
+            param_hint="'--output' / '-o'",
+        )
+    return output
+
+
+def _with_extension(output: Path, filename: str) -> Path:
+    """`output` as given when it has an image extension, else with the stored image's own."""
+    if output.suffix.lower() in SUFFIX_FORMATS:
+        return output
+    return output.with_name(output.name + Path(filename).suffix)
+
+
+def _options(
+    model: str | None,
+    size: str | None,
+    quality: str | None,
+    background: Background | None,
+    output_format: Format | None,
+    compression: int | None,
+    moderation: Moderation | None = None,
+) -> dict[str, Any]:
+    options = {
+        "model": model,
+        "size": size,
+        "quality": quality,
+        "background": background.value if background else None,
+        "output_format": output_format.value if output_format else None,
+        "output_compression": compression,
+    }
+    if moderation is not None:  # generate only: edits take none
+        options["moderation"] = moderation.value
+    return options
+
+
+def _make(
+    url: str, doing: str, output: Path | None, as_json: bool, call: Callable[[PixyProxyClient], ImageDetail]
 ) -> None:
-    """Generate an image from a prompt and store it on the server; a spinner shows the time it takes."""
+    """Run a generating call under a spinner, save the image if asked, print its details."""
+    saved = None
     with _client(url) as client:
         started = time.monotonic()
         with Progress(
@@ -105,20 +202,92 @@ def generate(
             console=err,
             transient=True,
         ) as progress:
-            progress.add_task(f"Generating “{escape(_short(prompt, 50))}”", total=None)
-            image = client.generate(
-                prompt, model=model, size=size, quality=quality, idempotency_key=idempotency_key
-            )
+            progress.add_task(doing, total=None)
+            image = call(client)
         elapsed = time.monotonic() - started
         if output is not None:
-            client.download(image.guid, output)
+            saved = client.download(image.guid, _with_extension(output, image.filename))
     if as_json:
         out.print_json(image.model_dump_json())
     else:
-        err.print(f"[green]✓[/green] generated in {elapsed:.1f} s", highlight=False)
+        verb = "edited" if image.parent_guid is not None else "generated"
+        err.print(f"[green]✓[/green] {verb} in {elapsed:.1f} s", highlight=False)
         out.print(_detail_table(image))
-    if output is not None:
-        err.print(f"saved {output}", highlight=False)
+    if saved is not None:
+        err.print(f"saved {saved}", highlight=False)
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to draw.")],
+    output: Output = None,
+    model: Model = None,
+    size: Size = None,
+    quality: Quality = None,
+    background: BackgroundOption = None,
+    output_format: FormatOption = None,
+    compression: Compression = None,
+    moderation: ModerationOption = None,
+    idempotency_key: IdempotencyKey = None,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Generate an image from a prompt and store it on the server; a spinner shows the time it takes."""
+    output = _planned_output(output, output_format)
+    options = _options(model, size, quality, background, output_format, compression, moderation)
+    _make(
+        url,
+        f"Generating “{escape(_short(prompt, 50))}”",
+        output,
+        as_json,
+        lambda client: client.generate(prompt, idempotency_key=idempotency_key, **options),
+    )
+
+
+@app.command()
+def edit(
+    guid: Annotated[str, typer.Argument(help="The stored image to edit (it stays as it is).")],
+    prompt: Annotated[str, typer.Argument(help="What to change.")],
+    mask: Annotated[
+        str | None,
+        typer.Option(
+            metavar="GUID",
+            help="The guid of a stored PNG of the image's size whose fully transparent pixels mark what "
+            "may change.",
+        ),
+    ] = None,
+    references: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference",
+            metavar="GUID",
+            help="The guid of another stored image to give the model (repeat, up to 15).",
+        ),
+    ] = None,
+    output: Output = None,
+    model: Model = None,
+    size: Size = None,
+    quality: Quality = None,
+    background: BackgroundOption = None,
+    output_format: FormatOption = None,
+    compression: Compression = None,
+    idempotency_key: IdempotencyKey = None,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Make a new image from a stored one as the prompt says; its details name the image it came from.
+    The options are generate's but --moderation (the Images API's edits have none)."""
+    output = _planned_output(output, output_format)
+    options = _options(model, size, quality, background, output_format, compression)
+    _make(
+        url,
+        f"Editing {escape(guid[:8])} with “{escape(_short(prompt, 40))}”",
+        output,
+        as_json,
+        lambda client: client.edit(
+            guid, prompt, mask=mask, references=references, idempotency_key=idempotency_key, **options
+        ),
+    )
 
 
 @app.command("list")
@@ -184,11 +353,20 @@ def download(
     guid: Annotated[str, typer.Argument(help="The image's guid.")],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Where to save it (default: ./{guid}.png).", dir_okay=False),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to save it (default: ./{guid}.png, .webp or .jpg as stored); a name without an "
+            "image extension gets the image's.",
+            dir_okay=False,
+        ),
     ] = None,
     url: Url = DEFAULT_URL,
 ) -> None:
-    """Download an image's PNG."""
+    """Download an image's bytes, in the format it was made in."""
     with _client(url) as client:
-        target = client.download(guid, output or Path(f"{guid}.png"))
+        if output is None or output.suffix.lower() not in SUFFIX_FORMATS:
+            filename = client.get(guid).filename
+            output = Path(filename) if output is None else _with_extension(output, filename)
+        target = client.download(guid, output)
     err.print(f"saved {target} ({target.stat().st_size:,} bytes)", highlight=False)
