@@ -63,3 +63,27 @@ def test_python_load_generator_counts_requests_and_bodies(tmp_path):
     assert result.tool == "pyload" and result.errors == 0 and result.requests > 10
     assert result.bytes == result.requests * len(body)
     assert 0 < result.p50_ms <= result.p99_ms
+
+
+@pytest.mark.timeout(120)
+def test_bench_compare_measures_both_trees_against_the_plain_baseline(tmp_path):
+    """`python -m bench.compare` (before and after a change), briefly: this tree against itself, figure 2."""
+    output = tmp_path / "compare.md"
+    command = ["bench.compare", "--smoke", "--before", str(ROOT), "--after", str(ROOT), "--figures", "2"]
+    command += ["--output", str(output)]
+    run = subprocess.run(
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    text = output.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| 2. Content, file store"))
+    _, before, after, plain, change, goal, verdict = (cell.strip() for cell in row.strip("|").split("|"))
+    for side in (before, after, plain):
+        assert re.fullmatch(r"[\d,]+ MB/s = \d+\.\d\dx plain; [\d,]+ µs CPU/req", side), row
+    assert plain.split(" = ")[1].startswith("1.00x") and re.fullmatch(r"\d+\.\d\dx", change), row
+    assert goal == "≥ 0.5" and verdict in ("holds", "LOWER"), row
+    assert f"{ROOT} at " in text and "cores" in text and "Date:" in text
