@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pixyproxy.domain.models import ImageDetail, ImagePage, PagePosition
+from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
 # The columns of `images` that ImageDetail maps to.
 DETAIL_COLUMNS = (
@@ -112,6 +113,46 @@ def page_from_rows(rows: Sequence[Sequence[Any]], limit: int) -> ImagePage:
         last = stored[-1]
         next_position = PagePosition(created_at=last.detail.created_at, id=last.id)
     return ImagePage(items=[s.detail for s in stored], next=next_position)
+
+
+# The `usage_events` table: one row per provider call, kept when its images are deleted. Per-owner
+# totals over a period are one GROUP BY; each adapter adds its markers for the bounds (and the owner).
+USAGE_COLUMNS = (
+    "created_at",
+    "owner",
+    "model",
+    "operation",
+    "images",
+    "input_tokens",
+    "output_tokens",
+    "estimated_cost_usd",
+)
+USAGE_INSERT_LIST = ", ".join(USAGE_COLUMNS)
+USAGE_SELECT = (
+    "SELECT owner, COALESCE(SUM(images), 0), COALESCE(SUM(input_tokens), 0), "
+    "COALESCE(SUM(output_tokens), 0), COALESCE(SUM(estimated_cost_usd), 0) FROM usage_events"
+)
+
+
+def usage_to_row(entry: UsageEntry) -> dict[str, Any]:
+    row = {name: getattr(entry, name) for name in USAGE_COLUMNS}
+    row["created_at"] = entry.created_at.astimezone(UTC)
+    return row
+
+
+def usage_totals(rows: Sequence[Sequence[Any]]) -> list[UsageTotal]:
+    totals = [
+        UsageTotal(
+            key=owner,
+            images=int(images),  # SUM may come back as Decimal (MySQL)
+            input_tokens=int(spent_in),
+            output_tokens=int(spent_out),
+            total_tokens=int(spent_in) + int(spent_out),
+            estimated_cost_usd=round(float(cost), 6),
+        )
+        for owner, images, spent_in, spent_out, cost in rows
+    ]
+    return sorted(totals, key=lambda t: (t.key is not None, t.key or ""))
 
 
 def chunks(values: Sequence[str], size: int = IN_LIST_CHUNK) -> Iterator[Sequence[str]]:

@@ -167,6 +167,13 @@ class ImageDetail(BaseModel):
     parent_guid: UUID | None = Field(default=None, description="The image this one is an edit of.")
     mask_guid: UUID | None = Field(default=None, description="The mask the edit used.")
     reference_guids: list[UUID] | None = Field(default=None, description="More images the edit was given.")
+    owner: str | None = Field(
+        default=None,
+        description="The name of the API key that made the image (never the key); null when keys are off.",
+    )
+    estimated_cost_usd: float | None = Field(
+        default=None, description="The generation's cost estimated from the configured price table."
+    )
 
     @field_validator("created_at")
     @classmethod
