@@ -251,6 +251,16 @@ CASES = [
     ("job-list-cursor-garbage", get("/image/jobs?cursor=%25%25%25"), 422),
     ("job-list-cursor-naive-time", get(f"/image/jobs?cursor={b64('2026-01-01T00:00:00|5')}"), 422),
     ("job-method-put", get("/image/jobs", method="PUT"), 405),
+    # The gallery: its page and listed assets only (nothing else of its folder), GET and HEAD only.
+    ("gallery-post", post(json={"prompt": "x"}, path="/"), 405),
+    ("gallery-delete", get("/", method="DELETE"), 405),
+    ("gallery-asset-post", post(b"x", JSON, path="/gallery/gallery.js"), 405),
+    ("gallery-asset-unlisted", get("/gallery/__init__.py"), 404),
+    ("gallery-asset-page-file", get("/gallery/index.html"), 404),
+    ("gallery-asset-traversal", get("/gallery/..%2F..%2Fsettings.py"), 404),
+    ("gallery-asset-dots", get("/gallery/%2e%2e/%2e%2e/pixyproxy-data/pixyproxy.db"), 404),
+    ("gallery-asset-10kb", get("/gallery/" + "g" * 10_240), 404),
+    ("gallery-asset-nul", get("/gallery/gallery.js%00.png"), 404),
     # Methods the API does not have.
     ("method-delete", get("/image/", method="DELETE"), 405),
     ("method-put-detail", get(f"/image/{GUID}", method="PUT"), 405),
