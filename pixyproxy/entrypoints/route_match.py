@@ -54,10 +54,15 @@ class RouteTable:
         return partial
 
     def allowed_methods(self, scope) -> list[str]:
-        """Every method some route serves at this path (one route per method may share a path)."""
+        """Every method the path's own routes serve (one route per method may share a path). The path's
+        routes are those of the first template that matches it: `/image/jobs` is not `/image/{guid}`."""
         allowed: set[str] = set()
+        first = None
         for candidate in self.leaves:
             match, _ = candidate.matches(scope)
-            if match is not Match.NONE:
+            if match is Match.NONE:
+                continue
+            first = first or template(candidate)
+            if template(candidate) == first:
                 allowed.update(getattr(candidate, "methods", None) or ())
         return sorted(allowed)
