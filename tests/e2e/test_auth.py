@@ -159,8 +159,9 @@ def test_docs_are_public_and_declare_the_security_schemes(client):
                 assert operation["security"] == [], (method, path)
             else:
                 assert operation["security"] == [{"BearerApiKey": []}, {"HeaderApiKey": []}], (method, path)
+                shape = "OpenAIError" if path.startswith("/v1/") else "ErrorModel"  # the /v1 face: OpenAI's
                 assert operation["responses"]["401"]["content"]["application/json"]["schema"] == {
-                    "$ref": "#/components/schemas/ErrorModel"
+                    "$ref": f"#/components/schemas/{shape}"
                 }
 
 
