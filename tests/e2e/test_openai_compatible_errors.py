@@ -193,3 +193,20 @@ def test_a_client_that_leaves_mid_stream_cancels_the_generation(serve):
     stream.close()
     assert generator.cancelled.wait(10)
     assert stored(http) == []
+
+
+def test_images_made_through_v1_belong_to_the_key_that_asked(serve):
+    sdk, _ = serve(api_keys="alice:user:key-of-alice,bob:user:key-of-bob")
+    alice, bob = sdk.with_options(api_key="key-of-alice"), sdk.with_options(api_key="key-of-bob")
+    made = alice.images.generate(prompt="alice's", size="32x32", n=2)
+    edited = alice.images.edit(image=("a.png", png(), "image/png"), prompt="alice's edit")
+    guids = [item.model_extra["guid"] for item in [*made.data, *edited.data]]
+    base_url = str(sdk.base_url).removesuffix("/v1/")
+    for key, status in (("key-of-alice", 200), ("key-of-bob", 404)):
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}) as http:
+            for guid in guids:
+                answer = http.get(f"/image/{guid}")
+                assert answer.status_code == status
+                if status == 200:
+                    assert answer.json()["owner"] == "alice"
+    assert bob.images.generate(prompt="bob's", size="32x32").data
