@@ -10,11 +10,12 @@ from pathlib import Path
 from pixyproxy.domain.errors import StorageUnavailable
 
 CHUNK = 256 * 1024
-# Keys come from the service (`{uuid}.png`, `.webp` or `.jpg`), never from a client; refuse anything else.
-_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(png|webp|jpg)$")
-_TEMP = re.compile(
-    r"^\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(png|webp|jpg)\.\d+\.tmp$"
-)
+# Keys come from the service (`{uuid}.png`, `.webp` or `.jpg`; variants `{uuid}.w256.webp`,
+# `{uuid}.full.avif`), never from a client; refuse anything else.
+_GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_NAME = _GUID + r"(\.(w\d{1,4}|full))?\.(png|webp|jpg|avif)"
+_KEY = re.compile(f"^{_NAME}$")
+_TEMP = re.compile(f"^\\.{_NAME}\\.\\d+\\.tmp$")
 
 
 class FileBlobStream:
@@ -92,6 +93,10 @@ class FileBlobStore:
             self._path(key).unlink(missing_ok=True)
         except OSError as exc:
             raise StorageUnavailable(f"cannot delete the image: {exc.strerror}") from exc
+
+    async def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            await self.delete(key)
 
     async def list_older_than(self, cutoff: datetime) -> list[str]:
         limit = cutoff.timestamp()

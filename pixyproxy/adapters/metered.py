@@ -99,6 +99,9 @@ class MeteredBlobStore:
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)
 
+    async def delete_many(self, keys: list[str]) -> None:
+        await self.inner.delete_many(keys)
+
     async def list_older_than(self, cutoff: datetime) -> list[str]:
         return await self.inner.list_older_than(cutoff)
 

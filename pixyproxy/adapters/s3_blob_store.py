@@ -282,6 +282,26 @@ class S3BlobStore:
         except ClientError:
             return  # no bucket, so no blob: already gone
 
+    async def delete_many(self, keys: list[str]) -> None:
+        # One DeleteObjects call per 1000 keys; keys that were never written are no error to S3.
+        objects = [{"Key": self._object_key(key)} for key in keys]
+        for start in range(0, len(objects), 1000):
+            try:
+                answer = await self._call(
+                    "delete the images",
+                    self._client.delete_objects,
+                    frozenset({"NoSuchBucket"}),
+                    Bucket=self.bucket,
+                    Delete={"Objects": objects[start : start + 1000], "Quiet": True},
+                )
+            except ClientError:
+                return  # no bucket, so no blobs: already gone
+            failed = [e for e in answer.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+            if failed:
+                first = failed[0]
+                log.warning("S3 kept %d of the objects it was asked to delete: %s", len(failed), first)
+                raise StorageUnavailable(f"S3 refused to delete {first.get('Key')} ({first.get('Code')})")
+
     async def list_older_than(self, cutoff: datetime) -> list[str]:
         if cutoff.tzinfo is None:
             cutoff = cutoff.replace(tzinfo=UTC)
@@ -296,7 +316,7 @@ class S3BlobStore:
         for page in pages:
             for item in page.get("Contents", []):
                 name = item["Key"][len(prefix) :]
-                if name.endswith((".png", ".webp", ".jpg")) and item["LastModified"] < cutoff:
+                if name.endswith((".png", ".webp", ".jpg", ".avif")) and item["LastModified"] < cutoff:
                     keys.append(name)
         return keys
 

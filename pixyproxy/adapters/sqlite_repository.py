@@ -21,6 +21,7 @@ from pixyproxy.adapters.rows import (
 )
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
+from pixyproxy.domain.search import ImageFilter
 
 # Values travel as :name parameters; only the constant column lists are formatted into the text.
 SELECT = f"SELECT {SELECT_LIST} FROM images"  # noqa: S608
@@ -34,6 +35,16 @@ RELEASE_IDEMPOTENCY_KEY = (
     "UPDATE images SET idempotency_key = NULL, request_hash = NULL "
     "WHERE idempotency_key = :key AND created_at < :older_than"
 )
+DELETE_BY_GUID = "DELETE FROM images WHERE guid = :guid"
+CREATED_BEFORE = f"{SELECT} WHERE created_at < :cutoff ORDER BY created_at, id LIMIT :limit"
+# Filtered lists: each condition is its constant text or the constant TRUE, so the statement stays
+# built from constants; the values travel as parameters. Words go through the FTS5 index.
+MATCH_WORDS = "id IN (SELECT rowid FROM images_fts WHERE images_fts MATCH :words)"
+MODEL_IS = "model = :model"
+CREATED_AFTER = "created_at > :created_after"
+CREATED_BEFORE_FILTER = "created_at < :created_before"
+KEYSET_AFTER = "(created_at, id) < (:created_at, :id)"
+TRUE = "1"
 
 # version -> script. Append new versions; never edit an applied one.
 MIGRATIONS = {
@@ -72,10 +83,35 @@ MIGRATIONS = {
     ALTER TABLE images ADD COLUMN reference_guids_json TEXT;
     CREATE INDEX IF NOT EXISTS images_parent_guid ON images (parent_guid);
     """,
+    # Word search: an FTS5 index of the prompts (kept by triggers; prompts never change, images are
+    # deleted), filled from the rows already there; and an index for the model filter.
+    3: """
+    CREATE VIRTUAL TABLE IF NOT EXISTS images_fts USING fts5(
+        prompt, content='images', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER IF NOT EXISTS images_fts_insert AFTER INSERT ON images BEGIN
+        INSERT INTO images_fts (rowid, prompt) VALUES (new.id, new.prompt);
+    END;
+    CREATE TRIGGER IF NOT EXISTS images_fts_delete AFTER DELETE ON images BEGIN
+        INSERT INTO images_fts (images_fts, rowid, prompt) VALUES ('delete', old.id, old.prompt);
+    END;
+    CREATE TRIGGER IF NOT EXISTS images_fts_update AFTER UPDATE OF prompt ON images BEGIN
+        INSERT INTO images_fts (images_fts, rowid, prompt) VALUES ('delete', old.id, old.prompt);
+        INSERT INTO images_fts (rowid, prompt) VALUES (new.id, new.prompt);
+    END;
+    INSERT INTO images_fts (images_fts) VALUES ('rebuild');
+    CREATE INDEX IF NOT EXISTS images_model_created_at_id ON images (model, created_at DESC, id DESC);
+    """,
 }
 
 
 SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def fts_query(words: tuple[str, ...]) -> str:
+    """Every word, each a quoted FTS5 string (words are letters and digits only; quoting keeps FTS5's
+    operators such as NOT or NEAR plain words)."""
+    return " ".join(f'"{word}"' for word in words)
 
 
 def _stamp(value: datetime) -> str:
@@ -144,13 +180,45 @@ class SQLiteImageRepository:
     async def release_idempotency_key(self, key: str, older_than: datetime) -> None:
         self._run(RELEASE_IDEMPOTENCY_KEY, {"key": key, "older_than": _stamp(older_than)})
 
-    async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
+    async def list_page(
+        self, limit: int, after: PagePosition | None = None, filters: ImageFilter | None = None
+    ) -> ImagePage:
+        if filters is not None and not filters.empty:
+            return self._filtered_page(limit, after, filters)
         if after is None:
             rows = self._run(LIST_FIRST, {"limit": limit + 1})
         else:
             params = {"limit": limit + 1, "created_at": _stamp(after.created_at), "id": after.id}
             rows = self._run(LIST_AFTER, params)
         return page_from_rows(rows, limit)
+
+    def _filtered_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
+        f = filters
+        sql = (
+            f"{SELECT} WHERE {MATCH_WORDS if f.words else TRUE} AND {MODEL_IS if f.model else TRUE} "
+            f"AND {CREATED_AFTER if f.created_after else TRUE} "
+            f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE} "
+            f"AND {KEYSET_AFTER if after else TRUE} {NEWEST_FIRST}"
+        )
+        params: dict = {"limit": limit + 1, "words": fts_query(f.words), "model": f.model}
+        params["created_after"] = _stamp(f.created_after) if f.created_after else None
+        params["created_before"] = _stamp(f.created_before) if f.created_before else None
+        params["created_at"] = _stamp(after.created_at) if after else None
+        params["id"] = after.id if after else None
+        return page_from_rows(self._run(sql, params), limit)
+
+    async def delete(self, guid: UUID) -> bool:
+        return bool(self._run_count(DELETE_BY_GUID, {"guid": str(guid)}))
+
+    def _run_count(self, sql: str, params: dict) -> int:
+        try:
+            return self._connection().execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise MetadataUnavailable(f"the SQLite database failed: {exc}") from exc
+
+    async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
+        rows = self._run(CREATED_BEFORE, {"cutoff": _stamp(cutoff), "limit": limit})
+        return [stored_image(row).detail for row in rows]
 
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         found: set[UUID] = set()

@@ -12,7 +12,7 @@ class BlobStream(Protocol):
 
 
 class BlobStore(Protocol):
-    """Image bytes, keyed by `{guid}.png`.
+    """Image bytes, keyed by `{guid}.png` (or .webp, .jpg) and its variants by `{guid}.w256.webp` ...
 
     Every method raises StorageUnavailable when the store cannot be reached.
     """
@@ -33,6 +33,11 @@ class BlobStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the blob; no error when it is already gone."""
+        ...
+
+    async def delete_many(self, keys: list[str]) -> None:
+        """Remove these blobs (an image and its variants) in as few calls as the store allows; keys
+        already gone are no error."""
         ...
 
     async def list_older_than(self, cutoff: datetime) -> list[str]:

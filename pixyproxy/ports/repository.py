@@ -4,6 +4,7 @@ from typing import Protocol
 from uuid import UUID
 
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
+from pixyproxy.domain.search import ImageFilter
 
 
 class ImageRepository(Protocol):
@@ -34,8 +35,19 @@ class ImageRepository(Protocol):
         A fresh key, or a key no row holds, is left as it is."""
         ...
 
-    async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
-        """Newest first (created_at desc, id desc), strictly after `after`; `next` set when more remain."""
+    async def list_page(
+        self, limit: int, after: PagePosition | None = None, filters: ImageFilter | None = None
+    ) -> ImagePage:
+        """Newest first (created_at desc, id desc), strictly after `after`; `next` set when more remain.
+        `filters` narrows the list (domain/search.py says what each field means)."""
+        ...
+
+    async def delete(self, guid: UUID) -> bool:
+        """Remove the image's row; False when there was none (already deleted, never stored)."""
+        ...
+
+    async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
+        """Up to `limit` images created before `cutoff`, oldest first (retention deletes them)."""
         ...
 
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:

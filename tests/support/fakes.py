@@ -21,6 +21,7 @@ from pixyproxy.domain.models import (
     PagePosition,
     SourceImage,
 )
+from pixyproxy.domain.search import ImageFilter, matches
 
 
 class ManualClock:
@@ -81,9 +82,13 @@ class InMemoryImageRepository:
             if stored_key == key and detail.created_at < older_than:
                 self.rows[index] = (row_id, detail, None, None)
 
-    async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
+    async def list_page(
+        self, limit: int, after: PagePosition | None = None, filters: ImageFilter | None = None
+    ) -> ImagePage:
         self._check()
         ordered = sorted(self.rows, key=lambda r: (r[1].created_at, r[0]), reverse=True)
+        if filters is not None:
+            ordered = [r for r in ordered if _passes(r[1], filters)]
         if after is not None:
             ordered = [r for r in ordered if (r[1].created_at, r[0]) < (after.created_at, after.id)]
         page = ordered[:limit]
@@ -91,6 +96,17 @@ class InMemoryImageRepository:
         last = page[-1] if page else None
         position = PagePosition(created_at=last[1].created_at, id=last[0]) if more and last else None
         return ImagePage(items=[r[1] for r in page], next=position)
+
+    async def delete(self, guid: UUID) -> bool:
+        self._check()
+        before = len(self.rows)
+        self.rows = [r for r in self.rows if r[1].guid != guid]
+        return len(self.rows) < before
+
+    async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
+        self._check()
+        old = [r for r in self.rows if r[1].created_at < cutoff]
+        return [r[1] for r in sorted(old, key=lambda r: (r[1].created_at, r[0]))[:limit]]
 
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         self._check()
@@ -102,6 +118,15 @@ class InMemoryImageRepository:
 
     async def close(self) -> None:
         return None
+
+
+def _passes(detail: ImageDetail, filters: ImageFilter) -> bool:
+    return (
+        matches(detail.prompt, filters.words)
+        and (filters.model is None or detail.model == filters.model)
+        and (filters.created_after is None or detail.created_at > filters.created_after)
+        and (filters.created_before is None or detail.created_at < filters.created_before)
+    )
 
 
 class _MemoryStream:
@@ -148,6 +173,11 @@ class InMemoryBlobStore:
     async def delete(self, key: str) -> None:
         self._check()
         self.blobs.pop(key, None)
+
+    async def delete_many(self, keys: list[str]) -> None:
+        self._check()
+        for key in keys:
+            self.blobs.pop(key, None)
 
     async def list_older_than(self, cutoff: datetime) -> list[str]:
         self._check()

@@ -83,6 +83,21 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             """,
         ),
     ),
+    3: (
+        "word search: a case- and accent-insensitive copy of the prompt with a FULLTEXT index (stopwords "
+        "kept), and an index for the model filter",
+        (
+            # The table's utf8mb4_bin would make the index case-sensitive; the stored copy is _ci.
+            # Without stopwords every word of 3+ letters is indexed ("the", "with" ... too).
+            "SET SESSION innodb_ft_enable_stopword = OFF",
+            """
+            ALTER TABLE images ADD COLUMN prompt_words MEDIUMTEXT CHARACTER SET utf8mb4
+                COLLATE utf8mb4_unicode_ci GENERATED ALWAYS AS (prompt) STORED
+            """,
+            "ALTER TABLE images ADD FULLTEXT KEY ft_images_prompt_words (prompt_words)",
+            "ALTER TABLE images ADD KEY ix_images_model_created_at_id (model, created_at DESC, id DESC)",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 ALREADY_APPLIED = {1060, 1061}  # duplicate column name, duplicate key name

@@ -36,6 +36,7 @@ from pixyproxy.adapters.rows import (
 )
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
+from pixyproxy.domain.search import ImageFilter
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,17 @@ RELEASE_IDEMPOTENCY_KEY = (
     "UPDATE images SET idempotency_key = NULL, request_hash = NULL "
     "WHERE idempotency_key = %(idempotency_key)s AND created_at < %(older_than)s"
 )
+DELETE_BY_GUID = "DELETE FROM images WHERE guid = %(guid)s"
+CREATED_BEFORE = f"{SELECT} WHERE created_at < %(cutoff)s ORDER BY created_at, id LIMIT %(limit)s"
+# Filtered lists: each condition is its constant text or the constant TRUE, so the statement stays
+# built from constants; values travel as parameters. Words go through the FULLTEXT index (then the
+# plan is the optimiser's); without words the created_at index gives the order, as for a plain list.
+MATCH_WORDS = "MATCH (prompt_words) AGAINST (%(words)s IN BOOLEAN MODE)"
+MODEL_IS = "model = %(model)s"
+CREATED_AFTER = "created_at > %(created_after)s"
+CREATED_BEFORE_FILTER = "created_at < %(created_before)s"
+KEYSET_AFTER = "(created_at < %(created_at)s OR (created_at = %(created_at)s AND id < %(id)s))"
+TRUE = "TRUE"
 # Followed by one %(gN)s marker per guid (PyMySQL no longer expands a tuple into a list).
 EXISTING = "SELECT guid FROM images WHERE guid IN"
 PING = "SELECT 1"
@@ -100,6 +112,11 @@ def _utc_naive(value: datetime) -> datetime:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value
+
+
+def boolean_query(words: tuple[str, ...]) -> str:
+    """Every word required, each quoted (words are letters and digits, so no operator slips in)."""
+    return " ".join(f'+"{word}"' for word in words)
 
 
 def _error_code(exc: BaseException) -> int | None:
@@ -173,8 +190,11 @@ class MySQLImageRepository:
             init_command=INIT_COMMAND,
         )
 
-    async def _execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
-        """Run one statement on a pooled connection; retry once if the connection was dead."""
+    async def _execute(
+        self, sql: str, params: dict[str, Any] | None = None, *, count: bool = False
+    ) -> list[tuple] | int:
+        """Run one statement on a pooled connection; retry once if the connection was dead.
+        Returns the rows, or with `count` the number of rows the statement changed."""
         for attempt in (1, 2):
             try:
                 async with (
@@ -182,8 +202,8 @@ class MySQLImageRepository:
                     asyncio.timeout(self.read_timeout_seconds),  # the statement's reply, not the checkout
                     connection.cursor() as cursor,
                 ):
-                    await cursor.execute(sql, params)
-                    return list(await cursor.fetchall())
+                    changed = await cursor.execute(sql, params)
+                    return changed if count else list(await cursor.fetchall())
             except my.IntegrityError as exc:
                 if attempt == 2:
                     raise _DuplicateAfterRetry(exc) from exc
@@ -280,13 +300,40 @@ class MySQLImageRepository:
         params = {"idempotency_key": key, "older_than": _utc_naive(older_than)}
         await self._execute(RELEASE_IDEMPOTENCY_KEY, params)
 
-    async def list_page(self, limit: int, after: PagePosition | None = None) -> ImagePage:
+    async def list_page(
+        self, limit: int, after: PagePosition | None = None, filters: ImageFilter | None = None
+    ) -> ImagePage:
+        if filters is not None and not filters.empty:
+            return await self._filtered_page(limit, after, filters)
         if after is None:
             rows = await self._execute(LIST_FIRST, {"limit": limit + 1})
         else:
             params = {"limit": limit + 1, "created_at": _utc_naive(after.created_at), "id": after.id}
             rows = await self._execute(LIST_AFTER, params)
         return page_from_rows(rows, limit)
+
+    async def _filtered_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
+        f = filters
+        sql = (
+            f"{LIST if not (f.words or f.model) else SELECT} WHERE {MATCH_WORDS if f.words else TRUE} "
+            f"AND {MODEL_IS if f.model else TRUE} AND {CREATED_AFTER if f.created_after else TRUE} "
+            f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE} "
+            f"AND {KEYSET_AFTER if after else TRUE} {NEWEST_FIRST}"
+        )
+        params: dict[str, Any] = {"limit": limit + 1, "words": boolean_query(f.words), "model": f.model}
+        params["created_after"] = _utc_naive(f.created_after) if f.created_after else None
+        params["created_before"] = _utc_naive(f.created_before) if f.created_before else None
+        params["created_at"] = _utc_naive(after.created_at) if after else None
+        params["id"] = after.id if after else None
+        return page_from_rows(await self._execute(sql, params), limit)
+
+    async def delete(self, guid: UUID) -> bool:
+        # A retry after a lost connection may find the row already gone: then the first attempt took it.
+        return bool(await self._execute(DELETE_BY_GUID, {"guid": str(guid)}, count=True))
+
+    async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
+        rows = await self._execute(CREATED_BEFORE, {"cutoff": _utc_naive(cutoff), "limit": limit})
+        return [stored_image(row).detail for row in rows]
 
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         found: set[UUID] = set()

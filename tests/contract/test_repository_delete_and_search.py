@@ -1,0 +1,134 @@
+"""The ImageRepository contract for deleting, retention and filtered lists, on every adapter."""
+
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from pixyproxy.domain.search import ImageFilter, parse_filter
+from tests.contract.test_repository_contract import BASE, make_detail
+
+PROMPTS = [
+    "A Lighthouse at dusk, watercolour",
+    "the lighthouse keeper's cat",
+    "Café crème on a rainy morning",
+    "cafe racer motorcycle, chrome",
+    "a watercolour fox in the snow",
+    "snow-covered LIGHTHOUSES",  # a different word than lighthouse: no stemming
+    "NOT NEAR OR AND: operators are words",
+]
+
+
+async def seed(repository, count_per_prompt: int = 1):
+    details = []
+    for _ in range(count_per_prompt):
+        for i, prompt in enumerate(PROMPTS):
+            model = "model-a" if i % 2 == 0 else "model-b"
+            at = BASE + timedelta(minutes=len(details))
+            details.append(make_detail(prompt=prompt, created_at=at, model=model))
+    for detail in details:
+        await repository.add(detail)
+    return details
+
+
+async def everything(repository, filters: ImageFilter, limit: int = 2):
+    seen, after = [], None
+    while True:
+        page = await repository.list_page(limit, after, filters)
+        seen += page.items
+        if page.next is None:
+            return seen
+        after = page.next
+
+
+def prompts(details) -> list[str]:
+    return [d.prompt for d in details]
+
+
+async def test_delete_removes_the_row_and_reports_whether_it_was_there(repository):
+    kept, gone = make_detail(), make_detail()
+    await repository.add(kept)
+    await repository.add(gone)
+    assert await repository.delete(gone.guid) is True
+    assert await repository.get(gone.guid) is None
+    assert await repository.existing([kept.guid, gone.guid]) == {kept.guid}
+    assert [d.guid for d in (await repository.list_page(10)).items] == [kept.guid]
+    assert await repository.delete(gone.guid) is False
+    assert await repository.delete(uuid4()) is False
+    assert await repository.get(kept.guid) == kept
+
+
+async def test_a_deleted_image_is_not_found_by_search(repository):
+    detail = make_detail(prompt="a unique zeppelin")
+    await repository.add(detail)
+    words = parse_filter(q="zeppelin")
+    assert prompts(await everything(repository, words)) == ["a unique zeppelin"]
+    await repository.delete(detail.guid)
+    assert await everything(repository, words) == []
+
+
+async def test_created_before_is_oldest_first_and_limited(repository):
+    details = [make_detail(created_at=BASE + timedelta(days=i)) for i in range(5)]
+    for detail in reversed(details):
+        await repository.add(detail)
+    old = await repository.created_before(BASE + timedelta(days=3), limit=2)
+    assert [d.guid for d in old] == [details[0].guid, details[1].guid]
+    old = await repository.created_before(BASE + timedelta(days=3), limit=10)
+    assert [d.guid for d in old] == [d.guid for d in details[:3]]
+    assert await repository.created_before(BASE, limit=10) == []
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("lighthouse", ["the lighthouse keeper's cat", "A Lighthouse at dusk, watercolour"]),
+        ("LIGHTHOUSE dusk", ["A Lighthouse at dusk, watercolour"]),
+        ("watercolour", ["a watercolour fox in the snow", "A Lighthouse at dusk, watercolour"]),
+        ("cafe", ["cafe racer motorcycle, chrome", "Café crème on a rainy morning"]),
+        ("café crème", ["Café crème on a rainy morning"]),
+        ("snow", ["snow-covered LIGHTHOUSES", "a watercolour fox in the snow"]),
+        ("the snow", ["a watercolour fox in the snow"]),  # stopwords are words too
+        ("not near", ["NOT NEAR OR AND: operators are words"]),
+        ('"fox" -snow', ["a watercolour fox in the snow"]),  # quotes and minus signs are not operators
+        ("zebra", []),
+        ("lighthouse zebra", []),
+    ],
+)
+async def test_q_finds_every_word_in_any_case_and_accent(repository, q, expected):
+    await seed(repository)
+    assert prompts(await everything(repository, parse_filter(q=q))) == expected
+
+
+async def test_model_and_time_window_combine_with_words_and_paging(repository):
+    details = await seed(repository, count_per_prompt=3)  # 24 images, a minute apart
+    model_a = await everything(repository, parse_filter(model="model-a"), limit=5)
+    assert [d.guid for d in model_a] == [d.guid for d in reversed(details) if d.model == "model-a"]
+
+    after, before = details[3].created_at, details[20].created_at
+    window = ImageFilter(created_after=after, created_before=before)
+    assert [d.guid for d in await everything(repository, window, limit=4)] == [
+        d.guid for d in reversed(details[4:20])
+    ]
+    combined = ImageFilter(words=("lighthouse",), model="model-a", created_after=after, created_before=before)
+    expected = [
+        d.guid
+        for d in reversed(details[4:20])
+        if d.model == "model-a" and "lighthouse" in d.prompt.lower().split()
+    ]
+    assert len(expected) == 2
+    assert [d.guid for d in await everything(repository, combined, limit=1)] == expected
+
+
+async def test_filtered_paging_through_equal_timestamps_loses_nothing(repository):
+    same = [make_detail(prompt=f"harbour scene {i}", created_at=BASE) for i in range(5)]
+    others = [make_detail(prompt="mountain", created_at=BASE) for _ in range(3)]
+    for detail in [*same, *others]:
+        await repository.add(detail)
+    seen = await everything(repository, parse_filter(q="harbour"), limit=2)
+    assert [d.guid for d in seen] == [d.guid for d in reversed(same)]
+
+
+async def test_an_empty_filter_is_the_plain_list(repository):
+    details = await seed(repository)
+    page = await repository.list_page(100, None, ImageFilter())
+    assert [d.guid for d in page.items] == [d.guid for d in reversed(details)]
