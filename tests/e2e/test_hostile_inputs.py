@@ -261,6 +261,63 @@ CASES = [
     ("gallery-asset-dots", get("/gallery/%2e%2e/%2e%2e/pixyproxy-data/pixyproxy.db"), 404),
     ("gallery-asset-10kb", get("/gallery/" + "g" * 10_240), 404),
     ("gallery-asset-nul", get("/gallery/gallery.js%00.png"), 404),
+    # Edits: the source guid in the path, mask and references in the body.
+    ("edits-unknown-guid", post(json={"prompt": "x"}, path=f"/image/{GUID}/edits"), 404),
+    ("edits-guid-traversal", post(json={"prompt": "x"}, path="/image/..%2F..%2Fetc%2Fpasswd/edits"), 404),
+    ("edits-guid-10kb", post(json={"prompt": "x"}, path="/image/" + "a" * 10_240 + "/edits"), 404),
+    ("edits-guid-sql", post(json={"prompt": "x"}, path="/image/1'%20OR%20'1'='1/edits"), 404),
+    ("edits-json-truncated", post(b'{"prompt": "x"', JSON, path=f"/image/{GUID}/edits"), 422),
+    ("edits-json-array", post(b'[{"prompt": "x"}]', JSON, path=f"/image/{GUID}/edits"), 422),
+    ("edits-prompt-missing", post(json={"mask_guid": GUID}, path=f"/image/{GUID}/edits"), 422),
+    ("edits-prompt-nul", post(json={"prompt": "a\x00b"}, path=f"/image/{GUID}/edits"), 422),
+    (
+        "edits-mask-traversal",
+        post(json={"prompt": "x", "mask_guid": "../../etc/passwd"}, path=f"/image/{GUID}/edits"),
+        422,
+    ),
+    (
+        "edits-mask-sql",
+        post(json={"prompt": "x", "mask_guid": "1' OR '1'='1"}, path=f"/image/{GUID}/edits"),
+        422,
+    ),
+    (
+        "edits-mask-object",
+        post(json={"prompt": "x", "mask_guid": {"$ne": ""}}, path=f"/image/{GUID}/edits"),
+        422,
+    ),
+    (
+        "edits-references-not-a-list",
+        post(json={"prompt": "x", "reference_guids": GUID}, path=f"/image/{GUID}/edits"),
+        422,
+    ),
+    (
+        "edits-references-16",
+        post(json={"prompt": "x", "reference_guids": [GUID] * 16}, path=f"/image/{GUID}/edits"),
+        422,
+    ),
+    (
+        "edits-references-nested",
+        post(json={"prompt": "x", "reference_guids": [[GUID]]}, path=f"/image/{GUID}/edits"),
+        422,
+    ),
+    ("edits-moderation", post(json={"prompt": "x", "moderation": "low"}, path=f"/image/{GUID}/edits"), 422),
+    ("edits-n-several", post(json={"prompt": "x", "n": 2}, path=f"/image/{GUID}/edits"), 422),
+    (
+        "edits-idempotency-key-duplicated",
+        post(
+            json={"prompt": "x"},
+            headers=[("Idempotency-Key", "one"), ("Idempotency-Key", "two")],
+            path=f"/image/{GUID}/edits",
+        ),
+        422,
+    ),
+    (
+        "edits-idempotency-key-10kb",
+        post(json={"prompt": "x"}, headers={"Idempotency-Key": "k" * 10_240}, path=f"/image/{GUID}/edits"),
+        422,
+    ),
+    ("edits-over-body-limit", post(json={"prompt": "x" * 1_100_000}, path=f"/image/{GUID}/edits"), 413),
+    ("edits-method-get", get(f"/image/{GUID}/edits"), 405),
     # Methods the API does not have.
     ("method-delete", get("/image/", method="DELETE"), 405),
     ("method-put-detail", get(f"/image/{GUID}", method="PUT"), 405),
