@@ -5,6 +5,8 @@ import base64
 import hashlib
 import io
 import time
+from urllib.parse import parse_qs, urlsplit
+from uuid import uuid4
 
 import httpx
 import openai
@@ -12,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.server import run_server
+from tests.support.s3 import empty_and_remove_bucket
 
 MODEL = "pixyproxy-offline"
 
@@ -272,3 +275,26 @@ def test_every_v1_request_logs_two_lines_and_is_metered(server, sdk, http):
         "STA",
         "END",
     ]
+
+
+@pytest.mark.s3
+def test_a_url_answer_on_s3_is_presigned_and_serves_the_stored_bytes(tmp_path, s3_endpoint):
+    bucket = f"pixyproxy-v1-{uuid4().hex[:16]}"
+    env = {
+        **s3_endpoint.env(),
+        "PIXYPROXY_STORAGE_URL": f"s3://{bucket}/v1",
+        "PIXYPROXY_URL_TTL_SECONDS": "600",
+    }
+    try:
+        with (
+            run_server(tmp_path, env) as running,
+            openai.OpenAI(base_url=f"{running.base_url}/v1", api_key="unused", max_retries=0) as client,
+        ):
+            answer = client.images.generate(prompt="on s3", size="64x64", response_format="url")
+            url = answer.data[0].url
+            query = parse_qs(urlsplit(url).query)
+            assert "X-Amz-Signature" in query and query["X-Amz-Expires"] == ["600"]
+            content = httpx.get(f"{running.base_url}/image/{answer.data[0].model_extra['guid']}/content")
+            assert httpx.get(url, timeout=30).content == content.content
+    finally:
+        empty_and_remove_bucket(s3_endpoint, bucket)
