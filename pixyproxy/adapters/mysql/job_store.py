@@ -59,6 +59,9 @@ SCHEMA = (
     ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
     """,
 )
+TABLE_EXISTS = (
+    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'jobs'"
+)
 LOCKED = " FOR UPDATE SKIP LOCKED"
 CLAIMABLE_QUEUED = q.CLAIMABLE_QUEUED + LOCKED
 CLAIMABLE_EXPIRED = q.CLAIMABLE_EXPIRED + LOCKED
@@ -67,6 +70,9 @@ CLAIM = q.CLAIM_BY_IDS
 ABANDON = q.ABANDON_BY_IDS
 BY_IDS = q.SELECT_BY_IDS
 _DUPLICATE_ENTRY = 1062
+# InnoDB rolled the statement or transaction back to break a deadlock: running it again is safe.
+_DEADLOCK = 1213
+DEADLOCK_RETRIES = 5
 
 
 class MySQLJobStore:
@@ -110,8 +116,10 @@ class MySQLJobStore:
         )
 
     async def _with_cursor(self, work: Callable[[Any], Awaitable[T]], timeout: float | None = None) -> T:
-        """Run `work(cursor)` on a pooled connection; retry once on a connection found dead."""
-        for attempt in (1, 2):
+        """Run `work(cursor)` on a pooled connection; retry once on a connection found dead, and a few
+        times when InnoDB chose it as a deadlock's victim (the claim's row locks against an INSERT)."""
+        lost_retried = False
+        for _ in range(DEADLOCK_RETRIES):
             try:
                 async with (
                     self._pool.connection() as connection,
@@ -122,14 +130,17 @@ class MySQLJobStore:
             except my.IntegrityError:
                 raise
             except (my.MySQLError, OSError, TimeoutError) as exc:
-                if attempt == 1 and _connection_lost(exc):
+                if _error_code(exc) == _DEADLOCK:
+                    continue
+                if not lost_retried and _connection_lost(exc):
+                    lost_retried = True
                     log.info("MySQL connection lost (%s); retrying once on a fresh connection", exc)
                     continue
                 raise MetadataUnavailable(
                     f"the MySQL database at {self.config.host}:{self.config.port} failed: "
                     f"{'no answer in time' if isinstance(exc, TimeoutError) else exc}"
                 ) from exc
-        raise AssertionError("unreachable")
+        raise MetadataUnavailable("the MySQL database kept reporting deadlocks; try again")
 
     async def _execute(self, sql: str, params: dict[str, Any] | None = None) -> tuple[list[tuple], int]:
         async def work(cursor) -> tuple[list[tuple], int]:
@@ -146,6 +157,9 @@ class MySQLJobStore:
         `change` (an UPDATE ... WHERE id IN) to them, and read them back."""
 
         async def work(cursor) -> list[Job]:
+            # READ COMMITTED: the locking reads take no gap locks, so submits (INSERTs) do not wait on,
+            # or deadlock with, a claim in progress.
+            await cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             await cursor.execute("START TRANSACTION")
             try:
                 ids: list[int] = []
@@ -174,6 +188,9 @@ class MySQLJobStore:
 
     async def init(self) -> None:
         async def work(cursor) -> None:
+            await cursor.execute(TABLE_EXISTS)
+            if (await cursor.fetchone())[0]:
+                return  # asked first: CREATE ... IF NOT EXISTS on an existing table logs a server note
             for statement in SCHEMA:
                 await cursor.execute(statement)
 
