@@ -298,3 +298,9 @@ def test_a_url_answer_on_s3_is_presigned_and_serves_the_stored_bytes(tmp_path, s
             assert httpx.get(url, timeout=30).content == content.content
     finally:
         empty_and_remove_bucket(s3_endpoint, bucket)
+
+
+def test_nothing_above_warning_was_logged_for_all_of_the_above(server):
+    """Runs last in this module: every refused request above was the client's fault."""
+    log = server.log_text()
+    assert " ERROR " not in log and " CRITICAL " not in log and "Traceback" not in log, log[-3000:]
