@@ -19,6 +19,7 @@ from pixyproxy.domain.jobs import JobService
 from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.maintenance import GarbageCollector
 from pixyproxy.domain.service import ImageService
+from pixyproxy.domain.variants import VariantMaker
 from pixyproxy.domain.webhook_dispatcher import WebhookDispatcher, WebhookNotifier
 from pixyproxy.domain.webhooks import RetryPolicy
 from pixyproxy.settings import Settings
@@ -281,3 +282,7 @@ class Container(containers.DeclarativeContainer):
     )
 
     garbage_collector = providers.Factory(GarbageCollector, repository=repository, blobs=blobs)
+    # One per process: its single flight and its cap on encodes at once hold for the whole process.
+    variants = providers.Singleton(
+        VariantMaker, metered_blobs, max_concurrent_encodes=settings.provided.variant_max_concurrent_encodes
+    )

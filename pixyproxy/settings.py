@@ -19,6 +19,7 @@ from pixyproxy.domain.service import (
     DEFAULT_IDEMPOTENCY_TTL_SECONDS,
     DEFAULT_MAX_PROMPT_LENGTH,
 )
+from pixyproxy.domain.variants import DEFAULT_MAX_CONCURRENT_ENCODES
 
 DEFAULT_DATA_DIR = Path("pixyproxy-data")
 # prometheus-client reads this variable itself in every worker process; `serve --workers N` sets it.
@@ -64,6 +65,24 @@ class Settings(BaseSettings):
         description="How long an Idempotency-Key returns its first image (24 h).",
     )
     url_ttl_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+
+    # Image life: retention (`pixyproxy gc`) and variants (?width=&format= on content and url)
+    retention_days: float | None = Field(
+        default=None, gt=0, description="`pixyproxy gc` deletes images older than this; unset: kept forever."
+    )
+    retention_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Images gc deletes per batch (rows, then their bytes)."
+    )
+    variant_max_concurrent_encodes: int = Field(
+        default=DEFAULT_MAX_CONCURRENT_ENCODES,
+        ge=1,
+        le=64,
+        description="Variant encodes one process runs at once (each holds a CPU in a worker thread).",
+    )
+    negotiate_format: bool = Field(
+        default=False,
+        description="Without ?format=, pick avif or webp from the Accept header (answers Vary: Accept).",
+    )
     offline_latency_seconds: float = Field(
         default=0.0, ge=0, le=600, description="Delay added by the offline generator, to imitate a provider."
     )

@@ -1,4 +1,4 @@
-"""Keeping the stores tidy: removing blobs that no metadata row points at.
+"""Keeping the stores tidy: deleting images past their retention, removing blobs no row points at.
 
 Needs only the repository and the blob store, so `pixyproxy gc` runs without a generator or its key.
 """
@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from pixyproxy.domain.clock import utc_now
+from pixyproxy.domain.variants import all_variant_keys
 from pixyproxy.ports import BlobStore, ImageRepository
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,22 @@ class GarbageCollector:
         self.repository = repository
         self.blobs = blobs
         self._clock = clock
+
+    async def remove_expired(self, retention: timedelta, batch_size: int = 500) -> int:
+        """Delete images created more than `retention` ago, rows first then bytes and variants, a batch
+        at a time; returns how many. Bytes a failing store keeps are orphans for remove_orphans."""
+        cutoff = self._clock() - retention
+        removed = 0
+        while True:
+            batch = await self.repository.created_before(cutoff, batch_size)
+            for detail in batch:
+                if await self.repository.delete(detail.guid):
+                    removed += 1
+                await self.blobs.delete_many([detail.filename, *all_variant_keys(detail.guid)])
+            if batch:
+                log.info("gc deleted %d image(s) older than %s (%d so far)", len(batch), cutoff, removed)
+            if len(batch) < batch_size:
+                return removed
 
     async def remove_orphans(self, grace: timedelta) -> list[str]:
         """Delete blobs with no row that are older than `grace` (left by crashes or failed writes)."""

@@ -20,6 +20,7 @@ from pixyproxy.domain.errors import (
 )
 from pixyproxy.domain.image_formats import check_image
 from pixyproxy.domain.models import (
+    Caller,
     ContentRange,
     EditRequest,
     GeneratedImage,
@@ -29,6 +30,8 @@ from pixyproxy.domain.models import (
     Readiness,
     SourceImage,
 )
+from pixyproxy.domain.search import NO_FILTER, ImageFilter
+from pixyproxy.domain.variants import all_variant_keys
 from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, ImageRepository
 
 log = logging.getLogger(__name__)
@@ -326,25 +329,59 @@ class ImageService:
 
     # -- read -----------------------------------------------------------------------------------
 
-    async def get(self, guid: str | UUID) -> ImageDetail:
+    async def get(self, guid: str | UUID, caller: Caller | None = None) -> ImageDetail:
+        """The one lookup every use case on a stored image goes through (read, serve, delete)."""
         detail = await self.repository.get(parse_guid(guid))
         if detail is None:
             raise ImageNotFound()
         return detail
 
     async def list_images(
-        self, limit: int = DEFAULT_LIST_LIMIT, cursor: str | None = None
+        self,
+        limit: int = DEFAULT_LIST_LIMIT,
+        cursor: str | None = None,
+        filters: ImageFilter = NO_FILTER,
+        caller: Caller | None = None,
     ) -> tuple[list[ImageDetail], str | None]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidImageRequest(f"limit: must be between 1 and {MAX_LIST_LIMIT}")
         after = decode_cursor(cursor) if cursor is not None else None
-        page = await self.repository.list_page(limit, after)
+        if filters.empty:  # the unfiltered list keeps its own plain statement
+            page = await self.repository.list_page(limit, after)
+        else:
+            page = await self.repository.list_page(limit, after, filters)
         return page.items, encode_cursor(page.next) if page.next else None
+
+    # -- delete ---------------------------------------------------------------------------------
+
+    async def delete(self, guid: str | UUID, caller: Caller | None = None) -> None:
+        """Remove the image: its row first (from then on every read is a 404), then its bytes and
+        every variant. Bytes a failed store could not remove are orphans that `pixyproxy gc` removes."""
+        detail = await self.get(guid, caller)
+        if not await self.repository.delete(detail.guid):
+            raise ImageNotFound()  # another request deleted it a moment ago
+        await self.remove_bytes(detail)
+
+    async def remove_bytes(self, detail: ImageDetail) -> None:
+        keys = [detail.filename, *all_variant_keys(detail.guid)]
+        try:
+            await self.blobs.delete_many(keys)
+        except StorageUnavailable as exc:
+            log.warning("image %s deleted; its bytes stay until `pixyproxy gc` removes them", detail.guid)
+            raise StorageUnavailable(
+                "the image is deleted, but storage could not remove its bytes now; `pixyproxy gc` will"
+            ) from exc
+
+    async def existing(self, guids: list[UUID]) -> set[UUID]:
+        """Which of these images still exist (a job lists the others as deleted)."""
+        return await self.repository.existing(guids)
 
     async def open_content(self, detail: ImageDetail, byte_range: ContentRange | None = None) -> BlobStream:
         start, end = (byte_range.start, byte_range.end) if byte_range else (0, None)
         stream = await self.blobs.open(detail.filename, start, end)
         if stream is None:
+            if await self.repository.get(detail.guid) is None:
+                raise ImageNotFound()  # deleted since its row was read
             # A row without bytes breaks the store's one promise; say so loudly, answer 503.
             log.error("image %s has a row but no blob %s", detail.guid, detail.filename)
             raise StorageUnavailable("the image's bytes are missing from storage")

@@ -100,18 +100,27 @@ def init() -> None:
 def gc(
     grace_seconds: int = typer.Option(None, help="Keep orphans younger than this (default from settings)."),
 ) -> None:
-    """Remove stored image bytes that no metadata row points at (left by crashes or failed writes)."""
+    """Delete images older than PIXYPROXY_RETENTION_DAYS (when set), then remove stored bytes that no
+    metadata row points at (left by crashes, failed writes or deletes the store did not finish)."""
     with _server_extra():
         from pixyproxy.container import Container
 
-    async def run() -> list[str]:
+    async def run() -> tuple[int | None, list[str]]:
         container = Container()
-        grace = grace_seconds if grace_seconds is not None else container.settings().gc_grace_seconds
+        config = container.settings()
+        grace = grace_seconds if grace_seconds is not None else config.gc_grace_seconds
         await container.storage.init()
         try:
-            return await container.garbage_collector().remove_orphans(timedelta(seconds=grace))
+            collector = container.garbage_collector()
+            expired = None
+            if config.retention_days is not None:
+                retention = timedelta(days=config.retention_days)
+                expired = await collector.remove_expired(retention, config.retention_batch_size)
+            return expired, await collector.remove_orphans(timedelta(seconds=grace))
         finally:
             await container.shutdown_resources()
 
-    removed = asyncio.run(run())
+    expired, removed = asyncio.run(run())
+    if expired is not None:
+        typer.echo(f"deleted {expired} image(s) past retention")
     typer.echo(f"removed {len(removed)} orphan blob(s)")
