@@ -55,6 +55,14 @@ class JobCanceled(Exception):
     """Raised inside a running job once it is no longer running under this worker (canceled)."""
 
 
+class _Incomplete(Exception):
+    """A job's images stopped part way: the ones made, and (as the cause) why."""
+
+    def __init__(self, made: list[ImageDetail]) -> None:
+        super().__init__("the job's images stopped part way")
+        self.made = made
+
+
 def parse_job_id(job_id: str | UUID) -> UUID:
     if isinstance(job_id, UUID):
         return job_id
@@ -257,18 +265,18 @@ class JobService:
         try:
             try:
                 images = await self._make_images(job, worker)
-            except (JobCanceled, asyncio.CancelledError) as exc:
-                if job.id in self.canceling or isinstance(exc, JobCanceled):
-                    return  # whoever canceled it has ended it; nothing is stored after
-                with contextlib.suppress(Exception):
-                    await self.store.release(job.id, worker)  # shutting down: another worker takes it
-                raise
-            except ImageException as exc:
-                await self._finish(job, worker, JobStatus.failed, [], error_of(exc))
-                return
-            except Exception as exc:
-                log.error("job %s failed unexpectedly", job.id, exc_info=exc)
-                await self._finish(job, worker, JobStatus.failed, [], error_of(exc))
+            except _Incomplete as incomplete:
+                exc = incomplete.__cause__
+                if isinstance(exc, JobCanceled | asyncio.CancelledError):
+                    if job.id in self.canceling or isinstance(exc, JobCanceled):
+                        return  # whoever canceled it has ended it; nothing is stored after
+                    with contextlib.suppress(Exception):
+                        await self.store.release(job.id, worker)  # shutting down: another worker takes it
+                    raise asyncio.CancelledError() from None
+                if not isinstance(exc, ImageException):
+                    log.error("job %s failed unexpectedly", job.id, exc_info=exc)
+                # The images made before the failure stay the job's (they were paid for).
+                await self._finish(job, worker, JobStatus.failed, incomplete.made, error_of(exc))
                 return
             await self._finish(job, worker, JobStatus.succeeded, images, None)
         finally:
@@ -305,7 +313,16 @@ class JobService:
                 before_store=still_running,
             )
 
-        return list(await asyncio.gather(*(one(i) for i in range(job.request.count))))
+        tasks = [asyncio.create_task(one(index)) for index in range(job.request.count)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException as exc:
+            # One image failed (or the job was stopped): stop the others, so nothing is stored after.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            made = [t.result() for t in tasks if not t.cancelled() and t.exception() is None]
+            raise _Incomplete(made) from exc
 
     async def _finish(
         self, job: Job, worker: str, status: JobStatus, images: list[ImageDetail], error: JobError | None

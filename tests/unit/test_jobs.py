@@ -212,6 +212,17 @@ async def test_a_generator_failure_ends_the_job_failed_with_its_code(jobs, store
     assert [j.status for j in hook.jobs] == [JobStatus.failed]
 
 
+async def test_a_failure_part_way_keeps_the_images_already_made(jobs, store, images, generator, clock):
+    job = await jobs.submit({"prompt": "fox", "n": 3})
+    running = await claim_one(jobs, clock)
+    first = await images.create(job.request.image_request(), image_key(job.id, 0))
+    generator.fail_with = GeneratorTimeout()
+    await jobs.run(running, "w1")
+    failed = await store.get(job.id)
+    assert failed.status == JobStatus.failed and failed.error.code == "generator_timeout"
+    assert failed.images == [first]
+
+
 async def test_cancel_a_queued_job_and_it_is_never_claimed(jobs, store, hook, clock):
     job = await jobs.submit({"prompt": "fox"})
     canceled = await jobs.cancel(job.id)
