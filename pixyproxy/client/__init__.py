@@ -6,6 +6,9 @@
         image = client.generate("a lighthouse at dusk, watercolour")
         open(image.filename, "wb").write(client.content(image))
 
+        job = client.submit("a fox in snow", n=4)   # a job: answered at once, made in the background
+        job = client.wait(job)                      # or client.events(job), or a webhook_url
+
 Importing it needs only httpx and pydantic: no server, SQL, S3 or OpenAI library is imported.
 """
 
@@ -20,6 +23,7 @@ from pixyproxy.client.errors import (
     GeneratorTimeout,
     IdempotencyConflict,
     InvalidRequest,
+    JobFinished,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -30,7 +34,16 @@ from pixyproxy.client.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from pixyproxy.client.models import ContentUrl, ImageDetail
+from pixyproxy.client.models import (
+    ContentUrl,
+    DoneEvent,
+    ImageDetail,
+    Job,
+    JobError,
+    JobEvent,
+    PartialImageEvent,
+    StatusEvent,
+)
 from pixyproxy.client.sync import PixyProxyClient
 
 __all__ = [
@@ -43,13 +56,19 @@ __all__ = [
     "AuthenticationError",
     "ContentPolicyViolation",
     "ContentUrl",
+    "DoneEvent",
     "GeneratorError",
     "GeneratorRateLimited",
     "GeneratorTimeout",
     "IdempotencyConflict",
     "ImageDetail",
     "InvalidRequest",
+    "Job",
+    "JobError",
+    "JobEvent",
+    "JobFinished",
     "NotFound",
+    "PartialImageEvent",
     "PayloadTooLarge",
     "PermissionDenied",
     "PixyProxyClient",
@@ -60,4 +79,5 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "ServiceUnavailable",
+    "StatusEvent",
 ]

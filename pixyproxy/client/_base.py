@@ -18,7 +18,15 @@ from pixyproxy.client.errors import (
     RateLimited,
     ServiceUnavailable,
 )
-from pixyproxy.client.models import ContentUrl, ImageDetail
+from pixyproxy.client.models import (
+    ContentUrl,
+    DoneEvent,
+    ImageDetail,
+    Job,
+    JobEvent,
+    PartialImageEvent,
+    StatusEvent,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8001"
 API_KEY_ENV = "PIXYPROXY_API_KEY"
@@ -158,3 +166,86 @@ def transport_error(exc: httpx.TransportError, url: str) -> PixyProxyConnectionE
     if isinstance(exc, httpx.TimeoutException):
         return PixyProxyTimeout(f"no answer from {url} in time ({type(exc).__name__})")
     return PixyProxyConnectionError(f"cannot reach {url}: {exc or type(exc).__name__}")
+
+
+# -- generation jobs ---------------------------------------------------------------------------------
+
+JobLike = str | UUID | Job
+# The events stream is quiet between changes; the server sends a comment line every 15 s.
+EVENTS_TIMEOUT = httpx.Timeout(30.0, connect=10.0, read=60.0)
+
+
+def job_body(
+    prompt: str,
+    n: int | None,
+    webhook_url: str | None,
+    partial_images: int | None,
+    **options: Any,
+) -> dict[str, Any]:
+    body = generation_body(prompt, **options)
+    extra = {"n": n, "webhook_url": webhook_url, "partial_images": partial_images}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def job_id_text(job: JobLike) -> str:
+    return str(job.id if isinstance(job, Job) else job)
+
+
+def job_path(job: JobLike, suffix: str = "") -> str:
+    return f"/image/jobs/{quote(job_id_text(job), safe='')}{suffix}"
+
+
+def job_list_params(page_size: int, status: str | None) -> dict[str, str]:
+    params = {"limit": str(page_size)}
+    if status is not None:
+        params["status"] = status
+    return params
+
+
+def parse_job(response: httpx.Response) -> Job:
+    return Job.model_validate(response.json())
+
+
+def parse_jobs(response: httpx.Response) -> list[Job]:
+    return [Job.model_validate(item) for item in response.json()]
+
+
+class SSEParser:
+    """Server-sent events from lines (https://html.spec.whatwg.org/multipage/server-sent-events.html):
+    `event:` and `data:` fields up to a blank line; comments (`:` lines, the keep-alive pings) skipped."""
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        """One line (without its end); the (event, data) it completes, if any."""
+        line = line.rstrip("\r\n")
+        if not line:
+            if not self._data:
+                self._event = ""
+                return None
+            event, data = self._event or "message", "\n".join(self._data)
+            self._event, self._data = "", []
+            return event, data
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None
+
+
+def job_event(event: str, data: str) -> JobEvent | None:
+    """The typed event, or None for an event this client does not know (a newer server's)."""
+    if event == "status":
+        return StatusEvent(job=Job.model_validate_json(data))
+    if event == "done":
+        return DoneEvent(job=Job.model_validate_json(data))
+    if event == "partial_image":
+        return PartialImageEvent.model_validate_json(data)
+    return None

@@ -1,8 +1,10 @@
 """AsyncPixyProxyClient: the asyncio client, the same API as PixyProxyClient with `await`."""
 
 import asyncio
+import contextlib
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,11 @@ from typing import Any
 import httpx
 
 from pixyproxy.client import _base
-from pixyproxy.client._base import GuidLike, RetryPolicy
-from pixyproxy.client.errors import error_from_response
-from pixyproxy.client.models import ContentUrl, ImageDetail
+from pixyproxy.client._base import GuidLike, JobLike, RetryPolicy
+from pixyproxy.client.errors import PixyProxyConnectionError, PixyProxyTimeout, error_from_response
+from pixyproxy.client.models import ContentUrl, DoneEvent, ImageDetail, Job, JobEvent
+
+SSE = {"Accept": "text/event-stream"}
 
 
 class AsyncPixyProxyClient:
@@ -158,6 +162,140 @@ class AsyncPixyProxyClient:
 
     async def url(self, guid: GuidLike) -> ContentUrl:
         return _base.parse_url(await self._send("GET", _base.guid_path(guid, "/url")))
+
+    # -- generation jobs ------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        prompt: str,
+        *,
+        n: int | None = None,
+        webhook_url: str | None = None,
+        partial_images: int | None = None,
+        model: str | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Submit a generation job of `n` images (1-10); answers at once with the queued job.
+
+        Then wait() for it, follow its events(), or give a `webhook_url` that the server POSTs to when
+        it ends (signed: see docs/jobs.md). `partial_images` (1-3) asks for previews in events() where
+        the generator streams them. One Idempotency-Key on every attempt, as generate() does, so a
+        retried submit never makes a second job.
+        """
+        body = _base.job_body(
+            prompt,
+            n,
+            webhook_url,
+            partial_images,
+            model=model,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            moderation=moderation,
+        )
+        key = idempotency_key or _base.new_idempotency_key()
+        response = await self._send("POST", "/image/jobs", json=body, headers={"Idempotency-Key": key})
+        return _base.parse_job(response)
+
+    async def job(self, job: JobLike) -> Job:
+        """The job as it is now."""
+        return _base.parse_job(await self._send("GET", _base.job_path(job)))
+
+    async def jobs(self, *, status: str | None = None, page_size: int = 100) -> AsyncIterator[Job]:
+        """Every job (of this API key), newest first, optionally only those in `status`."""
+        params: dict[str, str] | None = _base.job_list_params(page_size, status)
+        while params is not None:
+            response = await self._send("GET", "/image/jobs", params=params)
+            for item in _base.parse_jobs(response):
+                yield item
+            params = _base.next_page_params(response)
+
+    async def cancel(self, job: JobLike) -> Job:
+        """Cancel a queued or running job (nothing more is stored); JobFinished if it had ended."""
+        return _base.parse_job(await self._send("DELETE", _base.job_path(job)))
+
+    async def wait(
+        self,
+        job: JobLike,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 1.0,
+        use_events: bool = False,
+    ) -> Job:
+        """The job once it has ended (succeeded, failed or canceled: look at `status` and `error`).
+
+        Polls GET /image/jobs/{id} every `poll_interval` seconds, or with `use_events` follows the
+        event stream instead. Raises PixyProxyTimeout if it has not ended within `timeout` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if use_events:
+            try:
+                async with asyncio.timeout(timeout), contextlib.aclosing(self.events(job)) as events:
+                    async for event in events:
+                        if isinstance(event, DoneEvent):
+                            return event.job
+            except TimeoutError:
+                pass
+        else:
+            while True:
+                current = await self.job(job)
+                if current.finished:
+                    return current
+                if deadline is not None and time.monotonic() + poll_interval > deadline:
+                    break
+                await asyncio.sleep(poll_interval)
+        raise PixyProxyTimeout(f"job {_base.job_id_text(job)} had not ended after {timeout} s")
+
+    async def events(self, job: JobLike) -> AsyncIterator[JobEvent]:
+        """The job's events as they happen: a StatusEvent with the job first, another on every change,
+        PartialImageEvent previews where the generator streams them, and a DoneEvent last. A dropped
+        connection is opened again (the server starts again with the job as it is)."""
+        path = _base.job_path(job, "/events")
+        failures = 0
+        while True:
+            response = await self._send(
+                "GET",
+                path,
+                stream=True,
+                timeout=_base.EVENTS_TIMEOUT,
+                headers={"Accept": "text/event-stream"},
+            )
+            parser = _base.SSEParser()
+            opening = True
+            try:
+                async for line in response.aiter_lines():
+                    parsed = parser.feed(line)
+                    event = _base.job_event(*parsed) if parsed is not None else None
+                    if event is None:
+                        continue
+                    # Each connection opens with the job as it is: only what follows counts as progress,
+                    # so a stream that keeps closing right after it is given up on.
+                    if not opening:
+                        failures = 0
+                    opening = False
+                    yield event
+                    if isinstance(event, DoneEvent):
+                        return
+                error: PixyProxyConnectionError = PixyProxyConnectionError(
+                    f"the event stream of job {_base.job_id_text(job)} closed before the job ended"
+                )
+            except httpx.TransportError as exc:
+                error = _base.transport_error(exc, str(response.url))
+            finally:
+                await response.aclose()
+            wait = self.retry.wait_after_transport_error(failures)
+            if wait is None:
+                raise error
+            await asyncio.sleep(wait)
+            failures += 1
 
     # -- plumbing -------------------------------------------------------------------------------
 

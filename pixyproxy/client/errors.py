@@ -60,11 +60,15 @@ class PermissionDenied(APIError):
 
 
 class NotFound(APIError):
-    """404: no image has that guid."""
+    """404: no image has that guid (or no job that id)."""
 
 
 class IdempotencyConflict(APIError):
     """409: the Idempotency-Key was already used with a different request."""
+
+
+class JobFinished(APIError):
+    """409 job_finished: the job has already ended, so it cannot be canceled."""
 
 
 class PayloadTooLarge(APIError):
@@ -101,6 +105,8 @@ _BY_CODE: dict[str, type[APIError]] = {
     "generator_timeout": GeneratorTimeout,
     "idempotency_conflict": IdempotencyConflict,
     "image_not_found": NotFound,
+    "job_finished": JobFinished,
+    "job_not_found": NotFound,
 }
 _BY_STATUS: dict[int, type[APIError]] = {
     401: AuthenticationError,

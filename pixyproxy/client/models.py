@@ -46,3 +46,77 @@ class ContentUrl(BaseModel):
 
     url: str
     expires_at: datetime | None = None
+
+
+# -- generation jobs ---------------------------------------------------------------------------------
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+FINISHED_STATUSES = frozenset({"succeeded", "failed", "canceled"})
+
+
+class JobError(BaseModel):
+    """Why a job failed: `code` is one of the error table's codes (e.g. generator_timeout)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    code: str
+    detail: str
+
+
+class Job(BaseModel):
+    """A generation job (POST /image/jobs): `images` holds the n images once it has succeeded."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: UUID
+    status: str  # queued, running, succeeded, failed or canceled
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    request: dict[str, Any] = {}
+    images: list[ImageDetail] = []
+    error: JobError | None = None
+    attempts: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+class StatusEvent(BaseModel):
+    """The job as it is now: sent first, then on every change."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: Job
+
+
+class PartialImageEvent(BaseModel):
+    """A preview of image `image` (0-based, of the job's n) while it is made; `index` counts previews."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image: int = 0
+    index: int
+    b64_json: str
+
+    @property
+    def data(self) -> bytes:
+        import base64
+
+        return base64.b64decode(self.b64_json)
+
+
+class DoneEvent(BaseModel):
+    """The job has ended; the stream closes after this."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: Job
+
+
+JobEvent = StatusEvent | PartialImageEvent | DoneEvent
