@@ -62,5 +62,7 @@ def test_schemathesis_finds_no_failure(tmp_path, config):
     # The error-shape hook ran on a good number of errors (4xx from the fuzzer at the very least).
     checked = seen.read_text().splitlines() if seen.exists() else []
     assert len(checked) >= 50, checked[:20]
+    # Links fed the guids of created images to the edits route, so edits really ran, not only their 404s.
+    assert re.search(r"REQUEST END POST /image/[0-9a-f-]{36}/edits/? 200 ", log), log[-3000:]
     # No 500 reached a client, and nothing went wrong out of its sight either.
     assert "unhandled error" not in log and "Traceback" not in log, log[-5000:]
