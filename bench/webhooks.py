@@ -1,0 +1,168 @@
+"""Webhook delivery latency: from a job's end (its `finished_at`) to its signed POST arriving at a receiver.
+
+The real service (`pixyproxy serve`, embedded default: SQLite, offline generator) in its own process; a
+receiver on 127.0.0.1 in this one that notes the wall-clock time each POST arrives, then checks its
+signature with standardwebhooks' Webhook.verify. Jobs are submitted `--concurrency` at a time, so several
+end close together and their deliveries overlap. Both clocks are this machine's.
+
+Latency covers: the job's final status written, the JobFinished hook (the outbox row), waking the
+delivery worker, the claim (lease), the URL check, the signing and the POST. Goal: p99 <= 250 ms.
+
+    python -m bench.webhooks                 # printed, with a `BENCH_FIGURE {json}` line
+    python -m bench.webhooks --smoke         # a quick run that only shows it works
+"""
+
+import argparse
+import asyncio
+import contextlib
+import http.server
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from standardwebhooks import Webhook
+
+from bench.generation import load_average
+from bench.servers import pixyproxy_server
+
+GOAL_P99_MS = 250.0
+SECRET = "whsec_" + "YmVuY2gtd2ViaG9va3Mtc2lnbmluZy1rZXktMzItYnl0ZXM="
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, bytes, dict[str, str]]] = []
+        self.lock = threading.Condition()
+
+
+@contextlib.contextmanager
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    state = Receiver()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            arrived = time.time()  # before anything else: the figure is when it got here
+            self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            with state.lock:
+                state.arrivals.append((arrived, body, {k.lower(): v for k, v in self.headers.items()}))
+                state.lock.notify_all()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def submit_all(base_url: str, hook: str, count: int, concurrency: int) -> list[str]:
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+
+        async def one(i: int) -> str:
+            async with gate:
+                answer = await http.post(
+                    "/image/jobs", json={"prompt": f"webhook bench {i}", "webhook_url": hook}
+                )
+                answer.raise_for_status()
+                job_id = answer.json()["id"]
+                # Hold the slot until the job has ended, so about `concurrency` run at once.
+                while (await http.get(f"/image/jobs/{job_id}")).json()["status"] in ("queued", "running"):
+                    await asyncio.sleep(0.02)
+                return job_id
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def measure(jobs: int, concurrency: int, latency: float) -> dict:
+    env = {
+        "PIXYPROXY_WEBHOOK_SECRET": SECRET,
+        "PIXYPROXY_WEBHOOK_ALLOW_PRIVATE": "true",
+        "PIXYPROXY_OFFLINE_LATENCY_SECONDS": str(latency),
+        "PIXYPROXY_LOG_LEVEL": "WARNING",
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="pixybench-webhooks-") as tmp,
+        receiver() as (state, hook),
+        pixyproxy_server(Path(tmp), env) as server,
+    ):
+        asyncio.run(submit_all(server.base_url, hook, min(5, jobs), concurrency))  # warm up
+        with state.lock:
+            state.arrivals.clear()
+        ids = asyncio.run(submit_all(server.base_url, hook, jobs, concurrency))
+        with state.lock:
+            state.lock.wait_for(lambda: len(state.arrivals) >= jobs, timeout=120)
+            arrivals = list(state.arrivals)
+    verifier = Webhook(SECRET)
+    latencies, unverified = [], 0
+    for arrived, body, headers in arrivals:
+        try:
+            payload = verifier.verify(body, headers)
+        except Exception:  # counted and reported, never hidden
+            unverified += 1
+            continue
+        finished = datetime.fromisoformat(payload["data"]["finished_at"]).timestamp()
+        latencies.append((arrived - finished) * 1000)
+    p99 = percentile(latencies, 0.99)
+    return {
+        "name": "Webhook delivery latency after a job ends, p99 (loopback)",
+        "value": round(p99, 1),
+        "unit": "ms",
+        "goal": f"<= {GOAL_P99_MS:g} ms",
+        "met": p99 <= GOAL_P99_MS and unverified == 0 and len(latencies) == len(ids),
+        "detail": [
+            f"{len(latencies)} webhooks of {len(ids)} jobs ({concurrency} at a time, generator latency "
+            f"{latency:g} s): p50 {statistics.median(latencies):.1f} ms, "
+            f"p90 {percentile(latencies, 0.9):.1f} ms, p99 {p99:.1f} ms, max {max(latencies):.1f} ms; "
+            f"{unverified} failed verification",
+            "from the job's finished_at to the POST's arrival: final status, outbox row, worker woken, "
+            "claim, URL check, signing, POST (embedded default: SQLite)",
+            f"load average after: {load_average()} (on {os.cpu_count()} cores)",
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.webhooks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=16, help="Jobs submitted and running at once.")
+    parser.add_argument("--latency", type=float, default=0.05, help="The offline generator's latency (s).")
+    parser.add_argument("--smoke", action="store_true", help="A quick run that only shows it works.")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.jobs, args.concurrency = 20, 4
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores", flush=True)
+    print(f"# load average before: {load_average()}", flush=True)
+    figure = measure(args.jobs, args.concurrency, args.latency)
+    print("BENCH_FIGURE " + json.dumps(figure), flush=True)
+    for line in [f"{figure['name']}: {figure['value']} ms (goal {figure['goal']})", *figure["detail"]]:
+        print(line, flush=True)
+    return 0 if figure["met"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
