@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from pixyproxy.domain.models import ContentRange, ImageDetail
+from pixyproxy.domain.variants import Variant
 from pixyproxy.entrypoints.byte_ranges import parse_range
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -28,7 +29,7 @@ def etag_matches(header: str | None, etag: str) -> bool:
 
 
 def answer_content(
-    detail: ImageDetail,
+    detail: ImageDetail | Variant,  # reads sha256, size_bytes, filename and content_type
     method: str,
     if_none_match: str | None = None,
     if_range: str | None = None,

@@ -318,6 +318,31 @@ CASES = [
     ),
     ("edits-over-body-limit", post(json={"prompt": "x" * 1_100_000}, path=f"/image/{GUID}/edits"), 413),
     ("edits-method-get", get(f"/image/{GUID}/edits"), 405),
+    # Delete: only a stored image's guid names anything to delete.
+    ("delete-unknown-uuid", get(f"/image/{GUID}", method="DELETE"), 404),
+    ("delete-traversal", get("/image/..%2F..%2Fpixyproxy-data%2Fpixyproxy.db", method="DELETE"), 404),
+    ("delete-10kb", get("/image/" + "a" * 10_240, method="DELETE"), 404),
+    ("delete-sql", get("/image/1'%20OR%20'1'='1", method="DELETE"), 404),
+    ("delete-content", get(f"/image/{GUID}/content", method="DELETE"), 405),
+    # Search and filters on the list.
+    ("q-empty", get("/image/?q="), 422),
+    ("q-no-word", get("/image/?q=%21%40%23%20%2A"), 422),
+    ("q-only-short-words", get("/image/?q=a%20of%20x"), 422),
+    ("q-too-long", get("/image/?q=" + "word%20" * 60), 422),
+    ("q-too-many-words", get("/image/?q=" + "%20".join(f"word{i}" for i in range(9))), 422),
+    ("q-10kb", get("/image/?q=" + "q" * 10_240), 422),
+    ("created-after-date-only", get("/image/?created_after=2026-11-24"), 422),
+    ("created-after-no-zone", get("/image/?created_after=2026-11-24T12:00:00"), 422),
+    ("created-after-epoch", get("/image/?created_after=1700000000"), 422),
+    ("created-before-not-a-day", get("/image/?created_before=2026-02-30T00:00:00Z"), 422),
+    ("created-before-sql", get("/image/?created_before=2026-01-01'%20OR%20'1'='1"), 422),
+    ("created-after-10kb", get("/image/?created_after=" + "9" * 10_240), 422),
+    ("model-empty", get("/image/?model="), 422),
+    ("model-10kb", get("/image/?model=" + "m" * 10_240), 422),
+    ("model-nul", get("/image/?model=a%00b"), 422),
+    # Variants of an image that does not exist: a 404 before the query is looked at.
+    ("variant-unknown-image", get(f"/image/{GUID}/content?width=256&format=webp"), 404),
+    ("variant-url-unknown-image", get(f"/image/{GUID}/url?width=abc"), 404),
     # Methods the API does not have.
     ("method-delete", get("/image/", method="DELETE"), 405),
     ("method-put-detail", get(f"/image/{GUID}", method="PUT"), 405),
@@ -437,6 +462,30 @@ def test_hostile_request_is_a_json_4xx_and_changes_nothing(server, client, reque
     if status == 405:
         assert response.headers["allow"]  # names what the path does serve
     assert snapshot(client, workdir) == before
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "width=100",
+        "width=abc",
+        "width=" + "9" * 400,
+        "width=256.0",
+        "width=-256",
+        "width=256&width=100",
+        "format=gif",
+        "format=..%2F..%2Fetc%2Fpasswd",
+        "format=png%00",
+        "format=" + "f" * 10_240,
+        "width=64&format=WEBP",
+    ],
+)
+@pytest.mark.parametrize("path", ["content", "url"])
+def test_hostile_variant_query_is_a_422_and_makes_nothing(server, client, path, query):
+    guid = client.get("/image/", params={"limit": 1}).json()[-1]["guid"]
+    before = snapshot(client, server.log_path.parent)
+    assert_json_error(client.get(f"/image/{guid}/{path}?{query}"), 422)
+    assert snapshot(client, server.log_path.parent) == before
 
 
 def test_405_names_every_method_the_path_serves(client):

@@ -13,17 +13,19 @@ from pydantic import TypeAdapter
 
 from pixyproxy.domain.cursor import MAX_CURSOR_LENGTH
 from pixyproxy.domain.errors import InvalidImageRequest
-from pixyproxy.domain.models import GenerationRequest, ImageDetail
+from pixyproxy.domain.models import Caller, GenerationRequest, ImageDetail
+from pixyproxy.domain.search import MAX_QUERY_LENGTH, parse_filter
 from pixyproxy.domain.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ImageService
 from pixyproxy.entrypoints.content import answer_content
-from pixyproxy.entrypoints.dependencies import image_service, safety_identifier, services, settings
+from pixyproxy.entrypoints.dependencies import caller, image_service, safety_identifier, services, settings
 from pixyproxy.entrypoints.routes.direct import DirectRoute
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import ContentUrl, error_responses
+from pixyproxy.entrypoints.variant_content import VARIANT_PARAMETERS, variant_content, variant_url
 from pixyproxy.settings import Settings
 
 router = APIRouter(tags=["images"])
-IMAGE_TYPES = {"image/png": {}, "image/webp": {}, "image/jpeg": {}}
+IMAGE_TYPES = {"image/png": {}, "image/webp": {}, "image/jpeg": {}, "image/avif": {}}
 ONE_BODY = 1024 * 1024  # images up to this size are read whole and sent as one body
 _detail_json = TypeAdapter(ImageDetail).dump_json
 _list_json = TypeAdapter(list[ImageDetail]).dump_json
@@ -53,17 +55,22 @@ async def get_image(request: Request, guid: str) -> Response:
     "/image/{guid}/content",
     response_class=Response,
     summary="The image's bytes",
-    description="Strong ETag (SHA-256), immutable caching, If-None-Match, HEAD and single byte ranges.",
+    description="Strong ETag (SHA-256), immutable caching, If-None-Match, HEAD and single byte ranges. "
+    "`width` and `format` ask for a variant (made once, then served like the original).",
     responses={
-        200: {"content": IMAGE_TYPES, "description": "The image, in the format it was made in."},
+        200: {"content": IMAGE_TYPES, "description": "The image in the format it was made in, or a variant."},
         206: {"content": IMAGE_TYPES, "description": "A byte range of the image."},
         **error_responses(304, 404, 416, 503),
     },
     route_class_override=DirectRoute,
+    openapi_extra=VARIANT_PARAMETERS,
 )
 async def image_content(request: Request, guid: str) -> Response:
-    service = services(request).image_service()
+    container = services(request)
+    service = container.image_service()
     detail = await service.get(guid)
+    if request.scope["query_string"] or container.settings().negotiate_format:
+        return await variant_content(request, container, detail)  # a plain read skips all of it
     headers = request.headers
     answer = answer_content(
         detail, request.method, headers.get("if-none-match"), headers.get("if-range"), headers.get("range")
@@ -114,7 +121,8 @@ async def create_image(
     "/image/",
     response_model=list[ImageDetail],
     summary="List images, newest first",
-    description='Pages follow the `Link: <...>; rel="next"` header; the body is always a plain array.',
+    description='Pages follow the `Link: <...>; rel="next"` header (it keeps the filters); the body is '
+    "always a plain array. `q`, `model`, `created_after` and `created_before` combine.",
     responses=error_responses(422, 503),
 )
 async def list_images(
@@ -123,9 +131,21 @@ async def list_images(
     cursor: str | None = Query(
         default=None, max_length=MAX_CURSOR_LENGTH, description="From the previous Link header."
     ),
+    q: str | None = Query(
+        default=None,
+        max_length=MAX_QUERY_LENGTH,
+        description="Words of the prompt, each required (any case or accent; words of 3+ letters).",
+    ),
+    model: str | None = Query(default=None, max_length=100, description="Only images made by this model."),
+    created_after: str | None = Query(
+        default=None, max_length=40, description="RFC 3339, e.g. 2026-11-24T12:00:00Z (exclusive)."
+    ),
+    created_before: str | None = Query(default=None, max_length=40, description="RFC 3339 (exclusive)."),
     service: ImageService = Depends(image_service),
+    who: Caller | None = Depends(caller),
 ) -> Response:
-    items, next_cursor = await service.list_images(limit, cursor)
+    filters = parse_filter(q, model, created_after, created_before)
+    items, next_cursor = await service.list_images(limit, cursor, filters, who)
     headers = None
     if next_cursor:
         next_url = request.url.include_query_params(limit=limit, cursor=next_cursor)
@@ -139,17 +159,39 @@ async def list_images(
     "/image/{guid}/url",
     response_model=ContentUrl,
     summary="A URL that serves the image's bytes (presigned on S3)",
-    responses=error_responses(404, 503),
+    responses=error_responses(404, 422, 503),
+    openapi_extra=VARIANT_PARAMETERS,
 )
 async def image_url(
     guid: str,
     request: Request,
     service: ImageService = Depends(image_service),
     config: Settings = Depends(settings),
+    who: Caller | None = Depends(caller),
 ) -> ContentUrl:
-    detail = await service.get(guid)
+    detail = await service.get(guid, who)
     ttl = timedelta(seconds=config.url_ttl_seconds)
+    if request.scope["query_string"]:  # width and format, documented by VARIANT_PARAMETERS
+        return await variant_url(request, services(request), detail, ttl)
     presigned = await service.content_url(detail, ttl)
     if presigned is None:
         return ContentUrl(url=str(request.url_for("image_content", guid=str(detail.guid))), expires_at=None)
     return ContentUrl(url=presigned, expires_at=datetime.now(UTC) + ttl)
+
+
+@twin_routes(
+    router,
+    ["DELETE"],
+    "/image/{guid}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete an image: its record, its bytes and every variant",
+    responses=error_responses(404, 503),
+)
+async def delete_image(
+    guid: str,
+    service: ImageService = Depends(image_service),
+    who: Caller | None = Depends(caller),
+) -> Response:
+    await service.delete(guid, who)
+    return Response(status_code=204)

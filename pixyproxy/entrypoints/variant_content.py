@@ -1,0 +1,128 @@
+"""`?width=&format=` on an image's content and url: find or make the variant, then serve it like the
+original (its own strong ETag, immutable caching, 304, HEAD, Range) through answer_content.
+
+Only requests with a query string (or with format negotiation on) come here, so a plain content read
+costs what it did.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+
+from pixyproxy.container import Container
+from pixyproxy.domain.errors import StorageUnavailable
+from pixyproxy.domain.models import ImageDetail
+from pixyproxy.domain.variants import (
+    VARIANT_FORMATS,
+    WIDTHS,
+    OriginalMissing,
+    Variant,
+    VariantSpec,
+    negotiate,
+    parse_variant,
+    plan,
+)
+from pixyproxy.entrypoints.content import answer_content
+from pixyproxy.entrypoints.schemas import ContentUrl
+
+ONE_BODY = 1024 * 1024
+_VARY = (b"vary", b"accept")
+# DirectRoutes take no query parameters of their own: documented here, checked by parse_variant.
+VARIANT_PARAMETERS = {
+    "parameters": [
+        {
+            "name": "width",
+            "in": "query",
+            "required": False,
+            "description": "Scale to this width, keeping the aspect ratio (never above the original's).",
+            "schema": {"type": "integer", "enum": list(WIDTHS)},
+        },
+        {
+            "name": "format",
+            "in": "query",
+            "required": False,
+            "description": "Serve in this format; without it the original's (or, with "
+            "PIXYPROXY_NEGOTIATE_FORMAT=true, the best the Accept header names).",
+            "schema": {"type": "string", "enum": list(VARIANT_FORMATS)},
+        },
+    ]
+}
+
+
+async def _variant(container: Container, detail: ImageDetail, planned: tuple) -> tuple[Variant, bytes | None]:
+    key, width, fmt = planned
+    try:
+        return await container.variants().find_or_make(detail, key, width, fmt)
+    except OriginalMissing:
+        # Deleted since its row was read (404), or bytes lost (503): open_content tells which.
+        stream = await container.image_service().open_content(detail)
+        await stream.aclose()
+        raise StorageUnavailable("the image's bytes could not be read to make the variant") from None
+
+
+async def variant_content(request: Request, container: Container, detail: ImageDetail) -> Response:
+    query = request.query_params
+    spec = parse_variant(query.get("width"), query.get("format"))
+    negotiated = spec.format is None and container.settings().negotiate_format
+    if negotiated:
+        spec = VariantSpec(spec.width, negotiate(request.headers.get("accept")))
+    planned = plan(detail, spec)
+    extra = [_VARY] if negotiated else []
+    headers = request.headers
+    if planned is None:  # the original itself
+        served: ImageDetail | Variant = detail
+        data = None
+    else:
+        served, data = await _variant(container, detail, planned)
+    answer = answer_content(
+        served, request.method, headers.get("if-none-match"), headers.get("if-range"), headers.get("range")
+    )
+    if not answer.send_body:
+        response = Response(status_code=answer.status)
+    elif data is not None:  # just read or made: served from memory
+        part = answer.byte_range
+        response = Response(data[part.start : part.end + 1] if part else data, status_code=answer.status)
+    else:
+        if isinstance(served, Variant):
+            stream = await _open_variant(container, detail, served, answer.byte_range)
+        else:
+            stream = await container.image_service().open_content(detail, answer.byte_range)
+        length = answer.byte_range.length if answer.byte_range else served.size_bytes
+        if length <= ONE_BODY:
+            body = b"".join([chunk async for chunk in stream.chunks()])
+            response = Response(body, status_code=answer.status)
+        else:
+            response = StreamingResponse(stream.chunks(), status_code=answer.status)
+    response.raw_headers = answer.headers + extra
+    return response
+
+
+async def _open_variant(container: Container, detail: ImageDetail, variant: Variant, byte_range):
+    start, end = (byte_range.start, byte_range.end) if byte_range else (0, None)
+    stream = await container.variants().blobs.open(variant.key, start, end)
+    if stream is None:  # removed with its image since the row was read: open_content says 404
+        original = await container.image_service().open_content(detail)
+        await original.aclose()
+        raise StorageUnavailable("the variant's bytes are missing from storage")
+    return stream
+
+
+async def variant_url(
+    request: Request,
+    container: Container,
+    detail: ImageDetail,
+    ttl: timedelta,
+) -> ContentUrl:
+    spec = parse_variant(request.query_params.get("width"), request.query_params.get("format"))
+    planned = plan(detail, spec)
+    query = {k: v for k, v in (("width", spec.width), ("format", spec.format)) if v is not None}
+    content = request.url_for("image_content", guid=str(detail.guid)).include_query_params(**query)
+    if planned is None:
+        presigned = await container.image_service().content_url(detail, ttl)
+    else:
+        variant, _ = await _variant(container, detail, planned)
+        presigned = await container.variants().blobs.presigned_url(variant.key, ttl)
+    if presigned is None:
+        return ContentUrl(url=str(content), expires_at=None)
+    return ContentUrl(url=presigned, expires_at=datetime.now(UTC) + ttl)
