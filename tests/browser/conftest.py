@@ -78,6 +78,13 @@ def open_page(browser, tmp_path):
     assert not problems, f"console errors: {problems}"
 
 
+# Every image in the viewport has its picture (lazy ones included) before a screenshot is taken.
+IMAGES_IN_VIEW_SHOWN = """() => [...document.images].filter(img => {
+    const box = img.getBoundingClientRect();
+    return img.offsetParent && box.bottom > 0 && box.top < innerHeight && !img.closest('dialog:not([open])');
+}).every(img => img.complete && img.naturalWidth > 0)"""
+
+
 @pytest.fixture
 def screenshot(tmp_path):
     """screenshot(page, name): saves a PNG of what the page shows (under docs/gallery when asked)."""
@@ -85,6 +92,7 @@ def screenshot(tmp_path):
     folder.mkdir(parents=True, exist_ok=True)
 
     def take(page, name: str) -> Path:
+        page.wait_for_function(IMAGES_IN_VIEW_SHOWN)
         path = folder / f"{name}.png"
         page.screenshot(path=str(path))
         return path

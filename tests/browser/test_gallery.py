@@ -146,7 +146,7 @@ def test_search_and_the_model_filter_narrow_the_grid(server, open_page, screensh
 
 def test_a_generation_shows_its_progress_then_appears_at_the_top(server, open_page, screenshot):
     needs(server, "jobs", "events")
-    page, _ = open_gallery(open_page, server)
+    page, _ = open_gallery(open_page, server, viewport={"width": 1280, "height": 900})
     # Every status line the page shows, as it shows it.
     page.evaluate("""() => {
         const status = document.getElementById('progress-status');
@@ -160,9 +160,11 @@ def test_a_generation_shows_its_progress_then_appears_at_the_top(server, open_pa
     page.get_by_label("Format").select_option("webp")
     page.get_by_label("Previews while it draws").select_option("2")
     page.locator("#gen-submit").click()
-    expect(page.locator("#partials img")).to_have_count(2)  # previews arrive while the job runs
+    expect(page.locator("#partials img").first).to_be_visible()  # previews arrive while the job runs
+    page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "generate")
     expect(page.locator("#progress-status")).to_have_text(re.compile(r"^Done\. The new image is at the top"))
+    expect(page.locator("#partials img")).to_have_count(2)
     seen = page.evaluate("window.seenStatus")
     assert any(text.startswith(("Waiting for its turn", "Generating")) for text in seen), seen
     newest = api_list(server, limit=1)[0]
@@ -279,6 +281,10 @@ def test_a_phone_sees_the_same_gallery_without_scrolling_sideways(server, open_p
     phone = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True}
     page, _ = open_gallery(open_page, server, **phone)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    off_screen = page.evaluate("""() => [...document.querySelectorAll('header input, header button')]
+        .filter(el => el.offsetParent && el.getBoundingClientRect().right > window.innerWidth)
+        .map(el => el.id)""")
+    assert off_screen == []
     per_row = page.evaluate("""() => { const t = [...document.querySelectorAll('#grid .tile')];
         return t.filter(x => x.offsetTop === t[0].offsetTop).length; }""")
     assert per_row >= 2
