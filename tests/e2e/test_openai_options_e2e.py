@@ -94,6 +94,11 @@ def test_a_configured_model_the_server_lacks_is_a_502_naming_the_setting_and_not
     tmp_path, _fake_openai_server, fake_openai
 ):
     with run_server(tmp_path, openai_env(_fake_openai_server, model="gpt-image-1")) as running:
+        # Said at start, before any request: the lifespan starts the generator, which asks /v1/models.
+        [said] = [line for line in running.log_text().splitlines() if "not offered by the image" in line]
+        assert " ERROR " in said and "'gpt-image-1' (PIXYPROXY_OPENAI_MODEL)" in said
+        assert "gpt-image-2.6-sunburst" in said and "text-embedding" not in said  # the image models offered
+        assert [r.path for r in fake_openai.requests] == ["/v1/models"]
         with httpx.Client(base_url=running.base_url, timeout=30) as http:
             response = http.post("/image/", json={"prompt": "x"})
             assert response.status_code == 502, response.text
@@ -103,7 +108,6 @@ def test_a_configured_model_the_server_lacks_is_a_502_naming_the_setting_and_not
             assert ready.status_code == 503
             assert "model 'gpt-image-1' is not offered by the server" in ready.json()["checks"]["generator"]
             assert http.get("/image/").json() == []
-        assert "gpt-image-2.6-sunburst" in running.log_text()  # the ERROR line lists what is offered
 
 
 def test_a_server_without_a_models_list_stays_ready(tmp_path, _fake_openai_server, fake_openai):
