@@ -231,10 +231,30 @@ def generate(
     idempotency_key: IdempotencyKey = None,
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
+    as_job: Annotated[
+        bool,
+        typer.Option("--async", help="Submit a job and show its live status; the server makes it."),
+    ] = False,
+    n: Annotated[int | None, typer.Option("-n", min=1, max=10, help="With --async: how many images.")] = None,
+    partial_images: Annotated[
+        int | None,
+        typer.Option(min=1, max=3, help="With --async: previews per image, where the generator streams."),
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="With --async: a URL the server POSTs to (signed) when the job ends.")
+    ] = None,
 ) -> None:
-    """Generate an image from a prompt and store it on the server; a spinner shows the time it takes."""
+    """Generate an image from a prompt and store it on the server; a spinner shows the time it takes.
+    With --async it is a job (up to 10 images): its status, and previews where they stream, show live."""
     output = _planned_output(output, output_format)
     options = _options(model, size, quality, background, output_format, compression, moderation)
+    if not as_job and (n is not None or partial_images is not None or webhook_url is not None):
+        raise typer.BadParameter(
+            "-n, --partial-images and --webhook-url go with --async", param_hint="--async"
+        )
+    if as_job:
+        _make_job(url, prompt, output, as_json, n, partial_images, webhook_url, idempotency_key, options)
+        return
     _make(
         url,
         f"Generating “{escape(_short(prompt, 50))}”",
@@ -242,6 +262,46 @@ def generate(
         as_json,
         lambda client: client.generate(prompt, idempotency_key=idempotency_key, **options),
     )
+
+
+def _make_job(
+    url: str,
+    prompt: str,
+    output: Path | None,
+    as_json: bool,
+    n: int | None,
+    partial_images: int | None,
+    webhook_url: str | None,
+    idempotency_key: str | None,
+    options: dict[str, Any],
+) -> None:
+    """`generate --async`: the job's live view is in job_view.py."""
+    from pixyproxy.entrypoints.cli import job_view
+
+    with _client(url) as client:
+        job = job_view.run(
+            client,
+            prompt,
+            n=n,
+            webhook_url=webhook_url,
+            partial_images=partial_images,
+            idempotency_key=idempotency_key,
+            options=options,
+            err=err,
+        )
+        saved = []
+        if job.status == "succeeded" and output is not None:
+            for image, path in zip(job.images, job_view.output_paths(output, job), strict=True):
+                saved.append(client.download(image.guid, path))
+    if as_json:
+        out.print_json(job.model_dump_json())
+    elif job.status == "succeeded":
+        for image in job.images:
+            out.print(_detail_table(image))
+    for path in saved:
+        err.print(f"saved {path}", highlight=False)
+    if job.status != "succeeded":
+        raise typer.Exit(1)
 
 
 @app.command()
