@@ -71,8 +71,13 @@ async def per_request(app, request: dict, count: int) -> tuple[float, int]:
 
 
 async def main(rounds: int, count: int) -> None:
+    with open(os.devnull, "w") as devnull:
+        await measure(devnull, rounds, count)
+
+
+async def measure(devnull, rounds: int, count: int) -> None:
     configure_logging("INFO")
-    logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # the request lines cost the same in both
+    logging.getLogger().handlers[0].stream = devnull  # the request lines cost the same in both apps
     folder = Path(tempfile.mkdtemp(prefix="bench-gallery-"))
     apps = {name: build(folder / name, name == "with gallery") for name in ("with gallery", "without")}
     async with (
@@ -98,7 +103,7 @@ async def main(rounds: int, count: int) -> None:
         }
         best: dict[str, float] = {}
         statuses: dict[str, int] = {}
-        for name, (app, request) in cases.items():  # warm up
+        for app, request in cases.values():  # warm up
             await per_request(app, request, 300)
         for _ in range(rounds):
             for name, (app, request) in cases.items():
