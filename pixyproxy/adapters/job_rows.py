@@ -82,8 +82,13 @@ ABANDON_SET = (
     "SET status = 'failed', finished_at = %(now)s, lease_owner = NULL, lease_until = NULL, "
     "error_code = %(error_code)s, error_detail = %(error_detail)s"
 )
-RENEW = "UPDATE jobs SET lease_until = %(lease_until)s WHERE lease_owner = %(worker)s AND status = 'running'"
-MINE = "SELECT job_id FROM jobs WHERE lease_owner = %(worker)s AND status = 'running'"
+# Followed by one %(jN)s marker per job id: only the jobs a worker really runs are renewed, so a job whose
+# task ended without its row saying so (the store down at the end) runs out of lease and is taken over.
+RENEW = (
+    "UPDATE jobs SET lease_until = %(lease_until)s "
+    "WHERE lease_owner = %(worker)s AND status = 'running' AND job_id IN"
+)
+MINE = "SELECT job_id FROM jobs WHERE lease_owner = %(worker)s AND status = 'running' AND job_id IN"
 IS_RUNNING = (
     "SELECT 1 FROM jobs WHERE job_id = %(job_id)s AND status = 'running' AND lease_owner = %(worker)s"
 )
@@ -112,9 +117,9 @@ CLAIM_RETURNING = (
     f"UPDATE jobs {CLAIM_SET} WHERE id IN (SELECT id FROM ({CLAIMABLE_QUEUED}) UNION ALL "  # noqa: S608
     f"SELECT id FROM ({CLAIMABLE_EXPIRED}) LIMIT %(limit)s) RETURNING {COLUMN_LIST}"
 )
-ABANDON_RETURNING = f"UPDATE jobs {ABANDON_SET} WHERE id IN ({ABANDONED}) RETURNING {COLUMN_LIST}"  # noqa: S608
-CLAIM_BY_IDS = f"UPDATE jobs {CLAIM_SET} WHERE id IN"  # noqa: S608
-ABANDON_BY_IDS = f"UPDATE jobs {ABANDON_SET} WHERE id IN"  # noqa: S608
+ABANDON_RETURNING = f"UPDATE jobs {ABANDON_SET} WHERE id IN ({ABANDONED}) RETURNING {COLUMN_LIST}"
+CLAIM_BY_IDS = f"UPDATE jobs {CLAIM_SET} WHERE id IN"
+ABANDON_BY_IDS = f"UPDATE jobs {ABANDON_SET} WHERE id IN"
 SELECT_BY_IDS = f"{SELECT} WHERE id IN"
 
 _PYFORMAT = re.compile(r"%\((\w+)\)s")

@@ -6,11 +6,13 @@ same job twice.
 """
 
 import sqlite3
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
 from pixyproxy.adapters import job_rows as q
+from pixyproxy.adapters.rows import chunks
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.jobs_models import Job, JobError, JobPage, JobStatus, StoredJob
 from pixyproxy.domain.models import ImageDetail, PagePosition
@@ -165,9 +167,15 @@ class SQLiteJobStore:
         }
         return [q.row_to_job(row)[0] for row in self._run(ABANDON, params)]
 
-    async def renew(self, worker: str, lease_until: datetime) -> set[UUID]:
-        self._run(RENEW, {"worker": worker, "lease_until": _stamp(lease_until)})
-        return {UUID(row[0]) for row in self._run(MINE, {"worker": worker})}
+    async def renew(self, worker: str, lease_until: datetime, job_ids: Iterable[UUID]) -> set[UUID]:
+        mine: set[UUID] = set()
+        for chunk in chunks([str(j) for j in job_ids]):
+            ids = {f"j{i}": j for i, j in enumerate(chunk)}
+            marks = ", ".join(f":{name}" for name in ids)
+            params = {"worker": worker, "lease_until": _stamp(lease_until), **ids}
+            self._run(f"{RENEW} ({marks})", params)
+            mine.update(UUID(row[0]) for row in self._run(f"{MINE} ({marks})", params))
+        return mine
 
     async def is_running(self, job_id: UUID, worker: str) -> bool:
         return bool(self._run(IS_RUNNING, {"job_id": str(job_id), "worker": worker}))

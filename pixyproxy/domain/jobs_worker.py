@@ -141,7 +141,7 @@ class JobWorker:
     async def housekeeping(self) -> None:
         now = self._clock()
         if self._tasks:
-            mine = await self.store.renew(self.worker_id, now + self.lease)
+            mine = await self.store.renew(self.worker_id, now + self.lease, list(self._tasks))
             for job_id, task in list(self._tasks.items()):
                 if job_id not in mine and job_id in self._tasks:
                     # Canceled, or taken over after our lease ran out: stop, store nothing more.

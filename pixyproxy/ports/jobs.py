@@ -1,5 +1,6 @@
 """Ports of generation jobs: the durable job store (SQLite or MySQL) and the hook told when a job ends."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -53,9 +54,9 @@ class JobStore(Protocol):
         """Running jobs whose lease ran out with `max_attempts` attempts made end failed with `error`."""
         ...
 
-    async def renew(self, worker: str, lease_until: datetime) -> set[UUID]:
-        """Extend every running job leased to `worker`; returns the ids still running under it (a job
-        canceled or taken over meanwhile is missing)."""
+    async def renew(self, worker: str, lease_until: datetime, job_ids: Iterable[UUID]) -> set[UUID]:
+        """Extend the leases of these jobs where they are still running under `worker`; returns those
+        ids (a job canceled or taken over meanwhile is missing)."""
         ...
 
     async def is_running(self, job_id: UUID, worker: str) -> bool:

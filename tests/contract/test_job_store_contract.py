@@ -172,7 +172,7 @@ async def test_renew_finish_cancel_release_and_the_notified_mark(store):
         await store.add(job)
     claimed = await store.claim("w", NOW, NOW + LEASE, 3, 2)
     assert len(claimed) == 3
-    assert await store.renew("w", NOW + 2 * LEASE) == {j.id for j in jobs}
+    assert await store.renew("w", NOW + 2 * LEASE, [j.id for j in jobs]) == {j.id for j in jobs}
     # Renewed: not claimable when the first lease would have run out.
     assert await store.claim("x", NOW + LEASE + timedelta(seconds=1), NOW + 3 * LEASE, 5, 2) == []
     images = [detail(), detail()]
@@ -181,7 +181,8 @@ async def test_renew_finish_cancel_release_and_the_notified_mark(store):
     canceled = await store.cancel(jobs[1].id, NOW)
     assert canceled.status == JobStatus.canceled
     assert await store.cancel(jobs[1].id, NOW) is None and await store.cancel(jobs[0].id, NOW) is None
-    assert await store.renew("w", NOW + 2 * LEASE) == {jobs[2].id}  # the canceled one is no longer ours
+    # The canceled one is no longer ours.
+    assert await store.renew("w", NOW + 2 * LEASE, [j.id for j in jobs[1:]]) == {jobs[2].id}
     await store.release(jobs[2].id, "w")
     back = await store.get(jobs[2].id)
     assert (back.status, back.attempts) == (JobStatus.queued, 0)

@@ -5,6 +5,7 @@ owners, paging, events, the JobFinished hook and the worker loop."""
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from uuid import uuid4
 
 import pytest
 
@@ -299,9 +300,22 @@ async def test_renewal_keeps_a_running_job_from_being_taken_over(jobs, store, cl
     job = await jobs.submit({"prompt": "fox"})
     await claim_one(jobs, clock, "w1")
     clock.advance(seconds=20)
-    assert await store.renew("w1", clock() + _lease()) == {job.id}
+    assert await store.renew("w1", clock() + _lease(), [job.id]) == {job.id}
     clock.advance(seconds=20)
     assert await store.claim("w2", clock(), clock() + _lease(), 10, 2) == []
+
+
+async def test_a_job_whose_task_ended_unrecorded_is_not_renewed_and_is_taken_over(jobs, store, clock):
+    """The store was down when the job ended: its row still says running, but no task runs it."""
+    job = await jobs.submit({"prompt": "fox"})
+    await claim_one(jobs, clock, "w1")
+    worker = JobWorker(jobs, clock=clock, worker_id="w1")
+    worker._tasks[uuid4()] = asyncio.create_task(asyncio.sleep(0))  # another job of w1's is running
+    await worker.housekeeping()
+    clock.advance(seconds=31)
+    taken = await claim_one(jobs, clock, "w2")
+    assert (taken.id, taken.attempts) == (job.id, 2)
+    await asyncio.gather(*worker._tasks.values(), return_exceptions=True)
 
 
 async def test_a_taken_over_job_reuses_the_images_already_stored(jobs, store, images, generator, clock):

@@ -8,7 +8,7 @@ Its own small pool (pool.py) beside the image repository's, with the same settin
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -19,6 +19,7 @@ from pixyproxy.adapters import job_rows as q
 from pixyproxy.adapters.mysql.config import MySQLConfig, parse_mysql_url
 from pixyproxy.adapters.mysql.pool import Pool, open_connection
 from pixyproxy.adapters.mysql.repository import INIT_COMMAND, _connection_lost, _error_code, _utc_naive
+from pixyproxy.adapters.rows import chunks
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.jobs_models import Job, JobError, JobPage, JobStatus, StoredJob
 from pixyproxy.domain.models import ImageDetail, PagePosition
@@ -69,6 +70,8 @@ ABANDONED = q.ABANDONED + LOCKED
 CLAIM = q.CLAIM_BY_IDS
 ABANDON = q.ABANDON_BY_IDS
 BY_IDS = q.SELECT_BY_IDS
+RENEW = q.RENEW
+MINE = q.MINE
 _DUPLICATE_ENTRY = 1062
 # InnoDB rolled the statement or transaction back to break a deadlock: running it again is safe.
 _DEADLOCK = 1213
@@ -261,9 +264,15 @@ class MySQLJobStore:
         }
         return await self._take([ABANDONED], ABANDON, params)
 
-    async def renew(self, worker: str, lease_until: datetime) -> set[UUID]:
-        await self._execute(q.RENEW, {"worker": worker, "lease_until": _utc_naive(lease_until)})
-        return {UUID(row[0]) for row in await self._rows(q.MINE, {"worker": worker})}
+    async def renew(self, worker: str, lease_until: datetime, job_ids: Iterable[UUID]) -> set[UUID]:
+        mine: set[UUID] = set()
+        for chunk in chunks([str(j) for j in job_ids]):
+            ids = {f"j{i}": j for i, j in enumerate(chunk)}
+            marks = ", ".join(f"%({name})s" for name in ids)
+            params = {"worker": worker, "lease_until": _utc_naive(lease_until), **ids}
+            await self._execute(f"{RENEW} ({marks})", params)
+            mine.update(UUID(row[0]) for row in await self._rows(f"{MINE} ({marks})", params))
+        return mine
 
     async def is_running(self, job_id: UUID, worker: str) -> bool:
         return bool(await self._rows(q.IS_RUNNING, {"job_id": str(job_id), "worker": worker}))
