@@ -4,7 +4,7 @@
 (() => {
   const PAGE_SIZE = 40;
   const THUMB_WIDTH = 256;
-  const CHILD_SCAN = 200; // how many newer images the image page looks through for edits made from it
+  const CHILD_SCAN = 100; // how many newer images the image page looks through for edits made from it
   const KEY_STORAGE = "pixyproxy.apiKey";
   const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
   const STATUS_WORDS = {
@@ -186,9 +186,14 @@
 
   const objectUrls = new WeakMap(); // img -> blob URL it shows (keyed mode), revoked when replaced
 
-  function setBlob(img, url) {
+  function forgetBlob(img) {
     const old = objectUrls.get(img);
     if (old) URL.revokeObjectURL(old);
+    objectUrls.delete(img);
+  }
+
+  function setBlob(img, url) {
+    forgetBlob(img);
     objectUrls.set(img, url);
     img.src = url;
   }
@@ -282,7 +287,10 @@
 
   function removeTile(guid) {
     const tile = $("grid").querySelector(`[data-guid="${guid}"]`);
-    if (tile) tile.remove();
+    if (tile) {
+      tile.querySelectorAll("img").forEach(forgetBlob);
+      tile.remove();
+    }
     state.order = state.order.filter((g) => g !== guid);
     state.images.delete(guid);
     updateGridStatus();
@@ -359,6 +367,7 @@
     state.loading = false;
     state.next = undefined;
     state.order = [];
+    for (const img of $("grid").querySelectorAll("img")) forgetBlob(img);
     $("grid").replaceChildren();
     loadMore();
   }
