@@ -13,6 +13,7 @@ from pixyproxy.adapters.webhook_rows import (
     DUE_IDS,
     GET,
     GET_FOR_JOB,
+    INSERT_LIST,
     INSERT_VALUES,
     LEASE_SET,
     RECORD,
@@ -53,7 +54,7 @@ SQLITE_GET = sqlite_style(GET)
 SQLITE_GET_FOR_JOB = sqlite_style(GET_FOR_JOB)
 # A job announces its end at least once: a second insert for the same job changes nothing.
 INSERT = sqlite_style(
-    f"INSERT INTO webhook_deliveries ({COLUMN_LIST}) VALUES ({INSERT_VALUES}) "  # noqa: S608
+    f"INSERT INTO webhook_deliveries ({INSERT_LIST}) VALUES ({INSERT_VALUES}) "  # noqa: S608
     "ON CONFLICT DO NOTHING"
 )
 CLAIM = sqlite_style(f"UPDATE webhook_deliveries {LEASE_SET} WHERE id IN ({DUE_IDS}) RETURNING {COLUMN_LIST}")
@@ -103,8 +104,12 @@ class SQLiteWebhookOutbox:
         for statement in SCHEMA:
             self._run(statement)
 
-    async def add(self, delivery: WebhookDelivery) -> bool:
-        _, count = self._run(INSERT, delivery_params(delivery, _stamp))
+    async def add(
+        self, delivery: WebhookDelivery, lease_owner: str | None = None, lease_until: datetime | None = None
+    ) -> bool:
+        params = delivery_params(delivery, _stamp)
+        params.update(lease_owner=lease_owner, lease_until=_stamp(lease_until) if lease_until else None)
+        _, count = self._run(INSERT, params)
         return count == 1
 
     async def claim_due(

@@ -34,7 +34,10 @@ TIMES = ("created_at", "next_attempt_at", "delivered_at")
 SELECT = f"SELECT {COLUMN_LIST} FROM webhook_deliveries"  # noqa: S608
 GET = f"{SELECT} WHERE delivery_id = %(delivery_id)s"
 GET_FOR_JOB = f"{SELECT} WHERE job_id = %(job_id)s"
-INSERT_VALUES = ", ".join(f"%({c})s" for c in COLUMNS)
+# An insert may lease the delivery to its own process at once (its first attempt goes out right away).
+INSERT_COLUMNS = (*COLUMNS, "lease_owner", "lease_until")
+INSERT_LIST = ", ".join(INSERT_COLUMNS)
+INSERT_VALUES = ", ".join(f"%({c})s" for c in INSERT_COLUMNS)
 DUE = "status = 'pending' AND next_attempt_at <= %(now)s AND (lease_until IS NULL OR lease_until < %(now)s)"
 DUE_IDS = f"SELECT id FROM webhook_deliveries WHERE {DUE} ORDER BY next_attempt_at, id LIMIT %(limit)s"  # noqa: S608
 LEASE_SET = "SET lease_owner = %(owner)s, lease_until = %(lease_until)s"

@@ -121,10 +121,19 @@ class WebhookDispatcher:
     ) -> WebhookDelivery:
         """A job ended: store its delivery (unless its store already did, in the transaction that
         ended it) and send it now. Answers the stored delivery."""
-        delivery = new_delivery(job_id, webhook_url, status, job, self.clock())
-        if not await self.outbox.add(delivery):
-            delivery = await self.outbox.get_for_job(str(job_id)) or delivery
-        self.wake()
+        now = self.clock()
+        delivery = new_delivery(job_id, webhook_url, status, job, now)
+        # With a slot free (and the worker running), the row is stored leased to this process and its
+        # first attempt starts now: no wait for the worker to wake and claim it.
+        direct = self._loop_task is not None and len(self._in_flight) < self.concurrency
+        lease = (self.owner, now + timedelta(seconds=self.lease_seconds)) if direct else (None, None)
+        if not await self.outbox.add(delivery, *lease):
+            self.wake()
+            return await self.outbox.get_for_job(str(job_id)) or delivery
+        if direct:
+            self._start(delivery)
+        else:
+            self.wake()
         return delivery
 
     # -- the loop ------------------------------------------------------------------------------
@@ -165,10 +174,13 @@ class WebhookDispatcher:
             self.owner, now, free, now + timedelta(seconds=self.lease_seconds)
         )
         for delivery in claimed:
-            task = asyncio.create_task(self._attempt_and_record(delivery), name=f"webhook-{delivery.id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._finished)
+            self._start(delivery)
         return bool(claimed) and len(claimed) == free
+
+    def _start(self, delivery: WebhookDelivery) -> None:
+        task = asyncio.create_task(self._attempt_and_record(delivery), name=f"webhook-{delivery.id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task) -> None:
         self._in_flight.discard(task)

@@ -38,8 +38,11 @@ class WebhookOutbox(Protocol):
         """Create the table if missing; idempotent, never drops data."""
         ...
 
-    async def add(self, delivery: WebhookDelivery) -> bool:
-        """Store a new delivery; False (and nothing changed) when that job already has one."""
+    async def add(
+        self, delivery: WebhookDelivery, lease_owner: str | None = None, lease_until: datetime | None = None
+    ) -> bool:
+        """Store a new delivery, leased to `lease_owner` until `lease_until` when given (claimed as it
+        is stored); False (and nothing changed) when that job already has one."""
         ...
 
     async def claim_due(

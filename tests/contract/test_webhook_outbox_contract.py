@@ -141,3 +141,15 @@ async def test_concurrent_claimants_never_share_a_delivery(outbox, request) -> N
     ids = [d.id for batch in rounds for d in batch]
     assert len(ids) == len(set(ids))
     assert len(ids) == 60
+
+
+async def test_a_delivery_stored_leased_is_not_claimed_until_the_lease_runs_out(outbox) -> None:
+    now = utc_now()
+    stored = delivery()
+    assert await outbox.add(stored, "me", now + timedelta(seconds=30))
+    assert await outbox.claim_due("other", now, 10, now + timedelta(seconds=30)) == []
+    done = replace(stored, status=DELIVERED, attempts=1, last_status_code=204, delivered_at=now)
+    assert not await outbox.record_attempt("other", done)
+    later = now + timedelta(seconds=31)
+    (again,) = await outbox.claim_due("other", later, 10, later + timedelta(seconds=30))
+    assert again.id == stored.id

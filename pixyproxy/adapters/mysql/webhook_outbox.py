@@ -17,10 +17,10 @@ from pixyproxy.adapters.mysql.config import MySQLConfig, parse_mysql_url
 from pixyproxy.adapters.mysql.pool import Pool, open_connection
 from pixyproxy.adapters.mysql.repository import INIT_COMMAND
 from pixyproxy.adapters.webhook_rows import (
-    COLUMN_LIST,
     DUE_IDS,
     GET,
     GET_FOR_JOB,
+    INSERT_LIST,
     INSERT_VALUES,
     LEASE_SET,
     RECORD,
@@ -63,7 +63,7 @@ TABLE_EXISTS = (
 # A job announces its end at least once: a second insert for the same job changes nothing (and, unlike
 # INSERT IGNORE, raises no warning and hides no other error).
 INSERT = (
-    f"INSERT INTO webhook_deliveries ({COLUMN_LIST}) VALUES ({INSERT_VALUES}) "  # noqa: S608
+    f"INSERT INTO webhook_deliveries ({INSERT_LIST}) VALUES ({INSERT_VALUES}) "  # noqa: S608
     "ON DUPLICATE KEY UPDATE id = id"
 )
 DUE_IDS = f"{DUE_IDS} FOR UPDATE SKIP LOCKED"
@@ -138,8 +138,12 @@ class MySQLWebhookOutbox:
         if not rows[0][0]:  # asked first: CREATE ... IF NOT EXISTS on an existing table logs a note
             await self._execute(CREATE_TABLE)
 
-    async def add(self, delivery: WebhookDelivery) -> bool:
-        _, changed = await self._execute(INSERT, delivery_params(delivery, _naive))
+    async def add(
+        self, delivery: WebhookDelivery, lease_owner: str | None = None, lease_until: datetime | None = None
+    ) -> bool:
+        params = delivery_params(delivery, _naive)
+        params.update(lease_owner=lease_owner, lease_until=_naive(lease_until) if lease_until else None)
+        _, changed = await self._execute(INSERT, params)
         return changed == 1
 
     async def claim_due(
