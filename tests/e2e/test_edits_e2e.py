@@ -64,6 +64,16 @@ def changed_fraction(a: Image.Image, b: Image.Image, where: Image.Image | None =
     return lit(ImageChops.multiply(diff, region)) / lit(region)
 
 
+def assert_nothing_above_warning(server, since: int) -> None:
+    """A refusal or a provider's failure is logged at WARNING at most, never with a traceback. The
+    /healthz request first: its START line comes after the END line of the request before it."""
+    assert httpx.get(f"{server.base_url}/healthz").status_code == 200
+    written = server.log_text()[since:]
+    assert "REQUEST END" in written
+    worse = [line for line in written.splitlines() if " ERROR " in line or " CRITICAL " in line]
+    assert worse == [] and "Traceback" not in written, "\n".join(worse) or written[-3000:]
+
+
 # -- the embedded default ---------------------------------------------------------------------------
 
 
@@ -175,12 +185,13 @@ def test_every_refusal_is_a_json_error_that_stores_nothing(server, client, targe
     guid = {"missing": MISSING, "not-a-uuid": "not-a-uuid", "source": source["guid"]}[target]
     if body.get("mask_guid") == "small-mask":
         body = {**body, "mask_guid": small_mask["guid"]}
-    before = stored(server, client)
+    before, logged = stored(server, client), len(server.log_text())
     response = edit(client, guid, **body)
     assert response.status_code == status, response.text
     assert in_detail in response.json()["detail"]
     assert response.json()["code"] == ("image_not_found" if status == 404 else "invalid_request")
     assert stored(server, client) == before
+    assert_nothing_above_warning(server, logged)
 
 
 def test_an_idempotency_key_replays_the_edit_and_refuses_another_request(server, client):
@@ -331,11 +342,12 @@ def test_a_refused_or_failed_edit_stores_nothing(
         body = {"mask_guid": tall["guid"]}
     if script is not None:
         fake_openai.fail_next(script, times=2)
-    before = stored(openai_server, openai_client)
+    before, logged = stored(openai_server, openai_client), len(openai_server.log_text())
     response = edit(openai_client, source["guid"], **body)
     assert response.status_code == status, response.text
     assert len(fake_openai.edits) == calls
     assert stored(openai_server, openai_client) == before
+    assert_nothing_above_warning(openai_server, logged)
 
 
 def test_an_unknown_source_is_a_404_that_asks_nothing_of_the_provider(openai_client, fake_openai):
