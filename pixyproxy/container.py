@@ -111,6 +111,40 @@ async def started_after(adapter, *_started) -> AsyncIterator:
         await adapter.close()
 
 
+def limits_storage(redis_url: str | None, timeout_seconds: float):
+    from pixyproxy.adapters.limits_counters import limits_storage as storage
+
+    return storage(redis_url, timeout_seconds)
+
+
+def rate_limiter(storage, per_minute: float, burst: int | None):
+    """None when no rate is configured (the middleware is then not installed)."""
+    if per_minute <= 0:
+        return None
+    from pixyproxy.adapters.limits_counters import LimitsRateLimiter
+
+    return LimitsRateLimiter(storage, per_minute, burst)
+
+
+def budgets(storage, default, per_key):
+    """None when no key has a budget: generations then pay nothing for the check."""
+    if not default.limited and not any(b.limited for b in per_key.values()):
+        return None
+    from pixyproxy.adapters.limits_counters import LimitsUsageCounter
+    from pixyproxy.domain.usage import Budgets
+
+    return Budgets(LimitsUsageCounter(storage), default, per_key)
+
+
+def idempotency_locks(redis_url: str | None, timeout_seconds: float):
+    """Only with Redis: without it, one process's in-flight map is the only coalescing there is."""
+    if not redis_url:
+        return None
+    from pixyproxy.adapters.redis_locks import RedisIdempotencyLocks
+
+    return RedisIdempotencyLocks(redis_url, timeout_seconds)
+
+
 def s3_blob_store(url: str, **options):
     from pixyproxy.adapters.s3_blob_store import S3BlobStore
 
@@ -192,6 +226,23 @@ class Container(containers.DeclarativeContainer):
     metered_generator = providers.Singleton(MeteredGenerator, generator, metrics)
     metered_blobs = providers.Singleton(MeteredBlobStore, blobs, metrics)
 
+    # Limits, budgets and Idempotency-Key locks: per process in memory, or shared by replicas in Redis.
+    limits_storage = providers.Singleton(
+        limits_storage, settings.provided.redis_url, settings.provided.redis_timeout_seconds
+    )
+    rate_limiter = providers.Singleton(
+        rate_limiter,
+        limits_storage,
+        settings.provided.rate_limit_per_minute,
+        settings.provided.rate_limit_burst,
+    )
+    budgets = providers.Singleton(
+        budgets, limits_storage, settings.provided.default_budget, settings.provided.budgets
+    )
+    idempotency_locks = providers.Singleton(
+        idempotency_locks, settings.provided.redis_url, settings.provided.redis_timeout_seconds
+    )
+
     image_service = providers.Singleton(
         ImageService,
         generator=metered_generator,
@@ -199,6 +250,11 @@ class Container(containers.DeclarativeContainer):
         blobs=metered_blobs,
         max_prompt_length=settings.provided.max_prompt_length,
         idempotency_ttl_seconds=settings.provided.idempotency_ttl_seconds,
+        budgets=budgets,
+        prices=settings.provided.price_table,
+        locks=idempotency_locks,
+        idempotency_lock_seconds=settings.provided.idempotency_lock_seconds,
+        metrics=metrics,
     )
     # Generation jobs: the store beside the images' metadata, a worker per process (started after the
     # stores), and the hook told when a job ends (webhook delivery overrides the no-op).

@@ -16,9 +16,11 @@ from pixyproxy.domain import webhooks
 from pixyproxy.domain.jobs import DEFAULT_MAX_ATTEMPTS
 from pixyproxy.domain.jobs_worker import DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS
 from pixyproxy.domain.service import (
+    DEFAULT_IDEMPOTENCY_LOCK_SECONDS,
     DEFAULT_IDEMPOTENCY_TTL_SECONDS,
     DEFAULT_MAX_PROMPT_LENGTH,
 )
+from pixyproxy.domain.usage import DEFAULT_PRICES, Budget, Price
 from pixyproxy.domain.variants import DEFAULT_MAX_CONCURRENT_ENCODES
 
 DEFAULT_DATA_DIR = Path("pixyproxy-data")
@@ -102,6 +104,35 @@ class Settings(BaseSettings):
     )
     cors_origins: str = Field(
         default="", description="Comma-separated origins CORS allows (https://app.example); empty: off."
+    )
+
+    # Tenancy: budgets, prices, and what replicas share through Redis (docs/security.md).
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0: rate limits, budgets and Idempotency-Key locks shared by every "
+        "replica; unset: each process counts on its own.",
+    )
+    redis_timeout_seconds: float = Field(default=2.0, gt=0, description="Connect and reply timeout.")
+    budget_images_per_day: int = Field(
+        default=0, ge=0, description="Images each API key may have made per UTC day (0: no limit)."
+    )
+    budget_tokens_per_day: int = Field(
+        default=0, ge=0, description="Provider tokens each API key may use per UTC day (0: no limit)."
+    )
+    budgets: dict[str, Budget] = Field(
+        default_factory=dict,
+        description='Per key name, JSON: {"ducky": {"images_per_day": 500, "tokens_per_day": 0}}; '
+        "replaces both defaults above for that key.",
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description='USD per model, JSON: {"gpt-image-1": {"input_per_million": 5, "output_per_million": 40, '
+        '"per_image": 0}}; added to (or replacing) the built-in table; "*" prices any other model.',
+    )
+    idempotency_lock_seconds: float = Field(
+        default=DEFAULT_IDEMPOTENCY_LOCK_SECONDS,
+        gt=0,
+        description="With Redis: how long a replica's claim on an Idempotency-Key outlives it if it dies.",
     )
 
     # S3: credentials, region and endpoint come from boto3's own AWS_* variables.
@@ -233,6 +264,14 @@ class Settings(BaseSettings):
             password = quote(self.db_password.get_secret_value(), safe="")
             self.database_url = f"mysql://{user}:{password}@{self.db_host}:{self.db_port}/{self.db_name}"
         return self
+
+    @property
+    def price_table(self) -> dict[str, Price]:
+        return {**DEFAULT_PRICES, **self.prices}
+
+    @property
+    def default_budget(self) -> Budget:
+        return Budget(self.budget_images_per_day, self.budget_tokens_per_day)
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.support.adapters",
     "tests.support.fake_openai",
     "tests.support.mysql",
+    "tests.support.redis",
     "tests.support.s3",
 ]

@@ -71,6 +71,28 @@ class PrometheusMetrics:
         self.stored_images = Counter(
             "pixyproxy_stored_images", "PNG files written to image storage.", registry=r
         )
+        # By API key name: the names come from the configured keys, so these stay a handful of series.
+        self.key_images = Counter(
+            "pixyproxy_key_images", "Images the provider made, by API key name.", ["key"], registry=r
+        )
+        self.key_tokens = Counter(
+            "pixyproxy_key_tokens",
+            "Tokens the provider reported, by API key name and direction (input, output).",
+            ["key", "direction"],
+            registry=r,
+        )
+        self.key_cost = Counter(
+            "pixyproxy_key_estimated_cost_usd",
+            "Estimated cost (configured price table) of the provider's work, by API key name.",
+            ["key"],
+            registry=r,
+        )
+        self.budget_refusals = Counter(
+            "pixyproxy_budget_refusals",
+            "Requests refused (429 budget_exceeded) before the provider was called, by API key name.",
+            ["key"],
+            registry=r,
+        )
         build = Gauge(
             "pixyproxy_build_info",
             "Always 1; the version is a label.",
@@ -104,6 +126,17 @@ class PrometheusMetrics:
     def add_stored(self, size_bytes: int) -> None:
         self.stored_images.inc()
         self.stored_bytes.inc(size_bytes)
+
+    def add_usage(
+        self, key: str, images: int, input_tokens: int, output_tokens: int, cost_usd: float
+    ) -> None:
+        self.key_images.labels(key=key).inc(images)
+        self.key_tokens.labels(key=key, direction="input").inc(input_tokens)
+        self.key_tokens.labels(key=key, direction="output").inc(output_tokens)
+        self.key_cost.labels(key=key).inc(cost_usd)
+
+    def add_budget_refusal(self, key: str) -> None:
+        self.budget_refusals.labels(key=key).inc()
 
     # -- exposition ------------------------------------------------------------------------------
 

@@ -47,6 +47,8 @@ DETAIL_COLUMNS = (
     "parent_guid",
     "mask_guid",
     "reference_guids_json",
+    "owner",
+    "estimated_cost_usd",
 )
 # Every SELECT returns these, in this order: the keyset id and the idempotency hash, then the detail.
 SELECT_COLUMNS = ("id", "request_hash", *DETAIL_COLUMNS)

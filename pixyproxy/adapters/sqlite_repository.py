@@ -14,14 +14,20 @@ from pixyproxy.adapters.rows import (
     INSERT_COLUMNS,
     INSERT_LIST,
     SELECT_LIST,
+    USAGE_COLUMNS,
+    USAGE_INSERT_LIST,
+    USAGE_SELECT,
     chunks,
     detail_to_row,
     page_from_rows,
     stored_image,
+    usage_to_row,
+    usage_totals,
 )
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
 from pixyproxy.domain.search import ImageFilter
+from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
 # Values travel as :name parameters; only the constant column lists are formatted into the text.
 SELECT = f"SELECT {SELECT_LIST} FROM images"  # noqa: S608
@@ -36,6 +42,11 @@ RELEASE_IDEMPOTENCY_KEY = (
     "WHERE idempotency_key = :key AND created_at < :older_than"
 )
 DELETE_BY_GUID = "DELETE FROM images WHERE guid = :guid"
+_USAGE_MARKS = ", ".join(":" + c for c in USAGE_COLUMNS)
+INSERT_USAGE = f"INSERT INTO usage_events ({USAGE_INSERT_LIST}) VALUES ({_USAGE_MARKS})"  # noqa: S608
+USAGE_IN_PERIOD = f"{USAGE_SELECT} WHERE created_at >= :since AND created_at < :until"
+USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner"
+USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = :owner GROUP BY owner"
 CREATED_BEFORE = f"{SELECT} WHERE created_at < :cutoff ORDER BY created_at, id LIMIT :limit"
 # Filtered lists: each condition is its constant text or the constant TRUE, so the statement stays
 # built from constants; the values travel as parameters. Words go through the FTS5 index.
@@ -43,6 +54,7 @@ MATCH_WORDS = "id IN (SELECT rowid FROM images_fts WHERE images_fts MATCH :words
 MODEL_IS = "model = :model"
 CREATED_AFTER = "created_at > :created_after"
 CREATED_BEFORE_FILTER = "created_at < :created_before"
+OWNER_IS = "owner = :owner"
 KEYSET_AFTER = "(created_at, id) < (:created_at, :id)"
 TRUE = "1"
 
@@ -101,6 +113,25 @@ MIGRATIONS = {
     END;
     INSERT INTO images_fts (images_fts) VALUES ('rebuild');
     CREATE INDEX IF NOT EXISTS images_model_created_at_id ON images (model, created_at DESC, id DESC);
+    """,
+    # Tenancy: each image's owner (an API key's name) and estimated cost, and a usage row per provider
+    # call that outlives the images it made.
+    4: """
+    ALTER TABLE images ADD COLUMN owner TEXT;
+    ALTER TABLE images ADD COLUMN estimated_cost_usd REAL;
+    CREATE INDEX IF NOT EXISTS images_owner_created_at_id ON images (owner, created_at DESC, id DESC);
+    CREATE TABLE IF NOT EXISTS usage_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        owner TEXT,
+        model TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        images INTEGER NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        estimated_cost_usd REAL
+    );
+    CREATE INDEX IF NOT EXISTS usage_events_created_at ON usage_events (created_at);
     """,
 }
 
@@ -198,9 +229,10 @@ class SQLiteImageRepository:
             f"{SELECT} WHERE {MATCH_WORDS if f.words else TRUE} AND {MODEL_IS if f.model else TRUE} "
             f"AND {CREATED_AFTER if f.created_after else TRUE} "
             f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE} "
+            f"AND {OWNER_IS if f.owner else TRUE} "
             f"AND {KEYSET_AFTER if after else TRUE} {NEWEST_FIRST}"
         )
-        params: dict = {"limit": limit + 1, "words": fts_query(f.words), "model": f.model}
+        params: dict = {"limit": limit + 1, "words": fts_query(f.words), "model": f.model, "owner": f.owner}
         params["created_after"] = _stamp(f.created_after) if f.created_after else None
         params["created_before"] = _stamp(f.created_before) if f.created_before else None
         params["created_at"] = _stamp(after.created_at) if after else None
@@ -219,6 +251,19 @@ class SQLiteImageRepository:
     async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
         rows = self._run(CREATED_BEFORE, {"cutoff": _stamp(cutoff), "limit": limit})
         return [stored_image(row).detail for row in rows]
+
+    async def record_usage(self, entry: UsageEntry) -> None:
+        row = usage_to_row(entry)
+        row["created_at"] = _stamp(row["created_at"])
+        self._run(INSERT_USAGE, row)
+
+    async def usage_totals(
+        self, since: datetime, until: datetime, owner: str | None = None
+    ) -> list[UsageTotal]:
+        params = {"since": _stamp(since), "until": _stamp(until)}
+        if owner is None:
+            return usage_totals(self._run(USAGE_TOTALS, params))
+        return usage_totals(self._run(USAGE_TOTALS_OF, {**params, "owner": owner}))
 
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         found: set[UUID] = set()

@@ -29,10 +29,17 @@ class ImageFilter:
     model: str | None = None
     created_after: datetime | None = None  # strictly after
     created_before: datetime | None = None  # strictly before
+    owner: str | None = None  # a user key's name: its own images only (domain/tenancy.py)
 
     @property
     def empty(self) -> bool:
-        return not self.words and self.model is None and not self.created_after and not self.created_before
+        return (
+            not self.words
+            and self.model is None
+            and not self.created_after
+            and not self.created_before
+            and self.owner is None
+        )
 
 
 NO_FILTER = ImageFilter()

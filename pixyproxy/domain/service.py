@@ -3,7 +3,8 @@
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -12,14 +13,17 @@ from pydantic import ValidationError
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.cursor import decode_cursor, encode_cursor
 from pixyproxy.domain.errors import (
+    BudgetExceeded,
     IdempotencyConflict,
     ImageException,
     ImageNotFound,
     InvalidImageRequest,
     StorageUnavailable,
 )
-from pixyproxy.domain.image_formats import check_image
+from pixyproxy.domain.image_formats import check_image, read_upload
 from pixyproxy.domain.models import (
+    MAX_REFERENCES,
+    PNG,
     Caller,
     ContentRange,
     EditRequest,
@@ -31,8 +35,20 @@ from pixyproxy.domain.models import (
     SourceImage,
 )
 from pixyproxy.domain.search import NO_FILTER, ImageFilter
+from pixyproxy.domain.tenancy import owner_filter, owner_of, scoped_idempotency_key, sees
+from pixyproxy.domain.usage import (
+    DEFAULT_PRICES,
+    Budgets,
+    Price,
+    UsageEntry,
+    UsageReport,
+    UsageTotal,
+    estimate_cost,
+    tokens_of,
+)
 from pixyproxy.domain.variants import all_variant_keys
-from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, ImageRepository
+from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, ImageRepository, MetricsRecorder
+from pixyproxy.ports.counters import IdempotencyLocks
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +57,8 @@ DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
 DEFAULT_MAX_PROMPT_LENGTH = 4000
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# A replica holding an Idempotency-Key's lock that dies lets go of it after this long.
+DEFAULT_IDEMPOTENCY_LOCK_SECONDS = 600
 
 
 def parse_guid(guid: str | UUID) -> UUID:
@@ -93,7 +111,18 @@ class ImageService:
         idempotency_ttl_seconds: float = DEFAULT_IDEMPOTENCY_TTL_SECONDS,
         clock: Callable[[], datetime] = utc_now,
         new_guid: Callable[[], UUID] = uuid4,
+        budgets: Budgets | None = None,
+        prices: Mapping[str, Price] = DEFAULT_PRICES,
+        locks: IdempotencyLocks | None = None,
+        idempotency_lock_seconds: float = DEFAULT_IDEMPOTENCY_LOCK_SECONDS,
+        metrics: MetricsRecorder | None = None,
     ) -> None:
+        self.budgets = budgets
+        self.prices = prices
+        # Shared by replicas (Redis) when configured: one provider call per Idempotency-Key across them.
+        self.locks = locks
+        self.idempotency_lock_seconds = idempotency_lock_seconds
+        self.metrics = metrics
         self.generator = generator
         self.repository = repository
         self.blobs = blobs
@@ -134,19 +163,26 @@ class ImageService:
         partial_images: int = 0,
         on_partial: OnPartial | None = None,
         before_store: Callable[[], Awaitable[None]] | None = None,
+        caller: Caller | None = None,
     ) -> ImageDetail:
         """before_store runs between the generator's answer and the write, and may raise to store
-        nothing (a job canceled meanwhile)."""
+        nothing (a job canceled meanwhile). The image belongs to `caller`, within its budget."""
         request = self.validate(request)
         streaming = {"partial_images": partial_images, "on_partial": on_partial} if on_partial else {}
+        if idempotency_key is not None:
+            idempotency_key = scoped_idempotency_key(caller, idempotency_key)
 
         async def produce(fingerprint: str | None) -> ImageDetail:
-            generated = await self.generator.generate(
-                request, safety_identifier=safety_identifier, **streaming
+            generated, cost = await self._provider_call(
+                caller,
+                "generate",
+                lambda: self.generator.generate(request, safety_identifier=safety_identifier, **streaming),
             )
             if before_store is not None:
                 await before_store()
-            return await self._store(request, generated, idempotency_key, fingerprint, safety_identifier)
+            return await self._store(
+                request, generated, idempotency_key, fingerprint, safety_identifier, caller=caller, cost=cost
+            )
 
         if idempotency_key is None:
             return await produce(None)
@@ -159,27 +195,35 @@ class ImageService:
         idempotency_key: str | None = None,
         *,
         safety_identifier: str | None = None,
+        caller: Caller | None = None,
     ) -> ImageDetail:
-        """A new image made from a stored one (plus an optional mask and references) and a prompt."""
+        """A new image made from a stored one (plus an optional mask and references) and a prompt;
+        `caller` must see every one of them."""
         request = self.validate(request, EditRequest)
         assert isinstance(request, EditRequest)
         source_guid = parse_guid(guid)
+        if idempotency_key is not None:
+            idempotency_key = scoped_idempotency_key(caller, idempotency_key)
 
         async def produce(fingerprint: str | None) -> ImageDetail:
-            source = await self.get(source_guid)
-            mask = await self._referenced(request.mask_guid, "mask_guid")
-            references = [await self._referenced(g, "reference_guids") for g in request.reference_guids or ()]
+            source = await self.get(source_guid, caller)
+            mask = await self._referenced(request.mask_guid, "mask_guid", caller)
+            references = [
+                await self._referenced(g, "reference_guids", caller) for g in request.reference_guids or ()
+            ]
             if mask is not None and (mask.width, mask.height) != (source.width, source.height):
                 raise InvalidImageRequest(
                     f"mask_guid: the mask is {mask.width}x{mask.height}, the image "
                     f"{source.width}x{source.height}; they must be the same size"
                 )
             images = [await self._source(d) for d in (source, *references) if d is not None]
-            generated = await self.generator.edit(
-                request,
-                images,
-                await self._source(mask) if mask is not None else None,
-                safety_identifier=safety_identifier,
+            mask_source = await self._source(mask) if mask is not None else None
+            generated, cost = await self._provider_call(
+                caller,
+                "edit",
+                lambda: self.generator.edit(
+                    request, images, mask_source, safety_identifier=safety_identifier
+                ),
             )
             lineage = {
                 "parent_guid": source.guid,
@@ -187,19 +231,71 @@ class ImageService:
                 "reference_guids": list(request.reference_guids) if request.reference_guids else None,
             }
             return await self._store(
-                request, generated, idempotency_key, fingerprint, safety_identifier, lineage
+                request, generated, idempotency_key, fingerprint, safety_identifier, lineage, caller, cost
             )
 
         if idempotency_key is None:
             return await produce(None)
         return await self._once(idempotency_key, request_fingerprint(request, source_guid), produce)
 
-    async def _referenced(self, guid: UUID | None, where: str) -> ImageDetail | None:
-        """An image named in a request body: unknown is the body's fault (422), not a missing route."""
+    async def read_uploads(
+        self, images: list[bytes], mask: bytes | None = None
+    ) -> tuple[list[SourceImage], SourceImage | None]:
+        """Uploaded images (the first is the one to change) and mask, checked once for every edit made
+        from them: readable PNG, WebP or JPEG; the mask a PNG of the first image's size."""
+        if not 1 <= len(images) <= MAX_REFERENCES + 1:
+            raise InvalidImageRequest(f"image: send 1 to {MAX_REFERENCES + 1} images")
+        sources = [
+            await asyncio.to_thread(read_upload, data, "image", f"image-{i}") for i, data in enumerate(images)
+        ]
+        if mask is None:
+            return sources, None
+        checked = await asyncio.to_thread(read_upload, mask, "mask", "mask")
+        width, height = sources[0].width, sources[0].height
+        if checked.content_type != PNG:
+            raise InvalidImageRequest("mask: must be a PNG (fully transparent pixels mark what to change)")
+        if (checked.width, checked.height) != (width, height):
+            raise InvalidImageRequest(
+                f"mask: the mask is {checked.width}x{checked.height}, the image {width}x{height}; "
+                "they must be the same size"
+            )
+        return sources, checked
+
+    async def edit_uploaded(
+        self,
+        request: EditRequest | dict,
+        images: list[SourceImage],
+        mask: SourceImage | None = None,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+        before_store: Callable[[], Awaitable[None]] | None = None,
+        caller: Caller | None = None,
+    ) -> ImageDetail:
+        """A new image made from uploaded images (from read_uploads) and a prompt, as OpenAI's edits take
+        them. Only the result is stored: the uploads are the client's, not images this service made, so
+        the result has no parent_guid. before_store and caller as for create."""
+        request = self.validate(request, EditRequest)
+        streaming = {"partial_images": partial_images, "on_partial": on_partial} if on_partial else {}
+        generated, cost = await self._provider_call(
+            caller,
+            "edit",
+            lambda: self.generator.edit(
+                request, images, mask, safety_identifier=safety_identifier, **streaming
+            ),
+        )
+        if before_store is not None:
+            await before_store()
+        return await self._store(request, generated, None, None, safety_identifier, caller=caller, cost=cost)
+
+    async def _referenced(self, guid: UUID | None, where: str, caller: Caller | None) -> ImageDetail | None:
+        """An image named in a request body: unknown (or another key's) is the body's fault (422), not a
+        missing route."""
         if guid is None:
             return None
         detail = await self.repository.get(guid)
-        if detail is None:
+        if detail is None or not sees(caller, detail.owner):
             raise InvalidImageRequest(f"{where}: no image has the guid {guid}")
         return detail
 
@@ -210,6 +306,60 @@ class ImageService:
         finally:
             await stream.aclose()
         return SourceImage(data, detail.content_type, detail.filename, detail.width, detail.height)
+
+    async def _provider_call(
+        self, caller: Caller | None, operation: str, call: Callable[[], Awaitable[GeneratedImage]]
+    ) -> tuple[GeneratedImage, float | None]:
+        """Every call that costs money goes through here: the budget decides before it (raising
+        BudgetExceeded, the provider never called), and what the provider reported is recorded after it,
+        whether or not its image is then stored. Answers the generated image and its estimated cost."""
+        reservation = None
+        if self.budgets is not None:
+            try:
+                reservation = await self.budgets.reserve(caller)
+            except BudgetExceeded:
+                if self.metrics is not None and caller is not None:
+                    self.metrics.add_budget_refusal(caller.name)
+                raise
+        try:
+            generated = await call()
+        except BaseException:
+            if self.budgets is not None:
+                await self.budgets.refund(reservation)
+            raise
+        spent_in, spent_out = tokens_of(generated.usage)
+        cost = estimate_cost(generated.model, generated.usage, self.prices)
+        entry = UsageEntry(
+            self._clock(), owner_of(caller), generated.model, operation, 1, spent_in, spent_out, cost
+        )
+        try:
+            if self.budgets is not None:
+                await self.budgets.settle(reservation, spent_in + spent_out)
+            await self.repository.record_usage(entry)
+        except ImageException as exc:  # the image was paid for: store it; the log says what was lost
+            log.warning("usage of a %s by %s not recorded: %s", operation, entry.owner or "-", exc.message)
+        if self.metrics is not None:
+            self.metrics.add_usage(entry.owner or "-", 1, spent_in, spent_out, cost or 0.0)
+        return generated, cost
+
+    async def usage(self, since: datetime, until: datetime, caller: Caller | None = None) -> UsageReport:
+        """Per-key totals in [since, until): a user key its own, an admin (or keys off) every key's."""
+        if until <= since:
+            raise InvalidImageRequest("until: must be after since")
+        owner = owner_filter(caller)
+        totals = await self.repository.usage_totals(since, until, owner)
+        if owner is not None and not totals:  # a key that made nothing still sees its own zero line
+            totals = [
+                UsageTotal(
+                    key=owner,
+                    images=0,
+                    input_tokens=0,
+                    output_tokens=0,
+                    total_tokens=0,
+                    estimated_cost_usd=0.0,
+                )
+            ]
+        return UsageReport(since=since, until=until, keys=totals)
 
     async def _once(
         self,
@@ -239,19 +389,11 @@ class ImageService:
         future: asyncio.Future[ImageDetail] = asyncio.get_running_loop().create_future()
         self._in_flight[idempotency_key] = (fingerprint, future)
         try:
-            existing = await self.repository.get_by_idempotency_key(idempotency_key)
-            if existing is not None:
-                cutoff = self._clock() - self.idempotency_ttl
-                if existing.detail.created_at < cutoff:
-                    # Expired: the key counts as unused. Let go of it (the store checks the age again in
-                    # the same statement, so a fresh image another process just stored keeps its key)
-                    # and generate; the new image takes the key, or add() reports who took it first.
-                    await self.repository.release_idempotency_key(idempotency_key, cutoff)
-                    existing = None
-            if existing is not None:
-                detail = self._replay(existing.detail, existing.request_hash, fingerprint)
-            else:
+            detail = await self._stored_for_key(idempotency_key, fingerprint)
+            if detail is None and self.locks is None:
                 detail = await produce(fingerprint)
+            elif detail is None:
+                detail = await self._produce_locked(idempotency_key, fingerprint, produce)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -264,6 +406,44 @@ class ImageService:
             return detail
         finally:
             del self._in_flight[idempotency_key]
+
+    async def _stored_for_key(self, idempotency_key: str, fingerprint: str) -> ImageDetail | None:
+        """The image stored under the key (a replay), None when the key is unused or has expired."""
+        existing = await self.repository.get_by_idempotency_key(idempotency_key)
+        if existing is None:
+            return None
+        cutoff = self._clock() - self.idempotency_ttl
+        if existing.detail.created_at < cutoff:
+            # Expired: the key counts as unused. Let go of it (the store checks the age again in
+            # the same statement, so a fresh image another process just stored keeps its key)
+            # and generate; the new image takes the key, or add() reports who took it first.
+            await self.repository.release_idempotency_key(idempotency_key, cutoff)
+            return None
+        return self._replay(existing.detail, existing.request_hash, fingerprint)
+
+    async def _produce_locked(
+        self,
+        idempotency_key: str,
+        fingerprint: str,
+        produce: Callable[[str | None], Awaitable[ImageDetail]],
+    ) -> ImageDetail:
+        """Across replicas: the one holding the key's shared lock calls the provider; another waits for
+        the lock to go, then replays what was stored (or, if the holder failed, takes its turn)."""
+        assert self.locks is not None
+        lock = "idempotency:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+        while True:
+            token = await self.locks.acquire(lock, self.idempotency_lock_seconds)
+            if token is not None:
+                try:
+                    # Looked up again under the lock: the last holder may have stored it just now.
+                    detail = await self._stored_for_key(idempotency_key, fingerprint)
+                    return detail if detail is not None else await produce(fingerprint)
+                finally:
+                    await self.locks.release(lock, token)
+            await self.locks.wait_released(lock, self.idempotency_lock_seconds)
+            detail = await self._stored_for_key(idempotency_key, fingerprint)
+            if detail is not None:
+                return detail
 
     @staticmethod
     def _replay(detail: ImageDetail, stored_hash: str, fingerprint: str) -> ImageDetail:
@@ -279,6 +459,8 @@ class ImageService:
         fingerprint: str | None,
         safety_identifier: str | None,
         lineage: dict | None = None,
+        caller: Caller | None = None,
+        cost: float | None = None,
     ) -> ImageDetail:
         checked = await asyncio.to_thread(
             check_image, generated.data, request.format, request.output_compression
@@ -304,6 +486,8 @@ class ImageService:
             output_compression=request.output_compression,
             moderation=request.moderation,
             safety_identifier=safety_identifier,
+            owner=owner_of(caller),
+            estimated_cost_usd=cost,
             **(lineage or {}),
         )
         # Bytes first, then the row: a client is never told of an image whose bytes are missing.
@@ -330,9 +514,10 @@ class ImageService:
     # -- read -----------------------------------------------------------------------------------
 
     async def get(self, guid: str | UUID, caller: Caller | None = None) -> ImageDetail:
-        """The one lookup every use case on a stored image goes through (read, serve, delete)."""
+        """The one lookup every use case on a stored image goes through (read, serve, delete). Another
+        key's image is not found: the owner is compared on the row just read, no second query."""
         detail = await self.repository.get(parse_guid(guid))
-        if detail is None:
+        if detail is None or not sees(caller, detail.owner):
             raise ImageNotFound()
         return detail
 
@@ -346,6 +531,9 @@ class ImageService:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidImageRequest(f"limit: must be between 1 and {MAX_LIST_LIMIT}")
         after = decode_cursor(cursor) if cursor is not None else None
+        owner = owner_filter(caller)
+        if owner is not None:
+            filters = replace(filters, owner=owner)
         if filters.empty:  # the unfiltered list keeps its own plain statement
             page = await self.repository.list_page(limit, after)
         else:

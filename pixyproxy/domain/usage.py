@@ -209,7 +209,8 @@ class Budgets:
 
 
 # RFC 3339 date-time with a zone, or a plain date (its 00:00 UTC).
-_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2}))?$")
+INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2}))?$"
+_INSTANT = re.compile(INSTANT_PATTERN)
 
 
 def parse_instant(name: str, value: str) -> datetime:

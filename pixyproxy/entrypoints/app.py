@@ -12,15 +12,11 @@ from pixyproxy import __version__
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import ImageException
 from pixyproxy.entrypoints.errors import error_response
-from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_key_digests
+from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
 from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
 from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
 from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
-from pixyproxy.entrypoints.middleware.rate_limit import (
-    RateLimitMiddleware,
-    TokenBucketLimiter,
-    document_rate_limit,
-)
+from pixyproxy.entrypoints.middleware.rate_limit import RateLimitMiddleware, document_rate_limit
 from pixyproxy.entrypoints.middleware.request_log import RequestLogMiddleware
 from pixyproxy.entrypoints.openapi import patch_openapi
 from pixyproxy.entrypoints.route_match import RouteTable
@@ -109,14 +105,15 @@ def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> N
     metrics see every request, refused ones too."""
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     patches = []
-    if settings.rate_limit_per_minute > 0:
-        limiter = TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    limiter = container.rate_limiter()
+    if limiter is not None:
         app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    if limiter is not None or container.budgets() is not None:
         patches.append(document_rate_limit)
-    keys = settings.api_keys.get_secret_value() if settings.api_keys else None
-    digests = load_key_digests(keys, settings.api_keys_file)
-    if digests:
-        app.add_middleware(ApiKeyMiddleware, digests=digests)
+    env_keys = settings.api_keys.get_secret_value() if settings.api_keys else None
+    keys = load_keys(env_keys, settings.api_keys_file)
+    if keys:
+        app.add_middleware(ApiKeyMiddleware, keys=keys)
         patches.append(document_security)
     app.add_middleware(ErrorMiddleware)
     if settings.cors_origin_list:

@@ -36,6 +36,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
         409: "The Idempotency-Key was used with a different request.",
         413: "The request body is too large.",
         416: "The requested byte range is not satisfiable.",
+        429: "This API key's daily budget is used up (`budget_exceeded`; Retry-After says until when).",
         422: "The request is not valid (or the generator refused the prompt).",
         502: "The image generator failed.",
         503: "A dependency (metadata, storage, generator rate limit) is unavailable.",

@@ -10,6 +10,15 @@ class MetricsRecorder(Protocol):
 
     def add_stored(self, size_bytes: int) -> None: ...
 
+    def add_usage(
+        self, key: str, images: int, input_tokens: int, output_tokens: int, cost_usd: float
+    ) -> None:
+        """One provider call's usage by API key name (`-` with keys off): names come from the configured
+        keys only, so the label's values stay few."""
+        ...
+
+    def add_budget_refusal(self, key: str) -> None: ...
+
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type."""
         ...

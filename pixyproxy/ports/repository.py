@@ -5,6 +5,7 @@ from uuid import UUID
 
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
 from pixyproxy.domain.search import ImageFilter
+from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
 
 class ImageRepository(Protocol):
@@ -48,6 +49,16 @@ class ImageRepository(Protocol):
 
     async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
         """Up to `limit` images created before `cutoff`, oldest first (retention deletes them)."""
+        ...
+
+    async def record_usage(self, entry: UsageEntry) -> None:
+        """Keep one provider call's usage (a row of its own: deleting images leaves it)."""
+        ...
+
+    async def usage_totals(
+        self, since: datetime, until: datetime, owner: str | None = None
+    ) -> list[UsageTotal]:
+        """Per-owner totals of the usage recorded in [since, until); only `owner`'s when given."""
         ...
 
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:

@@ -22,6 +22,7 @@ from pixyproxy.domain.models import (
     SourceImage,
 )
 from pixyproxy.domain.search import ImageFilter, matches
+from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
 
 class ManualClock:
@@ -49,6 +50,7 @@ class InMemoryImageRepository:
     def __init__(self) -> None:
         self.rows: list[tuple[int, ImageDetail, str | None, str | None]] = []
         self.fail_with: Exception | None = None  # set to make every call raise
+        self.usage: list[UsageEntry] = []
 
     def _check(self) -> None:
         if self.fail_with is not None:
@@ -108,6 +110,34 @@ class InMemoryImageRepository:
         old = [r for r in self.rows if r[1].created_at < cutoff]
         return [r[1] for r in sorted(old, key=lambda r: (r[1].created_at, r[0]))[:limit]]
 
+    async def record_usage(self, entry: UsageEntry) -> None:
+        self._check()
+        self.usage.append(entry)
+
+    async def usage_totals(
+        self, since: datetime, until: datetime, owner: str | None = None
+    ) -> list[UsageTotal]:
+        self._check()
+        totals: dict[str | None, list[float]] = {}
+        for e in self.usage:
+            if since <= e.created_at < until and (owner is None or e.owner == owner):
+                t = totals.setdefault(e.owner, [0, 0, 0, 0.0])
+                t[0] += e.images
+                t[1] += e.input_tokens
+                t[2] += e.output_tokens
+                t[3] += e.estimated_cost_usd or 0.0
+        return [
+            UsageTotal(
+                key=name,
+                images=int(t[0]),
+                input_tokens=int(t[1]),
+                output_tokens=int(t[2]),
+                total_tokens=int(t[1] + t[2]),
+                estimated_cost_usd=round(t[3], 6),
+            )
+            for name, t in sorted(totals.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
+        ]
+
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         self._check()
         present = {d.guid for _, d, _, _ in self.rows}
@@ -126,6 +156,7 @@ def _passes(detail: ImageDetail, filters: ImageFilter) -> bool:
         and (filters.model is None or detail.model == filters.model)
         and (filters.created_after is None or detail.created_at > filters.created_after)
         and (filters.created_before is None or detail.created_at < filters.created_before)
+        and (filters.owner is None or detail.owner == filters.owner)
     )
 
 
@@ -205,6 +236,7 @@ class ScriptedGenerator:
     def __init__(self, image: bytes | None = None, hold: bool = False) -> None:
         self.image = image if image is not None else png_bytes()
         self.fail_with: Exception | None = None
+        self.usage: dict[str, Any] | None = None  # the usage each answer reports
         self.calls: list[GenerationRequest] = []
         self.options: list[dict[str, Any]] = []  # the keyword arguments of each call
         self.edits: list[tuple[GenerationRequest, list[SourceImage], SourceImage | None]] = []
@@ -228,7 +260,9 @@ class ScriptedGenerator:
             await self._released.wait()
         if self.fail_with is not None:
             raise self.fail_with
-        return GeneratedImage(data=self.image, model=self.default_model, revised_prompt=None)
+        return GeneratedImage(
+            data=self.image, model=self.default_model, revised_prompt=None, usage=self.usage
+        )
 
     async def edit(
         self,
@@ -249,3 +283,33 @@ class ScriptedGenerator:
 
     async def close(self) -> None:
         return None
+
+
+class InMemoryLocks:
+    """IdempotencyLocks for several services in one test (replicas sharing one lock store); a waiter
+    wakes on the release itself, no polling. `acquired` is set whenever a lock is taken."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, str] = {}
+        self.released: dict[str, asyncio.Event] = {}
+        self.acquired = asyncio.Event()
+        self.refused = asyncio.Event()  # set when an acquire finds the lock taken
+
+    async def acquire(self, key: str, ttl_seconds: float) -> str | None:
+        if key in self.held:
+            self.refused.set()
+            return None
+        token = f"token-{len(self.released)}"
+        self.held[key] = token
+        self.released[key] = asyncio.Event()
+        self.acquired.set()
+        return token
+
+    async def release(self, key: str, token: str) -> None:
+        if self.held.get(key) == token:
+            del self.held[key]
+            self.released[key].set()
+
+    async def wait_released(self, key: str, timeout_seconds: float) -> None:
+        if key in self.held:
+            await asyncio.wait_for(self.released[key].wait(), timeout_seconds)

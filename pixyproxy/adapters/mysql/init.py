@@ -98,6 +98,33 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "ALTER TABLE images ADD KEY ix_images_model_created_at_id (model, created_at DESC, id DESC)",
         ),
     ),
+    4: (
+        "tenancy: each image's owner (an API key's name) and estimated cost, owner indexed for its list; "
+        "a usage table, one row per provider call, kept when images are deleted",
+        (
+            """
+            ALTER TABLE images
+                ADD COLUMN owner VARCHAR(64) NULL,
+                ADD COLUMN estimated_cost_usd DOUBLE NULL,
+                ADD KEY ix_images_owner_created_at_id (owner, created_at DESC, id DESC)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS usage_events (
+                id BIGINT NOT NULL AUTO_INCREMENT,
+                created_at DATETIME(6) NOT NULL,
+                owner VARCHAR(64) NULL,
+                model VARCHAR(255) NOT NULL,
+                operation VARCHAR(16) NOT NULL,
+                images INT NOT NULL,
+                input_tokens BIGINT NOT NULL,
+                output_tokens BIGINT NOT NULL,
+                estimated_cost_usd DOUBLE NULL,
+                PRIMARY KEY (id),
+                KEY ix_usage_events_created_at (created_at)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """,
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 ALREADY_APPLIED = {1060, 1061}  # duplicate column name, duplicate key name

@@ -29,14 +29,20 @@ from pixyproxy.adapters.rows import (
     INSERT_COLUMNS,
     INSERT_LIST,
     SELECT_LIST,
+    USAGE_COLUMNS,
+    USAGE_INSERT_LIST,
+    USAGE_SELECT,
     chunks,
     detail_to_row,
     page_from_rows,
     stored_image,
+    usage_to_row,
+    usage_totals,
 )
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
 from pixyproxy.domain.search import ImageFilter
+from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,11 @@ RELEASE_IDEMPOTENCY_KEY = (
     "WHERE idempotency_key = %(idempotency_key)s AND created_at < %(older_than)s"
 )
 DELETE_BY_GUID = "DELETE FROM images WHERE guid = %(guid)s"
+_USAGE_MARKS = ", ".join(f"%({c})s" for c in USAGE_COLUMNS)
+INSERT_USAGE = f"INSERT INTO usage_events ({USAGE_INSERT_LIST}) VALUES ({_USAGE_MARKS})"  # noqa: S608
+USAGE_IN_PERIOD = f"{USAGE_SELECT} WHERE created_at >= %(since)s AND created_at < %(until)s"
+USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner"
+USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = %(owner)s GROUP BY owner"
 CREATED_BEFORE = f"{SELECT} WHERE created_at < %(cutoff)s ORDER BY created_at, id LIMIT %(limit)s"
 # Filtered lists: each condition is its constant text or the constant TRUE, so the statement stays
 # built from constants; values travel as parameters. Words go through the FULLTEXT index (then the
@@ -77,6 +88,7 @@ MATCH_WORDS = "MATCH (prompt_words) AGAINST (%(words)s IN BOOLEAN MODE)"
 MODEL_IS = "model = %(model)s"
 CREATED_AFTER = "created_at > %(created_after)s"
 CREATED_BEFORE_FILTER = "created_at < %(created_before)s"
+OWNER_IS = "owner = %(owner)s"
 KEYSET_AFTER = "(created_at < %(created_at)s OR (created_at = %(created_at)s AND id < %(id)s))"
 TRUE = "TRUE"
 # Followed by one %(gN)s marker per guid (PyMySQL no longer expands a tuple into a list).
@@ -315,12 +327,15 @@ class MySQLImageRepository:
     async def _filtered_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
         f = filters
         sql = (
-            f"{LIST if not (f.words or f.model) else SELECT} WHERE {MATCH_WORDS if f.words else TRUE} "
+            f"{LIST if not (f.words or f.model or f.owner) else SELECT} "
+            f"WHERE {MATCH_WORDS if f.words else TRUE} "
             f"AND {MODEL_IS if f.model else TRUE} AND {CREATED_AFTER if f.created_after else TRUE} "
             f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE} "
+            f"AND {OWNER_IS if f.owner else TRUE} "
             f"AND {KEYSET_AFTER if after else TRUE} {NEWEST_FIRST}"
         )
         params: dict[str, Any] = {"limit": limit + 1, "words": boolean_query(f.words), "model": f.model}
+        params["owner"] = f.owner
         params["created_after"] = _utc_naive(f.created_after) if f.created_after else None
         params["created_before"] = _utc_naive(f.created_before) if f.created_before else None
         params["created_at"] = _utc_naive(after.created_at) if after else None
@@ -334,6 +349,19 @@ class MySQLImageRepository:
     async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
         rows = await self._execute(CREATED_BEFORE, {"cutoff": _utc_naive(cutoff), "limit": limit})
         return [stored_image(row).detail for row in rows]
+
+    async def record_usage(self, entry: UsageEntry) -> None:
+        row = usage_to_row(entry)
+        row["created_at"] = _utc_naive(row["created_at"])
+        await self._execute(INSERT_USAGE, row)
+
+    async def usage_totals(
+        self, since: datetime, until: datetime, owner: str | None = None
+    ) -> list[UsageTotal]:
+        params = {"since": _utc_naive(since), "until": _utc_naive(until)}
+        if owner is None:
+            return usage_totals(await self._execute(USAGE_TOTALS, params))
+        return usage_totals(await self._execute(USAGE_TOTALS_OF, {**params, "owner": owner}))
 
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         found: set[UUID] = set()

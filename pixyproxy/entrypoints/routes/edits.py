@@ -7,9 +7,9 @@ comes after images.router in ROUTERS: the hot reads are not tried against these 
 from fastapi import APIRouter, Depends, Response
 from pydantic import TypeAdapter
 
-from pixyproxy.domain.models import EditRequest, ImageDetail
+from pixyproxy.domain.models import Caller, EditRequest, ImageDetail
 from pixyproxy.domain.service import ImageService
-from pixyproxy.entrypoints.dependencies import idempotency_key, image_service, safety_identifier
+from pixyproxy.entrypoints.dependencies import caller, idempotency_key, image_service, safety_identifier
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import error_responses
 
@@ -38,7 +38,8 @@ async def edit_image(
     body: EditRequest,
     key: str | None = Depends(idempotency_key),
     safety: str | None = Depends(safety_identifier),
+    who: Caller | None = Depends(caller),
     service: ImageService = Depends(image_service),
 ) -> Response:
-    detail = await service.edit(guid, body, key, safety_identifier=safety)
+    detail = await service.edit(guid, body, key, safety_identifier=safety, caller=who)
     return Response(_detail_json(detail), media_type="application/json")

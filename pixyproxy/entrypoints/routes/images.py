@@ -18,6 +18,7 @@ from pixyproxy.domain.search import MAX_QUERY_LENGTH, parse_filter
 from pixyproxy.domain.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ImageService
 from pixyproxy.entrypoints.content import answer_content
 from pixyproxy.entrypoints.dependencies import caller, image_service, safety_identifier, services, settings
+from pixyproxy.entrypoints.middleware.api_keys import CALLER_SCOPE_KEY
 from pixyproxy.entrypoints.routes.direct import DirectRoute
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import ContentUrl, error_responses
@@ -46,7 +47,8 @@ def json_response(body: bytes, headers: dict[str, str] | None = None) -> Respons
     route_class_override=DirectRoute,
 )
 async def get_image(request: Request, guid: str) -> Response:
-    return json_response(_detail_json(await services(request).image_service().get(guid)))
+    detail = await services(request).image_service().get(guid, request.scope.get(CALLER_SCOPE_KEY))
+    return json_response(_detail_json(detail))
 
 
 @twin_routes(
@@ -68,7 +70,7 @@ async def get_image(request: Request, guid: str) -> Response:
 async def image_content(request: Request, guid: str) -> Response:
     container = services(request)
     service = container.image_service()
-    detail = await service.get(guid)
+    detail = await service.get(guid, request.scope.get(CALLER_SCOPE_KEY))
     if request.scope["query_string"] or container.settings().negotiate_format:
         return await variant_content(request, container, detail)  # a plain read skips all of it
     headers = request.headers
@@ -106,12 +108,13 @@ async def create_image(
         description="Send the same key again to get the first image back instead of paying twice.",
     ),
     safety: str | None = Depends(safety_identifier),
+    who: Caller | None = Depends(caller),
     service: ImageService = Depends(image_service),
 ) -> Response:
     if idempotency_key is not None and len(request.headers.getlist("idempotency-key")) > 1:
         # Two keys are ambiguous: whichever one we picked, the client might retry with the other.
         raise InvalidImageRequest("header.idempotency-key: send exactly one Idempotency-Key")
-    detail = await service.create(body, idempotency_key, safety_identifier=safety)
+    detail = await service.create(body, idempotency_key, safety_identifier=safety, caller=who)
     return json_response(_detail_json(detail))
 
 
