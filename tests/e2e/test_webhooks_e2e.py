@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.server import RunningServer, free_port, run_server
 from tests.support.webhook_receiver import SECRET, webhook_receiver
@@ -174,3 +175,34 @@ def test_a_private_target_is_refused_again_at_delivery(tmp_path) -> None:
 def _failed(workdir: Path) -> dict | None:
     row = delivery_row(workdir)
     return row if row and row["status"] == "failed" else None
+
+
+@pytest.mark.mysql
+def test_two_replicas_on_mysql_send_each_webhook_once(tmp_path, mysql_server) -> None:
+    """Deliveries in MySQL's outbox, two processes claiming: every job's webhook arrives once."""
+    with mysql_server.database() as name, webhook_receiver(script=[500] * 5) as receiver:
+        env = {**WEBHOOKS, "PIXYPROXY_DATABASE_URL": mysql_server.url(name)}
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        with run_server(tmp_path / "a", env) as first, run_server(tmp_path / "b", env) as second:
+            ids = []
+            for i in range(12):
+                target = first if i % 2 else second
+                answer = submit(target, {"prompt": f"a fox {i}", "webhook_url": receiver.url})
+                assert answer.status_code == 202, answer.text
+                ids.append(answer.json()["id"])
+            # 5 first attempts answered 500, so 17 arrivals: each job delivered once, some retried.
+            receiver.wait(len(ids) + 5, timeout=60)
+            rows = wait_for(
+                "every delivery to be marked delivered",
+                lambda: (
+                    r
+                    if len(r := mysql_server.query(name, "SELECT status FROM webhook_deliveries")) == len(ids)
+                    and all(s == "delivered" for (s,) in r)
+                    else None
+                ),
+            )
+    delivered = [r for r in receiver.received if r.verified]
+    assert len(delivered) == len(receiver.received) == len(ids) + 5
+    assert sorted({r.payload["data"]["id"] for r in delivered}) == sorted(ids)
+    assert len(rows) == len(ids)
