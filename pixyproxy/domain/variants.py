@@ -64,19 +64,20 @@ class Variant:
         return self.key
 
 
+_WIDTH_OF = {str(w): w for w in WIDTHS} | {w: w for w in WIDTHS}
+_ALLOWED_WIDTHS = ", ".join(str(w) for w in WIDTHS)
+_ALLOWED_FORMATS = ", ".join(VARIANT_FORMATS)
+
+
 def parse_variant(width: str | int | None, fmt: str | None) -> VariantSpec:
     """The query's width and format, checked: InvalidImageRequest (422) naming the allowed values."""
-    allowed = ", ".join(str(w) for w in WIDTHS)
     value = None
     if width is not None:
-        try:
-            value = int(width)
-        except (TypeError, ValueError):
-            value = None
-        if value not in WIDTHS or (isinstance(width, str) and width != str(value)):
-            raise InvalidImageRequest(f"query.width: must be one of {allowed}")
+        value = _WIDTH_OF.get(width)  # exactly "256": not " 256", "256.0" or "0256"
+        if value is None:
+            raise InvalidImageRequest(f"query.width: must be one of {_ALLOWED_WIDTHS}")
     if fmt is not None and fmt not in VARIANT_FORMATS:
-        raise InvalidImageRequest(f"query.format: must be one of {', '.join(VARIANT_FORMATS)}")
+        raise InvalidImageRequest(f"query.format: must be one of {_ALLOWED_FORMATS}")
     return VariantSpec(value, fmt)
 
 
@@ -109,9 +110,10 @@ def plan(detail: ImageDetail, spec: VariantSpec) -> tuple[str, int | None, str] 
     """(key, width to scale to or None, format) of the variant to serve; None: serve the original.
 
     A width at or above the original's is the original's width (never enlarged)."""
-    fmt = spec.format or original_format(detail)
+    own = original_format(detail)
+    fmt = spec.format or own
     width = spec.width if spec.width is not None and spec.width < detail.width else None
-    if width is None and fmt == original_format(detail):
+    if width is None and fmt == own:
         return None
     return variant_key(detail.guid, f"w{width}" if width else FULL, fmt), width, fmt
 
@@ -123,8 +125,13 @@ def render(original: bytes, width: int | None, fmt: str) -> bytes:
             height = max(1, round(image.height * width / image.width))
             if image.format == "JPEG":
                 image.draft(image.mode, (width, height))  # decode at a fraction of the size directly
-            # reducing_gap: a cheap box reduction first, then Lanczos on what is left.
-            scaled = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=2.0)
+            image.load()
+            # A box reduction by the whole factor (an average of each block, cheap), then Lanczos for
+            # what is left: near Lanczos quality at a fraction of its cost on a large original.
+            factor = min(image.width // width, image.height // height)
+            scaled = image.reduce(factor) if factor >= 2 else image
+            if scaled.size != (width, height):
+                scaled = scaled.resize((width, height), Image.Resampling.LANCZOS)
         else:
             image.load()
             scaled = image.copy()
@@ -138,7 +145,7 @@ def render(original: bytes, width: int | None, fmt: str) -> bytes:
         out = io.BytesIO()
         if scaled.mode not in ("RGB", "RGBA"):
             scaled = scaled.convert("RGBA" if "A" in scaled.mode or scaled.mode == "P" else "RGB")
-        scaled.save(out, format="WEBP", quality=80, method=4)  # small tiles: spend a little on size
+        scaled.save(out, format="WEBP", quality=80, method=2)  # method 4+ costs 5x for ~8% smaller
         return out.getvalue()
     return encode(scaled, fmt)
 

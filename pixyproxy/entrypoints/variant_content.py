@@ -6,6 +6,7 @@ costs what it did.
 """
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote_plus
 
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
@@ -61,8 +62,20 @@ async def _variant(container: Container, detail: ImageDetail, planned: tuple) ->
         raise StorageUnavailable("the image's bytes could not be read to make the variant") from None
 
 
+def _query(raw: bytes) -> dict[str, str]:
+    """name -> value (the last one wins, as in Starlette's QueryParams), without building a multidict:
+    this runs on every variant read."""
+    found = {}
+    for part in raw.split(b"&"):
+        name, _, value = part.decode("latin-1").partition("=")
+        if b"%" in part or b"+" in part:
+            name, value = unquote_plus(name), unquote_plus(value)
+        found[name] = value
+    return found
+
+
 async def variant_content(request: Request, container: Container, detail: ImageDetail) -> Response:
-    query = request.query_params
+    query = _query(request.scope["query_string"])
     spec = parse_variant(query.get("width"), query.get("format"))
     negotiated = spec.format is None and container.settings().negotiate_format
     if negotiated:
