@@ -55,5 +55,11 @@ class RedisIdempotencyLocks:
             await asyncio.sleep(pause)
             pause = min(POLL_MAX, pause * 2)
 
+    async def ping(self) -> None:
+        try:
+            await self.client.ping()
+        except RedisError as exc:
+            raise DependencyUnavailable(UNREACHABLE) from exc
+
     async def close(self) -> None:
         await self.client.aclose()

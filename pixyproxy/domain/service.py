@@ -583,6 +583,8 @@ class ImageService:
     async def readiness(self) -> Readiness:
         readiness = Readiness()
         dependencies = (("metadata", self.repository), ("storage", self.blobs), ("generator", self.generator))
+        if self.locks is not None:  # Redis: the shared limits, budgets and Idempotency-Key locks
+            dependencies = (*dependencies, ("redis", self.locks))
         for name, dependency in dependencies:
             try:
                 await dependency.ping()

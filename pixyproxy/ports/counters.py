@@ -38,3 +38,7 @@ class IdempotencyLocks(Protocol):
     async def wait_released(self, key: str, timeout_seconds: float) -> None:
         """Return once no one holds the key's lock (or after the timeout)."""
         ...
+
+    async def ping(self) -> None:
+        """Raise DependencyUnavailable when the lock store cannot be reached (readiness)."""
+        ...

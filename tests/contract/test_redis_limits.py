@@ -4,12 +4,13 @@ through uncounted."""
 
 import asyncio
 
+import httpx
 import pytest
 
 from pixyproxy.adapters.limits_counters import LimitsRateLimiter, LimitsUsageCounter, limits_storage
 from pixyproxy.adapters.redis_locks import RedisIdempotencyLocks
 from pixyproxy.domain.errors import DependencyUnavailable
-from tests.e2e.server import free_port
+from tests.e2e.server import free_port, run_server
 
 
 async def test_two_replicas_count_one_rate_limit_and_one_counter(redis_url):
@@ -64,5 +65,23 @@ async def test_an_unreachable_redis_is_dependency_unavailable():
     try:
         with pytest.raises(DependencyUnavailable, match="Redis"):
             await locks.acquire("idem:1", 30)
+        with pytest.raises(DependencyUnavailable, match="Redis"):
+            await locks.ping()
     finally:
         await locks.close()
+
+
+def test_readiness_reports_an_unreachable_redis_and_generations_answer_503(tmp_path):
+    url = f"redis://127.0.0.1:{free_port()}/7"
+    env = {
+        "PIXYPROXY_REDIS_URL": url,
+        "PIXYPROXY_RATE_LIMIT_PER_MINUTE": "60",
+        "PIXYPROXY_REDIS_TIMEOUT_SECONDS": "0.5",
+    }
+    with run_server(tmp_path, env) as server, httpx.Client(base_url=server.base_url, timeout=30) as http:
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and "Redis" in ready.json()["checks"]["redis"], ready.text
+        refused = http.post("/image/", json={"prompt": "a fox"})
+        assert refused.status_code == 503 and refused.json()["code"] == "dependency_unavailable"
+        assert http.get("/image/").status_code == 200  # reads do not touch Redis
+        assert "Traceback" not in server.log_text()

@@ -80,8 +80,15 @@ def test_two_user_keys_are_isolated_on_every_route_and_an_admin_sees_both(tmp_pa
             ids["job_id"] = job.json()["id"]
             assert wait_for_job(ann, ids["job_id"])["status"] == "succeeded"
 
+        if "/v1/images/generations" in spec["paths"]:  # the OpenAI-compatible face stores images too
+            before = {d["guid"] for d in ann.get("/image/").json()}
+            made = ann.post("/v1/images/generations", json={"prompt": "ann's heron via v1"})
+            assert made.status_code == 200, made.text
+            (v1_guid,) = {d["guid"] for d in ann.get("/image/").json()} - before
+            assert ann.get(f"/image/{v1_guid}").json()["owner"] == "ann"
+            assert bob.get(f"/image/{v1_guid}/content").status_code == 404
+
         routes = owned_routes(spec)
-        print("owned routes checked:", routes)
         assert ("GET", "/image/{guid}") in routes and ("GET", "/image/{guid}/content") in routes
         for method, template in routes:
             path = re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), m.group(0)), template)

@@ -313,3 +313,6 @@ class InMemoryLocks:
     async def wait_released(self, key: str, timeout_seconds: float) -> None:
         if key in self.held:
             await asyncio.wait_for(self.released[key].wait(), timeout_seconds)
+
+    async def ping(self) -> None:
+        return None
