@@ -287,6 +287,7 @@ class JobService:
         request = job.request.image_request()
         partials = job.request.partial_images or 0
         safety = safety_identifier_for(job.owner)
+        owner = Caller(job.owner) if job.owner is not None else None  # the images are the submitter's
 
         async def still_running() -> None:
             if not await self.store.is_running(job.id, worker):
@@ -311,6 +312,7 @@ class JobService:
                 partial_images=partials,
                 on_partial=on_partial_for(index) if partials else None,
                 before_store=still_running,
+                caller=owner,
             )
 
         tasks = [asyncio.create_task(one(index)) for index in range(job.request.count)]

@@ -23,6 +23,7 @@ from pixyproxy.domain.jobs_models import Job, JobStatus
 from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.models import Caller
 from pixyproxy.domain.service import ImageService
+from pixyproxy.domain.tenancy import scoped_idempotency_key
 from tests.support.fakes import ManualClock, ScriptedGenerator
 from tests.support.tasks import started
 
@@ -194,8 +195,9 @@ async def test_a_claimed_job_runs_and_succeeds_with_n_images(jobs, store, reposi
     assert done.status == JobStatus.succeeded and done.finished_at == clock() and done.error is None
     assert len(done.images) == 3 and len({d.guid for d in done.images}) == 3
     for index in range(3):
-        stored = await repository.get_by_idempotency_key(image_key(job.id, index))
-        assert stored.detail == done.images[index]
+        key = scoped_idempotency_key(ALICE, image_key(job.id, index))
+        stored = await repository.get_by_idempotency_key(key)
+        assert stored.detail == done.images[index] and stored.detail.owner == "alice"
     assert [j.id for j in hook.jobs] == [job.id]
     assert await store.unnotified(clock(), 10) == []
 
