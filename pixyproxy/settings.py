@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # Requests
     max_prompt_length: int = Field(default=DEFAULT_MAX_PROMPT_LENGTH, ge=1, le=32_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_upload_bytes: int = Field(
+        default=26_214_400,
+        ge=1024,
+        description="Largest body of POST /v1/images/edits (images uploaded as multipart); 25 MiB.",
+    )
     log_level: str = "INFO"
     gc_grace_seconds: int = Field(default=3600, ge=0)
     idempotency_ttl_seconds: int = Field(

@@ -21,6 +21,7 @@ from pixyproxy.entrypoints.middleware.request_log import RequestLogMiddleware
 from pixyproxy.entrypoints.openapi import patch_openapi
 from pixyproxy.entrypoints.route_match import RouteTable
 from pixyproxy.entrypoints.routes import ROUTERS
+from pixyproxy.entrypoints.routes.openai_compatible import UPLOAD_PATHS
 from pixyproxy.settings import Settings
 
 log = logging.getLogger("pixyproxy")
@@ -92,7 +93,7 @@ def create_app(container: Container | None = None) -> FastAPI:
 
 async def _handle_error(request, exc: Exception):
     """Errors raised inside routing; the error middleware answers those raised by middleware."""
-    response = error_response(exc)
+    response = error_response(exc, request.scope["path"])
     if response.status_code == 405:
         response.headers["Allow"] = ", ".join(request.app.state.routes.allowed_methods(request.scope))
     return response
@@ -103,7 +104,8 @@ def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> N
     error answers > CORS > request log > metrics. CORS sits outside the error middleware so its headers
     reach refusals; the rate limit runs after the key check so it counts per key; the request log and
     metrics see every request, refused ones too."""
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_upload_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=uploads)
     patches = []
     limiter = container.rate_limiter()
     if limiter is not None:
