@@ -88,6 +88,7 @@ def init() -> None:
     async def run() -> str:
         container = Container()
         repository, blobs = await container.storage.init()
+        await container.job_storage.init()  # the jobs table, beside the images'
         try:
             return f"initialised metadata ({repository.name}) and storage ({blobs.name})"
         finally:
