@@ -30,11 +30,10 @@ def replica_env(tmp_path, **extra: str) -> dict[str, str]:
     return {"PIXYPROXY_API_KEYS_FILE": str(keys), "PIXYPROXY_REDIS_URL": flushed_redis_url(), **extra}
 
 
-def two_replicas_behind_nginx(tmp_path, env):
+def two_replicas(tmp_path, env):
+    """Two replicas' context managers, each in its own folder (and a folder for nginx beside them)."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "lb").mkdir()
-    a = run_server(tmp_path / "a", env)
-    b = run_server(tmp_path / "b", env)
-    return a, b
+    return run_server(tmp_path / "a", env), run_server(tmp_path / "b", env)
 
 
 def test_two_replicas_sharing_redis_hold_one_rate_limit(tmp_path):
@@ -42,7 +41,7 @@ def test_two_replicas_sharing_redis_hold_one_rate_limit(tmp_path):
     env = replica_env(
         tmp_path, PIXYPROXY_RATE_LIMIT_PER_MINUTE=str(per_minute), PIXYPROXY_RATE_LIMIT_BURST=str(burst)
     )
-    a_ctx, b_ctx = two_replicas_behind_nginx(tmp_path, env)
+    a_ctx, b_ctx = two_replicas(tmp_path, env)
     with a_ctx as a, b_ctx as b, run_nginx(tmp_path / "lb", [a.base_url[7:], b.base_url[7:]]) as lb:
         started = time.monotonic()
         answers = [
@@ -55,22 +54,24 @@ def test_two_replicas_sharing_redis_hold_one_rate_limit(tmp_path):
         allowed = burst + math.floor(per_minute * elapsed / 60)
         assert burst <= statuses.count(200) <= allowed, statuses
         assert set(statuses) == {200, 429}
-        assert served(a.log_text(), "POST /image/") >= 2 and served(b.log_text(), "POST /image/") >= 2
+        # nginx spreads requests without an Idempotency-Key at random: both replicas took some.
+        assert served(a.log_text(), "POST /image/") >= 1 and served(b.log_text(), "POST /image/") >= 1
         for refused in (r for r in answers if r.status_code == 429):
             assert refused.json()["code"] == "rate_limited" and int(refused.headers["Retry-After"]) >= 1
 
 
 def test_two_replicas_sharing_redis_hold_one_budget(tmp_path):
     env = replica_env(tmp_path, PIXYPROXY_BUDGET_IMAGES_PER_DAY="4")
-    a_ctx, b_ctx = two_replicas_behind_nginx(tmp_path, env)
+    a_ctx, b_ctx = two_replicas(tmp_path, env)
     with a_ctx as a, b_ctx as b, run_nginx(tmp_path / "lb", [a.base_url[7:], b.base_url[7:]]) as lb:
         answers = [
             httpx.post(f"{lb}/image/", json={"prompt": f"owl {i}"}, headers=HEADERS, timeout=30)
-            for i in range(8)
+            for i in range(12)
         ]
-        assert [r.status_code for r in answers] == [200] * 4 + [429] * 4
+        # Per process each replica would allow 4 (8 in all); shared, the two allow 4 between them.
+        assert [r.status_code for r in answers] == [200] * 4 + [429] * 8
         assert {r.json()["code"] for r in answers[4:]} == {"budget_exceeded"}
-        assert served(a.log_text(), "POST /image/") >= 2 and served(b.log_text(), "POST /image/") >= 2
+        assert served(a.log_text(), "POST /image/") >= 1 and served(b.log_text(), "POST /image/") >= 1
 
 
 @pytest.mark.mysql
@@ -87,7 +88,7 @@ def test_one_idempotency_key_on_two_replicas_makes_one_provider_call(
         OPENAI_API_KEY="sk-test-not-a-real-key-0000",
         PIXYPROXY_OPENAI_MAX_RETRIES="0",
     )
-    a_ctx, b_ctx = two_replicas_behind_nginx(tmp_path, env)
+    a_ctx, b_ctx = two_replicas(tmp_path, env)
     with a_ctx as a, b_ctx as b:
         headers = {**HEADERS, "Idempotency-Key": "one-key-two-replicas"}
         body = {"prompt": "one key, one image"}
