@@ -363,3 +363,47 @@ def test_an_error_is_said_in_plain_words_with_its_request_id(server, open_page):
     expect(notice.locator("code")).to_have_text(re.compile(r"\S+-\d+$"))
     page.get_by_role("button", name="Dismiss this message").click()
     expect(notice).to_be_hidden()
+
+
+def test_without_jobs_variants_or_delete_the_page_does_without(server, open_page):
+    """A service that offers less (the offer in the page rewritten on its way to the browser): tiles show
+    the whole image, Generate makes each image with POST /image/, and Delete is not shown."""
+    page, _ = open_page(server.base_url)
+    less = {"jobs": False, "events": False, "variants": False, "remove": False}
+
+    def rewrite(route):
+        answer = route.fetch()
+        offer = re.search(r'id="api-offer">(.*?)</script>', answer.text(), re.S).group(1)
+        reduced = json.dumps({**json.loads(offer), **less})
+        route.fulfill(response=answer, body=answer.text().replace(offer, reduced))
+
+    page.route(f"{server.base_url}/", rewrite)
+    asked = []
+    page.on("request", lambda r: asked.append((r.method, r.url.removeprefix(server.base_url))))
+    page.goto("/")
+    first = page.locator("#grid .tile img").first
+    expect(first).to_have_js_property("complete", True)
+    assert first.get_attribute("src").endswith("/content") and first.evaluate("i => i.naturalWidth") == 512
+    page.get_by_role("button", name="Generate", exact=True).first.click()
+    page.get_by_label("Prompt", exact=True).fill("two moons over a quiet harbour")
+    page.get_by_label("How many").fill("2")
+    page.locator("#gen-submit").click()
+    expect(page.locator("#progress-status")).to_have_text("Done. 2 new images are at the top of the gallery.")
+    assert [a for a in asked if a[0] == "POST"] == [("POST", "/image/"), ("POST", "/image/")]
+    expect(page.locator("#grid .tile img").nth(1)).to_have_attribute("alt", "two moons over a quiet harbour")
+    page.locator("#grid .tile a").first.click()
+    expect(page.locator("#image-view")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete", exact=True)).to_be_hidden()
+    expect(page.get_by_role("button", name="Copy share link")).to_be_visible()
+
+
+def test_a_thumbnail_the_service_refuses_falls_back_to_the_whole_image(server, open_page):
+    needs(server, "variants")
+    page, console = open_page(server.base_url)
+    console.allow("404")  # the browser logs the refused variant itself
+    page.route("**/content?width=*", lambda route: route.fulfill(status=404, body="{}"))
+    page.goto("/")
+    first = page.locator("#grid .tile img").first
+    expect(first).to_have_attribute("src", re.compile(r"/content$"))
+    expect(first).to_have_js_property("complete", True)
+    assert first.evaluate("i => i.naturalWidth") == 512
