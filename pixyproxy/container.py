@@ -60,11 +60,11 @@ def webhook_check(settings: Settings):
     """The submit-time check of a job's webhook_url: http(s), and no private, loopback or link-local
     address (DNS asked) unless allowed; refused outright without PIXYPROXY_WEBHOOK_SECRET. Delivery
     checks it again."""
-    from pixyproxy.adapters.dns_resolver import SystemHostResolver
     from pixyproxy.domain.webhooks import WebhookUrlPolicy
 
     enabled = settings.webhook_secret is not None
-    return WebhookUrlPolicy(SystemHostResolver(), settings.webhook_allow_private, enabled).check
+    resolver = SystemHostResolver(settings.webhook_connect_timeout_seconds)
+    return WebhookUrlPolicy(resolver, settings.webhook_allow_private, enabled).check
 
 
 def mysql_webhook_outbox(url: str, **options):
@@ -299,7 +299,7 @@ class Container(containers.DeclarativeContainer):
         webhook_dispatcher,
         webhook_outbox,
         webhook_sender,
-        providers.Singleton(SystemHostResolver),
+        providers.Singleton(SystemHostResolver, settings.provided.webhook_connect_timeout_seconds),
         retry=providers.Singleton(
             RetryPolicy,
             max_attempts=settings.provided.webhook_max_attempts,

@@ -207,7 +207,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         default=webhooks.DEFAULT_TIMEOUT_SECONDS, gt=0, le=300, description="One attempt, DNS included."
     )
-    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    webhook_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="The DNS lookup (at submit too), and the TCP and TLS connect."
+    )
     webhook_concurrency: int = Field(
         default=webhook_worker.DEFAULT_CONCURRENCY,
         ge=1,

@@ -5,7 +5,7 @@ import socket
 
 
 class SystemHostResolver:
-    def __init__(self, timeout_seconds: float = 5.0) -> None:
+    def __init__(self, timeout_seconds: float) -> None:
         self.timeout_seconds = timeout_seconds
 
     async def resolve(self, host: str, port: int) -> list[str]:

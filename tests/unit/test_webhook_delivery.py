@@ -52,7 +52,7 @@ def dispatcher(outbox, sender, *, resolver=None, allow_private=True, retry=FAST,
     return WebhookDispatcher(
         outbox,
         sender,
-        resolver or SystemHostResolver(),
+        resolver or SystemHostResolver(5.0),
         retry=retry,
         allow_private=allow_private,
         timeout_seconds=timeout,

@@ -132,10 +132,10 @@ async def test_policy_without_a_secret_refuses_every_url() -> None:
 
 
 async def test_system_resolver_answers_localhost_from_the_hosts_file() -> None:
-    addresses = await SystemHostResolver().resolve("localhost", 80)
+    addresses = await SystemHostResolver(5.0).resolve("localhost", 80)
     assert {"127.0.0.1", "::1"} & set(addresses)
     with pytest.raises(InvalidWebhookUrl, match="localhost is refused"):
-        await check_webhook_url("http://localhost./hook", False, SystemHostResolver())  # trailing dot too
+        await check_webhook_url("http://localhost./hook", False, SystemHostResolver(5.0))  # trailing dot too
 
 
 def test_event_types() -> None:
