@@ -62,7 +62,7 @@ async def get_image(request: Request, guid: str) -> Response:
     responses={
         200: {"content": IMAGE_TYPES, "description": "The image in the format it was made in, or a variant."},
         206: {"content": IMAGE_TYPES, "description": "A byte range of the image."},
-        **error_responses(304, 404, 416, 503),
+        **error_responses(304, 404, 416, 422, 503),
     },
     route_class_override=DirectRoute,
     openapi_extra=VARIANT_PARAMETERS,
