@@ -206,3 +206,16 @@ def test_two_replicas_on_mysql_send_each_webhook_once(tmp_path, mysql_server) ->
     assert len(delivered) == len(receiver.received) == len(ids) + 5
     assert sorted({r.payload["data"]["id"] for r in delivered}) == sorted(ids)
     assert len(rows) == len(ids)
+
+
+def test_a_canceled_job_is_posted_as_canceled(tmp_path) -> None:
+    slow = {**WEBHOOKS, "PIXYPROXY_OFFLINE_LATENCY_SECONDS": "30"}
+    with webhook_receiver() as receiver, run_server(tmp_path, slow) as server:
+        answer = submit(server, {"prompt": "never finished", "webhook_url": receiver.url})
+        assert answer.status_code == 202, answer.text
+        canceled = httpx.delete(f"{server.base_url}/image/jobs/{answer.json()['id']}", timeout=10)
+        assert canceled.status_code == 202, canceled.text
+        (got,) = receiver.wait(1, timeout=30)
+    assert got.verified
+    assert got.payload["type"] == "image.job.canceled"
+    assert got.payload["data"] == canceled.json()
