@@ -407,3 +407,18 @@ def test_a_thumbnail_the_service_refuses_falls_back_to_the_whole_image(server, o
     expect(first).to_have_attribute("src", re.compile(r"/content$"))
     expect(first).to_have_js_property("complete", True)
     assert first.evaluate("i => i.naturalWidth") == 512
+
+
+def test_a_refused_generation_says_why_and_stores_nothing(server, open_page):
+    page, console = open_gallery(open_page, server)
+    console.allow("422")  # the browser logs the refused request itself
+    before = len(api_list(server))
+    page.get_by_role("button", name="Generate", exact=True).first.click()
+    page.get_by_label("Prompt", exact=True).fill("a lighthouse")
+    page.get_by_label("Model", exact=True).fill("no-such-model")
+    page.locator("#gen-submit").click()
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("Could not generate the image: model:")
+    expect(notice.locator("code")).to_have_text(re.compile(r"\S+-\d+$"))
+    expect(page.locator("#progress-status")).to_have_text("Not generated.")
+    assert len(api_list(server)) == before
