@@ -98,6 +98,10 @@ SSRF_URLS = [
     "http://10.0.0.7/hook",
     "http://[::1]/hook",
     "http://[::ffff:127.0.0.1]/hook",
+    # Other spellings of 127.0.0.1 that the system resolver accepts: refused by the address they reach.
+    "http://2130706433/hook",
+    "http://0x7f000001/hook",
+    "http://127.1/hook",
     "ftp://hooks.example.com/hook",
     "file:///etc/passwd",
     "not a url",
