@@ -293,3 +293,49 @@ def test_backoff_doubles_with_jitter_and_a_cap() -> None:
     )
     assert policy.delay(1, retry_after=300) == 300
     assert policy.delay(1, retry_after=10**6) == 3600
+
+
+async def test_the_notifier_announces_a_job_with_a_webhook_url_as_get_renders_it(outbox, sender) -> None:
+    from uuid import uuid4
+
+    from pixyproxy.domain.jobs_models import Job, JobRequest, JobStatus
+    from pixyproxy.domain.webhook_dispatcher import WebhookNotifier
+
+    now = utc_now()
+    url = "https://hooks.example.com/in"
+    job = Job(
+        id=uuid4(),
+        status=JobStatus.failed,
+        created_at=now,
+        finished_at=now,
+        request=JobRequest(prompt="a fox", webhook_url=url),
+        attempts=1,
+        owner="ducky",
+    )
+    notifier = WebhookNotifier(dispatcher(outbox, sender))
+    await notifier.job_finished(job)
+    await notifier.job_finished(job)  # the sweep may hand the same end on again
+    stored = await outbox.get_for_job(str(job.id))
+    payload = json.loads(stored.payload)
+    assert payload == {"type": "image.job.failed", "data": json.loads(job.model_dump_json())}
+    assert "owner" not in payload["data"]  # kept, never shown
+    plain = job.model_copy(update={"id": uuid4(), "request": JobRequest(prompt="no hook")})
+    await notifier.job_finished(plain)
+    assert await outbox.get_for_job(str(plain.id)) is None
+
+
+async def test_without_a_secret_the_notifier_sends_nothing_and_warns(caplog) -> None:
+    from uuid import uuid4
+
+    from pixyproxy.domain.jobs_models import Job, JobRequest, JobStatus
+    from pixyproxy.domain.webhook_dispatcher import WebhookNotifier
+
+    now = utc_now()
+    job = Job(
+        id=uuid4(),
+        status=JobStatus.succeeded,
+        created_at=now,
+        request=JobRequest(prompt="a fox", webhook_url="https://hooks.example.com/in"),
+    )
+    await WebhookNotifier(None).job_finished(job)
+    assert "PIXYPROXY_WEBHOOK_SECRET" in caplog.text
