@@ -265,6 +265,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _webhook_lease_outlasts_an_attempt(self) -> "Settings":
+        # Otherwise another process could take a delivery over while its attempt is still under way.
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "PIXYPROXY_WEBHOOK_LEASE_SECONDS must be longer than PIXYPROXY_WEBHOOK_TIMEOUT_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _database_from_db_vars(self) -> "Settings":
         if "database_url" not in self.model_fields_set and self.db_host:
             user = quote(self.db_user, safe="")
