@@ -2,8 +2,8 @@
 called without FastAPI's per-request machinery (dependency solving, two exit stacks per request).
 
 The endpoint takes the Request and the path parameters (strings) and returns a Response; it finds its
-use case through `dependencies.services(request)`. Measured in process on a detail read: this and the
-routes added straight into the app's router took it from ~160 to ~xx us.
+use case through `dependencies.services(request)`. The machinery it skips was about a third of a detail
+read's time in process.
 """
 
 from collections.abc import Awaitable, Callable
