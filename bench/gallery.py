@@ -4,7 +4,8 @@
     so an API request should not pay for it;
   * GET / (gzip), GET / revalidated (304) and GET of the JavaScript, each a static answer from memory.
 
-Rounds alternate between the two apps; each figure is the best round's microseconds per request.
+Rounds alternate between the two apps (in turn first); each figure is the best round's microseconds per
+request.
 Figures go into the final report (the lead keeps docs/benchmarks.md).
 """
 
@@ -105,12 +106,13 @@ async def measure(devnull, rounds: int, count: int) -> None:
         statuses: dict[str, int] = {}
         for app, request in cases.values():  # warm up
             await per_request(app, request, 300)
-        for _ in range(rounds):
-            for name, (app, request) in cases.items():
+        for round_ in range(rounds):
+            order = list(cases.items())
+            for name, (app, request) in order if round_ % 2 else reversed(order):  # neither always first
                 us, statuses[name] = await per_request(app, request, count)
                 best[name] = min(us, best.get(name, us))
-    for name, us in best.items():
-        print(f"{name:36s} {us:7.1f} us/request  (status {statuses[name]})")
+    for name in cases:
+        print(f"{name:36s} {best[name]:7.1f} us/request  (status {statuses[name]})")
     ratio = best["GET /image/{guid}, with gallery"] / best["GET /image/{guid}, without"]
     print(f"detail read with the gallery's routes / without: {ratio:.3f}")
 
