@@ -32,6 +32,10 @@ def browser():
         from playwright.sync_api import sync_playwright
     except ImportError:
         unavailable("Playwright for Python (pip package playwright)")
+    from playwright.sync_api import expect
+
+    # Expectations wait on what the page shows; on a loaded CI machine that can take longer than 5 s.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -62,7 +66,7 @@ def open_page(browser, tmp_path):
     def open_(base_url: str, **options):
         options.setdefault("viewport", {"width": 1280, "height": 720})
         context = browser.new_context(base_url=base_url, **options)
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(20_000)
         page = context.new_page()
         console = Console()
         page.on("console", lambda m: console.errors.append(m.text) if m.type == "error" else None)
