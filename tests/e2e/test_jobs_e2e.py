@@ -119,6 +119,21 @@ def test_a_job_killed_mid_generation_is_taken_over_or_failed_cleanly(tmp_path, m
     assert files == rows
 
 
+def test_a_clean_shutdown_puts_a_running_job_back_and_the_next_process_runs_it(tmp_path):
+    env = {**FAST_JOBS, "PIXYPROXY_OFFLINE_LATENCY_SECONDS": "2", "PIXYPROXY_JOB_MAX_ATTEMPTS": "1"}
+    with run_server(tmp_path, env) as first:
+        submitted = submit(first, {"prompt": "a lighthouse"})
+        wait_for("the job to start", lambda: job(first, submitted["id"])["status"] == "running")
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(20) in (0, -signal.SIGTERM)
+    with sqlite3.connect(tmp_path / DB) as db:
+        [(status, attempts)] = db.execute("SELECT status, attempts FROM jobs").fetchall()
+    assert (status, attempts) == ("queued", 0)  # back in the queue, the interrupted start not counted
+    with run_server(tmp_path, env) as second:
+        done = wait_for("the job to end", ended(second, submitted["id"]))
+    assert (done["status"], done["attempts"], len(done["images"])) == ("succeeded", 1, 1)
+
+
 def test_cancel_mid_run_stops_the_call_and_stores_nothing(tmp_path, fake_openai):
     fake_openai.fail_next("hang")
     with run_server(tmp_path, {**openai_env(fake_openai), **FAST_JOBS}) as server:
