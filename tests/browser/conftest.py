@@ -24,7 +24,9 @@ CHROMIUM_ARGS = [
 SHOTS = os.environ.get("PIXYPROXY_GALLERY_SHOTS")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running while it is open, and
+# every asyncio test after it (asyncio.run, pytest-asyncio) would find that loop and fail.
+@pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         unavailable(f"Chromium ({CHROMIUM}; apt-get install chromium)")
