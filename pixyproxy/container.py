@@ -311,6 +311,7 @@ class Container(containers.DeclarativeContainer):
         concurrency=settings.provided.webhook_concurrency,
         lease_seconds=settings.provided.webhook_lease_seconds,
         poll_seconds=settings.provided.webhook_poll_seconds,
+        metrics=metrics,
     )
     job_finished = providers.Singleton(WebhookNotifier, webhook_dispatcher)
     job_webhook_check = providers.Singleton(webhook_check, settings)

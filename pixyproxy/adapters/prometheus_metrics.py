@@ -93,6 +93,19 @@ class PrometheusMetrics:
             ["key"],
             registry=r,
         )
+        self.webhook_attempts = Counter(
+            "pixyproxy_webhook_attempts",
+            "Job webhook attempts by outcome: delivered, retrying (tried again later) or failed (given up).",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_seconds = Histogram(
+            "pixyproxy_webhook_attempt_duration_seconds",
+            "Time one webhook attempt took (DNS, connect, the receiver's answer), by outcome.",
+            ["outcome"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
         build = Gauge(
             "pixyproxy_build_info",
             "Always 1; the version is a label.",
@@ -137,6 +150,10 @@ class PrometheusMetrics:
 
     def add_budget_refusal(self, key: str) -> None:
         self.budget_refusals.labels(key=key).inc()
+
+    def observe_webhook(self, outcome: str, seconds: float) -> None:
+        self.webhook_attempts.labels(outcome=outcome).inc()
+        self.webhook_seconds.labels(outcome=outcome).observe(seconds)
 
     # -- exposition ------------------------------------------------------------------------------
 

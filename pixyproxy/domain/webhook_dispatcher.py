@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -39,6 +40,7 @@ from pixyproxy.ports.webhooks import HostResolver, WebhookOutbox, WebhookSender
 
 if TYPE_CHECKING:
     from pixyproxy.domain.jobs_models import Job
+    from pixyproxy.ports.metrics import MetricsRecorder
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class WebhookDispatcher:
         owner: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         rand: Callable[[], float] = random.random,
+        metrics: "MetricsRecorder | None" = None,
     ) -> None:
         if lease_seconds <= timeout_seconds:
             raise ValueError("the webhook lease must outlast an attempt's timeout")
@@ -83,6 +86,7 @@ class WebhookDispatcher:
         self.owner = owner or process_owner()
         self.clock = clock
         self.rand = rand
+        self.metrics = metrics
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._in_flight: set[asyncio.Task] = set()
@@ -218,6 +222,14 @@ class WebhookDispatcher:
 
     async def attempt(self, delivery: WebhookDelivery) -> WebhookDelivery:
         """Make one attempt and answer the delivery as it stands after it (not yet written)."""
+        started = time.perf_counter()
+        outcome = await self._attempt(delivery)
+        if self.metrics is not None:
+            kind = {DELIVERED: "delivered", PENDING: "retrying"}.get(outcome.status, "failed")
+            self.metrics.observe_webhook(kind, time.perf_counter() - started)
+        return outcome
+
+    async def _attempt(self, delivery: WebhookDelivery) -> WebhookDelivery:
         attempts = delivery.attempts + 1
         result, refusal = await self._send(delivery)
         now = self.clock()

@@ -19,6 +19,10 @@ class MetricsRecorder(Protocol):
 
     def add_budget_refusal(self, key: str) -> None: ...
 
+    def observe_webhook(self, outcome: str, seconds: float) -> None:
+        """One webhook attempt: `delivered`, `retrying` (it will be tried again) or `failed` (given up)."""
+        ...
+
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type."""
         ...

@@ -339,3 +339,22 @@ async def test_without_a_secret_the_notifier_sends_nothing_and_warns(caplog) -> 
     )
     await WebhookNotifier(None).job_finished(job)
     assert "PIXYPROXY_WEBHOOK_SECRET" in caplog.text
+
+
+async def test_attempts_are_counted_in_the_metrics_by_outcome(outbox, sender) -> None:
+    from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    with webhook_receiver(script=[500, 400]) as receiver:
+        # A minute before any retry, so job-a's second attempt stays out of the later passes.
+        worker = dispatcher(outbox, sender, metrics=metrics, retry=RetryPolicy(4, 60.0, 60.0, 0.0))
+        await worker.announce("job-a", receiver.url, "succeeded", JOB)
+        await worker.deliver_due()  # 500: retrying
+        await worker.announce("job-b", receiver.url, "succeeded", JOB)
+        await worker.deliver_due()  # job-b's 400: failed (job-a not due yet)
+        await worker.announce("job-c", receiver.url, "succeeded", JOB)
+        await worker.deliver_due()  # 204: delivered
+    body = metrics.render()[0].decode()
+    for outcome in ("retrying", "failed", "delivered"):
+        assert f'pixyproxy_webhook_attempts_total{{outcome="{outcome}"}} 1.0' in body
+    assert 'pixyproxy_webhook_attempt_duration_seconds_count{outcome="delivered"} 1.0' in body
