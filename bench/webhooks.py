@@ -18,6 +18,7 @@ import contextlib
 import http.server
 import json
 import os
+import queue
 import statistics
 import subprocess
 import sys
@@ -51,7 +52,16 @@ class Receiver:
 def serve_receiver() -> None:
     """The receiver process: answers 204 at once, then writes a line per POST (arrival time, body,
     headers) to stdout. In its own process, so the arrival time is not delayed by the bench's own work."""
-    out_lock = threading.Lock()
+    # Lines go out through one writer thread: a handler never waits on the pipe, so the next request on
+    # its keep-alive connection is read (and timed) at once.
+    lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def write() -> None:
+        while True:
+            sys.stdout.write(lines.get() + "\n")
+            sys.stdout.flush()
+
+    threading.Thread(target=write, daemon=True).start()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -62,10 +72,7 @@ def serve_receiver() -> None:
             self.send_response(204)
             self.send_header("content-length", "0")
             self.end_headers()
-            line = json.dumps({"arrived": arrived, "body": body.decode(), "headers": dict(self.headers)})
-            with out_lock:
-                sys.stdout.write(line + "\n")
-                sys.stdout.flush()
+            lines.put(json.dumps({"arrived": arrived, "body": body.decode(), "headers": dict(self.headers)}))
 
         def log_message(self, *args) -> None:
             pass
