@@ -164,6 +164,7 @@ QUERIES = [
     ("one word in 1000", "tag123", 1e-3),
     ("two words, 1 in 70", "lighthouse dusk", 1 / 70),
     ("one word in 10", "lighthouse", 0.1),
+    ("a word in every row", "watercolour", 1.0),
 ]
 
 
@@ -302,8 +303,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"   q={result['q']!r:20} {result['label']:22} ~{result['matches']:>7,} matches: "
                 f"p50 {result['p50_ms']:7.2f} ms = {times:5.1f}x (page of {result['page']})"
             )
-        worst_selective = search["queries"][2]["p50_ms"] / search["plain_p50_ms"]
-        figures.append({"name": "q (1 in 70 rows) / unfiltered p50", "value": worst_selective, "goal": 3.0})
+        worst = max(r["p50_ms"] for r in search["queries"]) / search["plain_p50_ms"]
+        figures.append(
+            {"name": "q p50 / unfiltered p50, worst query", "value": worst, "goal": GOAL_SEARCH_RATIO}
+        )
     for figure in figures:
         print("BENCH_FIGURE " + json.dumps(figure))
     return 0

@@ -132,3 +132,20 @@ async def test_an_empty_filter_is_the_plain_list(repository):
     details = await seed(repository)
     page = await repository.list_page(100, None, ImageFilter())
     assert [d.guid for d in page.items] == [d.guid for d in reversed(details)]
+
+
+@pytest.mark.parametrize("windows", [(1, 3), (2, 5), (1, 50), (50, 50)])
+async def test_search_answers_the_same_whichever_way_a_store_looks(repository, monkeypatch, windows):
+    """MySQL walks the newest rows in windows before its FULLTEXT index: tiny windows make every page
+    mix both ways; the pages must not change (other stores ignore the setting)."""
+    details = await seed(repository, count_per_prompt=3)
+    queries = [parse_filter(q=q) for q in ("lighthouse", "snow", "cafe", "zebra", "watercolour fox")]
+    queries.append(ImageFilter(words=("lighthouse",), model="model-a"))
+    expected = [[d.guid for d in await everything(repository, f, limit=2)] for f in queries]
+    first, most = windows
+    monkeypatch.setattr("pixyproxy.adapters.mysql.repository.FIRST_WINDOW", first)
+    monkeypatch.setattr("pixyproxy.adapters.mysql.repository.MAX_WINDOW_ROWS", most)
+    for filters, guids in zip(queries, expected, strict=True):
+        for limit in (1, 2, 4):
+            assert [d.guid for d in await everything(repository, filters, limit)] == guids
+    assert len(expected[0]) == 6 and {d.guid for d in details} >= set(expected[0])

@@ -26,8 +26,10 @@ from pixyproxy.adapters.mysql import init as schema
 from pixyproxy.adapters.mysql.config import DATABASE_NAME, MySQLConfig, parse_mysql_url
 from pixyproxy.adapters.mysql.pool import Pool, open_connection
 from pixyproxy.adapters.rows import (
+    IN_LIST_CHUNK,
     INSERT_COLUMNS,
     INSERT_LIST,
+    SELECT_COLUMNS,
     SELECT_LIST,
     USAGE_COLUMNS,
     USAGE_INSERT_LIST,
@@ -41,7 +43,7 @@ from pixyproxy.adapters.rows import (
 )
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
-from pixyproxy.domain.search import ImageFilter
+from pixyproxy.domain.search import ImageFilter, matches
 from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,13 @@ CREATED_BEFORE_FILTER = "created_at < %(created_before)s"
 OWNER_IS = "owner = %(owner)s"
 KEYSET_AFTER = "(created_at < %(created_at)s OR (created_at = %(created_at)s AND id < %(id)s))"
 TRUE = "TRUE"
+# A word search first walks at most this many of the newest rows, starting with FIRST_WINDOW (_word_page).
+FIRST_WINDOW = 500
+MAX_WINDOW_ROWS = 20_000
+WINDOW = "SELECT id, created_at, prompt_words LIKE %(like)s FROM images FORCE INDEX (ix_images_created_at_id)"
+WINDOW_ORDER = "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+_CREATED_AT = SELECT_COLUMNS.index("created_at")
+_PROMPT = SELECT_COLUMNS.index("prompt")
 # Followed by one %(gN)s marker per guid (PyMySQL no longer expands a tuple into a list).
 EXISTING = "SELECT guid FROM images WHERE guid IN"
 PING = "SELECT 1"
@@ -325,6 +334,80 @@ class MySQLImageRepository:
         return page_from_rows(rows, limit)
 
     async def _filtered_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
+        if filters.words:
+            return await self._word_page(limit, after, filters)
+        return await self._indexed_page(limit, after, filters)
+
+    async def _word_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
+        """Words: the newest rows are walked in windows along the created_at index and checked exactly
+        here while the first window's hit rate says a page is near (a common word fills one within a
+        few thousand rows); otherwise, and for what the windows leave, the FULLTEXT index answers, which
+        is quick for rare words (and slow only for common ones, which the windows settle)."""
+        found: list[tuple] = []
+        position, scanned, size = after, 0, FIRST_WINDOW
+        while True:
+            ids, last, full = await self._window(size, position, filters)
+            scanned += size
+            found += await self._exact_rows(ids, filters.words, limit + 1 - len(found))
+            if len(found) > limit or not full:  # a page and a next one, or nothing older left
+                return page_from_rows(found[: limit + 1], limit)
+            position = last
+            needed = (limit + 1 - len(found)) * scanned / len(ids) if ids else None
+            if needed is None or scanned + needed > MAX_WINDOW_ROWS:
+                break  # a rare word: the index is the quicker way
+            size = min(MAX_WINDOW_ROWS - scanned, int(needed * 1.5) + 100)
+        rest = await self._indexed_page(limit + 1 - len(found), position, filters, raw=True)
+        return page_from_rows([*found, *rest], limit)
+
+    async def _window(
+        self, size: int, after: PagePosition | None, filters: ImageFilter
+    ) -> tuple[list[int], PagePosition | None, bool]:
+        """The next `size` rows in list order that pass the other filters: the ids whose prompt holds
+        the first word as a substring (a superset, made exact by _exact_rows), the last row's position,
+        and whether the window was full (else no older row is left)."""
+        f = filters
+        sql = (
+            f"{WINDOW} WHERE {MODEL_IS if f.model else TRUE} "
+            f"AND {CREATED_AFTER if f.created_after else TRUE} "
+            f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE} "
+            f"AND {OWNER_IS if f.owner else TRUE} "
+            f"AND {KEYSET_AFTER if after else TRUE} {WINDOW_ORDER}"
+        )
+        params = self._filter_params(size, after, f)
+        params["like"] = f"%{f.words[0]}%"  # letters and digits only: no LIKE wildcard in a word
+        rows = await self._execute(sql, params)
+        if not rows:
+            return [], after, False
+        last = rows[-1]
+        position = PagePosition(created_at=last[1].replace(tzinfo=UTC), id=last[0])
+        return [row[0] for row in rows if row[2]], position, len(rows) == size
+
+    async def _exact_rows(self, ids: list[int], words: tuple[str, ...], wanted: int) -> list[tuple]:
+        """Up to `wanted` rows of these ids (in list order) whose prompt holds every word, read a chunk
+        at a time (domain/search.py says what holding a word means)."""
+        found: list[tuple] = []
+        for start in range(0, len(ids), IN_LIST_CHUNK):
+            params = {f"i{n}": i for n, i in enumerate(ids[start : start + IN_LIST_CHUNK])}
+            marks = ", ".join(f"%({name})s" for name in params)
+            rows = await self._execute(f"{SELECT} WHERE id IN ({marks})", params)
+            rows.sort(key=lambda row: (row[_CREATED_AT], row[0]), reverse=True)
+            found += [row for row in rows if matches(row[_PROMPT], words)]
+            if len(found) >= wanted:
+                return found[:wanted]
+        return found
+
+    def _filter_params(self, limit: int, after: PagePosition | None, f: ImageFilter) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "words": boolean_query(f.words), "model": f.model}
+        params["owner"] = f.owner
+        params["created_after"] = _utc_naive(f.created_after) if f.created_after else None
+        params["created_before"] = _utc_naive(f.created_before) if f.created_before else None
+        params["created_at"] = _utc_naive(after.created_at) if after else None
+        params["id"] = after.id if after else None
+        return params
+
+    async def _indexed_page(
+        self, limit: int, after: PagePosition | None, filters: ImageFilter, raw: bool = False
+    ):
         f = filters
         sql = (
             f"{LIST if not (f.words or f.model or f.owner) else SELECT} "
@@ -334,13 +417,8 @@ class MySQLImageRepository:
             f"AND {OWNER_IS if f.owner else TRUE} "
             f"AND {KEYSET_AFTER if after else TRUE} {NEWEST_FIRST}"
         )
-        params: dict[str, Any] = {"limit": limit + 1, "words": boolean_query(f.words), "model": f.model}
-        params["owner"] = f.owner
-        params["created_after"] = _utc_naive(f.created_after) if f.created_after else None
-        params["created_before"] = _utc_naive(f.created_before) if f.created_before else None
-        params["created_at"] = _utc_naive(after.created_at) if after else None
-        params["id"] = after.id if after else None
-        return page_from_rows(await self._execute(sql, params), limit)
+        rows = await self._execute(sql, self._filter_params(limit if raw else limit + 1, after, f))
+        return rows if raw else page_from_rows(rows, limit)
 
     async def delete(self, guid: UUID) -> bool:
         # A retry after a lost connection may find the row already gone: then the first attempt took it.
