@@ -267,3 +267,20 @@ def test_gc_deletes_images_past_retention(tmp_path):
     assert guids == {young["guid"]}
     names = {p.name for p in (tmp_path / "pixyproxy-data" / "images").iterdir()}
     assert names == {young["filename"]}
+
+
+def test_with_keys_on_delete_needs_a_key(tmp_path):
+    key = "life-e2e-key-7c21"
+    with (
+        run_server(tmp_path, {"PIXYPROXY_API_KEYS": key}) as server,
+        httpx.Client(base_url=server.base_url, timeout=30) as client,
+    ):
+        auth = {"Authorization": f"Bearer {key}"}
+        made = client.post("/image/", json={"prompt": "keyed"}, headers=auth).json()
+        refused = client.delete(f"/image/{made['guid']}")
+        assert refused.status_code == 401 and refused.json()["code"]
+        wrong = client.delete(f"/image/{made['guid']}", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert client.get(f"/image/{made['guid']}", headers=auth).status_code == 200
+        assert client.delete(f"/image/{made['guid']}", headers=auth).status_code == 204
+        assert client.get(f"/image/{made['guid']}", headers=auth).status_code == 404
