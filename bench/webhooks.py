@@ -114,7 +114,9 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         thread.join(timeout=10)
 
 
-async def submit_all(base_url: str, hook: str, count: int, concurrency: int, state: Receiver) -> list[str]:
+async def submit_all(
+    base_url: str, hook: str, count: int, concurrency: int, state: Receiver, size: str = SIZE
+) -> list[str]:
     """Submit `count` jobs, `concurrency` in flight: a slot frees when the job's webhook arrives (no
     polling, which would load the server being measured)."""
     loop = asyncio.get_running_loop()
@@ -134,7 +136,7 @@ async def submit_all(base_url: str, hook: str, count: int, concurrency: int, sta
 
         async def one(i: int) -> str:
             async with gate:
-                body = {"prompt": f"webhook bench {i}", "webhook_url": hook, "size": SIZE}
+                body = {"prompt": f"webhook bench {i}", "webhook_url": hook, "size": size}
                 answer = await http.post("/image/jobs", json=body)
                 answer.raise_for_status()
                 job_id = answer.json()["id"]
@@ -151,7 +153,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def measure(jobs: int, concurrency: int, latency: float) -> dict:
+def measure(jobs: int, concurrency: int, latency: float, size: str = SIZE) -> dict:
     env = {
         "PIXYPROXY_WEBHOOK_SECRET": SECRET,
         "PIXYPROXY_WEBHOOK_ALLOW_PRIVATE": "true",
@@ -167,7 +169,7 @@ def measure(jobs: int, concurrency: int, latency: float) -> dict:
         with state.lock:
             state.arrivals.clear()
         cpu_before, started = process_tree_cpu(server.process.pid), time.monotonic()
-        ids = asyncio.run(submit_all(server.base_url, hook, jobs, concurrency, state))
+        ids = asyncio.run(submit_all(server.base_url, hook, jobs, concurrency, state, size))
         wall, cpu = time.monotonic() - started, process_tree_cpu(server.process.pid) - cpu_before
         with state.lock:
             state.lock.wait_for(lambda: len(state.arrivals) >= jobs, timeout=120)
@@ -191,7 +193,7 @@ def measure(jobs: int, concurrency: int, latency: float) -> dict:
         "met": p99 <= GOAL_P99_MS and unverified == 0 and len(latencies) == len(ids),
         "detail": [
             f"{len(latencies)} webhooks of {len(ids)} jobs ({concurrency} at a time, generator latency "
-            f"{latency:g} s): p50 {statistics.median(latencies):.1f} ms, "
+            f"{latency:g} s, {size} images): p50 {statistics.median(latencies):.1f} ms, "
             f"p90 {percentile(latencies, 0.9):.1f} ms, p99 {p99:.1f} ms, max {max(latencies):.1f} ms; "
             f"{unverified} failed verification",
             f"wall {wall:.1f} s ({len(ids) / wall:.1f} jobs ended per second; ideal "
@@ -214,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="The offline generator's latency (s): 16 jobs end per second.",
     )
+    parser.add_argument("--size", default=SIZE, help="The images' size (the offline generator draws them).")
     parser.add_argument("--smoke", action="store_true", help="A quick run that only shows it works.")
     parser.add_argument("--serve-receiver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         args.jobs, args.concurrency = 20, 4
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores", flush=True)
     print(f"# load average before: {load_average()}", flush=True)
-    figure = measure(args.jobs, args.concurrency, args.latency)
+    figure = measure(args.jobs, args.concurrency, args.latency, args.size)
     print("BENCH_FIGURE " + json.dumps(figure), flush=True)
     for line in [f"{figure['name']}: {figure['value']} ms (goal {figure['goal']})", *figure["detail"]]:
         print(line, flush=True)
