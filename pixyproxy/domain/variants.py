@@ -39,6 +39,10 @@ NEGOTIATED = (("image/avif", "avif"), ("image/webp", "webp"))
 FULL = "full"  # the key label of a variant at the original's width
 DEFAULT_MAX_CONCURRENT_ENCODES = 2
 KNOWN_VARIANTS = 10_000  # hashes and sizes kept in memory; ~200 bytes each
+# The bytes of small variants (gallery tiles) kept in memory too, up to this much per process: a made
+# tile is then served without opening its blob.
+KEPT_BYTES = 32 * 1024 * 1024
+KEPT_ONE_AT_MOST = 256 * 1024
 _EXTENSION_FORMAT = {"png": "png", "webp": "webp", "jpg": "jpeg"}
 
 
@@ -168,6 +172,8 @@ class VariantMaker:
         self._known: OrderedDict[str, Variant] = OrderedDict()
         self._known_max = known
         self._in_flight: dict[str, asyncio.Future[tuple[Variant, bytes]]] = {}
+        self._kept: OrderedDict[str, bytes] = OrderedDict()
+        self._kept_bytes = 0
         self.encoded = 0  # encodes this process ran (tests and the bench count them)
 
     def known(self, key: str) -> Variant | None:
@@ -181,7 +187,7 @@ class VariantMaker:
         Raises OriginalMissing when the original's bytes are gone (a delete in between, or lost)."""
         known = self._known.get(key)
         if known is not None:
-            return known, None
+            return known, self._kept.get(key)
         running = self._in_flight.get(key)
         if running is not None:
             return await asyncio.shield(running)
@@ -226,7 +232,17 @@ class VariantMaker:
         self._known[key] = variant
         if len(self._known) > self._known_max:
             self._known.popitem(last=False)
+        self._keep(key, data)
         return variant, data
+
+    def _keep(self, key: str, data: bytes) -> None:
+        if len(data) > KEPT_ONE_AT_MOST:
+            return
+        self._kept[key] = data
+        self._kept_bytes += len(data)
+        while self._kept_bytes > KEPT_BYTES:
+            _, dropped = self._kept.popitem(last=False)  # the oldest kept first
+            self._kept_bytes -= len(dropped)
 
     async def _read(self, key: str) -> bytes | None:
         stream = await self.blobs.open(key)

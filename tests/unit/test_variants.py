@@ -169,9 +169,10 @@ async def test_fifty_concurrent_first_requests_make_one_encode():
     assert maker.encoded == 1
     assert blobs.puts == [detail.filename, key]
     assert len({variant.sha256 for variant, _ in results}) == 1
-    # Made and known: the next request neither reads nor encodes.
+    # Made and known: the next request neither reads the store nor encodes (a tile's bytes are kept).
+    blobs.gated, blobs.released = key, asyncio.Event()  # a read of the variant now would hang
     variant, body = await maker.find_or_make(detail, key, width, fmt)
-    assert body is None and variant == results[0][0] and maker.encoded == 1
+    assert variant == results[0][0] and body == results[0][1] and maker.encoded == 1
 
 
 async def test_a_variant_another_process_made_is_read_not_made_again():
@@ -250,3 +251,22 @@ async def test_encodes_beyond_the_cap_wait_for_a_free_slot():
     finally:
         variants.render = real
     assert order == ["start 64", "end 64", "start 128", "end 128"]
+
+
+async def test_kept_bytes_stay_within_their_budget(monkeypatch):
+    import pixyproxy.domain.variants as variants
+
+    monkeypatch.setattr(variants, "KEPT_BYTES", 5_000)
+    blobs = InMemoryBlobStore()
+    maker = VariantMaker(blobs)
+    made = []
+    for _ in range(6):
+        detail, data = original(400, 300)
+        await blobs.put(detail.filename, data, "image/png")
+        planned = plan(detail, VariantSpec(256, "png"))
+        made.append((detail, planned, (await maker.find_or_make(detail, *planned))[1]))
+    assert sum(len(b) for *_, b in made) > 5_000  # more than the budget was made
+    assert maker._kept_bytes <= 5_000 and maker._kept_bytes == sum(len(b) for b in maker._kept.values())
+    first_detail, first_plan, first_bytes = made[0]
+    variant, body = await maker.find_or_make(first_detail, *first_plan)
+    assert body is None and variant.size_bytes == len(first_bytes)  # dropped from memory, still known
