@@ -23,8 +23,8 @@ def leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
 
 
 def template(route: BaseRoute | None) -> str:
-    """The path template, with and without a trailing slash counted as one route."""
-    path = getattr(route, "path", None)
+    """The path template (convertors left out), with and without a trailing slash counted as one route."""
+    path = getattr(route, "path_format", None)
     return (path.rstrip("/") or "/") if path else UNMATCHED
 
 

@@ -2,10 +2,11 @@
 
 from pixyproxy.entrypoints.routes import edits, gallery, images, jobs, openai_compatible, operations, usage
 
-# jobs first: `/image/{guid}` would take `/image/jobs`. The gallery last: no API request is tried against it.
+# The router tries routes in order: the agreed API's (the hottest reads) first, whose guid never matches
+# `jobs` (routes/paths.py); the gallery last, so no API request is tried against it.
 ROUTERS = [
-    jobs.router,
     images.router,
+    jobs.router,
     edits.router,
     operations.router,
     openai_compatible.router,

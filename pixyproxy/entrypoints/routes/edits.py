@@ -27,7 +27,7 @@ differs from the source's, is a 422. `Idempotency-Key` works as on `POST /image/
 @twin_routes(
     router,
     ["POST"],
-    "/image/{guid}/edits",
+    "/image/{guid:image_guid}/edits",
     response_model=ImageDetail,
     summary="Edit a stored image with a prompt; the result is stored as a new image",
     description=DESCRIPTION,

@@ -40,7 +40,7 @@ def json_response(body: bytes, headers: dict[str, str] | None = None) -> Respons
 @twin_routes(
     router,
     ["GET"],
-    "/image/{guid}",
+    "/image/{guid:image_guid}",
     response_model=ImageDetail,
     summary="An image's details",
     responses=error_responses(404, 503),
@@ -54,7 +54,7 @@ async def get_image(request: Request, guid: str) -> Response:
 @twin_routes(
     router,
     ["GET", "HEAD"],
-    "/image/{guid}/content",
+    "/image/{guid:image_guid}/content",
     response_class=Response,
     summary="The image's bytes",
     description="Strong ETag (SHA-256), immutable caching, If-None-Match, HEAD and single byte ranges. "
@@ -159,7 +159,7 @@ async def list_images(
 @twin_routes(
     router,
     ["GET"],
-    "/image/{guid}/url",
+    "/image/{guid:image_guid}/url",
     response_model=ContentUrl,
     summary="A URL that serves the image's bytes (presigned on S3)",
     responses=error_responses(404, 422, 503),
@@ -185,7 +185,7 @@ async def image_url(
 @twin_routes(
     router,
     ["DELETE"],
-    "/image/{guid}",
+    "/image/{guid:image_guid}",
     status_code=204,
     response_class=Response,
     summary="Delete an image: its record, its bytes and every variant",

@@ -1,6 +1,6 @@
 """Generation jobs: submit (202 + Location), read, list, cancel, and a server-sent events stream.
 
-These routes come before images.router in ROUTERS: `/image/{guid}` would otherwise take `/image/jobs`.
+`/image/{guid}` never takes `/image/jobs`: the image routes' guid convertor (routes/paths.py) skips it.
 """
 
 import orjson
