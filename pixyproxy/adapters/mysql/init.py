@@ -152,6 +152,22 @@ async def current_version(cursor) -> int:
     return int(await _scalar(cursor, "SELECT COALESCE(MAX(version), 0) FROM pixyproxy_schema_version"))
 
 
+async def _refuse_foreign_images_table(cursor, required: frozenset[str] | set[str]) -> None:
+    """Stop when an `images` table lacks `required` columns: checked before the first migration too, so a
+    foreign table that happens to share the name is reported and never altered."""
+    await cursor.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = DATABASE() AND table_name = %(table)s",
+        {"table": "images"},
+    )
+    present = {row[0].lower() for row in await cursor.fetchall()}
+    missing = set(required) - present
+    if present and missing:
+        raise MetadataUnavailable(
+            "the existing `images` table was not made by PixyProxy; it lacks " + ", ".join(sorted(missing))
+        )
+
+
 async def migrate(connection) -> int:
     """Bring the connected database to SCHEMA_VERSION; returns the version it is at afterwards."""
     async with connection.cursor() as cursor:
@@ -164,6 +180,8 @@ async def migrate(connection) -> int:
             raise MetadataUnavailable("another process holds the schema lock; try again")
         try:
             version = await current_version(cursor)
+            if version == 0:
+                await _refuse_foreign_images_table(cursor, {"guid"})
             if version > SCHEMA_VERSION:
                 log.warning(
                     "MySQL schema is at version %d, newer than this PixyProxy knows (%d)",
@@ -185,18 +203,7 @@ async def migrate(connection) -> int:
                 )
                 log.info("MySQL schema migrated to version %d: %s", target, description)
                 version = target
-            await cursor.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = DATABASE() AND table_name = %(table)s",
-                {"table": "images"},
-            )
-            present = {row[0].lower() for row in await cursor.fetchall()}
-            missing = REQUIRED_COLUMNS - present
-            if missing:
-                raise MetadataUnavailable(
-                    "the existing `images` table was not made by PixyProxy; it lacks "
-                    + ", ".join(sorted(missing))
-                )
+            await _refuse_foreign_images_table(cursor, REQUIRED_COLUMNS)
             return version
         finally:
             await cursor.execute("SELECT RELEASE_LOCK(LEFT(CONCAT('pixyproxy_schema:', DATABASE()), 64))")
