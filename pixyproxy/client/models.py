@@ -63,6 +63,12 @@ class JobError(BaseModel):
     detail: str
 
 
+class JobImage(ImageDetail):
+    """An image a job made; `deleted` once the image itself has been deleted (its details stay)."""
+
+    deleted: bool = False
+
+
 class Job(BaseModel):
     """A generation job (POST /image/jobs): `images` holds the n images once it has succeeded."""
 
@@ -74,7 +80,7 @@ class Job(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     request: dict[str, Any] = {}
-    images: list[ImageDetail] = []
+    images: list[JobImage] = []
     error: JobError | None = None
     attempts: int = 0
 

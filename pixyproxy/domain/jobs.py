@@ -179,6 +179,31 @@ class JobService:
             raise JobNotFound()
         return job
 
+    async def read(self, job_id: str | UUID, caller: Caller | None = None) -> Job:
+        """The job as GET answers it."""
+        (job,) = await self.show([await self.get(job_id, caller)])
+        return job
+
+    async def show(self, jobs: list[Job]) -> list[Job]:
+        """The jobs as the API answers them: an image deleted since is marked so (one lookup for all)."""
+        made = [image.guid for job in jobs for image in job.images]
+        if not made:
+            return jobs
+        live = await self.images.existing(made)
+        if len(live) == len(set(made)):
+            return jobs
+        return [
+            job.model_copy(
+                update={
+                    "images": [
+                        image if image.guid in live else image.model_copy(update={"deleted": True})
+                        for image in job.images
+                    ]
+                }
+            )
+            for job in jobs
+        ]
+
     async def list_jobs(
         self,
         caller: Caller | None = None,
@@ -191,7 +216,7 @@ class JobService:
         after = decode_cursor(cursor) if cursor is not None else None
         owner = None if caller is None or caller.is_admin else caller.name
         page = await self.store.list_page(owner, status, limit, after)
-        return page.items, encode_cursor(page.next) if page.next else None
+        return await self.show(page.items), encode_cursor(page.next) if page.next else None
 
     # -- cancel ---------------------------------------------------------------------------------
 

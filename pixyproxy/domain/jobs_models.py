@@ -59,6 +59,12 @@ class JobError(BaseModel):
     detail: str
 
 
+class JobImage(ImageDetail):
+    """An image a job made, as the job shows it: `deleted` once the image itself is gone."""
+
+    deleted: bool = Field(default=False, description="The image was deleted; its details are as made.")
+
+
 class Job(BaseModel):
     """One generation job as the API answers it and the job store keeps it."""
 
@@ -70,13 +76,19 @@ class Job(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     request: JobRequest
-    images: list[ImageDetail] = Field(
+    images: list[JobImage] = Field(
         default_factory=list, description="The images made, in order; n of them once succeeded."
     )
     error: JobError | None = None
     attempts: int = Field(default=0, description="How many times a worker started the job.")
     # Who submitted it (an API key's name); kept, never shown.
     owner: str | None = Field(default=None, exclude=True)
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _as_job_images(cls, images: list) -> list:
+        """The worker hands over the ImageDetails it stored."""
+        return [image.model_dump() if type(image) is ImageDetail else image for image in images]
 
     @field_validator("created_at", "started_at", "finished_at")
     @classmethod

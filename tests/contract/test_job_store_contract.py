@@ -16,6 +16,12 @@ from pixyproxy.domain.jobs_models import Job, JobError, JobRequest, JobStatus
 from pixyproxy.domain.models import ImageDetail
 from tests.support.mysql import repository_options
 
+
+def details(images) -> list[ImageDetail]:
+    """A job's images as the ImageDetails that were stored (without the job's `deleted` mark)."""
+    return [ImageDetail.model_validate(image.model_dump(exclude={"deleted"})) for image in images]
+
+
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
@@ -177,7 +183,7 @@ async def test_renew_finish_cancel_release_and_the_notified_mark(store):
     assert await store.claim("x", NOW + LEASE + timedelta(seconds=1), NOW + 3 * LEASE, 5, 2) == []
     images = [detail(), detail()]
     done = await store.finish(jobs[0].id, "w", JobStatus.succeeded, NOW, images)
-    assert done.status == JobStatus.succeeded and done.images == images and done.finished_at == NOW
+    assert done.status == JobStatus.succeeded and details(done.images) == images and done.finished_at == NOW
     canceled = await store.cancel(jobs[1].id, NOW)
     assert canceled.status == JobStatus.canceled
     assert await store.cancel(jobs[1].id, NOW) is None and await store.cancel(jobs[0].id, NOW) is None

@@ -102,3 +102,21 @@ def test_the_list_pages_with_link_and_filters_by_status(client):
 def test_post_image_still_refuses_n_above_one(client):
     response = client.post("/image/", json={"prompt": "x", "n": 2}, headers=auth(ALICE))
     assert response.status_code == 422 and "/image/jobs" in response.json()["detail"]
+
+
+def test_a_deleted_image_stays_in_its_job_marked_deleted(client):
+    job = client.post("/image/jobs", json={"prompt": "two of them", "n": 2}, headers=auth(ALICE)).json()
+    ended = done(client, job["id"], ALICE)
+    assert [image["deleted"] for image in ended["images"]] == [False, False]
+    gone, kept = ended["images"]
+    assert client.delete(f"/image/{gone['guid']}", headers=auth(ALICE)).status_code == 204
+    for shown in (
+        client.get(f"/image/jobs/{job['id']}", headers=auth(ALICE)).json(),
+        client.get("/image/jobs", headers=auth(ALICE)).json()[0],
+    ):
+        assert shown["status"] == "succeeded"
+        assert [(i["guid"], i["deleted"]) for i in shown["images"]] == [
+            (gone["guid"], True),
+            (kept["guid"], False),
+        ]
+    assert client.get(f"/image/{gone['guid']}", headers=auth(ALICE)).status_code == 404

@@ -106,7 +106,7 @@ async def list_jobs(
 async def get_job(
     job_id: str, who: Caller | None = Depends(caller), service: JobService = Depends(job_service)
 ) -> Response:
-    return _answer(await service.get(job_id, who))
+    return _answer(await service.read(job_id, who))
 
 
 @twin_routes(
