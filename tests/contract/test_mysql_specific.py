@@ -45,9 +45,10 @@ def test_every_statement_with_values_uses_named_parameters():
 
 
 def test_select_column_order_matches_the_row_mapping():
+    """Image rows come packed in one JSON array, in SELECT_COLUMNS order."""
     listed = ", ".join(SELECT_COLUMNS)
-    for name in ("GET_BY_GUID", "GET_BY_IDEMPOTENCY_KEY", "LIST_FIRST", "LIST_AFTER"):
-        assert STATEMENTS[name].startswith("SELECT " + listed + " FROM images")  # noqa: S608
+    for name in ("GET_BY_GUID", "GET_BY_IDEMPOTENCY_KEY", "LIST_FIRST", "LIST_AFTER", "CREATED_BEFORE"):
+        assert STATEMENTS[name].startswith("SELECT JSON_ARRAY(" + listed + ") FROM images")  # noqa: S608
 
 
 # -- configuration ---------------------------------------------------------------------------------
