@@ -139,7 +139,8 @@ def test_garbage_from_the_generator_is_502_and_nothing_is_stored(tmp_path, data)
 
 
 def test_sigkill_mid_generation_loses_no_listed_image_and_gc_removes_the_leftovers(tmp_path):
-    env = {"PIXYPROXY_OFFLINE_LATENCY_SECONDS": "0.5"}
+    # No job worker: its polls would wait on the lock below too, and SQLite waits on the event loop.
+    env = {"PIXYPROXY_OFFLINE_LATENCY_SECONDS": "0.5", "PIXYPROXY_JOB_WORKER": "false"}
     with run_server(tmp_path, env) as server:
         threads, results = post_in_background(server.base_url, [f"kept {n}" for n in range(3)])
         for thread in threads:
