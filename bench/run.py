@@ -33,6 +33,8 @@ DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 ANALYSIS = ROOT / "bench" / "analysis.md"
 SOAK = ROOT / "bench" / "soak_results.md"  # written by bench/soak.py: its section, kept at the end
 COMPARE = ROOT / "bench" / "compare_results.md"  # written by bench/compare.py: before and after a change
+# Kept by hand from the feature benches (bench/jobs.py, webhooks.py, variants.py, openai_compatible.py).
+FEATURES = ROOT / "bench" / "features_results.md"
 CONNECTIONS = 32
 DETAIL_ROWS = 1000
 CONTENT_BYTES = 200 * 1024
@@ -626,6 +628,8 @@ def render(
     out += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     if COMPARE.exists():  # the last before/after run (python -m bench.compare), not measured by this one
         out += [COMPARE.read_text().rstrip(), ""]
+    if FEATURES.exists():
+        out += [FEATURES.read_text().rstrip(), ""]
     if ANALYSIS.exists():  # kept by hand beside the bench: what was tuned, what stands in the way
         out += [ANALYSIS.read_text().rstrip(), ""]
     if SOAK.exists():  # the soak's last figures (python -m bench.soak), which this run does not measure
