@@ -7,12 +7,12 @@ same job twice.
 
 import sqlite3
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from uuid import UUID
 
 from pixyproxy.adapters import job_rows as q
 from pixyproxy.adapters.rows import chunks
+from pixyproxy.adapters.sqlite_file import SQLiteFile, stamp
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.jobs_models import Job, JobError, JobPage, JobStatus, StoredJob
 from pixyproxy.domain.models import ImageDetail, PagePosition
@@ -66,40 +66,7 @@ UNNOTIFIED = q.sqlite_style(q.UNNOTIFIED)
 MARK_NOTIFIED = q.sqlite_style(q.MARK_NOTIFIED)
 
 
-def _stamp(value: datetime) -> str:
-    # Fixed-width UTC text, so text order is time order (as in sqlite_repository.py).
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-class SQLiteJobStore:
-    name = "sqlite"
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            try:
-                if self.path != ":memory:":
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA busy_timeout=5000")
-            except (sqlite3.Error, OSError) as exc:
-                raise MetadataUnavailable(f"cannot open the SQLite database: {exc}") from exc
-            self._db = db
-        return self._db
-
-    def _run(self, sql: str, params: dict | None = None) -> list[tuple]:
-        try:
-            return self._connection().execute(sql, params or {}).fetchall()
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as exc:
-            raise MetadataUnavailable(f"the SQLite database failed: {exc}") from exc
-
+class SQLiteJobStore(SQLiteFile):
     async def init(self) -> None:
         for statement in SCHEMA:
             self._run(statement)
@@ -108,7 +75,7 @@ class SQLiteJobStore:
         self, job: Job, idempotency_key: str | None = None, request_hash: str | None = None
     ) -> None:
         params = q.insert_params(job, idempotency_key, request_hash)
-        params["created_at"] = _stamp(params["created_at"])
+        params["created_at"] = stamp(params["created_at"])
         try:
             self._run(INSERT, params)
         except sqlite3.IntegrityError as exc:
@@ -128,7 +95,7 @@ class SQLiteJobStore:
         return StoredJob(job, request_hash or "")
 
     async def release_idempotency_key(self, owner: str | None, key: str, older_than: datetime) -> None:
-        params = {"owner": q.owner_value(owner), "key": key, "older_than": _stamp(older_than)}
+        params = {"owner": q.owner_value(owner), "key": key, "older_than": stamp(older_than)}
         self._run(RELEASE_KEY, params)
 
     async def list_page(
@@ -139,7 +106,7 @@ class SQLiteJobStore:
             "owner": q.owner_value(owner),
             "status": status.value if status else None,
             "limit": limit + 1,
-            "created_at": _stamp(after.created_at),
+            "created_at": stamp(after.created_at),
             "id": after.id,
         }
         rows = self._run(LIST[(owner is not None, status is not None)], params)
@@ -150,8 +117,8 @@ class SQLiteJobStore:
     ) -> list[Job]:
         params = {
             "worker": worker,
-            "now": _stamp(now),
-            "lease_until": _stamp(lease_until),
+            "now": stamp(now),
+            "lease_until": stamp(lease_until),
             "limit": limit,
             "max_attempts": max_attempts,
         }
@@ -159,7 +126,7 @@ class SQLiteJobStore:
 
     async def fail_abandoned(self, now: datetime, max_attempts: int, error: JobError) -> list[Job]:
         params = {
-            "now": _stamp(now),
+            "now": stamp(now),
             "max_attempts": max_attempts,
             "limit": 100,
             "error_code": error.code,
@@ -172,7 +139,7 @@ class SQLiteJobStore:
         for chunk in chunks([str(j) for j in job_ids]):
             ids = {f"j{i}": j for i, j in enumerate(chunk)}
             marks = ", ".join(f":{name}" for name in ids)
-            params = {"worker": worker, "lease_until": _stamp(lease_until), **ids}
+            params = {"worker": worker, "lease_until": stamp(lease_until), **ids}
             self._run(f"{RENEW} ({marks})", params)
             mine.update(UUID(row[0]) for row in self._run(f"{MINE} ({marks})", params))
         return mine
@@ -190,28 +157,20 @@ class SQLiteJobStore:
         error: JobError | None = None,
     ) -> Job | None:
         params = q.finish_params(str(job_id), worker, status, images, error)
-        params["finished_at"] = _stamp(finished_at)
+        params["finished_at"] = stamp(finished_at)
         rows = self._run(FINISH, params)
         return q.row_to_job(rows[0])[0] if rows else None
 
     async def cancel(self, job_id: UUID, finished_at: datetime) -> Job | None:
-        rows = self._run(CANCEL, {"job_id": str(job_id), "finished_at": _stamp(finished_at)})
+        rows = self._run(CANCEL, {"job_id": str(job_id), "finished_at": stamp(finished_at)})
         return q.row_to_job(rows[0])[0] if rows else None
 
     async def release(self, job_id: UUID, worker: str) -> None:
         self._run(RELEASE, {"job_id": str(job_id), "worker": worker})
 
     async def unnotified(self, finished_before: datetime, limit: int) -> list[Job]:
-        rows = self._run(UNNOTIFIED, {"finished_before": _stamp(finished_before), "limit": limit})
+        rows = self._run(UNNOTIFIED, {"finished_before": stamp(finished_before), "limit": limit})
         return [q.row_to_job(row)[0] for row in rows]
 
     async def mark_notified(self, job_id: UUID) -> None:
         self._run(MARK_NOTIFIED, {"job_id": str(job_id)})
-
-    async def ping(self) -> None:
-        self._run("SELECT 1")
-
-    async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None

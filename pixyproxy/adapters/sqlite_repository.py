@@ -6,8 +6,7 @@ is cheaper than a hop to a worker thread; this adapter is for one process on one
 
 import sqlite3
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from uuid import UUID
 
 from pixyproxy.adapters.rows import (
@@ -24,6 +23,7 @@ from pixyproxy.adapters.rows import (
     usage_to_row,
     usage_totals,
 )
+from pixyproxy.adapters.sqlite_file import SQLiteFile, stamp
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
 from pixyproxy.domain.search import ImageFilter
@@ -145,40 +145,7 @@ def fts_query(words: tuple[str, ...]) -> str:
     return " ".join(f'"{word}"' for word in words)
 
 
-def _stamp(value: datetime) -> str:
-    # A fixed-width UTC form, so text order is time order.
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-class SQLiteImageRepository:
-    name = "sqlite"
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            try:
-                if self.path != ":memory:":
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA busy_timeout=5000")
-            except (sqlite3.Error, OSError) as exc:
-                raise MetadataUnavailable(f"cannot open the SQLite database: {exc}") from exc
-            self._db = db
-        return self._db
-
-    def _run(self, sql: str, params: dict | None = None) -> list[tuple]:
-        try:
-            return self._connection().execute(sql, params or {}).fetchall()
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as exc:
-            raise MetadataUnavailable(f"the SQLite database failed: {exc}") from exc
-
+class SQLiteImageRepository(SQLiteFile):
     async def init(self) -> None:
         db = self._connection()
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -189,7 +156,7 @@ class SQLiteImageRepository:
         self, detail: ImageDetail, idempotency_key: str | None = None, request_hash: str | None = None
     ) -> None:
         row = detail_to_row(detail, idempotency_key, request_hash)
-        row["created_at"] = row["updated_at"] = _stamp(row["created_at"])
+        row["created_at"] = row["updated_at"] = stamp(row["created_at"])
         try:
             self._run(INSERT, row)
         except sqlite3.IntegrityError as exc:
@@ -209,7 +176,7 @@ class SQLiteImageRepository:
         return IdempotentResult(detail=stored.detail, request_hash=stored.request_hash or "")
 
     async def release_idempotency_key(self, key: str, older_than: datetime) -> None:
-        self._run(RELEASE_IDEMPOTENCY_KEY, {"key": key, "older_than": _stamp(older_than)})
+        self._run(RELEASE_IDEMPOTENCY_KEY, {"key": key, "older_than": stamp(older_than)})
 
     async def list_page(
         self, limit: int, after: PagePosition | None = None, filters: ImageFilter | None = None
@@ -219,7 +186,7 @@ class SQLiteImageRepository:
         if after is None:
             rows = self._run(LIST_FIRST, {"limit": limit + 1})
         else:
-            params = {"limit": limit + 1, "created_at": _stamp(after.created_at), "id": after.id}
+            params = {"limit": limit + 1, "created_at": stamp(after.created_at), "id": after.id}
             rows = self._run(LIST_AFTER, params)
         return page_from_rows(rows, limit)
 
@@ -233,9 +200,9 @@ class SQLiteImageRepository:
             f"AND {KEYSET_AFTER if after else TRUE} {NEWEST_FIRST}"
         )
         params: dict = {"limit": limit + 1, "words": fts_query(f.words), "model": f.model, "owner": f.owner}
-        params["created_after"] = _stamp(f.created_after) if f.created_after else None
-        params["created_before"] = _stamp(f.created_before) if f.created_before else None
-        params["created_at"] = _stamp(after.created_at) if after else None
+        params["created_after"] = stamp(f.created_after) if f.created_after else None
+        params["created_before"] = stamp(f.created_before) if f.created_before else None
+        params["created_at"] = stamp(after.created_at) if after else None
         params["id"] = after.id if after else None
         return page_from_rows(self._run(sql, params), limit)
 
@@ -249,18 +216,18 @@ class SQLiteImageRepository:
             raise MetadataUnavailable(f"the SQLite database failed: {exc}") from exc
 
     async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
-        rows = self._run(CREATED_BEFORE, {"cutoff": _stamp(cutoff), "limit": limit})
+        rows = self._run(CREATED_BEFORE, {"cutoff": stamp(cutoff), "limit": limit})
         return [stored_image(row).detail for row in rows]
 
     async def record_usage(self, entry: UsageEntry) -> None:
         row = usage_to_row(entry)
-        row["created_at"] = _stamp(row["created_at"])
+        row["created_at"] = stamp(row["created_at"])
         self._run(INSERT_USAGE, row)
 
     async def usage_totals(
         self, since: datetime, until: datetime, owner: str | None = None
     ) -> list[UsageTotal]:
-        params = {"since": _stamp(since), "until": _stamp(until)}
+        params = {"since": stamp(since), "until": stamp(until)}
         if owner is None:
             return usage_totals(self._run(USAGE_TOTALS, params))
         return usage_totals(self._run(USAGE_TOTALS_OF, {**params, "owner": owner}))
@@ -273,11 +240,3 @@ class SQLiteImageRepository:
             rows = self._run(f"SELECT guid FROM images WHERE guid IN ({marks})", params)  # noqa: S608
             found.update(UUID(r[0]) for r in rows)
         return found
-
-    async def ping(self) -> None:
-        self._run("SELECT 1")
-
-    async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None

@@ -4,10 +4,9 @@ A claim is one UPDATE ... RETURNING, run under SQLite's write lock: two processe
 lease the same delivery at once.
 """
 
-import sqlite3
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
+from pixyproxy.adapters.sqlite_file import SQLiteFile, stamp
 from pixyproxy.adapters.webhook_rows import (
     COLUMN_LIST,
     DUE_IDS,
@@ -22,7 +21,6 @@ from pixyproxy.adapters.webhook_rows import (
     row_to_delivery,
     sqlite_style,
 )
-from pixyproxy.domain.errors import MetadataUnavailable
 from pixyproxy.domain.webhooks import WebhookDelivery
 
 # Each step is safe to run again; they run at every start, in order.
@@ -62,85 +60,44 @@ SQLITE_RECORD = sqlite_style(RECORD)
 SQLITE_RELEASE = sqlite_style(RELEASE)
 
 
-def _stamp(value: datetime) -> str:
-    # Fixed-width UTC text, so text order is time order.
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SQLiteWebhookOutbox:
-    name = "sqlite"
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            try:
-                if self.path != ":memory:":
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA busy_timeout=5000")
-            except (sqlite3.Error, OSError) as exc:
-                raise MetadataUnavailable(f"cannot open the SQLite database: {exc}") from exc
-            self._db = db
-        return self._db
-
-    def _run(self, sql: str, params: dict | None = None) -> tuple[list[tuple], int]:
-        try:
-            cursor = self._connection().execute(sql, params or {})
-            rows = cursor.fetchall()
-            return rows, cursor.rowcount
-        except sqlite3.Error as exc:
-            raise MetadataUnavailable(f"the SQLite database failed: {exc}") from exc
-
+class SQLiteWebhookOutbox(SQLiteFile):
     async def init(self) -> None:
         for statement in SCHEMA:
-            self._run(statement)
+            self._run_counted(statement)
 
     async def add(
         self, delivery: WebhookDelivery, lease_owner: str | None = None, lease_until: datetime | None = None
     ) -> bool:
-        params = delivery_params(delivery, _stamp)
-        params.update(lease_owner=lease_owner, lease_until=_stamp(lease_until) if lease_until else None)
-        _, count = self._run(INSERT, params)
+        params = delivery_params(delivery, stamp)
+        params.update(lease_owner=lease_owner, lease_until=stamp(lease_until) if lease_until else None)
+        _, count = self._run_counted(INSERT, params)
         return count == 1
 
     async def claim_due(
         self, owner: str, now: datetime, limit: int, lease_until: datetime
     ) -> list[WebhookDelivery]:
-        params = {"owner": owner, "now": _stamp(now), "lease_until": _stamp(lease_until), "limit": limit}
-        rows, _ = self._run(CLAIM, params)
+        params = {"owner": owner, "now": stamp(now), "lease_until": stamp(lease_until), "limit": limit}
+        rows, _ = self._run_counted(CLAIM, params)
         deliveries = [row_to_delivery(row, _parse) for row in rows]
         return sorted(deliveries, key=lambda d: d.next_attempt_at)
 
     async def record_attempt(self, owner: str, delivery: WebhookDelivery) -> bool:
-        params = delivery_params(delivery, _stamp)
+        params = delivery_params(delivery, stamp)
         params["owner"] = owner
-        _, count = self._run(SQLITE_RECORD, params)
+        _, count = self._run_counted(SQLITE_RECORD, params)
         return count == 1
 
     async def release(self, owner: str) -> None:
-        self._run(SQLITE_RELEASE, {"owner": owner})
+        self._run_counted(SQLITE_RELEASE, {"owner": owner})
 
     async def get(self, delivery_id: str) -> WebhookDelivery | None:
-        rows, _ = self._run(SQLITE_GET, {"delivery_id": delivery_id})
+        rows, _ = self._run_counted(SQLITE_GET, {"delivery_id": delivery_id})
         return row_to_delivery(rows[0], _parse) if rows else None
 
     async def get_for_job(self, job_id: str) -> WebhookDelivery | None:
-        rows, _ = self._run(SQLITE_GET_FOR_JOB, {"job_id": job_id})
+        rows, _ = self._run_counted(SQLITE_GET_FOR_JOB, {"job_id": job_id})
         return row_to_delivery(rows[0], _parse) if rows else None
-
-    async def ping(self) -> None:
-        self._run("SELECT 1")
-
-    async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
