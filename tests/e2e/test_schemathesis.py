@@ -20,6 +20,7 @@ import pytest
 from tests.e2e.server import run_server
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 SEED = os.environ.get("PIXYPROXY_FUZZ_SEED", "20261124")
 KEY = "schemathesis-key-41f9"
 
@@ -37,7 +38,8 @@ def test_schemathesis_finds_no_failure(tmp_path, config):
     seen = tmp_path / "errors-checked.txt"
     with run_server(tmp_path, env) as server:
         command = [
-            sys.executable, "-m", "schemathesis.cli", "run", f"{server.base_url}/openapi.json",
+            sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG),
+            "run", f"{server.base_url}/openapi.json",
             "--phases", "examples,coverage,fuzzing,stateful",
             "--checks", "all", "--exclude-checks", "positive_data_acceptance",
             "--max-examples", str(examples), "--seed", SEED,
