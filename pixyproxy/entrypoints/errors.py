@@ -108,8 +108,3 @@ def error_response(exc: Exception, path: str = "") -> Response:
     # Errors are never to be sniffed as HTML.
     headers = {"X-Content-Type-Options": "nosniff", **described.headers}
     return Response(orjson.dumps(shaped), status, headers, media_type="application/json")
-
-
-async def handle_error(request, exc: Exception) -> Response:
-    """The exception handler FastAPI calls for errors raised inside routing."""
-    return error_response(exc, request.scope["path"])

@@ -7,17 +7,23 @@ content, are DirectRoutes: their only inputs are the guid and a few headers.
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
 from pixyproxy.domain.cursor import MAX_CURSOR_LENGTH
-from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.models import Caller, GenerationRequest, ImageDetail
 from pixyproxy.domain.search import MAX_QUERY_LENGTH, parse_filter
 from pixyproxy.domain.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ImageService
 from pixyproxy.entrypoints.content import answer_content
-from pixyproxy.entrypoints.dependencies import caller, image_service, safety_identifier, services, settings
+from pixyproxy.entrypoints.dependencies import (
+    caller,
+    idempotency_key,
+    image_service,
+    safety_identifier,
+    services,
+    settings,
+)
 from pixyproxy.entrypoints.middleware.api_keys import CALLER_SCOPE_KEY
 from pixyproxy.entrypoints.routes.direct import DirectRoute
 from pixyproxy.entrypoints.routes.paths import twin_routes
@@ -101,20 +107,12 @@ async def image_content(request: Request, guid: str) -> Response:
 )
 async def create_image(
     body: GenerationRequest,
-    request: Request,
-    idempotency_key: str | None = Header(
-        default=None,
-        max_length=255,
-        description="Send the same key again to get the first image back instead of paying twice.",
-    ),
+    key: str | None = Depends(idempotency_key),
     safety: str | None = Depends(safety_identifier),
     who: Caller | None = Depends(caller),
     service: ImageService = Depends(image_service),
 ) -> Response:
-    if idempotency_key is not None and len(request.headers.getlist("idempotency-key")) > 1:
-        # Two keys are ambiguous: whichever one we picked, the client might retry with the other.
-        raise InvalidImageRequest("header.idempotency-key: send exactly one Idempotency-Key")
-    detail = await service.create(body, idempotency_key, safety_identifier=safety, caller=who)
+    detail = await service.create(body, key, safety_identifier=safety, caller=who)
     return json_response(_detail_json(detail))
 
 

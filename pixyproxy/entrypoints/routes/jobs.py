@@ -4,17 +4,16 @@
 """
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import TypeAdapter
 from sse_starlette import EventSourceResponse
 
 from pixyproxy.domain.cursor import MAX_CURSOR_LENGTH
-from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.jobs import JobService
 from pixyproxy.domain.jobs_models import Job, JobRequest, JobStatus
 from pixyproxy.domain.models import Caller
 from pixyproxy.domain.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
-from pixyproxy.entrypoints.dependencies import caller
+from pixyproxy.entrypoints.dependencies import caller, idempotency_key
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import ErrorModel, error_responses
 
@@ -53,18 +52,11 @@ def _answer(job: Job, status: int = 200, headers: dict[str, str] | None = None) 
 )
 async def submit_job(
     body: JobRequest,
-    request: Request,
-    idempotency_key: str | None = Header(
-        default=None,
-        max_length=255,
-        description="Send the same key again to get the first job back instead of a second one.",
-    ),
+    key: str | None = Depends(idempotency_key),
     who: Caller | None = Depends(caller),
     service: JobService = Depends(job_service),
 ) -> Response:
-    if idempotency_key is not None and len(request.headers.getlist("idempotency-key")) > 1:
-        raise InvalidImageRequest("header.idempotency-key: send exactly one Idempotency-Key")
-    job = await service.submit(body, who, idempotency_key)
+    job = await service.submit(body, who, key)
     return _answer(job, 202, {"Location": f"/image/jobs/{job.id}"})
 
 
