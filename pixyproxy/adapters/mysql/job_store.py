@@ -17,8 +17,8 @@ from pymysql import err as my
 
 from pixyproxy.adapters import job_rows as q
 from pixyproxy.adapters.mysql.config import MySQLConfig, parse_mysql_url
-from pixyproxy.adapters.mysql.pool import Pool, open_connection
-from pixyproxy.adapters.mysql.repository import INIT_COMMAND, _connection_lost, _error_code, _utc_naive
+from pixyproxy.adapters.mysql.pool import Pool, connect_to
+from pixyproxy.adapters.mysql.repository import _connection_lost, _error_code, _utc_naive
 from pixyproxy.adapters.rows import chunks
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.jobs_models import Job, JobError, JobPage, JobStatus, StoredJob
@@ -104,19 +104,7 @@ class MySQLJobStore:
         return Pool(self._connect, max_size=self.pool_max_size, recycle_seconds=self.pool_recycle_seconds)
 
     async def _connect(self):
-        config = self.config
-        return await open_connection(
-            self.connect_timeout_seconds + self.read_timeout_seconds,
-            host=config.host,
-            port=config.port,
-            user=config.user,
-            password=config.password,
-            db=config.database,
-            charset="utf8mb4",
-            autocommit=True,
-            connect_timeout=self.connect_timeout_seconds,
-            init_command=INIT_COMMAND,
-        )
+        return await connect_to(self.config, self.connect_timeout_seconds, self.read_timeout_seconds)
 
     async def _with_cursor(self, work: Callable[[Any], Awaitable[T]], timeout: float | None = None) -> T:
         """Run `work(cursor)` on a pooled connection; retry once on a connection found dead, and a few

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiomysql
 from pymysql import err
 
+from pixyproxy.adapters.mysql.config import MySQLConfig
+
 # Errors the server answers with while the connection stays in step; any other failure closes it.
 _CONNECTION_STILL_GOOD = (err.IntegrityError, err.ProgrammingError, err.DataError)
 
@@ -28,6 +30,33 @@ def alive(connection: aiomysql.Connection) -> bool:
         or reader.at_eof()
         or reader.exception() is not None
         or getattr(reader, "eof_received", False)  # MySQL 8 sends an error packet before closing
+    )
+
+
+# Session settings on every new connection: UTC for any server-side time function, and a known
+# sql_mode (strict; and without NO_BACKSLASH_ESCAPES, which PyMySQL's escaping relies on).
+INIT_COMMAND = (
+    "SET time_zone = '+00:00', sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+)
+
+
+async def connect_to(
+    config: MySQLConfig, connect_timeout: float, read_timeout: float, *, with_database: bool = True
+) -> aiomysql.Connection:
+    """A connection as every MySQL adapter opens one: utf8mb4, autocommit, the session settings, the
+    whole login within connect + read timeout."""
+    return await open_connection(
+        connect_timeout + read_timeout,
+        host=config.host,
+        port=config.port,
+        user=config.user,
+        password=config.password,
+        db=config.database if with_database else None,
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=connect_timeout,
+        init_command=INIT_COMMAND,
     )
 
 

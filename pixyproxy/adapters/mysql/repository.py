@@ -25,7 +25,7 @@ from pymysql import err as my
 
 from pixyproxy.adapters.mysql import init as schema
 from pixyproxy.adapters.mysql.config import DATABASE_NAME, MySQLConfig, parse_mysql_url
-from pixyproxy.adapters.mysql.pool import Pool, open_connection
+from pixyproxy.adapters.mysql.pool import Pool, connect_to
 from pixyproxy.adapters.rows import (
     IN_LIST_CHUNK,
     INSERT_COLUMNS,
@@ -48,13 +48,6 @@ from pixyproxy.domain.search import ImageFilter, matches
 from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
 log = logging.getLogger(__name__)
-
-# Session settings on every new connection: UTC for any server-side time function, and a known
-# sql_mode (strict; and without NO_BACKSLASH_ESCAPES, which PyMySQL's escaping relies on).
-INIT_COMMAND = (
-    "SET time_zone = '+00:00', sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
-    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
-)
 
 # Only constant column lists are formatted into these; every value is a %(name)s parameter.
 # An image row comes back as one JSON array rather than one column per field: PyMySQL parses every
@@ -200,19 +193,8 @@ class MySQLImageRepository:
     # -- connections ----------------------------------------------------------------------------
 
     async def _connect(self, read_timeout: float | None = None, with_database: bool = True):
-        config = self.config
-        return await open_connection(
-            self.connect_timeout_seconds + (read_timeout or self.read_timeout_seconds),
-            host=config.host,
-            port=config.port,
-            user=config.user,
-            password=config.password,
-            db=config.database if with_database else None,
-            charset="utf8mb4",
-            autocommit=True,
-            connect_timeout=self.connect_timeout_seconds,
-            init_command=INIT_COMMAND,
-        )
+        read = read_timeout or self.read_timeout_seconds
+        return await connect_to(self.config, self.connect_timeout_seconds, read, with_database=with_database)
 
     async def _image_rows(self, sql: str, params: dict[str, Any] | None = None) -> list[list]:
         """The rows of a SELECT of image rows, each in SELECT_COLUMNS order (created_at naive UTC)."""

@@ -14,8 +14,7 @@ from typing import Any
 from pymysql import err as my
 
 from pixyproxy.adapters.mysql.config import MySQLConfig, parse_mysql_url
-from pixyproxy.adapters.mysql.pool import Pool, open_connection
-from pixyproxy.adapters.mysql.repository import INIT_COMMAND
+from pixyproxy.adapters.mysql.pool import Pool, connect_to
 from pixyproxy.adapters.webhook_rows import (
     DUE_IDS,
     GET,
@@ -101,19 +100,7 @@ class MySQLWebhookOutbox:
         self._pool = Pool(self._connect, max_size=pool_max_size, recycle_seconds=pool_recycle_seconds)
 
     async def _connect(self):
-        config = self.config
-        return await open_connection(
-            self.connect_timeout_seconds + self.read_timeout_seconds,
-            host=config.host,
-            port=config.port,
-            user=config.user,
-            password=config.password,
-            db=config.database,
-            charset="utf8mb4",
-            autocommit=True,
-            connect_timeout=self.connect_timeout_seconds,
-            init_command=INIT_COMMAND,
-        )
+        return await connect_to(self.config, self.connect_timeout_seconds, self.read_timeout_seconds)
 
     def _unavailable(self, exc: BaseException) -> MetadataUnavailable:
         reason = "no answer in time" if isinstance(exc, TimeoutError) else exc
