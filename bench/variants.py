@@ -157,7 +157,9 @@ LOAD_CHUNK = (
     "CONCAT('00000000-0000-4000-8000-', LPAD(HEX(n + %(start)s), 12, '0')) AS g "
     "FROM bench_numbers WHERE n < %(count)s) numbered"
 )
-WORD_INDEX_VERSION = 3  # adapters/mysql/init.py: the migration that adds the FULLTEXT index
+# adapters/mysql/init.py: the retired FULLTEXT index (skipped: it would only slow the load) and the
+# posting table, whose migration indexes the loaded rows as it would an existing deployment's.
+FULLTEXT_VERSION, WORD_INDEX_VERSION = 3, 5
 # (label, q, share of rows that match)
 QUERIES = [
     ("rare word (10 rows)", "zeppelin", 1e-5),
@@ -165,6 +167,8 @@ QUERIES = [
     ("two words, 1 in 70", "lighthouse dusk", 1 / 70),
     ("one word in 10", "lighthouse", 0.1),
     ("a word in every row", "watercolour", 1.0),
+    ("common word + rare word", "watercolour zeppelin", 1e-5),
+    ("three words, 1 in 7000", "study dusk tag123", 1 / 7000),
 ]
 
 
@@ -187,12 +191,13 @@ def search_at_scale(rows: int, url: str, count: int, keep: bool = False) -> dict
 
         started = time.monotonic()
         # The schema without the word index, the rows, then the index's migration on the full table, as
-        # an existing deployment upgrades (and far quicker than indexing row by row).
-        word_index = schema.MIGRATIONS.pop(WORD_INDEX_VERSION)
+        # an existing deployment upgrades.
+        fulltext, word_index = schema.MIGRATIONS[FULLTEXT_VERSION], schema.MIGRATIONS.pop(WORD_INDEX_VERSION)
+        schema.MIGRATIONS[FULLTEXT_VERSION] = (fulltext[0], ())
         try:
             asyncio.run(init())
         finally:
-            schema.MIGRATIONS[WORD_INDEX_VERSION] = word_index
+            schema.MIGRATIONS[FULLTEXT_VERSION], schema.MIGRATIONS[WORD_INDEX_VERSION] = fulltext, word_index
         run(
             server,
             database,
@@ -206,13 +211,9 @@ def search_at_scale(rows: int, url: str, count: int, keep: bool = False) -> dict
             run(server, database, (LOAD_CHUNK, {"base": base, "start": start, "count": chunk}))
             print(f"  loaded {start + chunk:,} / {rows:,}", file=sys.stderr, flush=True)
         indexed = time.monotonic()
-        run(
-            server,
-            database,
-            *[(statement, None) for statement in word_index[1]],
-            ("ANALYZE TABLE images", None),
-        )
+        asyncio.run(init())  # migration 5: the posting table, filled from the rows just loaded
         index_seconds = time.monotonic() - indexed
+        run(server, database, ("ANALYZE TABLE images", None), ("ANALYZE TABLE image_words", None))
         load_seconds = time.monotonic() - started
 
         async def p50(filters) -> tuple[float, int]:

@@ -2,7 +2,7 @@
 
 Every store applies the same meaning: an image matches `words` when its prompt holds each word as a whole
 word, in any case and with or without accents. Words shorter than MIN_WORD_LENGTH are dropped, the same
-everywhere, because a MySQL full-text index does not keep them (innodb_ft_min_token_size).
+everywhere: they would be in most prompts, and no index keeps them.
 """
 
 import re

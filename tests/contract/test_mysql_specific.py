@@ -488,12 +488,15 @@ async def test_a_statement_left_unanswered_times_out_once_without_a_retry(
     assert 0.5 <= elapsed < 1.5
 
 
+@pytest.mark.parametrize("lost", ["insert", "commit"])
 async def test_an_insert_whose_answer_is_lost_is_recorded_once(
-    mysql_repository, mysql_server, mysql_database
+    mysql_repository, mysql_server, mysql_database, lost
 ):
-    """The retry after a lost connection finds our own committed row: success, one row, no conflict."""
+    """A lost INSERT answer leaves the transaction uncommitted (the retry records it); a lost COMMIT
+    answer leaves it committed (the retry finds our own row): either way success, one row, no conflict."""
     detail = make_detail()
-    proxy = WithholdingProxy(mysql_server.host, mysql_server.port, str(detail.guid).encode())
+    trigger = str(detail.guid).encode() if lost == "insert" else b"COMMIT"
+    proxy = WithholdingProxy(mysql_server.host, mysql_server.port, trigger)
     async with proxy as port:
         proxied = replace(MySQLServer.from_url(mysql_server.url("x")), host="127.0.0.1", port=port)
         through_proxy = make_repository(proxied.url(mysql_database))

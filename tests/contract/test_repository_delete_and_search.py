@@ -134,18 +134,37 @@ async def test_an_empty_filter_is_the_plain_list(repository):
     assert [d.guid for d in page.items] == [d.guid for d in reversed(details)]
 
 
-@pytest.mark.parametrize("windows", [(1, 3), (2, 5), (1, 50), (50, 50)])
-async def test_search_answers_the_same_whichever_way_a_store_looks(repository, monkeypatch, windows):
-    """MySQL walks the newest rows in windows before its FULLTEXT index: tiny windows make every page
-    mix both ways; the pages must not change (other stores ignore the setting)."""
-    details = await seed(repository, count_per_prompt=3)
-    queries = [parse_filter(q=q) for q in ("lighthouse", "snow", "cafe", "zebra", "watercolour fox")]
-    queries.append(ImageFilter(words=("lighthouse",), model="model-a"))
+@pytest.mark.parametrize("lead", [0, 1, 2])
+async def test_search_answers_the_same_whichever_word_leads(repository, monkeypatch, lead):
+    """MySQL reads the rarest word's postings and looks the others up: forcing each word to lead must
+    not change a page (other stores ignore the setting)."""
+    await seed(repository, count_per_prompt=3)
+    words = ("lighthouse dusk watercolour", "the snow fox", "cafe chrome racer")
+    queries = [parse_filter(q=q) for q in words]
+    queries.append(ImageFilter(words=("watercolour", "lighthouse", "dusk"), model="model-a"))
     expected = [[d.guid for d in await everything(repository, f, limit=2)] for f in queries]
-    first, most = windows
-    monkeypatch.setattr("pixyproxy.adapters.mysql.repository.FIRST_WINDOW", first)
-    monkeypatch.setattr("pixyproxy.adapters.mysql.repository.MAX_WINDOW_ROWS", most)
+
+    def forced(words, reach):
+        return (words[lead], *words[:lead], *words[lead + 1 :])
+
+    monkeypatch.setattr("pixyproxy.adapters.mysql.word_index.rarest_first", forced)
     for filters, guids in zip(queries, expected, strict=True):
         for limit in (1, 2, 4):
             assert [d.guid for d in await everything(repository, filters, limit)] == guids
-    assert len(expected[0]) == 6 and {d.guid for d in details} >= set(expected[0])
+    assert [len(guids) for guids in expected] == [3, 3, 3, 3]
+
+
+async def test_a_word_longer_than_any_index_key_is_matched_whole(repository):
+    """An index may cut long words (MySQL keeps 100 characters): two words alike for their first 150
+    letters are still told apart, and a page skips the look-alikes and stays full."""
+    stem = "a" * 150
+    wanted = [make_detail(prompt=f"{stem}b here", created_at=BASE + timedelta(minutes=i)) for i in range(3)]
+    alike = [
+        make_detail(prompt=f"{stem}c there", created_at=BASE + timedelta(minutes=10 + i)) for i in range(3)
+    ]
+    for detail in [*wanted, *alike]:  # the look-alikes are the newest: a page meets them first
+        await repository.add(detail)
+    found = await everything(repository, parse_filter(q=f"{stem}b"), limit=2)
+    assert [d.guid for d in found] == [d.guid for d in reversed(wanted)]
+    page = await repository.list_page(2, None, parse_filter(q=f"{stem}b"))
+    assert len(page.items) == 2 and page.next is not None

@@ -28,7 +28,7 @@ SQL = re.compile(
     r"ALTER\s+TABLE|WHERE|VALUES|PRAGMA|ORDER\s+BY|LIMIT)\b"
 )
 NUMERIC_CALLS = {"int", "len"}
-PASS_THROUGH_CALLS = {"sorted", "tuple", "list", "set", "frozenset", "reversed"}
+PASS_THROUGH_CALLS = {"sorted", "tuple", "list", "set", "frozenset", "reversed", "range"}
 
 
 class Module:
@@ -133,6 +133,8 @@ class Prover:
             )
         if isinstance(node, ast.Subscript):
             return self.constant(node.value) and self.constant(node.slice)
+        if isinstance(node, ast.Slice):
+            return all(part is None or self.constant(part) for part in (node.lower, node.upper, node.step))
         if isinstance(node, ast.Call):
             return self.call(node)
         if isinstance(node, ast.GeneratorExp | ast.ListComp | ast.SetComp):

@@ -3,14 +3,17 @@
 Runs at service start (the app's lifespan calls repository.init()) and as `pixyproxy init`.
 
 * `pixyproxy_schema_version` records every migration applied (version, description, when).
-* Migrations only ever move forward, and only add: no statement here drops or rewrites data.
+* Migrations only ever move forward. None drops or rewrites what a client stored; one drops a derived
+  copy that a better index replaced (version 5).
 * Concurrent starts (several workers or replicas) serialise on a named lock, so a migration runs once.
 """
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from pymysql import err
 
+from pixyproxy.adapters.mysql import word_index
 from pixyproxy.adapters.rows import INSERT_COLUMNS, SELECT_COLUMNS
 from pixyproxy.domain.errors import MetadataUnavailable
 
@@ -26,12 +29,14 @@ CREATE TABLE IF NOT EXISTS pixyproxy_schema_version (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
 """
 
-# version -> (description, statements). Append new versions; never edit or remove an applied one.
+# version -> (description, steps). Append new versions; never edit or remove an applied one. A step is a
+# statement, or an async function of the cursor for work SQL alone cannot do (the word backfill).
 # Each statement must be safe to run again (IF NOT EXISTS), because DDL commits implicitly: a crash
 # between a statement and its version row re-runs it on the next start. MySQL has no ADD COLUMN IF NOT
 # EXISTS, so an ALTER that adds columns is one statement (atomic DDL) and a re-run of it that finds them
 # already there counts as done (ALREADY_APPLIED).
-MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
+Step = str | Callable[..., Awaitable[None]]
+MIGRATIONS: dict[int, tuple[str, tuple[Step, ...]]] = {
     1: (
         "images table, unique guid and idempotency key, keyset index for the list order",
         (
@@ -125,9 +130,19 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             """,
         ),
     ),
+    5: (
+        "word search: a posting table (word, created_at, image) filled from the stored prompts, in place "
+        "of the FULLTEXT index and its copy of the prompt",
+        (
+            word_index.CREATE_TABLE,
+            word_index.backfill,
+            # Both are instant on MariaDB 10.4+ and MySQL 8.0.29+ (no table copy).
+            "ALTER TABLE images DROP INDEX ft_images_prompt_words, DROP COLUMN prompt_words",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
-ALREADY_APPLIED = {1060, 1061}  # duplicate column name, duplicate key name
+ALREADY_APPLIED = {1060, 1061, 1091}  # duplicate column name, duplicate key name, nothing to drop
 
 # What the repository reads and writes; checked after migrating so a foreign `images` table that
 # happens to share the name is reported clearly instead of failing on the first request.
@@ -189,10 +204,13 @@ async def migrate(connection) -> int:
                     SCHEMA_VERSION,
                 )
             for target in sorted(v for v in MIGRATIONS if v > version):
-                description, statements = MIGRATIONS[target]
-                for statement in statements:
+                description, steps = MIGRATIONS[target]
+                for step in steps:
+                    if callable(step):
+                        await step(cursor)
+                        continue
                     try:
-                        await cursor.execute(statement)
+                        await cursor.execute(step)
                     except err.MySQLError as exc:
                         if not exc.args or exc.args[0] not in ALREADY_APPLIED:
                             raise

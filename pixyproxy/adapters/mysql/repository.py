@@ -15,7 +15,7 @@
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -24,10 +24,10 @@ import orjson
 from pymysql import err as my
 
 from pixyproxy.adapters.mysql import init as schema
+from pixyproxy.adapters.mysql import word_index
 from pixyproxy.adapters.mysql.config import DATABASE_NAME, MySQLConfig, parse_mysql_url
-from pixyproxy.adapters.mysql.pool import Pool, connect_to
+from pixyproxy.adapters.mysql.pool import Pool, alive, connect_to
 from pixyproxy.adapters.rows import (
-    IN_LIST_CHUNK,
     INSERT_COLUMNS,
     INSERT_LIST,
     SELECT_COLUMNS,
@@ -80,20 +80,14 @@ USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner"
 USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = %(owner)s GROUP BY owner"
 CREATED_BEFORE = f"{SELECT} WHERE created_at < %(cutoff)s ORDER BY created_at, id LIMIT %(limit)s"
 # Filtered lists: each condition is its constant text or the constant TRUE, so the statement stays
-# built from constants; values travel as parameters. Words go through the FULLTEXT index (then the
-# plan is the optimiser's); without words the created_at index gives the order, as for a plain list.
-MATCH_WORDS = "MATCH (prompt_words) AGAINST (%(words)s IN BOOLEAN MODE)"
+# built from constants; values travel as parameters. Without words the created_at index (or the model's
+# or owner's) gives the order, as for a plain list; words go through word_index.py's posting table.
 MODEL_IS = "model = %(model)s"
 CREATED_AFTER = "created_at > %(created_after)s"
 CREATED_BEFORE_FILTER = "created_at < %(created_before)s"
 OWNER_IS = "owner = %(owner)s"
 KEYSET_AFTER = "(created_at < %(created_at)s OR (created_at = %(created_at)s AND id < %(id)s))"
 TRUE = "TRUE"
-# A word search first walks at most this many of the newest rows, starting with FIRST_WINDOW (_word_page).
-FIRST_WINDOW = 500
-MAX_WINDOW_ROWS = 20_000
-WINDOW = "SELECT id, created_at, prompt_words LIKE %(like)s FROM images FORCE INDEX (ix_images_created_at_id)"
-WINDOW_ORDER = "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
 _CREATED_AT = SELECT_COLUMNS.index("created_at")
 _PROMPT = SELECT_COLUMNS.index("prompt")
 # Followed by one %(gN)s marker per guid (PyMySQL no longer expands a tuple into a list).
@@ -129,11 +123,6 @@ def _utc_naive(value: datetime) -> datetime:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value
-
-
-def boolean_query(words: tuple[str, ...]) -> str:
-    """Every word required, each quoted (words are letters and digits, so no operator slips in)."""
-    return " ".join(f'+"{word}"' for word in words)
 
 
 def _error_code(exc: BaseException) -> int | None:
@@ -210,6 +199,16 @@ class MySQLImageRepository:
     ) -> list[tuple] | int:
         """Run one statement on a pooled connection; retry once if the connection was dead.
         Returns the rows, or with `count` the number of rows the statement changed."""
+
+        async def one_statement(cursor) -> list[tuple] | int:
+            changed = await cursor.execute(sql, params)
+            return changed if count else list(await cursor.fetchall())
+
+        return await self._with_cursor(one_statement)
+
+    async def _with_cursor(self, work: Callable[[Any], Awaitable[Any]], transaction: bool = False) -> Any:
+        """`work(cursor)` on a pooled connection (in one transaction if asked; rolled back on failure),
+        tried once more on a fresh connection if the first one was dead."""
         for attempt in (1, 2):
             try:
                 async with (
@@ -217,8 +216,17 @@ class MySQLImageRepository:
                     asyncio.timeout(self.read_timeout_seconds),  # the statement's reply, not the checkout
                     connection.cursor() as cursor,
                 ):
-                    changed = await cursor.execute(sql, params)
-                    return changed if count else list(await cursor.fetchall())
+                    if not transaction:
+                        return await work(cursor)
+                    await connection.begin()
+                    try:
+                        result = await work(cursor)
+                    except my.MySQLError:
+                        if alive(connection):
+                            await connection.rollback()  # the connection goes back to the pool clean
+                        raise
+                    await connection.commit()
+                    return result
             except my.IntegrityError as exc:
                 if attempt == 2:
                     raise _DuplicateAfterRetry(exc) from exc
@@ -279,8 +287,15 @@ class MySQLImageRepository:
     ) -> None:
         row = detail_to_row(detail, idempotency_key, request_hash)
         row["created_at"] = row["updated_at"] = _utc_naive(row["created_at"])
+
+        async def image_and_its_words(cursor) -> None:
+            await cursor.execute(INSERT, row)
+            words = word_index.postings(cursor.lastrowid, row["created_at"], row["prompt"])
+            if words:
+                await cursor.executemany(word_index.INSERT_POSTING, words)
+
         try:
-            await self._execute(INSERT, row)
+            await self._with_cursor(image_and_its_words, transaction=True)
         except _DuplicateAfterRetry as exc:
             # The first attempt lost its connection, the retry hit a duplicate: if the row with our
             # guid is there, the first attempt was committed before the connection died. Done.
@@ -333,65 +348,29 @@ class MySQLImageRepository:
         return await self._indexed_page(limit, after, filters)
 
     async def _word_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
-        """Words: the newest rows are walked in windows along the created_at index and checked exactly
-        here while the first window's hit rate says a page is near (a common word fills one within a
-        few thousand rows); otherwise, and for what the windows leave, the FULLTEXT index answers, which
-        is quick for rare words (and slow only for common ones, which the windows settle)."""
-        found: list[tuple] = []
-        position, scanned, size = after, 0, FIRST_WINDOW
+        """Words: the rarest word's postings in list order, the others joined by key (word_index.py).
+        Each hit is checked against the prompt too (a word longer than the index key is cut), and
+        pages on while checks leave the page short."""
+        words = filters.words
+        if len(words) > 1:
+            params = {**self._filter_params(0, after, filters), **word_index.word_params(words)}
+            probe = word_index.probe_statement(len(words), filters, after is not None)
+            reach = (await self._execute(probe, params))[0]
+            words = word_index.rarest_first(words, reach)
+        found: list[list] = []
+        position = after
         while True:
-            ids, last, full = await self._window(size, position, filters)
-            scanned += size
-            found += await self._exact_rows(ids, filters.words, limit + 1 - len(found))
-            if len(found) > limit or not full:  # a page and a next one, or nothing older left
-                return page_from_rows(found[: limit + 1], limit)
-            position = last
-            needed = (limit + 1 - len(found)) * scanned / len(ids) if ids else None
-            if needed is None or scanned + needed > MAX_WINDOW_ROWS:
-                break  # a rare word: the index is the quicker way
-            size = min(MAX_WINDOW_ROWS - scanned, int(needed * 1.5) + 100)
-        rest = await self._indexed_page(limit + 1 - len(found), position, filters, raw=True)
-        return page_from_rows([*found, *rest], limit)
-
-    async def _window(
-        self, size: int, after: PagePosition | None, filters: ImageFilter
-    ) -> tuple[list[int], PagePosition | None, bool]:
-        """The next `size` rows in list order that pass the other filters: the ids whose prompt holds
-        the first word as a substring (a superset, made exact by _exact_rows), the last row's position,
-        and whether the window was full (else no older row is left)."""
-        f = filters
-        sql = (
-            f"{WINDOW} WHERE {MODEL_IS if f.model else TRUE} "
-            f"AND {CREATED_AFTER if f.created_after else TRUE} "
-            f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE} "
-            f"AND {OWNER_IS if f.owner else TRUE} "
-            f"AND {KEYSET_AFTER if after else TRUE} {WINDOW_ORDER}"
-        )
-        params = self._filter_params(size, after, f)
-        params["like"] = f"%{f.words[0]}%"  # letters and digits only: no LIKE wildcard in a word
-        rows = await self._execute(sql, params)
-        if not rows:
-            return [], after, False
-        last = rows[-1]
-        position = PagePosition(created_at=last[1].replace(tzinfo=UTC), id=last[0])
-        return [row[0] for row in rows if row[2]], position, len(rows) == size
-
-    async def _exact_rows(self, ids: list[int], words: tuple[str, ...], wanted: int) -> list[tuple]:
-        """Up to `wanted` rows of these ids (in list order) whose prompt holds every word, read a chunk
-        at a time (domain/search.py says what holding a word means)."""
-        found: list[tuple] = []
-        for start in range(0, len(ids), IN_LIST_CHUNK):
-            params = {f"i{n}": i for n, i in enumerate(ids[start : start + IN_LIST_CHUNK])}
-            marks = ", ".join(f"%({name})s" for name in params)
-            rows = await self._image_rows(f"{SELECT} WHERE id IN ({marks})", params)
-            rows.sort(key=lambda row: (row[_CREATED_AT], row[0]), reverse=True)
-            found += [row for row in rows if matches(row[_PROMPT], words)]
-            if len(found) >= wanted:
-                return found[:wanted]
-        return found
+            wanted = limit + 1 - len(found)
+            params = {**self._filter_params(wanted, position, filters), **word_index.word_params(words)}
+            statement = word_index.page_statement(len(words), filters, position is not None)
+            rows = await self._image_rows(statement, params)
+            found += [row for row in rows if matches(row[_PROMPT], filters.words)]
+            if len(found) > limit or len(rows) < wanted:
+                return page_from_rows(found, limit)
+            position = PagePosition(created_at=rows[-1][_CREATED_AT], id=rows[-1][0])
 
     def _filter_params(self, limit: int, after: PagePosition | None, f: ImageFilter) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit, "words": boolean_query(f.words), "model": f.model}
+        params: dict[str, Any] = {"limit": limit, "model": f.model}
         params["owner"] = f.owner
         params["created_after"] = _utc_naive(f.created_after) if f.created_after else None
         params["created_before"] = _utc_naive(f.created_before) if f.created_before else None
@@ -399,20 +378,16 @@ class MySQLImageRepository:
         params["id"] = after.id if after else None
         return params
 
-    async def _indexed_page(
-        self, limit: int, after: PagePosition | None, filters: ImageFilter, raw: bool = False
-    ):
+    async def _indexed_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
         f = filters
         sql = (
-            f"{LIST if not (f.words or f.model or f.owner) else SELECT} "
-            f"WHERE {MATCH_WORDS if f.words else TRUE} "
-            f"AND {MODEL_IS if f.model else TRUE} AND {CREATED_AFTER if f.created_after else TRUE} "
+            f"{LIST if not (f.model or f.owner) else SELECT} "
+            f"WHERE {MODEL_IS if f.model else TRUE} AND {CREATED_AFTER if f.created_after else TRUE} "
             f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE} "
             f"AND {OWNER_IS if f.owner else TRUE} "
             f"AND {KEYSET_AFTER if after else TRUE} {NEWEST_FIRST}"
         )
-        rows = await self._image_rows(sql, self._filter_params(limit if raw else limit + 1, after, f))
-        return rows if raw else page_from_rows(rows, limit)
+        return page_from_rows(await self._image_rows(sql, self._filter_params(limit + 1, after, f)), limit)
 
     async def delete(self, guid: UUID) -> bool:
         # A retry after a lost connection may find the row already gone: then the first attempt took it.
