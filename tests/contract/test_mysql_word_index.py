@@ -83,9 +83,14 @@ async def test_the_rarest_word_leads_where_the_page_starts(mysql_repository, mon
     assert chosen == [("rarity", "common"), ("rarity", "common")]
 
 
-def test_rarest_first_puts_the_word_reaching_back_furthest_first():
+def test_rarest_first_orders_the_words_by_how_far_back_their_postings_reach():
     at = BASE.replace(tzinfo=None)
     assert word_index.rarest_first(("a", "b", "c"), (at, at - timedelta(days=1), at)) == ("b", "a", "c")
+    assert word_index.rarest_first(("a", "b", "c"), (at, at - timedelta(days=1), at - timedelta(days=2))) == (
+        "c",
+        "b",
+        "a",
+    )
     assert word_index.rarest_first(("a", "b", "c"), (at, at, None)) == ("c", "a", "b")
     assert word_index.rarest_first(("a", "b"), (None, None)) == ("a", "b")
 

@@ -349,9 +349,10 @@ class MySQLImageRepository:
 
     async def _word_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
         """Words: the rarest word's postings in list order, the others joined by key (word_index.py).
-        Each hit is checked against the prompt too (a word longer than the index key is cut), and
-        pages on while checks leave the page short."""
+        A word longer than the index key is cut there, so then each hit is checked against the prompt
+        too, paging on while the checks leave the page short."""
         words = filters.words
+        exact = not any(word_index.cut(word) for word in words)
         if len(words) > 1:
             params = {**self._filter_params(0, after, filters), **word_index.word_params(words)}
             probe = word_index.probe_statement(len(words), filters, after is not None)
@@ -364,7 +365,7 @@ class MySQLImageRepository:
             params = {**self._filter_params(wanted, position, filters), **word_index.word_params(words)}
             statement = word_index.page_statement(len(words), filters, position is not None)
             rows = await self._image_rows(statement, params)
-            found += [row for row in rows if matches(row[_PROMPT], filters.words)]
+            found += rows if exact else [row for row in rows if matches(row[_PROMPT], filters.words)]
             if len(found) > limit or len(rows) < wanted:
                 return page_from_rows(found, limit)
             position = PagePosition(created_at=rows[-1][_CREATED_AT], id=rows[-1][0])

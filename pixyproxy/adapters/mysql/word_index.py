@@ -73,7 +73,7 @@ TRUE = "TRUE"
 
 # How rare each word is where the page starts: the time of its PROBE_DEPTH-th posting from there (NULL:
 # fewer than that many). The word whose postings reach back furthest is the rarest there.
-PROBE_DEPTH = 256
+PROBE_DEPTH = 64
 PROBE_WORD = tuple(
     f"(SELECT image_created_at FROM image_words FORCE INDEX (PRIMARY) WHERE word = %(w{n})s"  # noqa: S608
     for n in range(MAX_WORDS)
@@ -88,6 +88,11 @@ PROBE_END = f"ORDER BY image_created_at DESC, image_id DESC LIMIT 1 OFFSET {PROB
 
 def key_of(word: str) -> str:
     return word[:WORD_KEY_LENGTH]
+
+
+def cut(word: str) -> bool:
+    """Whether the index holds only the start of this word (so a hit may be another word)."""
+    return len(word) > WORD_KEY_LENGTH
 
 
 def postings(image_id: int, created_at: datetime, prompt: str) -> list[dict[str, Any]]:
@@ -119,10 +124,11 @@ def probe_statement(words: int, filters: ImageFilter, keyset: bool) -> str:
 
 
 def rarest_first(words: tuple[str, ...], reach: tuple[datetime | None, ...]) -> tuple[str, ...]:
-    """The words reordered so the one reaching back furthest (None: fewer postings than the probe
-    depth, the rarest of all) leads; the others keep their order."""
-    oldest = min(range(len(words)), key=lambda n: (reach[n] is not None, reach[n] or datetime.min))
-    return (words[oldest], *words[:oldest], *words[oldest + 1 :])
+    """The words from rarest to commonest where the page starts: the one reaching back furthest (None:
+    fewer postings than the probe depth, rarer still) leads, and each later word is looked up only for
+    the candidates the rarer ones let through. Ties keep the query's order."""
+    order = sorted(range(len(words)), key=lambda n: (reach[n] is not None, reach[n] or datetime.min))
+    return tuple(words[n] for n in order)
 
 
 def word_params(words: tuple[str, ...]) -> dict[str, str]:
