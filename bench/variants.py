@@ -1,7 +1,8 @@
 """Variants and search: what a first variant request costs, how fast a made one is served, that many
 first requests make one encode, and what `q` costs at 10^6 rows on MySQL.
 
-    python -m bench.variants [--images 30] [--seconds 5] [--rows 1000000] [--skip-mysql] [--smoke]
+    python -m bench.variants [--images 30] [--seconds 5] [--rows 1000000] [--skip-mysql | --only-mysql]
+                             [--keep | --database NAME] [--smoke]
 
 1. First request for a 256-px WebP of a 1024x1024 PNG: `pixyproxy serve` on the embedded default, each
    of --images fresh images asked once for ?width=256&format=webp; p50 and p90 (goal: p50 <= 40 ms).
@@ -11,7 +12,9 @@ first requests make one encode, and what `q` costs at 10^6 rows on MySQL.
 3. 100 concurrent first requests for one variant, in process (so the encodes can be counted): exactly one.
 4. `q` at 10^6 rows on MySQL (BENCH_MYSQL_URL, default mysql://root@127.0.0.1:3306): p50 of list_page()
    through the adapter for words of several selectivities against an unfiltered first page (goal: within
-   3x). Rows are built inside the server (bench/list_depth.py's way) with prompts from a fixed vocabulary.
+   3x), each query's samples alternating with an unfiltered page's. Rows are built inside the server
+   (bench/list_depth.py's way) with prompts from a fixed vocabulary, then indexed by the word index's own
+   migration, as an upgrade would. --keep keeps that database; --database NAME measures a kept one.
 
 Prints the figures and one `BENCH_FIGURE {json}` line per goal.
 """
