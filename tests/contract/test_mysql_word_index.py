@@ -1,6 +1,7 @@
 """MySQL's word index (adapters/mysql/word_index.py) against a real server: what the posting table holds,
 that it is written with its image or not at all, how a page is read off it, and the upgrade to it."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -211,3 +212,51 @@ async def test_a_backfill_cut_short_resumes_after_the_last_image_posted(
     await repository.close()
     assert mysql_server.query(mysql_database, "SELECT COUNT(*) FROM image_words") == [(12,)]
     assert f"(8 postings; resumed after id {second_id[0]})" in caplog.text
+
+
+async def test_a_transaction_rolled_back_by_a_deadlock_is_run_again(
+    mysql_repository, mysql_server, mysql_database, monkeypatch
+):
+    """InnoDB may pick an image's transaction as a deadlock's victim (a delete cascading through the
+    postings beside it); the whole transaction was rolled back, so it is run once more."""
+    postings, calls = word_index.postings, []
+
+    def deadlocked_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+        return postings(*args)
+
+    monkeypatch.setattr(word_index, "postings", deadlocked_once)
+    detail = make_detail(prompt="a lighthouse")
+    await mysql_repository.add(detail)
+    assert len(calls) == 2
+    assert mysql_server.query(mysql_database, "SELECT guid FROM images") == [(str(detail.guid),)]
+    assert postings_of(mysql_server, mysql_database, detail) == ["lighthouse"]
+
+
+async def test_adds_and_deletes_at_once_leave_exactly_the_kept_images_words(
+    mysql_repository, mysql_server, mysql_database
+):
+    old = [
+        make_detail(prompt=f"the old lighthouse {i}", created_at=BASE + timedelta(seconds=i))
+        for i in range(20)
+    ]
+    for detail in old:
+        await mysql_repository.add(detail)
+    new = [
+        make_detail(prompt=f"the new lighthouse {i}", created_at=BASE + timedelta(minutes=1, seconds=i))
+        for i in range(20)
+    ]
+    await asyncio.gather(
+        *(mysql_repository.delete(d.guid) for d in old), *(mysql_repository.add(d) for d in new)
+    )
+    page = await mysql_repository.list_page(100, None, parse_filter(q="the lighthouse"))
+    assert [d.guid for d in page.items] == [d.guid for d in reversed(new)]
+    orphans = mysql_server.query(
+        mysql_database,
+        "SELECT COUNT(*) FROM image_words LEFT JOIN images ON images.id = image_words.image_id "
+        "WHERE images.id IS NULL",
+    )
+    assert orphans == [(0,)]
+    assert mysql_server.query(mysql_database, "SELECT COUNT(*) FROM image_words") == [(60,)]

@@ -116,6 +116,8 @@ _CONNECTION_LOST = {
 }
 _DUPLICATE_ENTRY = 1062
 _BAD_DATABASE = 1049
+# InnoDB chose this statement's transaction as a deadlock's victim and rolled it back: safe to run again.
+_DEADLOCK = 1213
 
 
 def _utc_naive(value: datetime) -> datetime:
@@ -234,6 +236,9 @@ class MySQLImageRepository:
             except (my.MySQLError, OSError, TimeoutError) as exc:
                 if attempt == 1 and _connection_lost(exc):
                     log.info("MySQL connection lost (%s); retrying once on a fresh connection", exc)
+                    continue
+                if attempt == 1 and _error_code(exc) == _DEADLOCK:
+                    log.info("MySQL rolled back a deadlocked transaction (%s); running it again", exc)
                     continue
                 raise MetadataUnavailable(
                     f"the MySQL database at {self.config.host}:{self.config.port} failed: "
