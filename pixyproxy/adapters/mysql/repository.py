@@ -6,7 +6,9 @@
 * A pool of connections (pool.py), no connect per request and no TLS attempt (a local or private-network
   server; a login without TLS takes ~0.4 ms here, PyMySQL's default TLS attempt ~20 ms). A pooled
   connection the server has closed is dropped at checkout, and a statement that loses its connection is
-  retried once on a fresh one, so a MySQL restart is survived without restarting PixyProxy.
+  retried once on a fresh one, so a MySQL restart is survived without restarting PixyProxy (and one
+  that InnoDB rolled back as a deadlock's victim is run once more).
+* An image's row and its words (word_index.py) are written in one transaction.
 * connect_timeout_seconds bounds the TCP connect, read_timeout_seconds each statement's reply and
   (added to the connect timeout) the login, so an unreachable or hung server becomes
   MetadataUnavailable (503) within seconds. A timeout is not retried: a hung server would only double it.
@@ -210,7 +212,7 @@ class MySQLImageRepository:
 
     async def _with_cursor(self, work: Callable[[Any], Awaitable[Any]], transaction: bool = False) -> Any:
         """`work(cursor)` on a pooled connection (in one transaction if asked; rolled back on failure),
-        tried once more on a fresh connection if the first one was dead."""
+        run once more if the connection was dead (on a fresh one) or a deadlock rolled it back."""
         for attempt in (1, 2):
             try:
                 async with (
