@@ -136,3 +136,9 @@ def test_cli_init_creates_the_schema(tmp_path, mysql_server, mysql_database):
         assert "mysql" in done.stdout
     versions = mysql_server.query(mysql_database, "SELECT version FROM pixyproxy_schema_version")
     assert sorted(v for (v,) in versions) == sorted(schema.MIGRATIONS)
+    tables = mysql_server.query(
+        mysql_database,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %(db)s",
+        {"db": mysql_database},
+    )
+    assert {"images", "image_words", "usage_events", "jobs", "webhook_deliveries"} <= {t for (t,) in tables}

@@ -89,6 +89,9 @@ def init() -> None:
         container = Container()
         repository, blobs = await container.storage.init()
         await container.job_storage.init()  # the jobs table, beside the images'
+        outbox = container.webhook_outbox()  # and the webhook outbox, so no first job has to create it
+        await outbox.init()
+        await outbox.close()
         try:
             return f"initialised metadata ({repository.name}) and storage ({blobs.name})"
         finally:
