@@ -10,11 +10,8 @@ first requests make one encode, and what `q` costs at 10^6 rows on MySQL.
 2. A made variant against an original of about the same size: requests/s under load for the 256-px WebP
    variant and for a stored 256x256 WebP original (goal: variant >= 0.9x the original).
 3. 100 concurrent first requests for one variant, in process (so the encodes can be counted): exactly one.
-4. `q` at 10^6 rows on MySQL (BENCH_MYSQL_URL, default mysql://root@127.0.0.1:3306): p50 of list_page()
-   through the adapter for words of several selectivities against an unfiltered first page (goal: within
-   3x), each query's samples alternating with an unfiltered page's. Rows are built inside the server
-   (bench/list_depth.py's way) with prompts from a fixed vocabulary, then indexed by the word index's own
-   migration, as an upgrade would. --keep keeps that database; --database NAME measures a kept one.
+4. `q` at 10^6 rows on MySQL: bench/search.py's MySQL half (its docstring says how). --keep keeps that
+   database; --database NAME measures a kept one. `python -m bench.search` runs SQLite's half too.
 
 Prints the figures and one `BENCH_FIGURE {json}` line per goal.
 """
@@ -32,10 +29,10 @@ from pathlib import Path
 
 from bench import servers
 from bench.load import run_load
+from bench.search import report, search_at_scale
 
 GOAL_FIRST_MS = 40.0
 GOAL_MADE_RATIO = 0.9
-GOAL_SEARCH_RATIO = 3.0
 VARIANT = "width=256&format=webp"
 
 
@@ -144,138 +141,6 @@ def concurrent_first_requests(count: int = 100) -> dict:
     return asyncio.run(measure())
 
 
-# -- search at 10^6 rows on MySQL ------------------------------------------------------------------
-
-LOAD_CHUNK = (
-    "INSERT INTO images (guid, filename, prompt, created_at, updated_at, content_type, size_bytes, "
-    "width, height, model, size, quality, sha256) "
-    "SELECT g, CONCAT(g, '.png'), "
-    "CONCAT('a ', ELT(1 + MOD(k, 10), 'lighthouse', 'harbour', 'forest', 'mountain', 'desert', 'city', "
-    "'river', 'garden', 'castle', 'island'), ' at ', "
-    "ELT(1 + MOD(k, 7), 'dawn', 'dusk', 'noon', 'night', 'storm', 'fog', 'snow'), "
-    "', watercolour, study tag', MOD(k, 1000), IF(MOD(k, 100000) = 7, ' zeppelin', '')), "
-    "TIMESTAMPADD(MICROSECOND, k * 1000, %(base)s), TIMESTAMPADD(MICROSECOND, k * 1000, %(base)s), "
-    "'image/png', 1234567, 1024, 1024, 'pixyproxy-offline', '1024x1024', 'high', SHA2(g, 256) "
-    "FROM (SELECT n + %(start)s AS k, "
-    "CONCAT('00000000-0000-4000-8000-', LPAD(HEX(n + %(start)s), 12, '0')) AS g "
-    "FROM bench_numbers WHERE n < %(count)s) numbered"
-)
-# adapters/mysql/init.py: the retired FULLTEXT index (skipped: it would only slow the load) and the
-# posting table, whose migration indexes the loaded rows as it would an existing deployment's.
-FULLTEXT_VERSION, WORD_INDEX_VERSION = 3, 5
-# (label, q, share of rows that match)
-QUERIES = [
-    ("rare word (10 rows)", "zeppelin", 1e-5),
-    ("one word in 1000", "tag123", 1e-3),
-    ("two words, 1 in 70", "lighthouse dusk", 1 / 70),
-    ("one word in 10", "lighthouse", 0.1),
-    ("a word in every row", "watercolour", 1.0),
-    ("common word + rare word", "watercolour zeppelin", 1e-5),
-    ("three words, 1 in 7000", "study dusk tag123", 1 / 7000),
-]
-# Shown, not in the goal: words each common but never together. The rarer one's postings are read to the
-# end (100,000 look-ups here) before the answer is known to be empty; no word index avoids that.
-NEVER_TOGETHER = ("two common words never together", "lighthouse harbour", 0.0)
-
-
-def search_at_scale(rows: int, url: str, count: int, keep: bool = False, database: str | None = None) -> dict:
-    """Figure 4: load `rows` rows into a database of its own (or measure `database`, one kept earlier by
-    --keep, as it is), then time the queries."""
-    from bench.list_depth import bench_database, server_url
-
-    if database is not None:
-        return {"load_s": None, "index_s": None, **measure_search(url.rstrip("/") + "/" + database, count)}
-    server = server_url(url)
-    with bench_database(server, keep=keep) as created:
-        load_s, index_s = load_search_rows(server, created, url.rstrip("/") + "/" + created, rows)
-        return {
-            "load_s": load_s,
-            "index_s": index_s,
-            **measure_search(url.rstrip("/") + "/" + created, count),
-        }
-
-
-def load_search_rows(server: dict, database: str, db_url: str, rows: int) -> tuple[float, float]:
-    """The schema without the word index, the rows (built inside the server), then the index's migration
-    on the full table, as an existing deployment upgrades. Returns (seconds in all, seconds indexing)."""
-    from bench.list_depth import FILL_NUMBERS, make_repository, run
-    from pixyproxy.adapters.mysql import init as schema
-
-    async def init() -> None:
-        repository = make_repository(db_url)
-        try:
-            await repository.init()
-        finally:
-            await repository.close()
-
-    started = time.monotonic()
-    fulltext, word_index = schema.MIGRATIONS[FULLTEXT_VERSION], schema.MIGRATIONS.pop(WORD_INDEX_VERSION)
-    schema.MIGRATIONS[FULLTEXT_VERSION] = (fulltext[0], ())
-    try:
-        asyncio.run(init())
-    finally:
-        schema.MIGRATIONS[FULLTEXT_VERSION], schema.MIGRATIONS[WORD_INDEX_VERSION] = fulltext, word_index
-    run(
-        server,
-        database,
-        ("CREATE TABLE bench_digits (d INT NOT NULL)", None),
-        ("INSERT INTO bench_digits VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)", None),
-        ("CREATE TABLE bench_numbers (n INT NOT NULL PRIMARY KEY)", None),
-        (FILL_NUMBERS, None),
-    )
-    for start in range(0, rows, 100_000):
-        chunk = min(100_000, rows - start)
-        run(server, database, (LOAD_CHUNK, {"base": "2026-01-01 00:00:00", "start": start, "count": chunk}))
-        print(f"  loaded {start + chunk:,} / {rows:,}", file=sys.stderr, flush=True)
-    indexed = time.monotonic()
-    asyncio.run(init())  # migration 5: the posting table, filled from the rows just loaded
-    index_seconds = time.monotonic() - indexed
-    run(server, database, ("ANALYZE TABLE images", None), ("ANALYZE TABLE image_words", None))
-    return time.monotonic() - started, index_seconds
-
-
-def measure_search(db_url: str, count: int) -> dict:
-    """p50 of list_page() (page of 100) for each query, its samples alternating with an unfiltered
-    first page's so that drift on a shared machine hits both alike."""
-    from bench.list_depth import make_repository, run, server_url
-    from pixyproxy.domain.search import parse_filter
-
-    database = db_url.rsplit("/", 1)[1]
-    (((rows,),),) = run(server_url(db_url), database, ("SELECT COUNT(*) FROM images", None))
-
-    async def measure() -> tuple[list[float], list[dict]]:
-        repository = make_repository(db_url)
-        plain_all, results = [], []
-        try:
-            for label, q, share in [*QUERIES, NEVER_TOGETHER]:
-                filters = parse_filter(q=q)
-                await repository.list_page(100, None, filters)  # warm: pool, buffer pool
-                plain, searched = [], []
-                for _ in range(count if q != NEVER_TOGETHER[1] else min(count, 10)):
-                    for filtered, samples in ((None, plain), (filters, searched)):
-                        begun = time.perf_counter()
-                        await repository.list_page(100, None, filtered)
-                        samples.append((time.perf_counter() - begun) * 1000)
-                plain_all += plain
-                ms, base = statistics.median(searched), statistics.median(plain)
-                found = len((await repository.list_page(100, None, filters)).items)
-                results.append(
-                    {"label": label, "q": q, "matches": round(rows * share), "p50_ms": ms}
-                    | {
-                        "plain_p50_ms": base,
-                        "ratio": ms / base,
-                        "page": found,
-                        "in_goal": q != NEVER_TOGETHER[1],
-                    }
-                )
-        finally:
-            await repository.close()
-        return plain_all, results
-
-    plain_all, results = asyncio.run(measure())
-    return {"rows": rows, "plain_p50_ms": statistics.median(plain_all), "queries": results}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -324,26 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
     if not args.skip_mysql:
         search = search_at_scale(args.rows, args.mysql_url, args.requests, args.keep, args.database)
-        loaded = (
-            f"loaded in {search['load_s']:.0f} s, the word index {search['index_s']:.0f} s of it"
-            if search["load_s"] is not None
-            else f"database {args.database} as kept"
-        )
-        print(
-            f"4. q search at {search['rows']:,} rows (MySQL, list_page through the adapter, page of 100; "
-            f"{loaded}): unfiltered first page p50 {search['plain_p50_ms']:.2f} ms"
-        )
-        for result in search["queries"]:
-            print(
-                f"   q={result['q']!r:22} {result['label']:24} ~{result['matches']:>9,} matches: "
-                f"p50 {result['p50_ms']:6.2f} ms = {result['ratio']:4.1f}x of "
-                f"{result['plain_p50_ms']:.2f} ms "
-                f"(page of {result['page']}){'' if result['in_goal'] else '; not in the goal'}"
-            )
-        worst = max(r["ratio"] for r in search["queries"] if r["in_goal"])
-        figures.append(
-            {"name": "q p50 / unfiltered p50, worst query", "value": worst, "goal": GOAL_SEARCH_RATIO}
-        )
+        print("4. ", end="")
+        figures.append(report("MySQL", search, f"database {args.database} as kept"))
     for figure in figures:
         print("BENCH_FIGURE " + json.dumps(figure))
     return 0

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
 
+from pixyproxy.adapters import sqlite_word_index, word_postings
 from pixyproxy.adapters.rows import (
     INSERT_COLUMNS,
     INSERT_LIST,
@@ -49,8 +50,7 @@ USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner"
 USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = :owner GROUP BY owner"
 CREATED_BEFORE = f"{SELECT} WHERE created_at < :cutoff ORDER BY created_at, id LIMIT :limit"
 # Filtered lists: each condition is its constant text or the constant TRUE, so the statement stays
-# built from constants; the values travel as parameters. Words go through the FTS5 index.
-MATCH_WORDS = "id IN (SELECT rowid FROM images_fts WHERE images_fts MATCH :words)"
+# built from constants; the values travel as parameters. Words go through word_postings.py's table.
 MODEL_IS = "model = :model"
 CREATED_AFTER = "created_at > :created_after"
 CREATED_BEFORE_FILTER = "created_at < :created_before"
@@ -58,7 +58,8 @@ OWNER_IS = "owner = :owner"
 KEYSET_AFTER = "(created_at, id) < (:created_at, :id)"
 TRUE = "1"
 
-# version -> script. Append new versions; never edit an applied one.
+# version -> script; MIGRATION_STEPS holds the versions that are work SQL alone cannot do (splitting
+# prompts into words). Append new versions; never edit an applied one.
 MIGRATIONS = {
     1: """
     CREATE TABLE IF NOT EXISTS images (
@@ -134,23 +135,30 @@ MIGRATIONS = {
     CREATE INDEX IF NOT EXISTS usage_events_created_at ON usage_events (created_at);
     """,
 }
-
-
-SCHEMA_VERSION = max(MIGRATIONS)
-
-
-def fts_query(words: tuple[str, ...]) -> str:
-    """Every word, each a quoted FTS5 string (words are letters and digits only; quoting keeps FTS5's
-    operators such as NOT or NEAR plain words)."""
-    return " ".join(f'"{word}"' for word in words)
+# version -> a function of the connection, run in one transaction with its version stamp.
+MIGRATION_STEPS = {
+    # Word search off a posting table of our own, filled from the stored prompts; FTS5 retired.
+    5: sqlite_word_index.migrate,
+}
+SCHEMA_VERSION = max(*MIGRATIONS, *MIGRATION_STEPS)
 
 
 class SQLiteImageRepository(SQLiteFile):
     async def init(self) -> None:
         db = self._connection()
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        for target in sorted(v for v in MIGRATIONS if v > version):
-            db.executescript(f"BEGIN; {MIGRATIONS[target]} PRAGMA user_version = {int(target)}; COMMIT;")
+        for target in sorted(v for v in {*MIGRATIONS, *MIGRATION_STEPS} if v > version):
+            if target in MIGRATIONS:
+                db.executescript(f"BEGIN; {MIGRATIONS[target]} PRAGMA user_version = {int(target)}; COMMIT;")
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                MIGRATION_STEPS[target](db)
+                db.execute(f"PRAGMA user_version = {int(target)}")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     async def add(
         self, detail: ImageDetail, idempotency_key: str | None = None, request_hash: str | None = None
@@ -158,11 +166,31 @@ class SQLiteImageRepository(SQLiteFile):
         row = detail_to_row(detail, idempotency_key, request_hash)
         row["created_at"] = row["updated_at"] = stamp(row["created_at"])
         try:
-            self._run(INSERT, row)
+            self._add_with_words(row)
         except sqlite3.IntegrityError as exc:
             if idempotency_key is not None and "idempotency_key" in str(exc):
                 raise IdempotencyConflict() from exc
             raise MetadataUnavailable(f"the image could not be recorded: {exc}") from exc
+
+    def _add_with_words(self, row: dict) -> None:
+        """The image's row and its words, in one transaction."""
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                image_id = db.execute(INSERT, row).lastrowid
+                db.executemany(
+                    sqlite_word_index.INSERT_POSTING,
+                    sqlite_word_index.postings(image_id, row["created_at"], row["prompt"]),
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise MetadataUnavailable(f"the SQLite database failed: {exc}") from exc
 
     async def get(self, guid: UUID) -> ImageDetail | None:
         rows = self._run(GET_BY_GUID, {"guid": str(guid)})
@@ -182,7 +210,7 @@ class SQLiteImageRepository(SQLiteFile):
         self, limit: int, after: PagePosition | None = None, filters: ImageFilter | None = None
     ) -> ImagePage:
         if filters is not None and not filters.empty:
-            return self._filtered_page(limit, after, filters)
+            return await self._filtered_page(limit, after, filters)
         if after is None:
             rows = self._run(LIST_FIRST, {"limit": limit + 1})
         else:
@@ -190,21 +218,52 @@ class SQLiteImageRepository(SQLiteFile):
             rows = self._run(LIST_AFTER, params)
         return page_from_rows(rows, limit)
 
-    def _filtered_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
+    async def _filtered_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
+        if filters.words:
+            return await self._word_page(limit, after, filters)
         f = filters
         sql = (
-            f"{SELECT} WHERE {MATCH_WORDS if f.words else TRUE} AND {MODEL_IS if f.model else TRUE} "
+            f"{SELECT} WHERE {MODEL_IS if f.model else TRUE} "
             f"AND {CREATED_AFTER if f.created_after else TRUE} "
             f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE} "
             f"AND {OWNER_IS if f.owner else TRUE} "
             f"AND {KEYSET_AFTER if after else TRUE} {NEWEST_FIRST}"
         )
-        params: dict = {"limit": limit + 1, "words": fts_query(f.words), "model": f.model, "owner": f.owner}
+        return page_from_rows(self._run(sql, self._filter_params(limit + 1, after, f)), limit)
+
+    async def _word_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
+        """Words: off the posting table (adapters/word_postings.py)."""
+
+        async def probe(sql: str, params: dict) -> tuple:
+            return self._run(sql, params)[0]
+
+        async def page(sql: str, params: dict) -> list[tuple]:
+            return self._run(sql, params)
+
+        def position_of(row) -> PagePosition:
+            stored = stored_image(row)
+            return PagePosition(created_at=stored.detail.created_at, id=stored.id)
+
+        rows = await word_postings.word_page_rows(
+            "sqlite",
+            limit,
+            after,
+            filters,
+            params=lambda size, position: self._filter_params(size, position, filters),
+            probe=probe,
+            page=page,
+            position_of=position_of,
+        )
+        return page_from_rows(rows, limit)
+
+    @staticmethod
+    def _filter_params(limit: int, after: PagePosition | None, f: ImageFilter) -> dict:
+        params: dict = {"limit": limit, "model": f.model, "owner": f.owner}
         params["created_after"] = stamp(f.created_after) if f.created_after else None
         params["created_before"] = stamp(f.created_before) if f.created_before else None
         params["created_at"] = stamp(after.created_at) if after else None
         params["id"] = after.id if after else None
-        return page_from_rows(self._run(sql, params), limit)
+        return params
 
     async def delete(self, guid: UUID) -> bool:
         return bool(self._run_count(DELETE_BY_GUID, {"guid": str(guid)}))

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from pymysql.err import OperationalError
 
+from pixyproxy.adapters import word_postings
 from pixyproxy.adapters.mysql import init as schema
 from pixyproxy.adapters.mysql import word_index
 from pixyproxy.domain.errors import MetadataUnavailable
@@ -71,29 +72,17 @@ async def test_the_rarest_word_leads_where_the_page_starts(mysql_repository, mon
     for detail in [*common, *rare]:
         await mysql_repository.add(detail)
     chosen = []
-    original = word_index.rarest_first
+    original = word_postings.rarest_first
 
     def spy(words, reach):
         chosen.append(original(words, reach))
         return chosen[-1]
 
-    monkeypatch.setattr(word_index, "rarest_first", spy)
+    monkeypatch.setattr(word_postings, "rarest_first", spy)
     for q in ("common rarity", "rarity common"):
         page = await mysql_repository.list_page(10, None, parse_filter(q=q))
         assert [d.guid for d in page.items] == [d.guid for d in reversed(rare)]
     assert chosen == [("rarity", "common"), ("rarity", "common")]
-
-
-def test_rarest_first_orders_the_words_by_how_far_back_their_postings_reach():
-    at = BASE.replace(tzinfo=None)
-    assert word_index.rarest_first(("a", "b", "c"), (at, at - timedelta(days=1), at)) == ("b", "a", "c")
-    assert word_index.rarest_first(("a", "b", "c"), (at, at - timedelta(days=1), at - timedelta(days=2))) == (
-        "c",
-        "b",
-        "a",
-    )
-    assert word_index.rarest_first(("a", "b", "c"), (at, at, None)) == ("c", "a", "b")
-    assert word_index.rarest_first(("a", "b"), (None, None)) == ("a", "b")
 
 
 async def test_a_page_of_words_reads_the_postings_in_order_without_sorting(
@@ -117,9 +106,9 @@ async def test_a_page_of_words_reads_the_postings_in_order_without_sorting(
             "id": None,
             "created_after": filters.created_after,
             "created_before": filters.created_before,
-            **word_index.word_params(filters.words),
+            **word_postings.word_params(filters.words),
         }
-        statement = word_index.page_statement(len(filters.words), filters, keyset=False)
+        statement = word_postings.page_statement("mysql", len(filters.words), filters, keyset=False)
         plan = [
             {k.lower(): v for k, v in step.items()}
             for step in _explain(mysql_server, mysql_database, statement, params)

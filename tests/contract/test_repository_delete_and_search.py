@@ -136,8 +136,8 @@ async def test_an_empty_filter_is_the_plain_list(repository):
 
 @pytest.mark.parametrize("lead", [0, 1, 2])
 async def test_search_answers_the_same_whichever_word_leads(repository, monkeypatch, lead):
-    """MySQL reads the rarest word's postings and looks the others up: forcing each word to lead must
-    not change a page (other stores ignore the setting)."""
+    """SQL stores read the rarest word's postings and look the others up: forcing each word to lead
+    must not change a page (the in-memory store ignores the setting)."""
     await seed(repository, count_per_prompt=3)
     words = ("lighthouse dusk watercolour", "the snow fox", "cafe chrome racer")
     queries = [parse_filter(q=q) for q in words]
@@ -147,7 +147,7 @@ async def test_search_answers_the_same_whichever_word_leads(repository, monkeypa
     def forced(words, reach):
         return (words[lead], *words[:lead], *words[lead + 1 :])
 
-    monkeypatch.setattr("pixyproxy.adapters.mysql.word_index.rarest_first", forced)
+    monkeypatch.setattr("pixyproxy.adapters.word_postings.rarest_first", forced)
     for filters, guids in zip(queries, expected, strict=True):
         for limit in (1, 2, 4):
             assert [d.guid for d in await everything(repository, filters, limit)] == guids

@@ -1,9 +1,11 @@
 """The word index is built for images stored before it: a database at the schema before the search
-migration, holding rows, is migrated forward and `q` finds those rows (SQLite FTS5, MySQL FULLTEXT)."""
+migration, holding rows, is migrated forward (through FTS5 or FULLTEXT, then the posting table that
+replaced them) and `q` finds those rows."""
 
 import sqlite3
 
 from pixyproxy.adapters.mysql import init as mysql_schema
+from pixyproxy.adapters.sqlite_repository import MIGRATION_STEPS as SQLITE_STEPS
 from pixyproxy.adapters.sqlite_repository import MIGRATIONS as SQLITE_MIGRATIONS
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.search import parse_filter
@@ -35,6 +37,8 @@ async def test_sqlite_indexes_the_rows_it_already_had(tmp_path, monkeypatch):
     with monkeypatch.context() as patched:
         for version in [v for v in SQLITE_MIGRATIONS if v >= WORD_INDEX]:
             patched.delitem(SQLITE_MIGRATIONS, version)
+        for version in list(SQLITE_STEPS):
+            patched.delitem(SQLITE_STEPS, version)
         old = SQLiteImageRepository(path)
         await old.init()
         await old.close()

@@ -132,9 +132,8 @@ class Prover:
                 self.constant(v) for v in node.values
             )
         if isinstance(node, ast.Subscript):
-            return self.constant(node.value) and self.constant(node.slice)
-        if isinstance(node, ast.Slice):
-            return all(part is None or self.constant(part) for part in (node.lower, node.upper, node.step))
+            # Whatever the index or slice, a part of a constant container is one of its constants.
+            return self.constant(node.value)
         if isinstance(node, ast.Call):
             return self.call(node)
         if isinstance(node, ast.GeneratorExp | ast.ListComp | ast.SetComp):

@@ -25,6 +25,7 @@ from uuid import UUID
 import orjson
 from pymysql import err as my
 
+from pixyproxy.adapters import word_postings
 from pixyproxy.adapters.mysql import init as schema
 from pixyproxy.adapters.mysql import word_index
 from pixyproxy.adapters.mysql.config import DATABASE_NAME, MySQLConfig, parse_mysql_url
@@ -46,7 +47,7 @@ from pixyproxy.adapters.rows import (
 )
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
-from pixyproxy.domain.search import ImageFilter, matches
+from pixyproxy.domain.search import ImageFilter
 from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
 log = logging.getLogger(__name__)
@@ -355,27 +356,25 @@ class MySQLImageRepository:
         return await self._indexed_page(limit, after, filters)
 
     async def _word_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
-        """Words: the rarest word's postings in list order, the others joined by key (word_index.py).
-        A word longer than the index key is cut there, so then each hit is checked against the prompt
-        too, paging on while the checks leave the page short."""
-        words = filters.words
-        exact = not any(word_index.cut(word) for word in words)
-        if len(words) > 1:
-            params = {**self._filter_params(0, after, filters), **word_index.word_params(words)}
-            probe = word_index.probe_statement(len(words), filters, after is not None)
-            reach = (await self._execute(probe, params))[0]
-            words = word_index.rarest_first(words, reach)
-        found: list[list] = []
-        position = after
-        while True:
-            wanted = limit + 1 - len(found)
-            params = {**self._filter_params(wanted, position, filters), **word_index.word_params(words)}
-            statement = word_index.page_statement(len(words), filters, position is not None)
-            rows = await self._image_rows(statement, params)
-            found += rows if exact else [row for row in rows if matches(row[_PROMPT], filters.words)]
-            if len(found) > limit or len(rows) < wanted:
-                return page_from_rows(found, limit)
-            position = PagePosition(created_at=rows[-1][_CREATED_AT], id=rows[-1][0])
+        """Words: off the posting table (adapters/word_postings.py)."""
+
+        async def probe(sql: str, params: dict[str, Any]) -> tuple:
+            return (await self._execute(sql, params))[0]
+
+        def position_of(row) -> PagePosition:
+            return PagePosition(created_at=row[_CREATED_AT], id=row[0])
+
+        rows = await word_postings.word_page_rows(
+            "mysql",
+            limit,
+            after,
+            filters,
+            params=lambda size, position: self._filter_params(size, position, filters),
+            probe=probe,
+            page=self._image_rows,
+            position_of=position_of,
+        )
+        return page_from_rows(rows, limit)
 
     def _filter_params(self, limit: int, after: PagePosition | None, f: ImageFilter) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit, "model": f.model}

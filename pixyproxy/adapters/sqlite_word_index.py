@@ -1,0 +1,55 @@
+"""SQLite's side of the word index (adapters/word_postings.py): the posting table, its rows for a new
+image, and the migration that fills it from the images stored before it and retires the FTS5 index.
+
+The postings are written in the image's own transaction; a trigger deletes them with their image, so a
+row deleted by any client (the sqlite3 shell too) takes its words along.
+"""
+
+import sqlite3
+from typing import Any
+
+from pixyproxy.adapters.word_postings import keys_of
+
+CREATE = (
+    """
+    CREATE TABLE IF NOT EXISTS image_words (
+        word TEXT NOT NULL,
+        image_created_at TEXT NOT NULL,
+        image_id INTEGER NOT NULL,
+        PRIMARY KEY (word, image_created_at, image_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX IF NOT EXISTS image_words_image_id ON image_words (image_id)",
+    """
+    CREATE TRIGGER IF NOT EXISTS image_words_delete AFTER DELETE ON images BEGIN
+        DELETE FROM image_words WHERE image_id = old.id;
+    END
+    """,
+)
+INSERT_POSTING = (
+    "INSERT INTO image_words (word, image_created_at, image_id) VALUES (:word, :created_at, :image_id)"
+)
+STORED_PROMPTS = "SELECT id, created_at, prompt FROM images"
+RETIRE_FTS = (
+    "DROP TRIGGER IF EXISTS images_fts_insert",
+    "DROP TRIGGER IF EXISTS images_fts_delete",
+    "DROP TRIGGER IF EXISTS images_fts_update",
+    "DROP TABLE IF EXISTS images_fts",
+)
+BACKFILL_BATCH = 10_000
+
+
+def postings(image_id: int, created_at: str, prompt: str) -> list[dict[str, Any]]:
+    """The rows of image_words for one image (created_at as the images row holds it)."""
+    return [{"word": key, "created_at": created_at, "image_id": image_id} for key in keys_of(prompt)]
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Create the table, index the stored prompts and drop FTS5, inside the migration's transaction."""
+    for statement in CREATE:
+        db.execute(statement)
+    stored = db.execute(STORED_PROMPTS)
+    while batch := stored.fetchmany(BACKFILL_BATCH):
+        db.executemany(INSERT_POSTING, [p for row in batch for p in postings(*row)])
+    for statement in RETIRE_FTS:
+        db.execute(statement)

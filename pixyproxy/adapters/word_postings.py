@@ -1,0 +1,166 @@
+"""The word index both SQL stores keep: a posting table of their own, one row per word of each prompt.
+
+A full-text index (MySQL's FULLTEXT, SQLite's FTS5) gathers every match of a word and then sorts them by
+time, which took seconds for a common word at 10^6 rows. Here each word keeps its images in list order:
+the key (word, image_created_at, image_id) gives a word's newest page straight off the index, as an
+unfiltered page comes off the created_at index, and each further word is one key lookup per candidate.
+The rarest word where the page starts leads (rarest_first, from a probe of each word's postings). Words
+are split in Python by domain/search.py's rules, so every store finds the same images.
+
+Each dialect's spelling of a statement piece sits in a dict keyed by "mysql" or "sqlite"; the adapters
+(mysql/word_index.py, sqlite_word_index.py) create and fill the tables.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pixyproxy.adapters.rows import SELECT_COLUMNS
+from pixyproxy.domain.search import MAX_WORDS, ImageFilter, matches, words_of
+
+# A longer word is indexed by its first WORD_KEY_LENGTH characters (and its hits checked exactly).
+WORD_KEY_LENGTH = 100
+DIALECTS = ("mysql", "sqlite")
+_IMAGE_LIST = ", ".join("images." + column for column in SELECT_COLUMNS)
+_PROMPT = SELECT_COLUMNS.index("prompt")
+_ROW = {"mysql": f"JSON_ARRAY({_IMAGE_LIST})", "sqlite": _IMAGE_LIST}
+_BY_KEY = {"mysql": " FORCE INDEX (PRIMARY)", "sqlite": ""}  # SQLite picks the primary key itself
+_JOIN = {"mysql": "STRAIGHT_JOIN", "sqlite": "CROSS JOIN"}  # both: join in the order written
+_WORD = {
+    "mysql": tuple(f"%(w{n})s" for n in range(MAX_WORDS)),
+    "sqlite": tuple(f":w{n}" for n in range(MAX_WORDS)),
+}
+_MARK = {
+    "mysql": {name: f"%({name})s" for name in ("model", "owner", "created_after", "created_before", "limit")},
+    "sqlite": {name: f":{name}" for name in ("model", "owner", "created_after", "created_before", "limit")},
+}
+TRUE = {"mysql": "TRUE", "sqlite": "1"}
+
+# A page: w0 the leading word, each further word joined by its full key, then the image.
+PAGE_OF_WORDS = {d: f"SELECT {_ROW[d]} FROM image_words w0{_BY_KEY[d]}" for d in DIALECTS}  # noqa: S608
+ALSO_HAS_WORD = {
+    d: tuple(
+        f"{_JOIN[d]} image_words w{n} ON w{n}.word = {_WORD[d][n]} "
+        f"AND w{n}.image_created_at = w0.image_created_at AND w{n}.image_id = w0.image_id"
+        for n in range(1, MAX_WORDS)
+    )
+    for d in DIALECTS
+}
+THE_IMAGE = {
+    d: f"{_JOIN[d]} images ON images.id = w0.image_id WHERE w0.word = {_WORD[d][0]}" for d in DIALECTS
+}
+MODEL_IS = {d: f"images.model = {_MARK[d]['model']}" for d in DIALECTS}
+OWNER_IS = {d: f"images.owner = {_MARK[d]['owner']}" for d in DIALECTS}
+CREATED_AFTER = {d: f"w0.image_created_at > {_MARK[d]['created_after']}" for d in DIALECTS}
+CREATED_BEFORE = {d: f"w0.image_created_at < {_MARK[d]['created_before']}" for d in DIALECTS}
+# Each spelled so its server reads it as a range of the key (SQLite: a row value; MySQL: the OR form).
+KEYSET_AFTER = {
+    "mysql": "(w0.image_created_at < %(created_at)s "
+    "OR (w0.image_created_at = %(created_at)s AND w0.image_id < %(id)s))",
+    "sqlite": "(w0.image_created_at, w0.image_id) < (:created_at, :id)",
+}
+NEWEST_FIRST = {
+    d: f"ORDER BY w0.image_created_at DESC, w0.image_id DESC LIMIT {_MARK[d]['limit']}" for d in DIALECTS
+}
+
+# How rare each word is where the page starts: the time of its PROBE_DEPTH-th posting from there (NULL:
+# fewer than that many). The word whose postings reach back furthest is the rarest there.
+PROBE_DEPTH = 64
+PROBE_WORD = {
+    d: tuple(
+        f"(SELECT image_created_at FROM image_words{_BY_KEY[d]} WHERE word = {_WORD[d][n]}"  # noqa: S608
+        for n in range(MAX_WORDS)
+    )
+    for d in DIALECTS
+}
+PROBE_CREATED_AFTER = {d: f"image_created_at > {_MARK[d]['created_after']}" for d in DIALECTS}
+PROBE_CREATED_BEFORE = {d: f"image_created_at < {_MARK[d]['created_before']}" for d in DIALECTS}
+PROBE_KEYSET_AFTER = {
+    "mysql": "(image_created_at < %(created_at)s "
+    "OR (image_created_at = %(created_at)s AND image_id < %(id)s))",
+    "sqlite": "(image_created_at, image_id) < (:created_at, :id)",
+}
+PROBE_END = f"ORDER BY image_created_at DESC, image_id DESC LIMIT 1 OFFSET {PROBE_DEPTH})"
+
+
+def key_of(word: str) -> str:
+    return word[:WORD_KEY_LENGTH]
+
+
+def cut(word: str) -> bool:
+    """Whether the index holds only the start of this word (so a hit may be another word)."""
+    return len(word) > WORD_KEY_LENGTH
+
+
+def keys_of(prompt: str) -> list[str]:
+    """The posting keys of one prompt, each once."""
+    return list(dict.fromkeys(key_of(word) for word in words_of(prompt)))
+
+
+def word_params(words: tuple[str, ...]) -> dict[str, str]:
+    return {f"w{n}": key_of(word) for n, word in enumerate(words)}
+
+
+def page_statement(dialect: str, words: int, filters: ImageFilter, keyset: bool) -> str:
+    """The SELECT of one page for `words` words (w0 leading), with the filters that are set."""
+    f, true = filters, TRUE[dialect]
+    return (
+        f"{PAGE_OF_WORDS[dialect]} {' '.join(ALSO_HAS_WORD[dialect][: int(words) - 1])} {THE_IMAGE[dialect]} "
+        f"AND {MODEL_IS[dialect] if f.model else true} AND {OWNER_IS[dialect] if f.owner else true} "
+        f"AND {CREATED_AFTER[dialect] if f.created_after else true} "
+        f"AND {CREATED_BEFORE[dialect] if f.created_before else true} "
+        f"AND {KEYSET_AFTER[dialect] if keyset else true} {NEWEST_FIRST[dialect]}"
+    )
+
+
+def probe_statement(dialect: str, words: int, filters: ImageFilter, keyset: bool) -> str:
+    """One row: for each word, where its PROBE_DEPTH-th posting from the page's start lies."""
+    true = TRUE[dialect]
+    where = (
+        f"{PROBE_CREATED_AFTER[dialect] if filters.created_after else true} "
+        f"AND {PROBE_CREATED_BEFORE[dialect] if filters.created_before else true} "
+        f"AND {PROBE_KEYSET_AFTER[dialect] if keyset else true}"
+    )
+    probes = PROBE_WORD[dialect][: int(words)]
+    return "SELECT " + ", ".join(f"{probe} AND {where} {PROBE_END}" for probe in probes)
+
+
+def rarest_first(words: tuple[str, ...], reach: Sequence[Any]) -> tuple[str, ...]:
+    """The words from rarest to commonest where the page starts: the one reaching back furthest (None:
+    fewer postings than the probe depth, rarer still) leads, and each later word is looked up only for
+    the candidates the rarer ones let through. Ties keep the query's order."""
+    order = sorted(range(len(words)), key=lambda n: (reach[n] is not None, reach[n] or datetime.min))
+    return tuple(words[n] for n in order)
+
+
+async def word_page_rows(
+    dialect: str,
+    limit: int,
+    after: Any,
+    filters: ImageFilter,
+    *,
+    params: Callable[[int, Any], dict[str, Any]],
+    probe: Callable[[str, dict[str, Any]], Awaitable[Sequence[Any]]],
+    page: Callable[[str, dict[str, Any]], Awaitable[list[Sequence[Any]]]],
+    position_of: Callable[[Sequence[Any]], Any],
+) -> list[Sequence[Any]]:
+    """Up to `limit + 1` image rows (SELECT_COLUMNS order) holding every word, newest first, from
+    `after` on. `params(limit, position)` gives the filter and keyset parameters, `probe` runs the
+    probe (its one row), `page` a page statement (its rows), `position_of` a row's keyset position.
+    A word longer than the key is cut there: then each hit is checked against the prompt, paging on
+    while the checks leave the page short."""
+    words = filters.words
+    exact = not any(cut(word) for word in words)
+    if len(words) > 1:
+        statement = probe_statement(dialect, len(words), filters, after is not None)
+        words = rarest_first(words, await probe(statement, {**params(0, after), **word_params(words)}))
+    found: list[Sequence[Any]] = []
+    position = after
+    while True:
+        wanted = limit + 1 - len(found)
+        statement = page_statement(dialect, len(words), filters, position is not None)
+        rows = await page(statement, {**params(wanted, position), **word_params(words)})
+        found += rows if exact else [row for row in rows if matches(row[_PROMPT], filters.words)]
+        if len(found) > limit or len(rows) < wanted:
+            return found
+        position = position_of(rows[-1])
