@@ -97,6 +97,13 @@ def private_mariadb():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def wait_until_stopped(pid: int) -> None:
+    """SIGSTOP reaches a process's threads one by one: on a busy machine one of them can still answer a
+    query just after kill() returns. The parent hears when the whole process has stopped."""
+    stopped = os.waitid(os.P_PID, pid, os.WSTOPPED)
+    assert stopped is not None and stopped.si_code == os.CLD_STOPPED, stopped
+
+
 def assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -142,6 +149,7 @@ def test_a_hung_mysql_is_503_after_the_read_timeout_and_recovers(tmp_path, priva
         made = client.post("/image/", json={"prompt": "before the hang"})
         assert made.status_code == 200, made.text
         os.kill(private_mariadb.process.pid, signal.SIGSTOP)
+        wait_until_stopped(private_mariadb.process.pid)
         try:
             assert_unavailable(client.get(f"/image/{made.json()['guid']}"))
         finally:
