@@ -122,6 +122,18 @@ def bench_database(server: dict, keep: bool):
             run(server, None, drop, *execute)
 
 
+def make_numbers(server: dict, database: str) -> None:
+    """bench_numbers: 0..99,999, which the load statements turn into rows inside the server."""
+    run(
+        server,
+        database,
+        ("CREATE TABLE bench_digits (d INT NOT NULL)", None),
+        ("INSERT INTO bench_digits VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)", None),
+        ("CREATE TABLE bench_numbers (n INT NOT NULL PRIMARY KEY)", None),
+        (FILL_NUMBERS, None),
+    )
+
+
 def load(url: str, server: dict, database: str, rows: int) -> float:
     """Create the schema through the adapter's own init, then `rows` rows; returns seconds taken."""
     started = time.monotonic()
@@ -134,14 +146,7 @@ def load(url: str, server: dict, database: str, rows: int) -> float:
             await repository.close()
 
     asyncio.run(init())
-    run(
-        server,
-        database,
-        ("CREATE TABLE bench_digits (d INT NOT NULL)", None),
-        ("INSERT INTO bench_digits VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)", None),
-        ("CREATE TABLE bench_numbers (n INT NOT NULL PRIMARY KEY)", None),
-        (FILL_NUMBERS, None),
-    )
+    make_numbers(server, database)
     for start in range(0, rows, CHUNK):
         count = min(CHUNK, rows - start)
         run(server, database, (LOAD_CHUNK, {"base": BASE_TIME, "start": start, "count": count}))

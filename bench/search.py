@@ -84,7 +84,7 @@ def search_at_scale(rows: int, url: str, count: int, keep: bool = False, databas
 def load_search_rows(server: dict, database: str, db_url: str, rows: int) -> tuple[float, float]:
     """The schema without the word index, the rows (built inside the server), then the index's migration
     on the full table, as an existing deployment upgrades. Returns (seconds in all, seconds indexing)."""
-    from bench.list_depth import FILL_NUMBERS, make_repository, run
+    from bench.list_depth import make_numbers, make_repository, run
     from pixyproxy.adapters.mysql import init as schema
 
     async def init() -> None:
@@ -101,14 +101,7 @@ def load_search_rows(server: dict, database: str, db_url: str, rows: int) -> tup
         asyncio.run(init())
     finally:
         schema.MIGRATIONS[FULLTEXT_VERSION], schema.MIGRATIONS[WORD_INDEX_VERSION] = fulltext, word_index
-    run(
-        server,
-        database,
-        ("CREATE TABLE bench_digits (d INT NOT NULL)", None),
-        ("INSERT INTO bench_digits VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)", None),
-        ("CREATE TABLE bench_numbers (n INT NOT NULL PRIMARY KEY)", None),
-        (FILL_NUMBERS, None),
-    )
+    make_numbers(server, database)
     for start in range(0, rows, 100_000):
         chunk = min(100_000, rows - start)
         run(server, database, (LOAD_CHUNK, {"base": "2026-01-01 00:00:00", "start": start, "count": chunk}))

@@ -15,11 +15,8 @@ from tests.contract.test_repository_contract import BASE, make_detail
 
 
 @pytest.fixture
-async def repository(tmp_path):
-    repository = SQLiteImageRepository(tmp_path / "images.db")
-    await repository.init()
-    yield repository
-    await repository.close()
+def repository(sqlite_repository):
+    return sqlite_repository
 
 
 def query(repository, sql, params=()):
