@@ -291,6 +291,20 @@ class SQLiteImageRepository(SQLiteFile):
             return usage_totals(self._run(USAGE_TOTALS, params))
         return usage_totals(self._run(USAGE_TOTALS_OF, {**params, "owner": owner}))
 
+    async def reindex_words(self) -> int:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                images = sqlite_word_index.index_stored(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise MetadataUnavailable(f"re-indexing the words on SQLite failed: {exc}") from exc
+        return images
+
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         found: set[UUID] = set()
         for chunk in chunks([str(g) for g in guids]):

@@ -30,6 +30,8 @@ INSERT_POSTING = (
     "INSERT INTO image_words (word, image_created_at, image_id) VALUES (:word, :created_at, :image_id)"
 )
 STORED_PROMPTS = "SELECT id, created_at, prompt FROM images"
+# Re-indexing adds only what is missing.
+INSERT_MISSING_POSTING = INSERT_POSTING.replace("INSERT INTO", "INSERT OR IGNORE INTO")
 RETIRE_FTS = (
     "DROP TRIGGER IF EXISTS images_fts_insert",
     "DROP TRIGGER IF EXISTS images_fts_delete",
@@ -48,8 +50,15 @@ def migrate(db: sqlite3.Connection) -> None:
     """Create the table, index the stored prompts and drop FTS5, inside the migration's transaction."""
     for statement in CREATE:
         db.execute(statement)
-    stored = db.execute(STORED_PROMPTS)
-    while batch := stored.fetchmany(BACKFILL_BATCH):
-        db.executemany(INSERT_POSTING, [p for row in batch for p in postings(*row)])
+    index_stored(db)
     for statement in RETIRE_FTS:
         db.execute(statement)
+
+
+def index_stored(db: sqlite3.Connection) -> int:
+    """Post the words of every stored image that are not posted yet; returns how many images it read."""
+    stored, images = db.execute(STORED_PROMPTS), 0
+    while batch := stored.fetchmany(BACKFILL_BATCH):
+        db.executemany(INSERT_MISSING_POSTING, [p for row in batch for p in postings(*row)])
+        images += len(batch)
+    return images

@@ -61,6 +61,11 @@ class ImageRepository(Protocol):
         """Per-owner totals of the usage recorded in [since, until); only `owner`'s when given."""
         ...
 
+    async def reindex_words(self) -> int:
+        """Index the words of every stored image again, adding what is missing (an image stored by an
+        older version during an upgrade); safe to run any time. Returns how many images it read."""
+        ...
+
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         """Which of these guids have a row (used by garbage collection)."""
         ...

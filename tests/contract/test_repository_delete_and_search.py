@@ -1,12 +1,16 @@
 """The ImageRepository contract for deleting, retention and filtered lists, on every adapter."""
 
+import sqlite3
 from datetime import timedelta
 from uuid import uuid4
 
 import pytest
 
+from pixyproxy.adapters.mysql import MySQLImageRepository
+from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.search import ImageFilter, parse_filter
 from tests.contract.test_repository_contract import BASE, make_detail
+from tests.support.fakes import InMemoryImageRepository
 
 PROMPTS = [
     "A Lighthouse at dusk, watercolour",
@@ -168,3 +172,34 @@ async def test_a_word_longer_than_any_index_key_is_matched_whole(repository):
     assert [d.guid for d in found] == [d.guid for d in reversed(wanted)]
     page = await repository.list_page(2, None, parse_filter(q=f"{stem}b"))
     assert len(page.items) == 2 and page.next is not None
+
+
+async def test_reindex_finds_images_stored_without_their_words_and_adds_nothing_twice(repository, request):
+    """An older version's process, still running during an upgrade, stores an image's row alone;
+    reindex_words() posts its words, and running it again changes nothing."""
+    kept = make_detail(prompt="an indexed lighthouse", created_at=BASE)
+    await repository.add(kept)
+    stray = make_detail(prompt="a stray lighthouse", created_at=BASE + timedelta(minutes=1))
+    await repository.add(stray)
+    forget_words(repository, stray, request)
+    lighthouse = parse_filter(q="lighthouse")
+    expected = [stray.guid, kept.guid]
+    if not isinstance(repository, InMemoryImageRepository):  # it reads every prompt: nothing to forget
+        assert [d.guid for d in await everything(repository, lighthouse)] == [kept.guid]
+    assert await repository.reindex_words() == 2
+    assert [d.guid for d in await everything(repository, lighthouse)] == expected
+    assert await repository.reindex_words() == 2
+    assert [d.guid for d in await everything(repository, parse_filter(q="stray lighthouse"))] == [stray.guid]
+    assert [d.guid for d in await everything(repository, lighthouse)] == expected
+
+
+def forget_words(repository, detail, request) -> None:
+    """Take an image's postings out behind the adapter's back, as if an older version had stored it."""
+    forget = "DELETE FROM image_words WHERE image_id = (SELECT id FROM images WHERE guid = {mark})"
+    if isinstance(repository, SQLiteImageRepository):
+        with sqlite3.connect(repository.path) as db:
+            db.execute(forget.format(mark="?"), (str(detail.guid),))
+    elif isinstance(repository, MySQLImageRepository):
+        server = request.getfixturevalue("mysql_server")
+        database = request.getfixturevalue("mysql_database")
+        server.query(database, forget.format(mark="%(g)s"), {"g": str(detail.guid)})

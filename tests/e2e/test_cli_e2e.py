@@ -1,11 +1,13 @@
 """The `pixyproxy` command as a person uses it, against the real service."""
 
+import asyncio
 import hashlib
 import json
 import os
 import pty
 import re
 import select
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,10 +16,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.entrypoints import cli
+from tests.contract.test_repository_contract import make_detail
 from tests.e2e.server import free_port, run_server
 
-COMMANDS = ["serve", "init", "gc", "generate", "edit", "list", "show", "download"]
+COMMANDS = ["serve", "init", "reindex", "gc", "generate", "edit", "list", "show", "download"]
 API_KEY = "cli-e2e-key-4b2a"
 MISSING = "00000000-0000-4000-8000-000000000000"
 
@@ -283,3 +287,25 @@ def test_generate_shows_a_live_spinner_with_the_elapsed_time(tmp_path):
     assert len(frames) >= 2, f"the spinner did not move: {text!r}"
     assert re.search(r"0:00:0[0-9]", text)  # the elapsed time column
     assert "generated in" in text and "a slow fox" in text
+
+
+def test_reindex_posts_the_words_of_an_image_stored_without_them(tmp_path):
+    """On the embedded default: an image whose row an older version wrote alone is found after reindex."""
+    data = tmp_path / "pixyproxy-data"
+    env = cli_env(PIXYPROXY_DATABASE_URL=f"sqlite:///{data / 'pixyproxy.db'}")
+    assert pixyproxy("init", cwd=tmp_path, env=env).returncode == 0
+    detail = make_detail(prompt="a stray lighthouse")
+
+    async def store_without_words() -> None:
+        repository = SQLiteImageRepository(data / "pixyproxy.db")
+        await repository.add(detail)
+        await repository.close()
+        with sqlite3.connect(data / "pixyproxy.db") as db:
+            db.execute("DELETE FROM image_words")
+
+    asyncio.run(store_without_words())
+    done = pixyproxy("reindex", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "read the words of 1 stored image(s)" in done.stdout
+    with sqlite3.connect(data / "pixyproxy.db") as db:
+        assert sorted(w for (w,) in db.execute("SELECT word FROM image_words")) == ["lighthouse", "stray"]

@@ -138,6 +138,10 @@ class InMemoryImageRepository:
             for name, t in sorted(totals.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
         ]
 
+    async def reindex_words(self) -> int:
+        self._check()
+        return len(self.rows)  # searched by reading every prompt: nothing to index
+
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         self._check()
         present = {d.guid for _, d, _, _ in self.rows}

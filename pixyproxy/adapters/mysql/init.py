@@ -134,7 +134,7 @@ MIGRATIONS: dict[int, tuple[str, tuple[Step, ...]]] = {
         "word search: a posting table (word, created_at, image) filled from the stored prompts, in place "
         "of the FULLTEXT index and its copy of the prompt",
         (
-            word_index.CREATE_TABLE,
+            word_index.create_table,
             word_index.backfill,
             # Both are instant on MariaDB 10.4+ and MySQL 8.0.29+ (no table copy).
             "ALTER TABLE images DROP INDEX ft_images_prompt_words, DROP COLUMN prompt_words",

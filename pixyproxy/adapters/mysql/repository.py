@@ -417,6 +417,18 @@ class MySQLImageRepository:
             return usage_totals(await self._execute(USAGE_TOTALS, params))
         return usage_totals(await self._execute(USAGE_TOTALS_OF, {**params, "owner": owner}))
 
+    async def reindex_words(self) -> int:
+        # A connection of its own, each statement under the migration timeout: this reads every row.
+        try:
+            connection = await self._connect(self.init_timeout_seconds)
+            try:
+                async with connection.cursor() as cursor:
+                    return await word_index.backfill(cursor, from_start=True)
+            finally:
+                connection.close()
+        except (my.MySQLError, OSError, TimeoutError) as exc:
+            raise MetadataUnavailable(f"re-indexing the words on MySQL failed: {exc}") from exc
+
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         found: set[UUID] = set()
         for chunk in chunks([str(g) for g in guids]):

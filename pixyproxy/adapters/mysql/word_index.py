@@ -31,15 +31,31 @@ INSERT_POSTING = (
 # JSON array (one statement, so whole images are committed at a time, in id order); the server adds each
 # image's time. A backfill cut short (the init timeout, a crash) resumes after the last image posted.
 NEXT_PROMPTS = "SELECT id, prompt FROM images WHERE id > %(after)s ORDER BY id LIMIT %(limit)s"
+# A posting already there is kept as it is (a no-op update: INSERT IGNORE would raise a warning a row).
 BACKFILL_POSTINGS = (
-    "INSERT IGNORE INTO image_words (word, image_created_at, image_id) "  # noqa: S608
+    "INSERT INTO image_words (word, image_created_at, image_id) "  # noqa: S608
     "SELECT posted.word, images.created_at, images.id FROM JSON_TABLE(%(postings)s, '$[*]' COLUMNS ("
     f"image_id BIGINT PATH '$[0]', word VARCHAR({WORD_KEY_LENGTH}) CHARACTER SET utf8mb4 "
-    "PATH '$[1]')) posted JOIN images ON images.id = posted.image_id"
+    "PATH '$[1]')) posted JOIN images ON images.id = posted.image_id "
+    "ON DUPLICATE KEY UPDATE image_id = image_words.image_id"
 )
 POSTED_UP_TO = "SELECT COALESCE(MAX(image_id), 0) FROM image_words"
 BACKFILL_BATCH = 1000  # prompts read at a time
 BACKFILL_STATEMENT_PAIRS = 50_000  # pairs per statement, well inside max_allowed_packet
+
+
+TABLE_EXISTS = (
+    "SELECT COUNT(*) FROM information_schema.tables "
+    "WHERE table_schema = DATABASE() AND table_name = 'image_words'"
+)
+
+
+async def create_table(cursor) -> None:
+    """The posting table, asked for first: on a migration resumed after a crash, CREATE ... IF NOT
+    EXISTS would log a server note (a Python warning through aiomysql)."""
+    await cursor.execute(TABLE_EXISTS)
+    if not (await cursor.fetchone())[0]:
+        await cursor.execute(CREATE_TABLE)
 
 
 def postings(image_id: int, created_at: datetime, prompt: str) -> list[dict[str, Any]]:
@@ -47,10 +63,13 @@ def postings(image_id: int, created_at: datetime, prompt: str) -> list[dict[str,
     return [{"word": key, "created_at": created_at, "image_id": image_id} for key in keys_of(prompt)]
 
 
-async def backfill(cursor) -> None:
-    """Index the words of every image already stored (a database from before this index)."""
-    await cursor.execute(POSTED_UP_TO)
-    (after,) = await cursor.fetchone()
+async def backfill(cursor, from_start: bool = False) -> int:
+    """Index the words of every image already stored (a database from before this index), resuming
+    after the last image posted unless `from_start`; returns how many images it read."""
+    after = 0
+    if not from_start:
+        await cursor.execute(POSTED_UP_TO)
+        (after,) = await cursor.fetchone()
     resumed, images, pairs = after, 0, 0
     while True:
         await cursor.execute(NEXT_PROMPTS, {"after": after, "limit": BACKFILL_BATCH})
@@ -70,6 +89,7 @@ async def backfill(cursor) -> None:
     log.info(
         "indexed the words of %d stored images (%d postings; resumed after id %d)", images, pairs, resumed
     )
+    return images
 
 
 async def _post(cursor, batch: list[tuple[int, str]]) -> int:

@@ -101,6 +101,24 @@ def init() -> None:
 
 
 @app.command()
+def reindex() -> None:
+    """Index the words of every stored image again, adding only what is missing (run it after an
+    upgrade during which processes of an older version stored images); safe to run any time."""
+    with _server_extra():
+        from pixyproxy.container import Container
+
+    async def run() -> int:
+        container = Container()
+        repository, _ = await container.storage.init()
+        try:
+            return await repository.reindex_words()
+        finally:
+            await container.shutdown_resources()
+
+    typer.echo(f"read the words of {asyncio.run(run())} stored image(s)")
+
+
+@app.command()
 def gc(
     grace_seconds: int = typer.Option(None, help="Keep orphans younger than this (default from settings)."),
 ) -> None:
