@@ -63,6 +63,38 @@ NEWEST_FIRST = {
     d: f"ORDER BY w0.image_created_at DESC, w0.image_id DESC LIMIT {_MARK[d]['limit']}" for d in DIALECTS
 }
 
+# A page led by the model or the owner instead (rarer there than any word: one tenant's images among
+# many): that column's index gives the images in list order, and every word is a key lookup.
+COLUMNS = ("model", "owner")
+_INDEX = {
+    "model": {
+        "mysql": " FORCE INDEX (ix_images_model_created_at_id)",
+        "sqlite": " INDEXED BY images_model_created_at_id",
+    },
+    "owner": {
+        "mysql": " FORCE INDEX (ix_images_owner_created_at_id)",
+        "sqlite": " INDEXED BY images_owner_created_at_id",
+    },
+}
+PAGE_LED_BY = {
+    column: {
+        d: f"SELECT {_ROW[d]} FROM images{_INDEX[column][d]} {_JOIN[d]} image_words w0 "  # noqa: S608
+        f"ON w0.word = {_WORD[d][0]} AND w0.image_created_at = images.created_at AND w0.image_id = images.id"
+        for d in DIALECTS
+    }
+    for column in COLUMNS
+}
+IMAGE_CREATED_AFTER = {d: f"images.created_at > {_MARK[d]['created_after']}" for d in DIALECTS}
+IMAGE_CREATED_BEFORE = {d: f"images.created_at < {_MARK[d]['created_before']}" for d in DIALECTS}
+IMAGE_KEYSET_AFTER = {
+    "mysql": "(images.created_at < %(created_at)s "
+    "OR (images.created_at = %(created_at)s AND images.id < %(id)s))",
+    "sqlite": "(images.created_at, images.id) < (:created_at, :id)",
+}
+IMAGE_NEWEST_FIRST = {
+    d: f"ORDER BY images.created_at DESC, images.id DESC LIMIT {_MARK[d]['limit']}" for d in DIALECTS
+}
+
 # How rare each word is where the page starts: the time of its PROBE_DEPTH-th posting from there (NULL:
 # fewer than that many). The word whose postings reach back furthest is the rarest there.
 PROBE_DEPTH = 64
@@ -81,6 +113,20 @@ PROBE_KEYSET_AFTER = {
     "sqlite": "(image_created_at, image_id) < (:created_at, :id)",
 }
 PROBE_END = f"ORDER BY image_created_at DESC, image_id DESC LIMIT 1 OFFSET {PROBE_DEPTH})"
+PROBE_COLUMN = {
+    column: {
+        d: f"(SELECT created_at FROM images{_INDEX[column][d]} WHERE {column} = {_MARK[d][column]}"  # noqa: S608
+        for d in DIALECTS
+    }
+    for column in COLUMNS
+}
+PROBE_IMAGE_CREATED_AFTER = {d: f"created_at > {_MARK[d]['created_after']}" for d in DIALECTS}
+PROBE_IMAGE_CREATED_BEFORE = {d: f"created_at < {_MARK[d]['created_before']}" for d in DIALECTS}
+PROBE_IMAGE_KEYSET_AFTER = {
+    "mysql": "(created_at < %(created_at)s OR (created_at = %(created_at)s AND id < %(id)s))",
+    "sqlite": "(created_at, id) < (:created_at, :id)",
+}
+PROBE_IMAGE_END = f"ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {PROBE_DEPTH})"
 
 
 def key_of(word: str) -> str:
@@ -101,12 +147,22 @@ def word_params(words: tuple[str, ...]) -> dict[str, str]:
     return {f"w{n}": key_of(word) for n, word in enumerate(words)}
 
 
-def page_statement(dialect: str, words: int, filters: ImageFilter, keyset: bool) -> str:
-    """The SELECT of one page for `words` words (w0 leading), with the filters that are set."""
-    f, true = filters, TRUE[dialect]
+def page_statement(dialect: str, words: int, filters: ImageFilter, keyset: bool, lead: str = "word") -> str:
+    """The SELECT of one page for `words` words, with the filters that are set: led by w0's postings,
+    or by the `lead` column's index ("model", "owner") with every word looked up."""
+    f = filters
+    true = TRUE[dialect]
+    also = " ".join(ALSO_HAS_WORD[dialect][: int(words) - 1])
+    columns = f"{MODEL_IS[dialect] if f.model else true} AND {OWNER_IS[dialect] if f.owner else true}"
+    if lead in COLUMNS:
+        return (
+            f"{PAGE_LED_BY[lead][dialect]} {also} WHERE {columns} "
+            f"AND {IMAGE_CREATED_AFTER[dialect] if f.created_after else true} "
+            f"AND {IMAGE_CREATED_BEFORE[dialect] if f.created_before else true} "
+            f"AND {IMAGE_KEYSET_AFTER[dialect] if keyset else true} {IMAGE_NEWEST_FIRST[dialect]}"
+        )
     return (
-        f"{PAGE_OF_WORDS[dialect]} {' '.join(ALSO_HAS_WORD[dialect][: int(words) - 1])} {THE_IMAGE[dialect]} "
-        f"AND {MODEL_IS[dialect] if f.model else true} AND {OWNER_IS[dialect] if f.owner else true} "
+        f"{PAGE_OF_WORDS[dialect]} {also} {THE_IMAGE[dialect]} AND {columns} "
         f"AND {CREATED_AFTER[dialect] if f.created_after else true} "
         f"AND {CREATED_BEFORE[dialect] if f.created_before else true} "
         f"AND {KEYSET_AFTER[dialect] if keyset else true} {NEWEST_FIRST[dialect]}"
@@ -114,15 +170,35 @@ def page_statement(dialect: str, words: int, filters: ImageFilter, keyset: bool)
 
 
 def probe_statement(dialect: str, words: int, filters: ImageFilter, keyset: bool) -> str:
-    """One row: for each word, where its PROBE_DEPTH-th posting from the page's start lies."""
+    """One row: for each word, then the model and the owner when set, where its PROBE_DEPTH-th entry
+    from the page's start lies."""
+    f = filters
     true = TRUE[dialect]
     where = (
-        f"{PROBE_CREATED_AFTER[dialect] if filters.created_after else true} "
-        f"AND {PROBE_CREATED_BEFORE[dialect] if filters.created_before else true} "
+        f"{PROBE_CREATED_AFTER[dialect] if f.created_after else true} "
+        f"AND {PROBE_CREATED_BEFORE[dialect] if f.created_before else true} "
         f"AND {PROBE_KEYSET_AFTER[dialect] if keyset else true}"
     )
-    probes = PROBE_WORD[dialect][: int(words)]
-    return "SELECT " + ", ".join(f"{probe} AND {where} {PROBE_END}" for probe in probes)
+    image_where = (
+        f"{PROBE_IMAGE_CREATED_AFTER[dialect] if f.created_after else true} "
+        f"AND {PROBE_IMAGE_CREATED_BEFORE[dialect] if f.created_before else true} "
+        f"AND {PROBE_IMAGE_KEYSET_AFTER[dialect] if keyset else true}"
+    )
+    probes = [f"{probe} AND {where} {PROBE_END}" for probe in PROBE_WORD[dialect][: int(words)]]
+    for column in COLUMNS:
+        if getattr(f, column) is not None:
+            probes.append(f"{PROBE_COLUMN[column][dialect]} AND {image_where} {PROBE_IMAGE_END}")
+    return "SELECT " + ", ".join(probes)
+
+
+def plan(words: tuple[str, ...], filters: ImageFilter, reach: Sequence[Any]) -> tuple[str, tuple[str, ...]]:
+    """What leads the page ("word", "model" or "owner": whichever reaches back furthest) and the words
+    in the order they are read, from the probe's row (the words' entries, then the columns set)."""
+    columns = [column for column in COLUMNS if getattr(filters, column) is not None]
+    ordered = rarest_first(words, reach[: len(words)])
+    candidates = [("word", reach[words.index(ordered[0])]), *zip(columns, reach[len(words) :], strict=True)]
+    lead = min(candidates, key=lambda c: (c[1] is not None, c[1] or datetime.min))[0]
+    return lead, ordered
 
 
 def rarest_first(words: tuple[str, ...], reach: Sequence[Any]) -> tuple[str, ...]:
@@ -149,16 +225,17 @@ async def word_page_rows(
     probe (its one row), `page` a page statement (its rows), `position_of` a row's keyset position.
     A word longer than the key is cut there: then each hit is checked against the prompt, paging on
     while the checks leave the page short."""
-    words = filters.words
+    words, lead = filters.words, "word"
     exact = not any(cut(word) for word in words)
-    if len(words) > 1:
+    if len(words) > 1 or filters.model is not None or filters.owner is not None:
         statement = probe_statement(dialect, len(words), filters, after is not None)
-        words = rarest_first(words, await probe(statement, {**params(0, after), **word_params(words)}))
+        reach = await probe(statement, {**params(0, after), **word_params(words)})
+        lead, words = plan(words, filters, reach)
     found: list[Sequence[Any]] = []
     position = after
     while True:
         wanted = limit + 1 - len(found)
-        statement = page_statement(dialect, len(words), filters, position is not None)
+        statement = page_statement(dialect, len(words), filters, position is not None, lead)
         rows = await page(statement, {**params(wanted, position), **word_params(words)})
         found += rows if exact else [row for row in rows if matches(row[_PROMPT], filters.words)]
         if len(found) > limit or len(rows) < wanted:

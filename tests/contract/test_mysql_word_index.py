@@ -118,6 +118,46 @@ async def test_a_page_of_words_reads_the_postings_in_order_without_sorting(
         assert [step["table"] for step in plan] == [f"w{n}" for n in range(len(filters.words))] + ["images"]
 
 
+async def test_one_tenants_search_reads_its_own_images_and_looks_the_words_up(
+    mysql_repository, mysql_server, mysql_database, monkeypatch
+):
+    """A common word and a tenant with few images: the owner's index leads, read in order."""
+    for i in range(300):
+        at = BASE + timedelta(seconds=i)
+        await mysql_repository.add(make_detail(prompt="a lighthouse", created_at=at, owner="many"))
+    few = [
+        make_detail(prompt="a lighthouse", created_at=BASE + timedelta(seconds=i), owner="few")
+        for i in range(0, 300, 100)
+    ]
+    for detail in few:
+        await mysql_repository.add(detail)
+    chosen = []
+    original = word_postings.plan
+
+    def spy(words, filters, reach):
+        chosen.append(original(words, filters, reach))
+        return chosen[-1]
+
+    monkeypatch.setattr(word_postings, "plan", spy)
+    page = await mysql_repository.list_page(10, None, ImageFilter(words=("lighthouse",), owner="few"))
+    assert [d.guid for d in page.items] == [d.guid for d in reversed(few)]
+    assert chosen == [("owner", ("lighthouse",))]
+
+    filters = ImageFilter(words=("lighthouse",), owner="few")
+    params = {
+        "limit": 11, "model": None, "owner": "few", "created_at": BASE, "id": 10,
+        "created_after": None, "created_before": None, **word_postings.word_params(filters.words),
+    }  # fmt: skip
+    statement = word_postings.page_statement("mysql", 1, filters, keyset=True, lead="owner")
+    plan = [
+        {k.lower(): v for k, v in step.items()}
+        for step in _explain(mysql_server, mysql_database, statement, params)
+    ]
+    assert [step["table"] for step in plan] == ["images", "w0"], plan
+    assert plan[0]["key"] == "ix_images_owner_created_at_id" and plan[1]["key"] == "PRIMARY", plan
+    assert all("filesort" not in (step["extra"] or "").lower() for step in plan), plan
+
+
 async def database_before_the_index(mysql_url, mysql_server, mysql_database, monkeypatch, count):
     """A database at the schema before the posting table (version 4), holding `count` images."""
     with monkeypatch.context() as patched:

@@ -8,7 +8,7 @@ import pytest
 
 from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
-from pixyproxy.domain.search import ImageFilter, parse_filter
+from pixyproxy.domain.search import ImageFilter, matches, parse_filter
 from tests.contract.test_repository_contract import BASE, make_detail
 from tests.support.fakes import InMemoryImageRepository
 
@@ -156,6 +156,49 @@ async def test_search_answers_the_same_whichever_word_leads(repository, monkeypa
         for limit in (1, 2, 4):
             assert [d.guid for d in await everything(repository, filters, limit)] == guids
     assert [len(guids) for guids in expected] == [3, 3, 3, 3]
+
+
+@pytest.mark.parametrize("lead", ["word", "model", "owner"])
+async def test_search_answers_the_same_whether_a_word_the_model_or_the_owner_leads(
+    repository, monkeypatch, lead
+):
+    """SQL stores may read one tenant's (or one model's) images off that column's index and look every
+    word up: forcing each way to lead must not change a page."""
+    details = []
+    for i in range(24):
+        at = BASE + timedelta(minutes=i)
+        model, owner = ("model-a", "ann") if i % 3 == 0 else ("model-b", "bob")
+        detail = make_detail(prompt=PROMPTS[i % len(PROMPTS)], created_at=at, model=model, owner=owner)
+        details.append(detail)
+        await repository.add(detail)
+    queries = [
+        ImageFilter(words=("lighthouse",), model="model-a", owner="ann"),
+        ImageFilter(words=("snow", "watercolour"), model="model-b", owner="bob"),
+        ImageFilter(words=("cafe",), owner="bob", created_after=BASE + timedelta(minutes=2)),
+        ImageFilter(
+            words=("lighthouse", "the"), model="model-a", created_before=BASE + timedelta(minutes=20)
+        ),
+    ]
+    expected = [[d.guid for d in reversed(details) if meets(d, f)] for f in queries]
+    assert all(expected), expected
+    monkeypatch.setattr(
+        "pixyproxy.adapters.word_postings.plan",
+        lambda words, filters, reach: (lead if getattr(filters, lead, None) else "word", words),
+    )
+    for filters, guids in zip(queries, expected, strict=True):
+        for limit in (1, 2, 5):
+            assert [d.guid for d in await everything(repository, filters, limit)] == guids
+
+
+def meets(detail, f: ImageFilter) -> bool:
+    """The reference meaning of a filter (domain/search.py), spelled out for the tests."""
+    return (
+        matches(detail.prompt, f.words)
+        and f.model in (None, detail.model)
+        and f.owner in (None, detail.owner)
+        and (f.created_after is None or detail.created_at > f.created_after)
+        and (f.created_before is None or detail.created_at < f.created_before)
+    )
 
 
 async def test_a_word_longer_than_any_index_key_is_matched_whole(repository):

@@ -82,6 +82,24 @@ async def test_a_page_of_words_reads_the_key_in_order_without_sorting(repository
     db.close()
 
 
+async def test_an_owner_led_page_reads_the_owners_index_in_order_without_sorting(repository):
+    await repository.add(make_detail(prompt="a lighthouse", owner="ann"))
+    filters = ImageFilter(words=("lighthouse", "dusk"), owner="ann")
+    params = {
+        **SQLiteImageRepository._filter_params(11, None, filters),
+        **word_postings.word_params(filters.words),
+        "created_at": "2026-01-01",
+        "id": 5,
+    }
+    statement = word_postings.page_statement("sqlite", 2, filters, keyset=True, lead="owner")
+    with sqlite3.connect(repository.path) as db:
+        plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + statement, params)]
+    assert any("images USING INDEX images_owner_created_at_id (owner=? AND" in step for step in plan), plan
+    # Each word a key lookup: by the primary key or by image_id (which carries the whole key).
+    assert [step.split(" USING")[0] for step in plan[1:]] == ["SEARCH w0", "SEARCH w1"], plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
 async def test_an_upgrade_indexes_the_stored_prompts_and_retires_fts5(tmp_path, monkeypatch):
     path = tmp_path / "old.db"
     with monkeypatch.context() as patched:
