@@ -51,16 +51,32 @@ THE_IMAGE = {
 }
 MODEL_IS = {d: f"images.model = {_MARK[d]['model']}" for d in DIALECTS}
 OWNER_IS = {d: f"images.owner = {_MARK[d]['owner']}" for d in DIALECTS}
-CREATED_AFTER = {d: f"w0.image_created_at > {_MARK[d]['created_after']}" for d in DIALECTS}
-CREATED_BEFORE = {d: f"w0.image_created_at < {_MARK[d]['created_before']}" for d in DIALECTS}
-# Each spelled so its server reads it as a range of the key (SQLite: a row value; MySQL: the OR form).
-KEYSET_AFTER = {
-    "mysql": "(w0.image_created_at < %(created_at)s "
-    "OR (w0.image_created_at = %(created_at)s AND w0.image_id < %(id)s))",
-    "sqlite": "(w0.image_created_at, w0.image_id) < (:created_at, :id)",
-}
 NEWEST_FIRST = {
     d: f"ORDER BY w0.image_created_at DESC, w0.image_id DESC LIMIT {_MARK[d]['limit']}" for d in DIALECTS
+}
+
+# The time window and the keyset position, spelled for each place the list order is read from: the
+# leading posting, the image row, and inside a probe the bare columns of either. The keyset is spelled
+# so each server reads it as a range of the key (SQLite: a row value; MySQL: the OR form).
+_ORDER = {
+    "w0": ("w0.image_created_at", "w0.image_id"),
+    "images": ("images.created_at", "images.id"),
+    "posting": ("image_created_at", "image_id"),
+    "image": ("created_at", "id"),
+}
+CREATED_AFTER = {
+    place: {d: f"{_ORDER[place][0]} > {_MARK[d]['created_after']}" for d in DIALECTS} for place in _ORDER
+}
+CREATED_BEFORE = {
+    place: {d: f"{_ORDER[place][0]} < {_MARK[d]['created_before']}" for d in DIALECTS} for place in _ORDER
+}
+KEYSET_AFTER = {
+    place: {
+        "mysql": f"({_ORDER[place][0]} < %(created_at)s "
+        f"OR ({_ORDER[place][0]} = %(created_at)s AND {_ORDER[place][1]} < %(id)s))",
+        "sqlite": f"({_ORDER[place][0]}, {_ORDER[place][1]}) < (:created_at, :id)",
+    }
+    for place in _ORDER
 }
 
 # A page led by the model or the owner instead (rarer there than any word: one tenant's images among
@@ -84,13 +100,6 @@ PAGE_LED_BY = {
     }
     for column in COLUMNS
 }
-IMAGE_CREATED_AFTER = {d: f"images.created_at > {_MARK[d]['created_after']}" for d in DIALECTS}
-IMAGE_CREATED_BEFORE = {d: f"images.created_at < {_MARK[d]['created_before']}" for d in DIALECTS}
-IMAGE_KEYSET_AFTER = {
-    "mysql": "(images.created_at < %(created_at)s "
-    "OR (images.created_at = %(created_at)s AND images.id < %(id)s))",
-    "sqlite": "(images.created_at, images.id) < (:created_at, :id)",
-}
 IMAGE_NEWEST_FIRST = {
     d: f"ORDER BY images.created_at DESC, images.id DESC LIMIT {_MARK[d]['limit']}" for d in DIALECTS
 }
@@ -105,13 +114,6 @@ PROBE_WORD = {
     )
     for d in DIALECTS
 }
-PROBE_CREATED_AFTER = {d: f"image_created_at > {_MARK[d]['created_after']}" for d in DIALECTS}
-PROBE_CREATED_BEFORE = {d: f"image_created_at < {_MARK[d]['created_before']}" for d in DIALECTS}
-PROBE_KEYSET_AFTER = {
-    "mysql": "(image_created_at < %(created_at)s "
-    "OR (image_created_at = %(created_at)s AND image_id < %(id)s))",
-    "sqlite": "(image_created_at, image_id) < (:created_at, :id)",
-}
 PROBE_END = f"ORDER BY image_created_at DESC, image_id DESC LIMIT 1 OFFSET {PROBE_DEPTH})"
 PROBE_COLUMN = {
     column: {
@@ -119,12 +121,6 @@ PROBE_COLUMN = {
         for d in DIALECTS
     }
     for column in COLUMNS
-}
-PROBE_IMAGE_CREATED_AFTER = {d: f"created_at > {_MARK[d]['created_after']}" for d in DIALECTS}
-PROBE_IMAGE_CREATED_BEFORE = {d: f"created_at < {_MARK[d]['created_before']}" for d in DIALECTS}
-PROBE_IMAGE_KEYSET_AFTER = {
-    "mysql": "(created_at < %(created_at)s OR (created_at = %(created_at)s AND id < %(id)s))",
-    "sqlite": "(created_at, id) < (:created_at, :id)",
 }
 PROBE_IMAGE_END = f"ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {PROBE_DEPTH})"
 
@@ -152,20 +148,19 @@ def page_statement(dialect: str, words: int, filters: ImageFilter, keyset: bool,
     or by the `lead` column's index ("model", "owner") with every word looked up."""
     f = filters
     true = TRUE[dialect]
+    place = "images" if lead in COLUMNS else "w0"
     also = " ".join(ALSO_HAS_WORD[dialect][: int(words) - 1])
-    columns = f"{MODEL_IS[dialect] if f.model else true} AND {OWNER_IS[dialect] if f.owner else true}"
-    if lead in COLUMNS:
-        return (
-            f"{PAGE_LED_BY[lead][dialect]} {also} WHERE {columns} "
-            f"AND {IMAGE_CREATED_AFTER[dialect] if f.created_after else true} "
-            f"AND {IMAGE_CREATED_BEFORE[dialect] if f.created_before else true} "
-            f"AND {IMAGE_KEYSET_AFTER[dialect] if keyset else true} {IMAGE_NEWEST_FIRST[dialect]}"
-        )
+    head = (
+        f"{PAGE_LED_BY[lead][dialect]} {also} WHERE"
+        if lead in COLUMNS
+        else f"{PAGE_OF_WORDS[dialect]} {also} {THE_IMAGE[dialect]} AND"
+    )
     return (
-        f"{PAGE_OF_WORDS[dialect]} {also} {THE_IMAGE[dialect]} AND {columns} "
-        f"AND {CREATED_AFTER[dialect] if f.created_after else true} "
-        f"AND {CREATED_BEFORE[dialect] if f.created_before else true} "
-        f"AND {KEYSET_AFTER[dialect] if keyset else true} {NEWEST_FIRST[dialect]}"
+        f"{head} {MODEL_IS[dialect] if f.model else true} AND {OWNER_IS[dialect] if f.owner else true} "
+        f"AND {CREATED_AFTER[place][dialect] if f.created_after else true} "
+        f"AND {CREATED_BEFORE[place][dialect] if f.created_before else true} "
+        f"AND {KEYSET_AFTER[place][dialect] if keyset else true} "
+        f"{IMAGE_NEWEST_FIRST[dialect] if lead in COLUMNS else NEWEST_FIRST[dialect]}"
     )
 
 
@@ -174,20 +169,16 @@ def probe_statement(dialect: str, words: int, filters: ImageFilter, keyset: bool
     from the page's start lies."""
     f = filters
     true = TRUE[dialect]
-    where = (
-        f"{PROBE_CREATED_AFTER[dialect] if f.created_after else true} "
-        f"AND {PROBE_CREATED_BEFORE[dialect] if f.created_before else true} "
-        f"AND {PROBE_KEYSET_AFTER[dialect] if keyset else true}"
-    )
-    image_where = (
-        f"{PROBE_IMAGE_CREATED_AFTER[dialect] if f.created_after else true} "
-        f"AND {PROBE_IMAGE_CREATED_BEFORE[dialect] if f.created_before else true} "
-        f"AND {PROBE_IMAGE_KEYSET_AFTER[dialect] if keyset else true}"
-    )
-    probes = [f"{probe} AND {where} {PROBE_END}" for probe in PROBE_WORD[dialect][: int(words)]]
+    where = {
+        place: f"{CREATED_AFTER[place][dialect] if f.created_after else true} "
+        f"AND {CREATED_BEFORE[place][dialect] if f.created_before else true} "
+        f"AND {KEYSET_AFTER[place][dialect] if keyset else true}"
+        for place in ("posting", "image")
+    }
+    probes = [f"{probe} AND {where['posting']} {PROBE_END}" for probe in PROBE_WORD[dialect][: int(words)]]
     for column in COLUMNS:
         if getattr(f, column) is not None:
-            probes.append(f"{PROBE_COLUMN[column][dialect]} AND {image_where} {PROBE_IMAGE_END}")
+            probes.append(f"{PROBE_COLUMN[column][dialect]} AND {where['image']} {PROBE_IMAGE_END}")
     return "SELECT " + ", ".join(probes)
 
 
