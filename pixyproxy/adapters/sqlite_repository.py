@@ -143,22 +143,43 @@ MIGRATION_STEPS = {
 SCHEMA_VERSION = max(*MIGRATIONS, *MIGRATION_STEPS)
 
 
+def statements_of(script: str) -> list[str]:
+    """A migration script's statements, a trigger's BEGIN ... END kept whole (SQLite's own test of
+    where a statement ends)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
+
+
 class SQLiteImageRepository(SQLiteFile):
     async def init(self) -> None:
+        """Each migration in a transaction of its own that holds the write lock from the version check
+        on, so processes starting at once (`serve --workers N`) apply it once."""
         db = self._connection()
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for target in sorted(v for v in {*MIGRATIONS, *MIGRATION_STEPS} if v > version):
-            if target in MIGRATIONS:
-                db.executescript(f"BEGIN; {MIGRATIONS[target]} PRAGMA user_version = {int(target)}; COMMIT;")
-                continue
+        if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        for target in sorted({*MIGRATIONS, *MIGRATION_STEPS}):
             db.execute("BEGIN IMMEDIATE")
             try:
-                MIGRATION_STEPS[target](db)
-                db.execute(f"PRAGMA user_version = {int(target)}")
+                if db.execute("PRAGMA user_version").fetchone()[0] < target:
+                    self._migrate_to(db, target)
+                    db.execute(f"PRAGMA user_version = {int(target)}")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    @staticmethod
+    def _migrate_to(db: sqlite3.Connection, target: int) -> None:
+        if target in MIGRATION_STEPS:
+            MIGRATION_STEPS[target](db)
+            return
+        for statement in statements_of(MIGRATIONS[target]):
+            db.execute(statement)
 
     async def add(
         self, detail: ImageDetail, idempotency_key: str | None = None, request_hash: str | None = None
