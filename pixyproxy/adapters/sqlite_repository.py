@@ -202,7 +202,7 @@ class SQLiteImageRepository(SQLiteFile):
                 image_id = db.execute(INSERT, row).lastrowid
                 db.executemany(
                     sqlite_word_index.INSERT_POSTING,
-                    sqlite_word_index.postings(image_id, row["created_at"], row["prompt"]),
+                    word_postings.posting_rows(image_id, row["created_at"], row["prompt"]),
                 )
             except BaseException:
                 db.execute("ROLLBACK")

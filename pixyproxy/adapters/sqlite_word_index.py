@@ -1,14 +1,13 @@
-"""SQLite's side of the word index (adapters/word_postings.py): the posting table, its rows for a new
-image, and the migration that fills it from the images stored before it and retires the FTS5 index.
+"""SQLite's side of the word index (adapters/word_postings.py): the posting table, how a new image's
+rows are inserted, and the migration that fills it from the images stored before it and retires FTS5.
 
 The postings are written in the image's own transaction; a trigger deletes them with their image, so a
 row deleted by any client (the sqlite3 shell too) takes its words along.
 """
 
 import sqlite3
-from typing import Any
 
-from pixyproxy.adapters.word_postings import keys_of
+from pixyproxy.adapters.word_postings import posting_rows
 
 CREATE = (
     """
@@ -41,11 +40,6 @@ RETIRE_FTS = (
 BACKFILL_BATCH = 10_000
 
 
-def postings(image_id: int, created_at: str, prompt: str) -> list[dict[str, Any]]:
-    """The rows of image_words for one image (created_at as the images row holds it)."""
-    return [{"word": key, "created_at": created_at, "image_id": image_id} for key in keys_of(prompt)]
-
-
 def migrate(db: sqlite3.Connection) -> None:
     """Create the table, index the stored prompts and drop FTS5, inside the migration's transaction."""
     for statement in CREATE:
@@ -59,6 +53,6 @@ def index_stored(db: sqlite3.Connection) -> int:
     """Post the words of every stored image that are not posted yet; returns how many images it read."""
     stored, images = db.execute(STORED_PROMPTS), 0
     while batch := stored.fetchmany(BACKFILL_BATCH):
-        db.executemany(INSERT_MISSING_POSTING, [p for row in batch for p in postings(*row)])
+        db.executemany(INSERT_MISSING_POSTING, [p for row in batch for p in posting_rows(*row)])
         images += len(batch)
     return images

@@ -139,6 +139,11 @@ def keys_of(prompt: str) -> list[str]:
     return list(dict.fromkeys(key_of(word) for word in words_of(prompt)))
 
 
+def posting_rows(image_id: int, created_at: Any, prompt: str) -> list[dict[str, Any]]:
+    """The rows of image_words for one image (created_at as its store holds the image's)."""
+    return [{"word": key, "created_at": created_at, "image_id": image_id} for key in keys_of(prompt)]
+
+
 def word_params(words: tuple[str, ...]) -> dict[str, str]:
     return {f"w{n}": key_of(word) for n, word in enumerate(words)}
 

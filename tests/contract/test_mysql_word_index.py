@@ -248,7 +248,7 @@ async def test_a_transaction_rolled_back_by_a_deadlock_is_run_again(
 ):
     """InnoDB may pick an image's transaction as a deadlock's victim (a delete cascading through the
     postings beside it); the whole transaction was rolled back, so it is run once more."""
-    postings, calls = word_index.postings, []
+    postings, calls = word_postings.posting_rows, []
 
     def deadlocked_once(*args):
         calls.append(args)
@@ -256,7 +256,7 @@ async def test_a_transaction_rolled_back_by_a_deadlock_is_run_again(
             raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
         return postings(*args)
 
-    monkeypatch.setattr(word_index, "postings", deadlocked_once)
+    monkeypatch.setattr(word_postings, "posting_rows", deadlocked_once)
     detail = make_detail(prompt="a lighthouse")
     await mysql_repository.add(detail)
     assert len(calls) == 2

@@ -298,7 +298,7 @@ class MySQLImageRepository:
 
         async def image_and_its_words(cursor) -> None:
             await cursor.execute(INSERT, row)
-            words = word_index.postings(cursor.lastrowid, row["created_at"], row["prompt"])
+            words = word_postings.posting_rows(cursor.lastrowid, row["created_at"], row["prompt"])
             if words:
                 await cursor.executemany(word_index.INSERT_POSTING, words)
 

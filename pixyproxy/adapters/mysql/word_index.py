@@ -1,11 +1,9 @@
-"""MySQL's side of the word index (adapters/word_postings.py): the posting table, its rows for a new
-image, and the backfill that indexes the images stored before it. The postings are written in the
-image's own transaction and go with it (ON DELETE CASCADE).
+"""MySQL's side of the word index (adapters/word_postings.py): the posting table, how a new image's
+rows are inserted, and the backfill that indexes the images stored before it. The postings are written
+in the image's own transaction and go with it (ON DELETE CASCADE).
 """
 
 import logging
-from datetime import datetime
-from typing import Any
 
 import orjson
 
@@ -56,11 +54,6 @@ async def create_table(cursor) -> None:
     await cursor.execute(TABLE_EXISTS)
     if not (await cursor.fetchone())[0]:
         await cursor.execute(CREATE_TABLE)
-
-
-def postings(image_id: int, created_at: datetime, prompt: str) -> list[dict[str, Any]]:
-    """The rows of image_words for one image (created_at as the images row holds it)."""
-    return [{"word": key, "created_at": created_at, "image_id": image_id} for key in keys_of(prompt)]
 
 
 async def backfill(cursor, from_start: bool = False) -> int:
