@@ -2,7 +2,9 @@
 statements run on the event loop's thread (a lookup takes microseconds; a thread hop would cost more),
 errors mapped to MetadataUnavailable, and timestamps as fixed-width UTC text."""
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +38,19 @@ class SQLiteFile:
                 raise MetadataUnavailable(f"cannot open the SQLite database: {exc}") from exc
             self._db = db
         return self._db
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (the write lock from the first statement on) ... COMMIT; rolled back on any
+        failure, so the connection is never left inside a transaction."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _run(self, sql: str, params: dict | None = None) -> list[tuple]:
         """One statement's rows; IntegrityError passes through for the caller to interpret."""

@@ -163,15 +163,10 @@ class SQLiteImageRepository(SQLiteFile):
         if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
             return
         for target in sorted({*MIGRATIONS, *MIGRATION_STEPS}):
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._write_transaction():
                 if db.execute("PRAGMA user_version").fetchone()[0] < target:
                     self._migrate_to(db, target)
                     db.execute(f"PRAGMA user_version = {int(target)}")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
     @staticmethod
     def _migrate_to(db: sqlite3.Connection, target: int) -> None:
@@ -195,19 +190,13 @@ class SQLiteImageRepository(SQLiteFile):
 
     def _add_with_words(self, row: dict) -> None:
         """The image's row and its words, in one transaction."""
-        db = self._connection()
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._write_transaction() as db:
                 image_id = db.execute(INSERT, row).lastrowid
                 db.executemany(
                     sqlite_word_index.INSERT_POSTING,
                     word_postings.posting_rows(image_id, row["created_at"], row["prompt"]),
                 )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as exc:
@@ -313,18 +302,11 @@ class SQLiteImageRepository(SQLiteFile):
         return usage_totals(self._run(USAGE_TOTALS_OF, {**params, "owner": owner}))
 
     async def reindex_words(self) -> int:
-        db = self._connection()
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                images = sqlite_word_index.index_stored(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            with self._write_transaction() as db:
+                return sqlite_word_index.index_stored(db)
         except sqlite3.Error as exc:
             raise MetadataUnavailable(f"re-indexing the words on SQLite failed: {exc}") from exc
-        return images
 
     async def existing(self, guids: Iterable[UUID]) -> set[UUID]:
         found: set[UUID] = set()
