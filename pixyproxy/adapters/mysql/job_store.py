@@ -17,8 +17,8 @@ from pymysql import err as my
 
 from pixyproxy.adapters import job_rows as q
 from pixyproxy.adapters.mysql.config import MySQLConfig, parse_mysql_url
-from pixyproxy.adapters.mysql.pool import Pool, connect_to
-from pixyproxy.adapters.mysql.repository import _connection_lost, _error_code, _utc_naive
+from pixyproxy.adapters.mysql.errors import DEADLOCK, DUPLICATE_ENTRY, connection_lost, error_code
+from pixyproxy.adapters.mysql.pool import Pool, connect_to, utc_naive
 from pixyproxy.adapters.rows import chunks
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.jobs_models import Job, JobError, JobPage, JobStatus, StoredJob
@@ -72,9 +72,6 @@ ABANDON = q.ABANDON_BY_IDS
 BY_IDS = q.SELECT_BY_IDS
 RENEW = q.RENEW
 MINE = q.MINE
-_DUPLICATE_ENTRY = 1062
-# InnoDB rolled the statement or transaction back to break a deadlock: running it again is safe.
-_DEADLOCK = 1213
 DEADLOCK_RETRIES = 5
 
 
@@ -121,9 +118,9 @@ class MySQLJobStore:
             except my.IntegrityError:
                 raise
             except (my.MySQLError, OSError, TimeoutError) as exc:
-                if _error_code(exc) == _DEADLOCK:
+                if error_code(exc) == DEADLOCK:
                     continue
-                if not lost_retried and _connection_lost(exc):
+                if not lost_retried and connection_lost(exc):
                     lost_retried = True
                     log.info("MySQL connection lost (%s); retrying once on a fresh connection", exc)
                     continue
@@ -191,13 +188,13 @@ class MySQLJobStore:
         self, job: Job, idempotency_key: str | None = None, request_hash: str | None = None
     ) -> None:
         params = q.insert_params(job, idempotency_key, request_hash)
-        params["created_at"] = _utc_naive(params["created_at"])
+        params["created_at"] = utc_naive(params["created_at"])
         try:
             await self._execute(q.INSERT, params)
         except my.IntegrityError as exc:
-            if _error_code(exc) == _DUPLICATE_ENTRY and "uq_jobs_owner_key" in str(exc):
+            if error_code(exc) == DUPLICATE_ENTRY and "uq_jobs_owner_key" in str(exc):
                 raise IdempotencyConflict() from exc
-            if _error_code(exc) == _DUPLICATE_ENTRY and await self.get(job.id) is not None:
+            if error_code(exc) == DUPLICATE_ENTRY and await self.get(job.id) is not None:
                 return  # a retry after a lost answer: the first INSERT was committed
             raise MetadataUnavailable(f"the job could not be recorded: {exc}") from exc
 
@@ -213,7 +210,7 @@ class MySQLJobStore:
         return StoredJob(job, request_hash or "")
 
     async def release_idempotency_key(self, owner: str | None, key: str, older_than: datetime) -> None:
-        params = {"owner": q.owner_value(owner), "key": key, "older_than": _utc_naive(older_than)}
+        params = {"owner": q.owner_value(owner), "key": key, "older_than": utc_naive(older_than)}
         await self._execute(q.RELEASE_KEY, params)
 
     async def list_page(
@@ -224,7 +221,7 @@ class MySQLJobStore:
             "owner": q.owner_value(owner),
             "status": status.value if status else None,
             "limit": limit + 1,
-            "created_at": _utc_naive(after.created_at),
+            "created_at": utc_naive(after.created_at),
             "id": after.id,
         }
         rows = await self._rows(q.LIST[(owner is not None, status is not None)], params)
@@ -235,8 +232,8 @@ class MySQLJobStore:
     ) -> list[Job]:
         params = {
             "worker": worker,
-            "now": _utc_naive(now),
-            "lease_until": _utc_naive(lease_until),
+            "now": utc_naive(now),
+            "lease_until": utc_naive(lease_until),
             "limit": limit,
             "max_attempts": max_attempts,
         }
@@ -244,7 +241,7 @@ class MySQLJobStore:
 
     async def fail_abandoned(self, now: datetime, max_attempts: int, error: JobError) -> list[Job]:
         params = {
-            "now": _utc_naive(now),
+            "now": utc_naive(now),
             "max_attempts": max_attempts,
             "limit": 100,
             "error_code": error.code,
@@ -257,7 +254,7 @@ class MySQLJobStore:
         for chunk in chunks([str(j) for j in job_ids]):
             ids = {f"j{i}": j for i, j in enumerate(chunk)}
             marks = ", ".join(f"%({name})s" for name in ids)
-            params = {"worker": worker, "lease_until": _utc_naive(lease_until), **ids}
+            params = {"worker": worker, "lease_until": utc_naive(lease_until), **ids}
             await self._execute(f"{RENEW} ({marks})", params)
             mine.update(UUID(row[0]) for row in await self._rows(f"{MINE} ({marks})", params))
         return mine
@@ -275,14 +272,14 @@ class MySQLJobStore:
         error: JobError | None = None,
     ) -> Job | None:
         params = q.finish_params(str(job_id), worker, status, images, error)
-        params["finished_at"] = _utc_naive(finished_at)
+        params["finished_at"] = utc_naive(finished_at)
         _, changed = await self._execute(q.FINISH, params)
         if not changed:
             return None
         return await self.get(job_id)
 
     async def cancel(self, job_id: UUID, finished_at: datetime) -> Job | None:
-        params = {"job_id": str(job_id), "finished_at": _utc_naive(finished_at)}
+        params = {"job_id": str(job_id), "finished_at": utc_naive(finished_at)}
         _, changed = await self._execute(q.CANCEL, params)
         if not changed:
             return None
@@ -292,7 +289,7 @@ class MySQLJobStore:
         await self._execute(q.RELEASE, {"job_id": str(job_id), "worker": worker})
 
     async def unnotified(self, finished_before: datetime, limit: int) -> list[Job]:
-        params = {"finished_before": _utc_naive(finished_before), "limit": limit}
+        params = {"finished_before": utc_naive(finished_before), "limit": limit}
         return [q.row_to_job(row)[0] for row in await self._rows(q.UNNOTIFIED, params)]
 
     async def mark_notified(self, job_id: UUID) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 import aiomysql
 from pymysql import err
@@ -39,6 +40,13 @@ INIT_COMMAND = (
     "SET time_zone = '+00:00', sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
     "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
 )
+
+
+def utc_naive(value: datetime) -> datetime:
+    """DATETIME(6) holds UTC wall time (the session's time_zone above); aware datetimes are converted."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 async def connect_to(

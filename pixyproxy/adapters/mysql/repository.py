@@ -18,7 +18,7 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +29,14 @@ from pixyproxy.adapters import word_postings
 from pixyproxy.adapters.mysql import init as schema
 from pixyproxy.adapters.mysql import word_index
 from pixyproxy.adapters.mysql.config import DATABASE_NAME, MySQLConfig, parse_mysql_url
-from pixyproxy.adapters.mysql.pool import Pool, alive, connect_to
+from pixyproxy.adapters.mysql.errors import (
+    BAD_DATABASE,
+    DEADLOCK,
+    DUPLICATE_ENTRY,
+    connection_lost,
+    error_code,
+)
+from pixyproxy.adapters.mysql.pool import Pool, alive, connect_to, utc_naive
 from pixyproxy.adapters.rows import (
     INSERT_COLUMNS,
     INSERT_LIST,
@@ -107,39 +114,6 @@ CREATE_DATABASE = (
     ("EXECUTE pixyproxy_create_database", False),
     ("DEALLOCATE PREPARE pixyproxy_create_database", False),
 )
-
-# Client error codes meaning "this connection is dead"; worth one retry on a fresh connection.
-_CONNECTION_LOST = {
-    2006,  # server has gone away
-    2013,  # lost connection during query
-    2055,  # lost connection at reading/sending
-    1053,  # server shutdown in progress
-    1927,  # MariaDB: connection was killed
-    4031,  # MySQL 8: disconnected by the server because of inactivity
-}
-_DUPLICATE_ENTRY = 1062
-_BAD_DATABASE = 1049
-# InnoDB chose this statement's transaction as a deadlock's victim and rolled it back: safe to run again.
-_DEADLOCK = 1213
-
-
-def _utc_naive(value: datetime) -> datetime:
-    """DATETIME(6) holds UTC wall time; the domain's aware datetimes are converted here."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
-def _error_code(exc: BaseException) -> int | None:
-    args = getattr(exc, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    """A dead connection (worth one retry); not a timeout: a hung server would only double the wait."""
-    if isinstance(exc, TimeoutError) or "timeout" in str(exc).lower():
-        return False
-    return isinstance(exc, my.InterfaceError) or _error_code(exc) in _CONNECTION_LOST
 
 
 class _DuplicateAfterRetry(Exception):
@@ -237,10 +211,10 @@ class MySQLImageRepository:
                     raise _DuplicateAfterRetry(exc) from exc
                 raise
             except (my.MySQLError, OSError, TimeoutError) as exc:
-                if attempt == 1 and _connection_lost(exc):
+                if attempt == 1 and connection_lost(exc):
                     log.info("MySQL connection lost (%s); retrying once on a fresh connection", exc)
                     continue
-                if attempt == 1 and _error_code(exc) == _DEADLOCK:
+                if attempt == 1 and error_code(exc) == DEADLOCK:
                     log.info("MySQL rolled back a deadlocked transaction (%s); running it again", exc)
                     continue
                 raise MetadataUnavailable(
@@ -257,7 +231,7 @@ class MySQLImageRepository:
             try:
                 connection = await self._connect(self.init_timeout_seconds)
             except my.OperationalError as exc:
-                if _error_code(exc) != _BAD_DATABASE:
+                if error_code(exc) != BAD_DATABASE:
                     raise
                 await self._create_database()
                 connection = await self._connect(self.init_timeout_seconds)
@@ -294,7 +268,7 @@ class MySQLImageRepository:
         self, detail: ImageDetail, idempotency_key: str | None = None, request_hash: str | None = None
     ) -> None:
         row = detail_to_row(detail, idempotency_key, request_hash)
-        row["created_at"] = row["updated_at"] = _utc_naive(row["created_at"])
+        row["created_at"] = row["updated_at"] = utc_naive(row["created_at"])
 
         async def image_and_its_words(cursor) -> None:
             await cursor.execute(INSERT, row)
@@ -317,7 +291,7 @@ class MySQLImageRepository:
     def _raise_integrity(exc: my.IntegrityError, idempotency_key: str | None) -> None:
         if (
             idempotency_key is not None
-            and _error_code(exc) == _DUPLICATE_ENTRY
+            and error_code(exc) == DUPLICATE_ENTRY
             and "uq_images_idempotency_key" in str(exc)
         ):
             raise IdempotencyConflict() from exc
@@ -335,7 +309,7 @@ class MySQLImageRepository:
         return IdempotentResult(detail=stored.detail, request_hash=stored.request_hash or "")
 
     async def release_idempotency_key(self, key: str, older_than: datetime) -> None:
-        params = {"idempotency_key": key, "older_than": _utc_naive(older_than)}
+        params = {"idempotency_key": key, "older_than": utc_naive(older_than)}
         await self._execute(RELEASE_IDEMPOTENCY_KEY, params)
 
     async def list_page(
@@ -346,7 +320,7 @@ class MySQLImageRepository:
         if after is None:
             rows = await self._image_rows(LIST_FIRST, {"limit": limit + 1})
         else:
-            params = {"limit": limit + 1, "created_at": _utc_naive(after.created_at), "id": after.id}
+            params = {"limit": limit + 1, "created_at": utc_naive(after.created_at), "id": after.id}
             rows = await self._image_rows(LIST_AFTER, params)
         return page_from_rows(rows, limit)
 
@@ -379,9 +353,9 @@ class MySQLImageRepository:
     def _filter_params(self, limit: int, after: PagePosition | None, f: ImageFilter) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit, "model": f.model}
         params["owner"] = f.owner
-        params["created_after"] = _utc_naive(f.created_after) if f.created_after else None
-        params["created_before"] = _utc_naive(f.created_before) if f.created_before else None
-        params["created_at"] = _utc_naive(after.created_at) if after else None
+        params["created_after"] = utc_naive(f.created_after) if f.created_after else None
+        params["created_before"] = utc_naive(f.created_before) if f.created_before else None
+        params["created_at"] = utc_naive(after.created_at) if after else None
         params["id"] = after.id if after else None
         return params
 
@@ -401,18 +375,18 @@ class MySQLImageRepository:
         return bool(await self._execute(DELETE_BY_GUID, {"guid": str(guid)}, count=True))
 
     async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
-        rows = await self._image_rows(CREATED_BEFORE, {"cutoff": _utc_naive(cutoff), "limit": limit})
+        rows = await self._image_rows(CREATED_BEFORE, {"cutoff": utc_naive(cutoff), "limit": limit})
         return [stored_image(row).detail for row in rows]
 
     async def record_usage(self, entry: UsageEntry) -> None:
         row = usage_to_row(entry)
-        row["created_at"] = _utc_naive(row["created_at"])
+        row["created_at"] = utc_naive(row["created_at"])
         await self._execute(INSERT_USAGE, row)
 
     async def usage_totals(
         self, since: datetime, until: datetime, owner: str | None = None
     ) -> list[UsageTotal]:
-        params = {"since": _utc_naive(since), "until": _utc_naive(until)}
+        params = {"since": utc_naive(since), "until": utc_naive(until)}
         if owner is None:
             return usage_totals(await self._execute(USAGE_TOTALS, params))
         return usage_totals(await self._execute(USAGE_TOTALS_OF, {**params, "owner": owner}))

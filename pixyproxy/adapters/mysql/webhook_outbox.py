@@ -14,7 +14,7 @@ from typing import Any
 from pymysql import err as my
 
 from pixyproxy.adapters.mysql.config import MySQLConfig, parse_mysql_url
-from pixyproxy.adapters.mysql.pool import Pool, connect_to
+from pixyproxy.adapters.mysql.pool import Pool, connect_to, utc_naive
 from pixyproxy.adapters.webhook_rows import (
     DUE_IDS,
     GET,
@@ -73,11 +73,6 @@ CLAIMED = f"{SELECT} WHERE id IN"
 CLAIMED_ORDER = "ORDER BY next_attempt_at, id"
 
 
-def _naive(value: datetime) -> datetime:
-    """DATETIME(6) holds UTC wall time."""
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
-
-
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC)
 
@@ -128,8 +123,8 @@ class MySQLWebhookOutbox:
     async def add(
         self, delivery: WebhookDelivery, lease_owner: str | None = None, lease_until: datetime | None = None
     ) -> bool:
-        params = delivery_params(delivery, _naive)
-        params.update(lease_owner=lease_owner, lease_until=_naive(lease_until) if lease_until else None)
+        params = delivery_params(delivery, utc_naive)
+        params.update(lease_owner=lease_owner, lease_until=utc_naive(lease_until) if lease_until else None)
         _, changed = await self._execute(INSERT, params)
         return changed == 1
 
@@ -138,8 +133,8 @@ class MySQLWebhookOutbox:
     ) -> list[WebhookDelivery]:
         params: dict[str, Any] = {
             "owner": owner,
-            "now": _naive(now),
-            "lease_until": _naive(lease_until),
+            "now": utc_naive(now),
+            "lease_until": utc_naive(lease_until),
             "limit": limit,
         }
         try:
@@ -168,7 +163,7 @@ class MySQLWebhookOutbox:
         return [row_to_delivery(row, _aware) for row in rows]
 
     async def record_attempt(self, owner: str, delivery: WebhookDelivery) -> bool:
-        params = delivery_params(delivery, _naive)
+        params = delivery_params(delivery, utc_naive)
         params["owner"] = owner
         _, changed = await self._execute(RECORD, params)
         return changed == 1
