@@ -69,6 +69,18 @@ QUERIES = [
 NEVER_TOGETHER = ("two common words never together", "lighthouse harbour", 0.0, None)
 
 
+def migrate(repository) -> None:
+    """Run a repository's init() (its migrations) once, and close it."""
+
+    async def run() -> None:
+        try:
+            await repository.init()
+        finally:
+            await repository.close()
+
+    asyncio.run(run())
+
+
 def search_at_scale(rows: int, url: str, count: int, keep: bool = False, database: str | None = None) -> dict:
     """Figure 4: load `rows` rows into a database of its own (or measure `database`, one kept earlier by
     --keep, as it is), then time the queries."""
@@ -92,18 +104,14 @@ def load_search_rows(server: dict, database: str, db_url: str, rows: int) -> tup
     from bench.list_depth import make_numbers, make_repository, run
     from pixyproxy.adapters.mysql import init as schema
 
-    async def init() -> None:
-        repository = make_repository(db_url)
-        try:
-            await repository.init()
-        finally:
-            await repository.close()
+    def init() -> None:
+        migrate(make_repository(db_url))
 
     started = time.monotonic()
     fulltext, word_index = schema.MIGRATIONS[FULLTEXT_VERSION], schema.MIGRATIONS.pop(WORD_INDEX_VERSION)
     schema.MIGRATIONS[FULLTEXT_VERSION] = (fulltext[0], ())
     try:
-        asyncio.run(init())
+        init()
     finally:
         schema.MIGRATIONS[FULLTEXT_VERSION], schema.MIGRATIONS[WORD_INDEX_VERSION] = fulltext, word_index
     make_numbers(server, database)
@@ -112,7 +120,7 @@ def load_search_rows(server: dict, database: str, db_url: str, rows: int) -> tup
         run(server, database, (LOAD_CHUNK, {"base": "2026-01-01 00:00:00", "start": start, "count": chunk}))
         print(f"  loaded {start + chunk:,} / {rows:,}", file=sys.stderr, flush=True)
     indexed = time.monotonic()
-    asyncio.run(init())  # migration 5: the posting table, filled from the rows just loaded
+    init()  # migration 5: the posting table, filled from the rows just loaded
     index_seconds = time.monotonic() - indexed
     run(server, database, ("ANALYZE TABLE images", None), ("ANALYZE TABLE image_words", None))
     return time.monotonic() - started, index_seconds
@@ -134,17 +142,13 @@ def sqlite_search_at_scale(rows: int, count: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="pixybench-search-") as folder:
         path = Path(folder) / "images.db"
 
-        async def init() -> None:
-            repository = SQLiteImageRepository(path)
-            try:
-                await repository.init()
-            finally:
-                await repository.close()
+        def init() -> None:
+            migrate(SQLiteImageRepository(path))
 
         started = time.monotonic()
         index_step = sqlite_repository.MIGRATION_STEPS.pop(WORD_INDEX_VERSION)
         try:
-            asyncio.run(init())  # version 4: the schema before the word index
+            init()  # version 4: the schema before the word index
         finally:
             sqlite_repository.MIGRATION_STEPS[WORD_INDEX_VERSION] = index_step
         with sqlite3.connect(path) as db:
@@ -154,7 +158,7 @@ def sqlite_search_at_scale(rows: int, count: int) -> dict:
                 )
                 print(f"  loaded {min(rows, start + 100_000):,} / {rows:,}", file=sys.stderr, flush=True)
         indexed = time.monotonic()
-        asyncio.run(init())  # the word index's migration, on the full table
+        init()  # the word index's migration, on the full table
         index_seconds = time.monotonic() - indexed
         load_seconds = time.monotonic() - started
         measured = measure_search(lambda: SQLiteImageRepository(path), rows, count)
