@@ -107,6 +107,11 @@ class MetadataUnavailable(DependencyUnavailable):
     code = "metadata_unavailable"
 
 
+class MetadataOutcomeUnknown(MetadataUnavailable):
+    """The store stopped answering after a write's COMMIT was sent: it may or may not have been kept,
+    so a caller that needs to know reads the store again rather than assume either."""
+
+
 class StorageUnavailable(DependencyUnavailable):
     """The image storage is unavailable."""
 
