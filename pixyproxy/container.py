@@ -12,9 +12,6 @@ from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
-from pixyproxy.adapters.sqlite_job_store import SQLiteJobStore
-from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
-from pixyproxy.adapters.sqlite_webhook_outbox import SQLiteWebhookOutbox
 from pixyproxy.domain.jobs import JobService
 from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.maintenance import GarbageCollector
@@ -44,16 +41,20 @@ def openai_generator(**options):
     return OpenAIImageGenerator(**options)
 
 
-def mysql_repository(url: str, **options):
-    from pixyproxy.adapters.mysql import MySQLImageRepository
+def sql_database(url: str, **options):
+    """The one SQL engine of the process (SQLite or MySQL, by the URL), shared by every table's store."""
+    from pixyproxy.adapters.sql.database import Database
 
-    return MySQLImageRepository.from_url(url, **options)
+    return Database(url, **options)
 
 
-def mysql_job_store(url: str, **options):
-    from pixyproxy.adapters.mysql.job_store import MySQLJobStore
+def sql_store(kind: str, database):
+    """A table's store on the shared database: "images", "jobs" or "webhooks"."""
+    from pixyproxy.adapters.sql.images import SQLImageRepository
+    from pixyproxy.adapters.sql.jobs import SQLJobStore
+    from pixyproxy.adapters.sql.webhooks import SQLWebhookOutbox
 
-    return MySQLJobStore(url, **options)
+    return {"images": SQLImageRepository, "jobs": SQLJobStore, "webhooks": SQLWebhookOutbox}[kind](database)
 
 
 def webhook_check(settings: Settings):
@@ -65,12 +66,6 @@ def webhook_check(settings: Settings):
     enabled = settings.webhook_secret is not None
     resolver = SystemHostResolver(settings.webhook_connect_timeout_seconds)
     return WebhookUrlPolicy(resolver, settings.webhook_allow_private, enabled).check
-
-
-def mysql_webhook_outbox(url: str, **options):
-    from pixyproxy.adapters.mysql.webhook_outbox import MySQLWebhookOutbox
-
-    return MySQLWebhookOutbox(url, **options)
 
 
 def webhook_sender(secret, **options):
@@ -167,22 +162,20 @@ async def opened(*adapters) -> AsyncIterator[tuple]:
 class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
 
-    repository = providers.Selector(
-        providers.Callable(lambda s: s.database_scheme, settings),
-        sqlite=providers.Singleton(
-            SQLiteImageRepository, providers.Callable(sqlite_path, settings.provided.database_url)
-        ),
-        mysql=providers.Singleton(
-            mysql_repository,
-            settings.provided.database_url,
-            pool_min_size=settings.provided.mysql_pool_min_size,
-            pool_max_size=settings.provided.mysql_pool_max_size,
-            pool_recycle_seconds=settings.provided.mysql_pool_recycle_seconds,
-            connect_timeout_seconds=settings.provided.mysql_connect_timeout_seconds,
-            read_timeout_seconds=settings.provided.mysql_read_timeout_seconds,
-            init_timeout_seconds=settings.provided.mysql_init_timeout_seconds,
-        ),
+    # The metadata store: one engine and pool per process (SQLite or MySQL, by database_url), shared by
+    # the images, jobs and webhook outbox stores; the server, `init`, `gc` and `reindex` all use it.
+    database = providers.Singleton(
+        sql_database,
+        settings.provided.database_url,
+        pool_min_size=settings.provided.mysql_pool_min_size,
+        pool_max_size=settings.provided.mysql_pool_max_size,
+        pool_recycle_seconds=settings.provided.mysql_pool_recycle_seconds,
+        connect_timeout_seconds=settings.provided.mysql_connect_timeout_seconds,
+        read_timeout_seconds=settings.provided.mysql_read_timeout_seconds,
+        init_timeout_seconds=settings.provided.mysql_init_timeout_seconds,
+        sqlite_busy_timeout_seconds=settings.provided.sqlite_busy_timeout_seconds,
     )
+    repository = providers.Singleton(sql_store, "images", database)
 
     blobs = providers.Selector(
         providers.Callable(lambda s: s.storage_scheme, settings),
@@ -258,36 +251,9 @@ class Container(containers.DeclarativeContainer):
     )
     # Generation jobs: the store beside the images' metadata, a worker per process (started after the
     # stores), and the hook told when a job ends (webhook delivery overrides the no-op).
-    job_store = providers.Selector(
-        providers.Callable(lambda s: s.database_scheme, settings),
-        sqlite=providers.Singleton(
-            SQLiteJobStore, providers.Callable(sqlite_path, settings.provided.database_url)
-        ),
-        mysql=providers.Singleton(
-            mysql_job_store,
-            settings.provided.database_url,
-            pool_max_size=settings.provided.mysql_pool_max_size,
-            pool_recycle_seconds=settings.provided.mysql_pool_recycle_seconds,
-            connect_timeout_seconds=settings.provided.mysql_connect_timeout_seconds,
-            read_timeout_seconds=settings.provided.mysql_read_timeout_seconds,
-            init_timeout_seconds=settings.provided.mysql_init_timeout_seconds,
-        ),
-    )
+    job_store = providers.Singleton(sql_store, "jobs", database)
     # Job webhooks: an outbox beside the jobs, sent by a worker in each process (none without a secret).
-    webhook_outbox = providers.Selector(
-        providers.Callable(lambda s: s.database_scheme, settings),
-        sqlite=providers.Singleton(
-            SQLiteWebhookOutbox, providers.Callable(sqlite_path, settings.provided.database_url)
-        ),
-        mysql=providers.Singleton(
-            mysql_webhook_outbox,
-            settings.provided.database_url,
-            pool_max_size=providers.Callable(min, 4, settings.provided.mysql_pool_max_size),
-            pool_recycle_seconds=settings.provided.mysql_pool_recycle_seconds,
-            connect_timeout_seconds=settings.provided.mysql_connect_timeout_seconds,
-            read_timeout_seconds=settings.provided.mysql_read_timeout_seconds,
-        ),
-    )
+    webhook_outbox = providers.Singleton(sql_store, "webhooks", database)
     webhook_sender = providers.Singleton(
         webhook_sender,
         settings.provided.webhook_secret,

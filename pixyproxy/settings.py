@@ -233,7 +233,9 @@ class Settings(BaseSettings):
         default=1, ge=0, description="Connections opened at start, so the first requests skip a connect."
     )
     mysql_pool_max_size: int = Field(
-        default=10, ge=1, description="Connections per process at most (`--workers N` means N pools)."
+        default=10,
+        ge=1,
+        description="Connections per process at most, every table's together (`--workers N`: N pools).",
     )
     mysql_pool_recycle_seconds: float = Field(
         default=600.0, gt=0, description="A pooled connection idle this long is replaced, not reused."
@@ -244,6 +246,12 @@ class Settings(BaseSettings):
     )
     mysql_init_timeout_seconds: float = Field(
         default=120.0, gt=0, description="Read timeout for schema migrations (DDL on a big table is slow)."
+    )
+
+    sqlite_busy_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long a write waits for SQLite's write lock (another process's) before a 503.",
     )
 
     # The course's deployments configure MySQL by these names (env or .env); read them unprefixed.

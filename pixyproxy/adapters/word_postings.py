@@ -7,15 +7,16 @@ unfiltered page comes off the created_at index, and each further word is one key
 The rarest word where the page starts leads (rarest_first, from a probe of each word's postings). Words
 are split in Python by domain/search.py's rules, so every store finds the same images.
 
-Each dialect's spelling of a statement piece sits in a dict keyed by "mysql" or "sqlite"; the adapters
-(mysql/word_index.py, sqlite_word_index.py) create and fill the tables.
+Parameters are :name on both (SQLAlchemy binds them); where the dialects still differ (index hints, the
+join that keeps the order written, the keyset's spelling) the piece sits in a dict keyed by "mysql" or
+"sqlite". The store is adapters/sql/images.py; the baseline revision creates and fills the table.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pixyproxy.adapters.rows import SELECT_COLUMNS
+from pixyproxy.adapters.sql.image_rows import SELECT_COLUMNS
 from pixyproxy.domain.search import MAX_WORDS, ImageFilter, matches, words_of
 
 # A longer word is indexed by its first WORD_KEY_LENGTH characters (and its hits checked exactly).
@@ -23,16 +24,13 @@ WORD_KEY_LENGTH = 100
 DIALECTS = ("mysql", "sqlite")
 _IMAGE_LIST = ", ".join("images." + column for column in SELECT_COLUMNS)
 _PROMPT = SELECT_COLUMNS.index("prompt")
-_ROW = {"mysql": f"JSON_ARRAY({_IMAGE_LIST})", "sqlite": _IMAGE_LIST}
+_ROW = {"mysql": _IMAGE_LIST, "sqlite": _IMAGE_LIST}
 _BY_KEY = {"mysql": " FORCE INDEX (PRIMARY)", "sqlite": ""}  # SQLite picks the primary key itself
 _JOIN = {"mysql": "STRAIGHT_JOIN", "sqlite": "CROSS JOIN"}  # both: join in the order written
-_WORD = {
-    "mysql": tuple(f"%(w{n})s" for n in range(MAX_WORDS)),
-    "sqlite": tuple(f":w{n}" for n in range(MAX_WORDS)),
-}
+_WORD = {d: tuple(f":w{n}" for n in range(MAX_WORDS)) for d in DIALECTS}
 _MARK = {
-    "mysql": {name: f"%({name})s" for name in ("model", "owner", "created_after", "created_before", "limit")},
-    "sqlite": {name: f":{name}" for name in ("model", "owner", "created_after", "created_before", "limit")},
+    d: {name: f":{name}" for name in ("model", "owner", "created_after", "created_before", "limit")}
+    for d in DIALECTS
 }
 TRUE = {"mysql": "TRUE", "sqlite": "1"}
 
@@ -72,8 +70,8 @@ CREATED_BEFORE = {
 }
 KEYSET_AFTER = {
     place: {
-        "mysql": f"({_ORDER[place][0]} < %(created_at)s "
-        f"OR ({_ORDER[place][0]} = %(created_at)s AND {_ORDER[place][1]} < %(id)s))",
+        "mysql": f"({_ORDER[place][0]} < :created_at "
+        f"OR ({_ORDER[place][0]} = :created_at AND {_ORDER[place][1]} < :id))",
         "sqlite": f"({_ORDER[place][0]}, {_ORDER[place][1]}) < (:created_at, :id)",
     }
     for place in _ORDER

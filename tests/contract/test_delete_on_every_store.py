@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 
 from pixyproxy.adapters.file_blob_store import FileBlobStore
-from pixyproxy.adapters.mysql import MySQLImageRepository
 from pixyproxy.adapters.s3_blob_store import S3BlobStore
-from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
+from pixyproxy.adapters.sql.images import SQLImageRepository
 from pixyproxy.domain.errors import ImageNotFound
 from pixyproxy.domain.maintenance import GarbageCollector
 from pixyproxy.domain.service import ImageService
@@ -24,10 +23,10 @@ from tests.support.fakes import (
 
 
 def rows_in_store(repository, guid, request) -> int:
-    if isinstance(repository, SQLiteImageRepository):
-        with sqlite3.connect(repository.path) as db:
+    if isinstance(repository, SQLImageRepository) and repository.name == "sqlite":
+        with sqlite3.connect(repository.db.url.database) as db:
             return db.execute("SELECT COUNT(*) FROM images WHERE guid = ?", (str(guid),)).fetchone()[0]
-    if isinstance(repository, MySQLImageRepository):
+    if isinstance(repository, SQLImageRepository):
         server = request.getfixturevalue("mysql_server")
         database = request.getfixturevalue("mysql_database")
         rows = server.query(database, "SELECT COUNT(*) FROM images WHERE guid = %(g)s", {"g": str(guid)})

@@ -10,11 +10,10 @@ from uuid import uuid4
 
 import pytest
 
-from pixyproxy.adapters.sqlite_job_store import SQLiteJobStore
 from pixyproxy.domain.errors import IdempotencyConflict
 from pixyproxy.domain.jobs_models import Job, JobError, JobRequest, JobStatus
 from pixyproxy.domain.models import ImageDetail
-from tests.support.mysql import repository_options
+from tests.support.sql import make_job_store, sqlite_url
 
 
 def details(images) -> list[ImageDetail]:
@@ -45,18 +44,14 @@ def detail() -> ImageDetail:
 
 
 def mysql_store(url: str):
-    from pixyproxy.adapters.mysql.job_store import MySQLJobStore
-
-    options = repository_options()
-    options.pop("pool_min_size")
-    return MySQLJobStore(url, **options)
+    return make_job_store(url)
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
 async def stores(request, tmp_path) -> AsyncIterator[tuple]:
     """Two stores on one database, as two processes would have."""
     if request.param == "sqlite":
-        made = [SQLiteJobStore(tmp_path / "db.sqlite"), SQLiteJobStore(tmp_path / "db.sqlite")]
+        made = [make_job_store(sqlite_url(tmp_path / "db.sqlite")) for _ in range(2)]
     else:
         url = request.getfixturevalue("mysql_url")
         from tests.support.mysql import make_repository

@@ -7,12 +7,12 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from pixyproxy.adapters.rows import DETAIL_COLUMNS, SELECT_COLUMNS
 
 from pixyproxy.adapters.mysql import MySQLImageRepository, parse_mysql_url
 from pixyproxy.adapters.mysql import init as schema
 from pixyproxy.adapters.mysql import repository as adapter
 from pixyproxy.adapters.mysql.config import MOVED_TO_SETTINGS
-from pixyproxy.adapters.rows import DETAIL_COLUMNS, SELECT_COLUMNS
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import PagePosition

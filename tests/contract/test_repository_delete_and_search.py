@@ -6,8 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from pixyproxy.adapters.mysql import MySQLImageRepository
-from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
+from pixyproxy.adapters.sql.images import SQLImageRepository
 from pixyproxy.domain.search import ImageFilter, matches, parse_filter
 from tests.contract.test_repository_contract import BASE, make_detail
 from tests.support.fakes import InMemoryImageRepository
@@ -239,10 +238,10 @@ async def test_reindex_finds_images_stored_without_their_words_and_adds_nothing_
 def forget_words(repository, detail, request) -> None:
     """Take an image's postings out behind the adapter's back, as if an older version had stored it."""
     forget = "DELETE FROM image_words WHERE image_id = (SELECT id FROM images WHERE guid = {mark})"
-    if isinstance(repository, SQLiteImageRepository):
-        with sqlite3.connect(repository.path) as db:
+    if isinstance(repository, SQLImageRepository) and repository.name == "sqlite":
+        with sqlite3.connect(repository.db.url.database) as db:
             db.execute(forget.format(mark="?"), (str(detail.guid),))
-    elif isinstance(repository, MySQLImageRepository):
+    elif isinstance(repository, SQLImageRepository):
         server = request.getfixturevalue("mysql_server")
         database = request.getfixturevalue("mysql_database")
         server.query(database, forget.format(mark="%(g)s"), {"g": str(detail.guid)})

@@ -5,6 +5,7 @@ import sqlite3
 from uuid import uuid4
 
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
+
 from tests.contract.test_repository_contract import make_detail
 
 

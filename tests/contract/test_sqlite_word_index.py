@@ -6,9 +6,9 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from pixyproxy.adapters.sqlite_repository import MIGRATION_STEPS, SQLiteImageRepository
 
 from pixyproxy.adapters import sqlite_word_index, word_postings
-from pixyproxy.adapters.sqlite_repository import MIGRATION_STEPS, SQLiteImageRepository
 from pixyproxy.domain.errors import MetadataUnavailable
 from pixyproxy.domain.search import ImageFilter, parse_filter
 from tests.contract.test_repository_contract import BASE, make_detail

@@ -7,29 +7,20 @@ from datetime import timedelta
 
 import pytest
 
-from pixyproxy.adapters.mysql.webhook_outbox import MySQLWebhookOutbox
-from pixyproxy.adapters.sqlite_webhook_outbox import SQLiteWebhookOutbox
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.webhooks import DELIVERED, PENDING, new_delivery
-from tests.support.mysql import repository_options
+from tests.support.sql import make_outbox, sqlite_url
 
 JOB = {"id": "j", "status": "succeeded", "request": {"prompt": "a fox ✨ in snow"}}
 
 
-def make_mysql_outbox(url: str) -> MySQLWebhookOutbox:
-    options = repository_options()
-    return MySQLWebhookOutbox(
-        url,
-        pool_max_size=4,
-        pool_recycle_seconds=options["pool_recycle_seconds"],
-        connect_timeout_seconds=options["connect_timeout_seconds"],
-        read_timeout_seconds=options["read_timeout_seconds"],
-    )
+def make_mysql_outbox(url: str):
+    return make_outbox(url, pool_max_size=4)
 
 
 @pytest.fixture
 async def sqlite_outbox(tmp_path):
-    outbox = SQLiteWebhookOutbox(tmp_path / "meta.db")
+    outbox = make_outbox(sqlite_url(tmp_path / "meta.db"))
     await outbox.init()
     await outbox.init()  # a second start changes nothing
     yield outbox
@@ -122,10 +113,10 @@ async def test_concurrent_claimants_never_share_a_delivery(outbox, request) -> N
     now = utc_now()
     for n in range(60):
         await outbox.add(delivery(f"job-{n:02d}", now - timedelta(seconds=60 - n)))
-    if isinstance(outbox, MySQLWebhookOutbox):
+    if outbox.name == "mysql":
         others = [make_mysql_outbox(request.getfixturevalue("mysql_url")) for _ in range(3)]
     else:
-        others = [SQLiteWebhookOutbox(outbox.path) for _ in range(3)]
+        others = [make_outbox(sqlite_url(outbox.db.url.database)) for _ in range(3)]
     claimants = [outbox, *others]
     try:
         rounds = await asyncio.gather(

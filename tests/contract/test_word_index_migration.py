@@ -4,10 +4,11 @@ replaced them) and `q` finds those rows."""
 
 import sqlite3
 
-from pixyproxy.adapters.mysql import init as mysql_schema
 from pixyproxy.adapters.sqlite_repository import MIGRATION_STEPS as SQLITE_STEPS
 from pixyproxy.adapters.sqlite_repository import MIGRATIONS as SQLITE_MIGRATIONS
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
+
+from pixyproxy.adapters.mysql import init as mysql_schema
 from pixyproxy.domain.search import parse_filter
 from tests.support.mysql import make_repository
 

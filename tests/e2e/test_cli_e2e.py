@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.entrypoints import cli
 from tests.contract.test_repository_contract import make_detail
 from tests.e2e.server import free_port, run_server
+from tests.support.sql import make_repository, sqlite_url
 
 COMMANDS = ["serve", "init", "reindex", "gc", "generate", "edit", "list", "show", "download"]
 API_KEY = "cli-e2e-key-4b2a"
@@ -297,7 +297,7 @@ def test_reindex_posts_the_words_of_an_image_stored_without_them(tmp_path):
     detail = make_detail(prompt="a stray lighthouse")
 
     async def store_without_words() -> None:
-        repository = SQLiteImageRepository(data / "pixyproxy.db")
+        repository = make_repository(sqlite_url(data / "pixyproxy.db"))
         await repository.add(detail)
         await repository.close()
         with sqlite3.connect(data / "pixyproxy.db") as db:

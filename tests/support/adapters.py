@@ -8,8 +8,8 @@ import pytest
 
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
-from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository
+from tests.support.sql import make_repository, sqlite_url
 
 REPOSITORY_ADAPTERS = ["memory_repository", "sqlite_repository", "mysql_repository"]
 BLOB_STORE_ADAPTERS = ["memory_blob_store", "file_blob_store", "s3_blob_store"]
@@ -23,7 +23,7 @@ async def memory_repository():
 
 @pytest.fixture
 async def sqlite_repository(tmp_path):
-    repository = SQLiteImageRepository(tmp_path / "images.db")
+    repository = make_repository(sqlite_url(tmp_path / "images.db"))
     await repository.init()
     yield repository
     await repository.close()

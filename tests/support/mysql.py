@@ -16,9 +16,8 @@ from urllib.parse import quote, unquote, urlsplit
 import pymysql
 import pytest
 
-from pixyproxy.adapters.mysql import MySQLImageRepository
-from pixyproxy.settings import Settings
 from tests.support.services import docker_available, unavailable
+from tests.support.sql import database_options, make_repository
 
 DEFAULT_URL = "mysql://root@127.0.0.1:3306"
 TEST_DATABASE_PREFIX = "pixyproxy_test_"
@@ -86,21 +85,7 @@ class MySQLServer:
             self.drop_database(name)
 
 
-def repository_options(**overrides) -> dict:
-    """The repository's keywords at their settings' defaults (written once, in settings.py), as the
-    container passes them: pool_max_size=... for mysql_pool_max_size, and so on."""
-    options = {
-        name.removeprefix("mysql_"): field.default
-        for name, field in Settings.model_fields.items()
-        if name.startswith("mysql_")
-    }
-    unknown = set(overrides) - set(options)
-    assert not unknown, f"not a MySQL setting: {unknown}"
-    return options | overrides
-
-
-def make_repository(url: str, **overrides) -> MySQLImageRepository:
-    return MySQLImageRepository(url, **repository_options(**overrides))
+repository_options = database_options
 
 
 def _reachable(server: MySQLServer) -> bool:

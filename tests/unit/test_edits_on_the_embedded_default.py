@@ -11,15 +11,18 @@ from PIL import Image, ImageChops
 
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
-from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.domain.errors import IdempotencyConflict, ImageNotFound, InvalidImageRequest
 from pixyproxy.domain.models import ImageDetail
 from pixyproxy.domain.service import ImageService
+from tests.support.sql import make_repository, sqlite_url
 
 
 @pytest.fixture
 async def service(tmp_path):
-    repository, blobs = SQLiteImageRepository(tmp_path / "db.sqlite"), FileBlobStore(tmp_path / "images")
+    repository, blobs = (
+        make_repository(sqlite_url(tmp_path / "db.sqlite")),
+        FileBlobStore(tmp_path / "images"),
+    )
     await repository.init()
     await blobs.init()
     yield ImageService(OfflineImageGenerator(), repository, blobs)

@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
-from pixyproxy.adapters.sqlite_job_store import SQLiteJobStore
+from pixyproxy.adapters.sql.jobs import SQLJobStore
 from pixyproxy.domain.errors import (
     GeneratorTimeout,
     IdempotencyConflict,
@@ -25,6 +25,7 @@ from pixyproxy.domain.models import Caller, ImageDetail
 from pixyproxy.domain.service import ImageService
 from pixyproxy.domain.tenancy import scoped_idempotency_key
 from tests.support.fakes import ManualClock, ScriptedGenerator
+from tests.support.sql import make_job_store, sqlite_url
 from tests.support.tasks import started
 
 
@@ -53,8 +54,8 @@ class RecordingHook:
 
 
 @pytest.fixture
-async def store(tmp_path) -> AsyncIterator[SQLiteJobStore]:
-    store = SQLiteJobStore(tmp_path / "db.sqlite")
+async def store(tmp_path) -> AsyncIterator[SQLJobStore]:
+    store = make_job_store(sqlite_url(tmp_path / "db.sqlite"))
     await store.init()
     yield store
     await store.close()

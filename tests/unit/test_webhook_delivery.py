@@ -10,12 +10,12 @@ import pytest
 from standardwebhooks import Webhook
 
 from pixyproxy.adapters.dns_resolver import SystemHostResolver
-from pixyproxy.adapters.sqlite_webhook_outbox import SQLiteWebhookOutbox
 from pixyproxy.adapters.webhook_sender import HttpWebhookSender
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.webhook_dispatcher import WebhookDispatcher
 from pixyproxy.domain.webhooks import DELIVERED, FAILED, PENDING, RetryPolicy, new_delivery
 from tests.e2e.server import free_port
+from tests.support.sql import make_outbox, sqlite_url
 from tests.support.webhook_receiver import SECRET, webhook_receiver
 
 JOB = {"id": "0b7a6f8e-0000-4000-8000-000000000001", "status": "succeeded", "images": [], "attempts": 1}
@@ -34,7 +34,7 @@ class StaticResolver:
 
 @pytest.fixture
 async def outbox(tmp_path):
-    store = SQLiteWebhookOutbox(tmp_path / "meta.db")
+    store = make_outbox(sqlite_url(tmp_path / "meta.db"))
     await store.init()
     yield store
     await store.close()
@@ -222,16 +222,16 @@ async def test_announcing_a_job_twice_sends_one_webhook(outbox, sender) -> None:
 
 async def test_deliveries_survive_a_restart(tmp_path, sender) -> None:
     path = tmp_path / "meta.db"
-    before = SQLiteWebhookOutbox(path)
+    before = make_outbox(sqlite_url(path))
     await before.init()
     # The process ends right after the job ended: the row is written, nothing was sent.
     stored = await dispatcher(before, sender).announce(JOB["id"], "http://127.0.0.1:9/x", "succeeded", JOB)
     await before.close()
     with webhook_receiver() as receiver:
-        after = SQLiteWebhookOutbox(path)
+        after = make_outbox(sqlite_url(path))
         await after.init()
         # Same job, same URL row: point it at the receiver that is up now.
-        after._run("UPDATE webhook_deliveries SET url = :url", {"url": receiver.url})
+        await after.db.execute("UPDATE webhook_deliveries SET url = :url", {"url": receiver.url})
         worker = dispatcher(after, sender)
         await worker.init()
         try:

@@ -1,6 +1,5 @@
-"""The MySQL (and MariaDB) metadata store: aiomysql (PyMySQL) pool, named parameters, a versioned schema."""
+"""MySQL's connection URL (the stores themselves are adapters/sql/, for SQLite and MySQL alike)."""
 
 from pixyproxy.adapters.mysql.config import MySQLConfig, parse_mysql_url
-from pixyproxy.adapters.mysql.repository import MySQLImageRepository
 
-__all__ = ["MySQLConfig", "MySQLImageRepository", "parse_mysql_url"]
+__all__ = ["MySQLConfig", "parse_mysql_url"]

@@ -1,6 +1,5 @@
 """What the SQL job stores (SQLite, MySQL) share about the `jobs` table: the column list, the row
-mapping and every statement, written once in MySQL's %(name)s style (sqlite_style() turns them into
-SQLite's :name style).
+mapping and every statement, written once with :name parameters.
 
 A job waits as a row with status `queued`; a worker claims it by setting status `running`, its own
 name in lease_owner and lease_until a little ahead, and keeps renewing lease_until while it runs. The
@@ -8,7 +7,6 @@ only times in these rows are the application's (UTC): replicas need synchronised
 """
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -40,24 +38,24 @@ FIRST_POSITION = PagePosition(created_at=datetime(9999, 12, 31, tzinfo=UTC), id=
 
 _images = json.dumps
 SELECT = f"SELECT {COLUMN_LIST} FROM jobs"  # noqa: S608
-GET = f"{SELECT} WHERE job_id = %(job_id)s"
-GET_BY_KEY = f"{SELECT} WHERE owner = %(owner)s AND idempotency_key = %(key)s"
+GET = f"{SELECT} WHERE job_id = :job_id"
+GET_BY_KEY = f"{SELECT} WHERE owner = :owner AND idempotency_key = :key"
 INSERT = (
     "INSERT INTO jobs (job_id, owner, status, request_json, created_at, attempts, images_json, "
-    "idempotency_key, request_hash, notified) VALUES (%(job_id)s, %(owner)s, 'queued', %(request_json)s, "
-    "%(created_at)s, 0, '[]', %(key)s, %(request_hash)s, 0)"
+    "idempotency_key, request_hash, notified) VALUES (:job_id, :owner, 'queued', :request_json, "
+    ":created_at, 0, '[]', :key, :request_hash, 0)"
 )
 RELEASE_KEY = (
     "UPDATE jobs SET idempotency_key = NULL, request_hash = NULL "
-    "WHERE owner = %(owner)s AND idempotency_key = %(key)s AND created_at < %(older_than)s"
+    "WHERE owner = :owner AND idempotency_key = :key AND created_at < :older_than"
 )
 # Keyset paging, newest first; spelled out (not a row comparison) so both servers use the index.
-AFTER = "(created_at < %(created_at)s OR (created_at = %(created_at)s AND id < %(id)s))"
-NEWEST_FIRST = "ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+AFTER = "(created_at < :created_at OR (created_at = :created_at AND id < :id))"
+NEWEST_FIRST = "ORDER BY created_at DESC, id DESC LIMIT :limit"
 LIST_ALL = f"{SELECT} WHERE {AFTER} {NEWEST_FIRST}"
-LIST_STATUS = f"{SELECT} WHERE status = %(status)s AND {AFTER} {NEWEST_FIRST}"
-LIST_OWNER = f"{SELECT} WHERE owner = %(owner)s AND {AFTER} {NEWEST_FIRST}"
-LIST_OWNER_STATUS = f"{SELECT} WHERE owner = %(owner)s AND status = %(status)s AND {AFTER} {NEWEST_FIRST}"
+LIST_STATUS = f"{SELECT} WHERE status = :status AND {AFTER} {NEWEST_FIRST}"
+LIST_OWNER = f"{SELECT} WHERE owner = :owner AND {AFTER} {NEWEST_FIRST}"
+LIST_OWNER_STATUS = f"{SELECT} WHERE owner = :owner AND status = :status AND {AFTER} {NEWEST_FIRST}"
 LIST = {
     (False, False): LIST_ALL,
     (False, True): LIST_STATUS,
@@ -65,69 +63,55 @@ LIST = {
     (True, True): LIST_OWNER_STATUS,
 }
 # What a claim may take: queued jobs oldest first, then jobs whose worker stopped renewing its lease.
-CLAIMABLE_QUEUED = "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT %(limit)s"
+CLAIMABLE_QUEUED = "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT :limit"
 CLAIMABLE_EXPIRED = (
-    "SELECT id FROM jobs WHERE status = 'running' AND lease_until < %(now)s AND attempts < %(max_attempts)s "
-    "ORDER BY lease_until LIMIT %(limit)s"
+    "SELECT id FROM jobs WHERE status = 'running' AND lease_until < :now AND attempts < :max_attempts "
+    "ORDER BY lease_until LIMIT :limit"
 )
 ABANDONED = (
-    "SELECT id FROM jobs WHERE status = 'running' AND lease_until < %(now)s "
-    "AND attempts >= %(max_attempts)s ORDER BY lease_until LIMIT %(limit)s"
+    "SELECT id FROM jobs WHERE status = 'running' AND lease_until < :now "
+    "AND attempts >= :max_attempts ORDER BY lease_until LIMIT :limit"
 )
 CLAIM_SET = (
-    "SET status = 'running', lease_owner = %(worker)s, lease_until = %(lease_until)s, "
-    "attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s)"
+    "SET status = 'running', lease_owner = :worker, lease_until = :lease_until, "
+    "attempts = attempts + 1, started_at = COALESCE(started_at, :now)"
 )
 ABANDON_SET = (
-    "SET status = 'failed', finished_at = %(now)s, lease_owner = NULL, lease_until = NULL, "
-    "error_code = %(error_code)s, error_detail = %(error_detail)s"
+    "SET status = 'failed', finished_at = :now, lease_owner = NULL, lease_until = NULL, "
+    "error_code = :error_code, error_detail = :error_detail"
 )
-# Followed by one %(jN)s marker per job id: only the jobs a worker really runs are renewed, so a job whose
+# Followed by one :jN marker per job id: only the jobs a worker really runs are renewed, so a job whose
 # task ended without its row saying so (the store down at the end) runs out of lease and is taken over.
 RENEW = (
-    "UPDATE jobs SET lease_until = %(lease_until)s "
-    "WHERE lease_owner = %(worker)s AND status = 'running' AND job_id IN"
+    "UPDATE jobs SET lease_until = :lease_until "
+    "WHERE lease_owner = :worker AND status = 'running' AND job_id IN"
 )
-MINE = "SELECT job_id FROM jobs WHERE lease_owner = %(worker)s AND status = 'running' AND job_id IN"
-IS_RUNNING = (
-    "SELECT 1 FROM jobs WHERE job_id = %(job_id)s AND status = 'running' AND lease_owner = %(worker)s"
-)
+MINE = "SELECT job_id FROM jobs WHERE lease_owner = :worker AND status = 'running' AND job_id IN"
+IS_RUNNING = "SELECT 1 FROM jobs WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker"
 FINISH = (
-    "UPDATE jobs SET status = %(status)s, finished_at = %(finished_at)s, images_json = %(images_json)s, "
-    "error_code = %(error_code)s, error_detail = %(error_detail)s, lease_owner = NULL, lease_until = NULL "
-    "WHERE job_id = %(job_id)s AND status = 'running' AND lease_owner = %(worker)s"
+    "UPDATE jobs SET status = :status, finished_at = :finished_at, images_json = :images_json, "
+    "error_code = :error_code, error_detail = :error_detail, lease_owner = NULL, lease_until = NULL "
+    "WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker"
 )
 CANCEL = (
-    "UPDATE jobs SET status = 'canceled', finished_at = %(finished_at)s, lease_until = NULL "
-    "WHERE job_id = %(job_id)s AND status IN ('queued', 'running')"
+    "UPDATE jobs SET status = 'canceled', finished_at = :finished_at, lease_until = NULL "
+    "WHERE job_id = :job_id AND status IN ('queued', 'running')"
 )
 RELEASE = (
     "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_until = NULL, attempts = attempts - 1 "
-    "WHERE job_id = %(job_id)s AND status = 'running' AND lease_owner = %(worker)s"
+    "WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker"
 )
 UNNOTIFIED = (
     f"{SELECT} WHERE notified = 0 AND status IN ('succeeded', 'failed', 'canceled') "
-    "AND finished_at < %(finished_before)s ORDER BY id LIMIT %(limit)s"
+    "AND finished_at < :finished_before ORDER BY id LIMIT :limit"
 )
-MARK_NOTIFIED = "UPDATE jobs SET notified = 1 WHERE job_id = %(job_id)s"
+MARK_NOTIFIED = "UPDATE jobs SET notified = 1 WHERE job_id = :job_id"
 
-# SQLite claims and gives up in one UPDATE ... RETURNING; MySQL locks the rows first, then updates them
-# by id (followed by one %(iN)s marker per id).
-CLAIM_RETURNING = (
-    f"UPDATE jobs {CLAIM_SET} WHERE id IN (SELECT id FROM ({CLAIMABLE_QUEUED}) UNION ALL "  # noqa: S608
-    f"SELECT id FROM ({CLAIMABLE_EXPIRED}) LIMIT %(limit)s) RETURNING {COLUMN_LIST}"
-)
-ABANDON_RETURNING = f"UPDATE jobs {ABANDON_SET} WHERE id IN ({ABANDONED}) RETURNING {COLUMN_LIST}"
+# A claim locks the rows it picks first (dialect.lock_picked), then updates them by id (followed by one
+# :iN marker per id) and reads them back.
 CLAIM_BY_IDS = f"UPDATE jobs {CLAIM_SET} WHERE id IN"
 ABANDON_BY_IDS = f"UPDATE jobs {ABANDON_SET} WHERE id IN"
 SELECT_BY_IDS = f"{SELECT} WHERE id IN"
-
-_PYFORMAT = re.compile(r"%\((\w+)\)s")
-
-
-def sqlite_style(sql: str) -> str:
-    """The same statement with :name parameters."""
-    return _PYFORMAT.sub(r":\1", sql)
 
 
 def owner_value(owner: str | None) -> str:

@@ -1,12 +1,11 @@
 """What the SQL webhook outboxes (SQLite, MySQL) share about `webhook_deliveries`: the columns, the row
-mapping and the statements, written once in MySQL's %(name)s style (sqlite_style() makes SQLite's).
+mapping and the statements, written once with :name parameters.
 
 A delivery waits as a `pending` row due at next_attempt_at; a dispatcher leases it (lease_owner,
 lease_until), makes one attempt, then writes the outcome and clears the lease in one UPDATE that only
 matches while it still holds the lease. Times are the application's (UTC).
 """
 
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,28 +31,22 @@ COLUMN_LIST = ", ".join(COLUMNS)
 TIMES = ("created_at", "next_attempt_at", "delivered_at")
 
 SELECT = f"SELECT {COLUMN_LIST} FROM webhook_deliveries"  # noqa: S608
-GET = f"{SELECT} WHERE delivery_id = %(delivery_id)s"
-GET_FOR_JOB = f"{SELECT} WHERE job_id = %(job_id)s"
+GET = f"{SELECT} WHERE delivery_id = :delivery_id"
+GET_FOR_JOB = f"{SELECT} WHERE job_id = :job_id"
 # An insert may lease the delivery to its own process at once (its first attempt goes out right away).
 INSERT_COLUMNS = (*COLUMNS, "lease_owner", "lease_until")
 INSERT_LIST = ", ".join(INSERT_COLUMNS)
-INSERT_VALUES = ", ".join(f"%({c})s" for c in INSERT_COLUMNS)
-DUE = "status = 'pending' AND next_attempt_at <= %(now)s AND (lease_until IS NULL OR lease_until < %(now)s)"
-DUE_IDS = f"SELECT id FROM webhook_deliveries WHERE {DUE} ORDER BY next_attempt_at, id LIMIT %(limit)s"  # noqa: S608
-LEASE_SET = "SET lease_owner = %(owner)s, lease_until = %(lease_until)s"
+INSERT_VALUES = ", ".join(f":{c}" for c in INSERT_COLUMNS)
+DUE = "status = 'pending' AND next_attempt_at <= :now AND (lease_until IS NULL OR lease_until < :now)"
+DUE_IDS = f"SELECT id FROM webhook_deliveries WHERE {DUE} ORDER BY next_attempt_at, id LIMIT :limit"  # noqa: S608
+LEASE_SET = "SET lease_owner = :owner, lease_until = :lease_until"
 RECORD = (
-    "UPDATE webhook_deliveries SET status = %(status)s, attempts = %(attempts)s, "
-    "next_attempt_at = %(next_attempt_at)s, last_status_code = %(last_status_code)s, "
-    "last_error = %(last_error)s, delivered_at = %(delivered_at)s, lease_owner = NULL, lease_until = NULL "
-    "WHERE delivery_id = %(delivery_id)s AND lease_owner = %(owner)s"
+    "UPDATE webhook_deliveries SET status = :status, attempts = :attempts, "
+    "next_attempt_at = :next_attempt_at, last_status_code = :last_status_code, "
+    "last_error = :last_error, delivered_at = :delivered_at, lease_owner = NULL, lease_until = NULL "
+    "WHERE delivery_id = :delivery_id AND lease_owner = :owner"
 )
-RELEASE = "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = %(owner)s"
-
-_PYFORMAT = re.compile(r"%\((\w+)\)s")
-
-
-def sqlite_style(sql: str) -> str:
-    return _PYFORMAT.sub(r":\1", sql)
+RELEASE = "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = :owner"
 
 
 def delivery_params(delivery: WebhookDelivery, stamp: Callable[[datetime], Any]) -> dict[str, Any]:

@@ -1,0 +1,349 @@
+"""The Database: one SQLAlchemy async engine (one pool) per process, shared by every table's store.
+
+* `run(work)` is the one unit of work: a transaction on a pooled connection, committed when `work`
+  returns, rolled back when it raises, run again by the retry policy (retry.py) when that is safe.
+  `rows()` and `execute()` are one statement's unit of work.
+* Driver errors are classified once (errors.py) and become MetadataUnavailable (503), Duplicate (the
+  store decides), or MetadataOutcomeUnknown when the answer to a COMMIT never came.
+* SQLite: statements run on aiosqlite's threads, never on the event loop. Writes take the write lock at
+  BEGIN (BEGIN IMMEDIATE) and queue in the process first, so a write waiting for another process's lock
+  holds one connection and every read goes on (WAL: readers never wait for the writer).
+* MySQL: aiomysql, autocommit off, every session in UTC with a known sql_mode; a pooled connection is
+  pinged at checkout (a restart or a KILL is survived); the whole checkout and each unit of work are
+  bounded by the connect and read timeouts, so a hung server becomes a 503 within seconds.
+"""
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, Row, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import TextClause
+
+from pixyproxy.adapters.mysql.config import parse_mysql_url
+from pixyproxy.adapters.sql import schema
+from pixyproxy.adapters.sql.dialect import DIALECTS, Dialect
+from pixyproxy.adapters.sql.errors import Duplicate, Kind, classify
+from pixyproxy.adapters.sql.retry import Retryable, RetryPolicy
+from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Session settings on every new MySQL connection: UTC for server-side time functions, and a known
+# sql_mode (strict; without NO_BACKSLASH_ESCAPES, which PyMySQL's escaping relies on).
+MYSQL_INIT_COMMAND = (
+    "SET time_zone = '+00:00', sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+)
+# SQLite's own pool: a few connections, so reads go on while one waits for the write lock.
+SQLITE_POOL_SIZE = 4
+
+
+@functools.lru_cache(maxsize=1024)
+def statement(sql: str) -> TextClause:
+    """A statement with :name parameters, parsed once."""
+    return text(sql)
+
+
+def database_url(url: str) -> URL:
+    """sqlite:///path or mysql://user:pass@host:port/db (any mysql+driver too) as SQLAlchemy's URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in DIALECTS:
+        raise ValueError(f"not an SQLite or MySQL URL: {parsed.drivername}://...")
+    if backend == "sqlite" and parsed.query:
+        raise ValueError(
+            f"the database URL takes no query options (got {', '.join(parsed.query)}); the pool and "
+            "timeouts are settings"
+        )
+    if backend == "mysql":
+        parse_mysql_url(url)  # its own checks: a database named, no query options (they are settings)
+    return parsed
+
+
+class Tx:
+    """A unit of work's connection: statements with :name parameters."""
+
+    def __init__(self, connection: AsyncConnection, dialect: Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+
+    async def rows(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Row]:
+        return (await self.connection.execute(statement(sql), params or {})).all()
+
+    async def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        """The number of rows the statement changed."""
+        return (await self.connection.execute(statement(sql), params or {})).rowcount
+
+    async def insert(self, sql: str, params: dict[str, Any]) -> int:
+        """The new row's auto-increment id."""
+        result = await self.connection.execute(statement(sql), params)
+        return int(result.lastrowid)
+
+    async def executemany(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.connection.execute(statement(sql), rows)
+
+
+class Database:
+    """Pool size and timeouts come from settings (the container passes them)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_min_size: int = 0,
+        pool_max_size: int,
+        pool_recycle_seconds: float,
+        connect_timeout_seconds: float,
+        read_timeout_seconds: float,
+        init_timeout_seconds: float,
+        sqlite_busy_timeout_seconds: float,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.url = database_url(url)
+        self.name = self.url.get_backend_name()
+        self.dialect = DIALECTS[self.name]
+        if not 0 <= pool_min_size <= pool_max_size:
+            raise ValueError(f"the pool's minimum size {pool_min_size} is not 0..{pool_max_size}")
+        self.pool_min_size = pool_min_size
+        self.pool_max_size = pool_max_size
+        self.pool_recycle_seconds = pool_recycle_seconds
+        self.connect_timeout_seconds = connect_timeout_seconds
+        self.read_timeout_seconds = read_timeout_seconds
+        self.init_timeout_seconds = init_timeout_seconds
+        self.busy_timeout_seconds = sqlite_busy_timeout_seconds
+        self.retry = retry or RetryPolicy()
+        self._engine: AsyncEngine | None = None
+        self._writer = asyncio.Lock()  # SQLite's single writer, queued in the process
+        self._migrated = False
+
+    def safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    # -- the engine ------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = self._sqlite_engine() if self.name == "sqlite" else self._mysql_engine()
+        return self._engine
+
+    def _sqlite_engine(self) -> AsyncEngine:
+        path = self.url.database or ":memory:"
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            self.url.set(drivername="sqlite+aiosqlite"),
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=0,
+            connect_args={"timeout": self.busy_timeout_seconds},
+        )
+        sqlite_transactions(engine.sync_engine)
+        return engine
+
+    def _mysql_engine(self) -> AsyncEngine:
+        return create_async_engine(
+            self.url.set(drivername="mysql+aiomysql"),
+            pool_size=self.pool_max_size,
+            max_overflow=0,
+            pool_recycle=self.pool_recycle_seconds,
+            pool_pre_ping=True,
+            pool_timeout=self.connect_timeout_seconds + self.read_timeout_seconds,
+            connect_args={
+                "charset": "utf8mb4",
+                "connect_timeout": self.connect_timeout_seconds,
+                "init_command": MYSQL_INIT_COMMAND,
+                # Without SQLAlchemy's CLIENT_FOUND_ROWS: a count is of rows changed, so an upsert that
+                # met its own earlier copy (and changed nothing) says 0.
+                "client_flag": 0,
+            },
+        )
+
+    # -- units of work ---------------------------------------------------------------------------
+
+    async def run(
+        self,
+        work: Callable[[Tx], Awaitable[T]],
+        *,
+        write: bool = True,
+        idempotent: bool = False,
+        isolation: str | None = None,
+    ) -> T:
+        """`work` in one transaction, under the retry policy. `idempotent`: running it twice changes
+        nothing more than once (every read; a write like "set X to 1"), so a COMMIT left unanswered is
+        run again rather than reported as MetadataOutcomeUnknown."""
+
+        async def once() -> T:
+            async with self.transaction(write=write, idempotent=idempotent, isolation=isolation) as tx:
+                return await work(tx)
+
+        return await self.retry.run(once)
+
+    async def rows(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Row]:
+        async def read(tx: Tx) -> Sequence[Row]:
+            return await tx.rows(sql, params)
+
+        return await self.run(read, write=False, idempotent=True)
+
+    async def execute(
+        self, sql: str, params: dict[str, Any] | None = None, *, idempotent: bool = False
+    ) -> int:
+        async def change(tx: Tx) -> int:
+            return await tx.execute(sql, params)
+
+        return await self.run(change, idempotent=idempotent)
+
+    @contextlib.asynccontextmanager
+    async def transaction(
+        self, *, write: bool = True, idempotent: bool = False, isolation: str | None = None
+    ) -> AsyncIterator[Tx]:
+        """One transaction; driver errors leave it classified (see the module's docstring)."""
+        await self._ensure_migrated()
+        async with contextlib.AsyncExitStack() as stack:
+            if write and self.name == "sqlite":
+                await self._guard(self._queue_for_writer(stack), committing=False, idempotent=idempotent)
+            connection = await self._guard(self._checkout(stack), committing=False, idempotent=idempotent)
+            options: dict[str, Any] = {}
+            if isolation is not None:
+                options["isolation_level"] = isolation
+            if self.name == "sqlite":
+                options["sqlite_begin"] = "BEGIN IMMEDIATE" if write else "BEGIN"
+            if options:
+                await connection.execution_options(**options)
+            try:
+                async with asyncio.timeout(self._work_timeout()):
+                    await connection.begin()
+                    yield Tx(connection, self.dialect)
+            except BaseException as exc:
+                await self._discard(connection, exc)
+                failure = self._failure(exc, committing=False, idempotent=idempotent)
+                if failure is exc:
+                    raise
+                raise failure from exc
+            try:
+                async with asyncio.timeout(self._work_timeout()):
+                    await connection.commit()
+            except BaseException as exc:
+                await self._discard(connection, exc)
+                failure = self._failure(exc, committing=True, idempotent=idempotent)
+                if failure is exc:
+                    raise
+                raise failure from exc
+
+    async def _queue_for_writer(self, stack: contextlib.AsyncExitStack) -> None:
+        async with asyncio.timeout(self.busy_timeout_seconds):
+            await self._writer.acquire()
+        stack.callback(self._writer.release)
+
+    async def _checkout(self, stack: contextlib.AsyncExitStack) -> AsyncConnection:
+        async with asyncio.timeout(self.connect_timeout_seconds + self.read_timeout_seconds):
+            return await stack.enter_async_context(self.engine.connect())
+
+    def _work_timeout(self) -> float | None:
+        # SQLite's own busy timeout bounds its waits (a statement on a local file has no reply to await).
+        return None if self.name == "sqlite" else self.read_timeout_seconds
+
+    async def _guard(self, step: Awaitable[T], *, committing: bool, idempotent: bool) -> T:
+        try:
+            return await step
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise self._failure(exc, committing=committing, idempotent=idempotent) from exc
+
+    @staticmethod
+    async def _discard(connection: AsyncConnection, exc: BaseException) -> None:
+        """A timed-out, cancelled or broken exchange leaves the connection out of step: never pool it."""
+        if isinstance(exc, (TimeoutError, asyncio.CancelledError, OSError)) or (
+            isinstance(exc, DBAPIError) and classify(exc).kind in (Kind.CONNECTION_LOST, Kind.TIMEOUT)
+        ):
+            with contextlib.suppress(Exception):
+                await asyncio.shield(connection.invalidate())
+
+    def _failure(self, exc: BaseException, *, committing: bool, idempotent: bool) -> BaseException:
+        """What a failed unit of work raises: the domain's error, Duplicate, or Retryable."""
+        if not isinstance(exc, (SQLAlchemyError, OSError, TimeoutError)):
+            return exc  # the work's own exception (a domain error, a cancellation) passes as it is
+        failure = classify(exc)
+        where = f"the {self.name} database" + ("" if self.name == "sqlite" else f" at {self.url.host}")
+        reason = (
+            "no answer in time" if failure.kind is Kind.TIMEOUT else str(getattr(exc, "orig", exc) or exc)
+        )
+        message = f"{where} failed: {reason}"
+        if failure.kind is Kind.DUPLICATE:
+            return Duplicate(failure.constraint, exc)
+        if failure.kind is Kind.DEADLOCK:
+            return Retryable(Kind.DEADLOCK, message)
+        if failure.kind in (Kind.CONNECTION_LOST, Kind.TIMEOUT) and committing:
+            if idempotent and failure.kind is Kind.CONNECTION_LOST:
+                return Retryable(Kind.CONNECTION_LOST, message)
+            return MetadataOutcomeUnknown(
+                f"{message} (after COMMIT was sent: the change may or may not be kept)"
+            )
+        if failure.kind is Kind.CONNECTION_LOST:
+            return Retryable(Kind.CONNECTION_LOST, message)
+        if failure.kind is Kind.BUSY:
+            return MetadataUnavailable(f"{where} is busy (a write lock held too long): {reason}")
+        return MetadataUnavailable(message)
+
+    # -- start and stop --------------------------------------------------------------------------
+
+    async def init(self) -> None:
+        """Bring the schema to the newest revision (once per process), then open the pool's first
+        connections (pool_min_size on MySQL), so the first requests skip a connect."""
+        await self._ensure_migrated()
+        await self.ping()
+        if self.name == "mysql" and self.pool_min_size > 1:
+            async with contextlib.AsyncExitStack() as stack:
+                for _ in range(self.pool_min_size):
+                    await self._guard(self._checkout(stack), committing=False, idempotent=True)
+
+    async def _ensure_migrated(self) -> None:
+        if self._migrated:
+            return
+        try:
+            async with asyncio.timeout(self.init_timeout_seconds):
+                await asyncio.to_thread(schema.upgrade, self.url, self.migration_options())
+        except TimeoutError as exc:
+            raise MetadataUnavailable(f"migrating {self.safe_url()} took over the init timeout") from exc
+        self._migrated = True
+
+    def migration_options(self) -> dict[str, Any]:
+        return {
+            "connect_timeout": self.connect_timeout_seconds,
+            "read_timeout": self.init_timeout_seconds,
+            "busy_timeout": max(self.busy_timeout_seconds, self.init_timeout_seconds),
+        }
+
+    async def ping(self) -> None:
+        await self.rows("SELECT 1")
+
+    async def close(self) -> None:
+        """Close the pooled connections; the engine opens new ones if it is used again."""
+        if self._engine is not None:
+            await self._engine.dispose()
+
+
+def sqlite_transactions(sync_engine: Any) -> None:
+    """SQLite on our terms: the driver's implicit BEGIN off, our own at the start of every transaction
+    (BEGIN IMMEDIATE for a write, so it holds the write lock from the first statement on; a deferred
+    BEGIN would fail at once, not wait, when another writer committed since it began reading)."""
+
+    @event.listens_for(sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
