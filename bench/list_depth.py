@@ -33,7 +33,8 @@ from urllib.parse import urlsplit
 import aiomysql
 
 from bench import servers
-from pixyproxy.adapters.mysql import MySQLImageRepository
+from pixyproxy.adapters.sql.database import Database
+from pixyproxy.adapters.sql.images import SQLImageRepository
 from pixyproxy.domain.cursor import encode_cursor
 from pixyproxy.domain.models import PagePosition
 from pixyproxy.settings import Settings
@@ -88,14 +89,14 @@ async def _run(server: dict, database: str | None, statements: list[tuple[str, d
         connection.close()
 
 
-def make_repository(url: str) -> MySQLImageRepository:
+def make_repository(url: str) -> SQLImageRepository:
     """The repository as the service builds it: its pool and timeouts at their settings' defaults."""
+    fields = Settings.model_fields
     options = {
-        name.removeprefix("mysql_"): field.default
-        for name, field in Settings.model_fields.items()
-        if name.startswith("mysql_")
+        name.removeprefix("mysql_"): f.default for name, f in fields.items() if name.startswith("mysql_")
     }
-    return MySQLImageRepository.from_url(url, **options)
+    options["sqlite_busy_timeout_seconds"] = fields["sqlite_busy_timeout_seconds"].default
+    return SQLImageRepository(Database(url, **options))
 
 
 def run(server: dict, database: str | None, *statements: tuple[str, dict | None]) -> list:
@@ -164,8 +165,15 @@ def deep_cursor(server: dict, database: str, rows: int) -> str:
 
 def index_reads(server: dict, database: str, cursor: str) -> dict[str, int]:
     """Handler_read_* deltas of one deep-page query on our own connection: what MySQL actually read."""
-    from pixyproxy.adapters.mysql.repository import LIST_AFTER
+    import re
+
+    from pixyproxy.adapters.sql.dialect import KEYSET_AFTER, NEWEST_FIRST_INDEX
+    from pixyproxy.adapters.sql.images import NEWEST_FIRST, SELECT
     from pixyproxy.domain.cursor import decode_cursor
+
+    # The repository's own deep-page statement, its :name markers as aiomysql's %(name)s.
+    statement = f"{SELECT}{NEWEST_FIRST_INDEX['mysql']} WHERE {KEYSET_AFTER['mysql']} {NEWEST_FIRST}"
+    LIST_AFTER = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
 
     position = decode_cursor(cursor)
     params = {

@@ -70,7 +70,9 @@ NEVER_TOGETHER = ("two common words never together", "lighthouse harbour", 0.0, 
 
 
 def migrate(repository) -> None:
-    """Run a repository's init() (its migrations) once, and close it."""
+    """Run a repository's init() (its migrations) once, close it, and forget the Alembic stamp, so the
+    next init() runs the baseline again (the bench patches the legacy steps to stand for an old release)."""
+    from sqlalchemy import create_engine, text
 
     async def run() -> None:
         try:
@@ -79,6 +81,14 @@ def migrate(repository) -> None:
             await repository.close()
 
     asyncio.run(run())
+    url = repository.db.url
+    driver = "sqlite+pysqlite" if url.get_backend_name() == "sqlite" else "mysql+pymysql"
+    engine = create_engine(url.set(drivername=driver))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE alembic_version"))
+    finally:
+        engine.dispose()
 
 
 def search_at_scale(rows: int, url: str, count: int, keep: bool = False, database: str | None = None) -> dict:
@@ -102,7 +112,7 @@ def load_search_rows(server: dict, database: str, db_url: str, rows: int) -> tup
     """The schema without the word index, the rows (built inside the server), then the index's migration
     on the full table, as an existing deployment upgrades. Returns (seconds in all, seconds indexing)."""
     from bench.list_depth import make_numbers, make_repository, run
-    from pixyproxy.adapters.mysql import init as schema
+    from pixyproxy.adapters.sql.migrations import legacy_mysql as schema
 
     def init() -> None:
         migrate(make_repository(db_url))
@@ -136,14 +146,14 @@ def _measure_mysql(db_url: str, count: int) -> dict:
 
 def sqlite_search_at_scale(rows: int, count: int) -> dict:
     """The SQLite half: a database file of its own in a temporary folder, loaded, indexed, measured."""
-    from pixyproxy.adapters import sqlite_repository
-    from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
+    from bench.list_depth import make_repository
+    from pixyproxy.adapters.sql.migrations import legacy_sqlite as sqlite_repository
 
     with tempfile.TemporaryDirectory(prefix="pixybench-search-") as folder:
         path = Path(folder) / "images.db"
 
         def init() -> None:
-            migrate(SQLiteImageRepository(path))
+            migrate(make_repository(f"sqlite:///{path}"))
 
         started = time.monotonic()
         index_step = sqlite_repository.MIGRATION_STEPS.pop(WORD_INDEX_VERSION)
@@ -161,7 +171,7 @@ def sqlite_search_at_scale(rows: int, count: int) -> dict:
         init()  # the word index's migration, on the full table
         index_seconds = time.monotonic() - indexed
         load_seconds = time.monotonic() - started
-        measured = measure_search(lambda: SQLiteImageRepository(path), rows, count)
+        measured = measure_search(lambda: make_repository(f"sqlite:///{path}"), rows, count)
     return {"load_s": load_seconds, "index_s": index_seconds, **measured}
 
 

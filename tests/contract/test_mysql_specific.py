@@ -1,18 +1,20 @@
 """What the MySQL adapter promises beyond the shared ImageRepository contract, against a real server."""
 
 import asyncio
+import re
 import time
 from dataclasses import replace
 from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from pixyproxy.adapters.rows import DETAIL_COLUMNS, SELECT_COLUMNS
 
-from pixyproxy.adapters.mysql import MySQLImageRepository, parse_mysql_url
-from pixyproxy.adapters.mysql import init as schema
-from pixyproxy.adapters.mysql import repository as adapter
+from pixyproxy.adapters.mysql import parse_mysql_url
 from pixyproxy.adapters.mysql.config import MOVED_TO_SETTINGS
+from pixyproxy.adapters.sql import images as adapter
+from pixyproxy.adapters.sql.image_rows import DETAIL_COLUMNS, SELECT_COLUMNS
+from pixyproxy.adapters.sql.images import SQLImageRepository
+from pixyproxy.adapters.sql.migrations import legacy_mysql as schema
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
 from pixyproxy.domain.models import PagePosition
@@ -35,20 +37,20 @@ STATEMENTS = {
 
 
 def test_every_statement_with_values_uses_named_parameters():
-    assert set(STATEMENTS) >= {"GET_BY_GUID", "GET_BY_IDEMPOTENCY_KEY", "LIST_FIRST", "LIST_AFTER", "INSERT"}
+    assert set(STATEMENTS) >= {"GET_BY_GUID", "GET_BY_GUID_OF", "GET_BY_IDEMPOTENCY_KEY", "INSERT"}
     for name, sql in STATEMENTS.items():
         assert "%s" not in sql and "{" not in sql, name
-    assert "%(guid)s" in adapter.GET_BY_GUID
-    assert "%(created_at)s" in adapter.LIST_AFTER and "%(id)s" in adapter.LIST_AFTER
+    assert ":guid" in adapter.GET_BY_GUID
+    assert ":guid" in adapter.GET_BY_GUID_OF and ":owner" in adapter.GET_BY_GUID_OF
     for column in DETAIL_COLUMNS:
-        assert f"%({column})s" in adapter.INSERT
+        assert f":{column}" in adapter.INSERT
 
 
 def test_select_column_order_matches_the_row_mapping():
-    """Image rows come packed in one JSON array, in SELECT_COLUMNS order."""
+    """Image rows come in SELECT_COLUMNS order."""
     listed = ", ".join(SELECT_COLUMNS)
-    for name in ("GET_BY_GUID", "GET_BY_IDEMPOTENCY_KEY", "LIST_FIRST", "LIST_AFTER", "CREATED_BEFORE"):
-        assert STATEMENTS[name].startswith("SELECT JSON_ARRAY(" + listed + ") FROM images")  # noqa: S608
+    for name in ("GET_BY_GUID", "GET_BY_GUID_OF", "GET_BY_IDEMPOTENCY_KEY", "CREATED_BEFORE"):
+        assert STATEMENTS[name].startswith("SELECT " + listed + " FROM images")  # noqa: S608
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -96,8 +98,9 @@ def test_container_picks_mysql_for_a_mysql_url_and_for_the_db_variables(monkeypa
     monkeypatch.setenv("PIXYPROXY_MYSQL_READ_TIMEOUT_SECONDS", "1.5")
     container = Container()
     repository = container.repository()
-    assert isinstance(repository, MySQLImageRepository)
-    config = repository.config
+    assert isinstance(repository, SQLImageRepository) and repository.name == "mysql"
+    assert container.job_store().db is container.webhook_outbox().db is repository.db  # one pool
+    config = parse_mysql_url(repository.db.url.render_as_string(hide_password=False))
     assert (config.host, config.port, config.user, config.password, config.database) == (
         "db.internal",
         3310,
@@ -105,9 +108,9 @@ def test_container_picks_mysql_for_a_mysql_url_and_for_the_db_variables(monkeypa
         "s3cr:t@",
         "images_db",
     )
-    assert (repository.pool_max_size, repository.read_timeout_seconds) == (4, 1.5)
+    assert (repository.db.pool_max_size, repository.db.read_timeout_seconds) == (4, 1.5)
     defaults = repository_options()
-    assert (repository.connect_timeout_seconds, repository.pool_min_size) == (
+    assert (repository.db.connect_timeout_seconds, repository.db.pool_min_size) == (
         defaults["connect_timeout_seconds"],
         defaults["pool_min_size"],
     )
@@ -274,7 +277,7 @@ async def test_rows_deleted_behind_our_back_are_gone(mysql_repository, mysql_ser
 
 def _explain(server, database, sql, params):
     with server.connect(database) as connection, connection.cursor(dict_cursor()) as cursor:
-        cursor.execute("EXPLAIN " + sql, params)
+        cursor.execute("EXPLAIN " + re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql), params)
         return cursor.fetchall()
 
 
@@ -313,8 +316,8 @@ async def test_list_queries_read_the_index_in_order_without_sorting(
         "SELECT created_at, id FROM images ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET 2000",
     )
     for sql, params in (
-        (adapter.LIST_FIRST, {"limit": 101}),
-        (adapter.LIST_AFTER, {"limit": 101, "created_at": middle[0], "id": middle[1]}),
+        (mysql_repository._list_first, {"limit": 101}),
+        (mysql_repository._list_after, {"limit": 101, "created_at": middle[0], "id": middle[1]}),
     ):
         (plan,) = _explain(mysql_server, mysql_database, sql, params)
         plan = {k.lower(): v for k, v in plan.items()}
@@ -402,11 +405,11 @@ async def test_a_server_that_never_answers_times_out_as_metadata_unavailable():
 
 async def test_pooled_connections_are_reused_and_skip_tls(mysql_repository):
     """One warm connection serves statement after statement, and it logged in without TLS."""
-    ((first,),) = await mysql_repository._execute("SELECT CONNECTION_ID()")
+    ((first,),) = await mysql_repository.db.rows("SELECT CONNECTION_ID()")
     await mysql_repository.get(uuid4())
-    ((second,),) = await mysql_repository._execute("SELECT CONNECTION_ID()")
+    ((second,),) = await mysql_repository.db.rows("SELECT CONNECTION_ID()")
     assert first == second
-    ssl = await mysql_repository._execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+    ssl = await mysql_repository.db.rows("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
     assert all(value == "" for _, value in ssl), ssl
 
 

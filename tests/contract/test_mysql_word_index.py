@@ -1,5 +1,6 @@
-"""MySQL's word index (adapters/mysql/word_index.py) against a real server: what the posting table holds,
-that it is written with its image or not at all, how a page is read off it, and the upgrade to it."""
+"""MySQL's word index (adapters/word_postings.py, adapters/sql/images.py) against a real server: what
+the posting table holds, that it is written with its image or not at all, how a page is read off it,
+and the upgrade to it."""
 
 import asyncio
 from datetime import timedelta
@@ -8,13 +9,14 @@ import pytest
 from pymysql.err import OperationalError
 
 from pixyproxy.adapters import word_postings
-from pixyproxy.adapters.mysql import init as schema
-from pixyproxy.adapters.mysql import word_index
+from pixyproxy.adapters.sql import images
+from pixyproxy.adapters.sql.migrations import legacy_mysql as schema
+from pixyproxy.adapters.sql.migrations import legacy_mysql as word_index
 from pixyproxy.domain.errors import MetadataUnavailable
 from pixyproxy.domain.search import ImageFilter, parse_filter
 from tests.contract.test_mysql_specific import _explain
 from tests.contract.test_repository_contract import BASE, make_detail
-from tests.support.mysql import make_repository
+from tests.support.sql import init_as_an_older_release, make_repository
 
 POSTINGS_OF = (
     "SELECT word FROM image_words JOIN images ON images.id = image_words.image_id "
@@ -46,8 +48,8 @@ async def test_an_image_whose_words_cannot_be_written_is_not_stored(
     mysql_repository, mysql_server, mysql_database, monkeypatch
 ):
     """The image row and its postings are one transaction: no image is left that search cannot find."""
-    broken = word_index.INSERT_POSTING.replace("image_id)", "no_such_column)", 1)
-    monkeypatch.setattr(word_index, "INSERT_POSTING", broken)
+    broken = images.INSERT_POSTING.replace("image_id)", "no_such_column)", 1)
+    monkeypatch.setattr(images, "INSERT_POSTING", broken)
     lost = make_detail(prompt="a lighthouse")
     with pytest.raises(MetadataUnavailable):
         await mysql_repository.add(lost)
@@ -163,8 +165,7 @@ async def database_before_the_index(mysql_url, mysql_server, mysql_database, mon
     with monkeypatch.context() as patched:
         patched.delitem(schema.MIGRATIONS, 5)
         old = make_repository(mysql_url)
-        await old.init()
-        await old.close()
+        await init_as_an_older_release(old)
     details = [
         make_detail(prompt=f"harbour study {i}", created_at=BASE + timedelta(seconds=i)) for i in range(count)
     ]
@@ -222,11 +223,11 @@ async def test_a_backfill_cut_short_resumes_after_the_last_image_posted(
     monkeypatch.setattr(word_index, "BACKFILL_BATCH", 2)
     post, calls = word_index._post, []
 
-    async def fails_second_time(cursor, batch):
+    def fails_second_time(cursor, batch):
         calls.append(len(batch))
         if len(calls) == 2:
             raise OperationalError(2013, "Lost connection to server during query")
-        return await post(cursor, batch)
+        return post(cursor, batch)
 
     monkeypatch.setattr(word_index, "_post", fails_second_time)
     with pytest.raises(MetadataUnavailable):

@@ -4,9 +4,8 @@ run against every adapter in REPOSITORY_ADAPTERS."""
 import sqlite3
 from uuid import uuid4
 
-from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
-
 from tests.contract.test_repository_contract import make_detail
+from tests.support.sql import make_repository, sqlite_url
 
 
 async def test_options_and_lineage_read_back_identical(repository):
@@ -52,7 +51,7 @@ async def test_an_image_without_options_reads_them_as_null(repository):
 async def test_a_database_of_the_first_schema_is_migrated_and_keeps_its_rows(tmp_path):
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
-    from pixyproxy.adapters.sqlite_repository import MIGRATIONS
+    from pixyproxy.adapters.sql.migrations.legacy_sqlite import MIGRATIONS
 
     old.executescript(f"BEGIN; {MIGRATIONS[1]} PRAGMA user_version = 1; COMMIT;")
     old.execute(
@@ -63,7 +62,7 @@ async def test_a_database_of_the_first_schema_is_migrated_and_keeps_its_rows(tmp
     )
     old.commit()
     old.close()
-    repository = SQLiteImageRepository(path)
+    repository = make_repository(sqlite_url(path))
     await repository.init()
     try:
         stored = await repository.get(guid)
@@ -76,8 +75,7 @@ async def test_a_database_of_the_first_schema_is_migrated_and_keeps_its_rows(tmp
 async def test_mysql_adds_the_columns_to_a_first_schema_table_and_survives_a_rerun(
     mysql_server, mysql_database
 ):
-    from pixyproxy.adapters.mysql import init as schema
-    from tests.support.mysql import make_repository
+    from pixyproxy.adapters.sql.migrations import legacy_mysql as schema
 
     connection = mysql_server.connect(mysql_database)
     with connection.cursor() as cursor:  # a database made by the first release: version 1 only

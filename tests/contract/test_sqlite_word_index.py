@@ -6,12 +6,15 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from pixyproxy.adapters.sqlite_repository import MIGRATION_STEPS, SQLiteImageRepository
 
-from pixyproxy.adapters import sqlite_word_index, word_postings
+from pixyproxy.adapters import word_postings
+from pixyproxy.adapters.sql import images
+from pixyproxy.adapters.sql.migrations import legacy_sqlite
+from pixyproxy.adapters.sql.migrations.legacy_sqlite import MIGRATION_STEPS
 from pixyproxy.domain.errors import MetadataUnavailable
 from pixyproxy.domain.search import ImageFilter, parse_filter
 from tests.contract.test_repository_contract import BASE, make_detail
+from tests.support.sql import init_as_an_older_release, make_repository, sqlite_url
 
 
 @pytest.fixture
@@ -20,7 +23,8 @@ def repository(sqlite_repository):
 
 
 def query(repository, sql, params=()):
-    with sqlite3.connect(repository.path) as db:  # another connection: sees only what was committed
+    # Another connection: sees only what was committed.
+    with sqlite3.connect(repository.db.url.database) as db:
         return db.execute(sql, params).fetchall()
 
 
@@ -40,14 +44,14 @@ async def test_an_image_is_posted_under_each_of_its_words_and_they_go_with_it(re
     await repository.add(detail)
     assert words_of(repository, detail) == ["42nd", "and", "cafe", "lighthouse", "the"]
     # Deleted by another client, behind the service's back: the trigger takes the words along.
-    with sqlite3.connect(repository.path) as db:
+    with sqlite3.connect(repository.db.url.database) as db:
         db.execute("DELETE FROM images WHERE guid = ?", (str(detail.guid),))
     assert query(repository, "SELECT COUNT(*) FROM image_words") == [(0,)]
 
 
 async def test_an_image_whose_words_cannot_be_written_is_not_stored(repository, monkeypatch):
-    broken = sqlite_word_index.INSERT_POSTING.replace("image_id)", "no_such_column)", 1)
-    monkeypatch.setattr(sqlite_word_index, "INSERT_POSTING", broken)
+    broken = images.INSERT_POSTING.replace("image_id)", "no_such_column)", 1)
+    monkeypatch.setattr(images, "INSERT_POSTING", broken)
     lost = make_detail(prompt="a lighthouse")
     with pytest.raises(MetadataUnavailable):
         await repository.add(lost)
@@ -63,13 +67,13 @@ async def test_a_page_of_words_reads_the_key_in_order_without_sorting(repository
     for i in range(40):
         at = BASE + timedelta(seconds=i)
         await repository.add(make_detail(prompt=f"lighthouse number{i % 4}", created_at=at))
-    db = sqlite3.connect(repository.path)
+    db = sqlite3.connect(repository.db.url.database)
     for filters, keyset in (
         (ImageFilter(words=("lighthouse",)), False),
         (ImageFilter(words=("lighthouse", "number1"), model="dall-e-3"), True),
     ):
         params = {
-            **SQLiteImageRepository._filter_params(11, None, filters),
+            **repository._filter_params(11, None, filters),
             **word_postings.word_params(filters.words),
         }
         params.update(created_at="2026-01-01", id=5)
@@ -86,13 +90,13 @@ async def test_an_owner_led_page_reads_the_owners_index_in_order_without_sorting
     await repository.add(make_detail(prompt="a lighthouse", owner="ann"))
     filters = ImageFilter(words=("lighthouse", "dusk"), owner="ann")
     params = {
-        **SQLiteImageRepository._filter_params(11, None, filters),
+        **repository._filter_params(11, None, filters),
         **word_postings.word_params(filters.words),
         "created_at": "2026-01-01",
         "id": 5,
     }
     statement = word_postings.page_statement("sqlite", 2, filters, keyset=True, lead="owner")
-    with sqlite3.connect(repository.path) as db:
+    with sqlite3.connect(repository.db.url.database) as db:
         plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + statement, params)]
     assert any("images USING INDEX images_owner_created_at_id (owner=? AND" in step for step in plan), plan
     # Each word a key lookup: by the primary key or by image_id (which carries the whole key).
@@ -104,9 +108,8 @@ async def test_an_upgrade_indexes_the_stored_prompts_and_retires_fts5(tmp_path, 
     path = tmp_path / "old.db"
     with monkeypatch.context() as patched:
         patched.delitem(MIGRATION_STEPS, 5)
-        old = SQLiteImageRepository(path)
-        await old.init()  # version 4: FTS5 and its triggers
-        await old.close()
+        old = make_repository(sqlite_url(path))
+        await init_as_an_older_release(old)  # version 4: FTS5 and its triggers
     with sqlite3.connect(path) as db:  # rows as the version before wrote them: no postings
         for i in range(5):
             at = f"2026-01-01T00:00:0{i}.000000+00:00"
@@ -116,8 +119,8 @@ async def test_an_upgrade_indexes_the_stored_prompts_and_retires_fts5(tmp_path, 
                 "1, 'm', ?)",
                 (str(uuid4()), f"harbour study {i}", at, at, "ab" * 32),
             )
-    monkeypatch.setattr(sqlite_word_index, "BACKFILL_BATCH", 2)
-    repository = SQLiteImageRepository(path)
+    monkeypatch.setattr(legacy_sqlite, "BACKFILL_BATCH", 2)
+    repository = make_repository(sqlite_url(path))
     await repository.init()
     try:
         page = await repository.list_page(10, None, parse_filter(q="harbour study"))

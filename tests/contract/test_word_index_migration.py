@@ -4,13 +4,11 @@ replaced them) and `q` finds those rows."""
 
 import sqlite3
 
-from pixyproxy.adapters.sqlite_repository import MIGRATION_STEPS as SQLITE_STEPS
-from pixyproxy.adapters.sqlite_repository import MIGRATIONS as SQLITE_MIGRATIONS
-from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
-
-from pixyproxy.adapters.mysql import init as mysql_schema
+from pixyproxy.adapters.sql.migrations import legacy_mysql as mysql_schema
+from pixyproxy.adapters.sql.migrations.legacy_sqlite import MIGRATION_STEPS as SQLITE_STEPS
+from pixyproxy.adapters.sql.migrations.legacy_sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from pixyproxy.domain.search import parse_filter
-from tests.support.mysql import make_repository
+from tests.support.sql import init_as_an_older_release, make_repository, sqlite_url
 
 WORD_INDEX = 3  # the migration that adds the word index, on both
 ROWS = [
@@ -40,13 +38,12 @@ async def test_sqlite_indexes_the_rows_it_already_had(tmp_path, monkeypatch):
             patched.delitem(SQLITE_MIGRATIONS, version)
         for version in list(SQLITE_STEPS):
             patched.delitem(SQLITE_STEPS, version)
-        old = SQLiteImageRepository(path)
-        await old.init()
-        await old.close()
+        old = make_repository(sqlite_url(path))
+        await init_as_an_older_release(old)
     with sqlite3.connect(path) as db:
         marks = ", ".join("?" * 11)
         db.executemany(INSERT_OLD.format(marks=marks), [old_row(*r, iso=True) for r in ROWS])
-    repository = SQLiteImageRepository(path)
+    repository = make_repository(sqlite_url(path))
     await repository.init()  # the later migrations, the word index among them
     try:
         assert await search(repository, "lighthouse") == ["Café by the lighthouse", "A Lighthouse at dusk"]
@@ -62,8 +59,7 @@ async def test_mysql_indexes_the_rows_it_already_had(mysql_url, mysql_server, my
         patched.setattr(mysql_schema, "SCHEMA_VERSION", WORD_INDEX - 1)
         patched.setattr(mysql_schema, "REQUIRED_COLUMNS", frozenset({"guid", "prompt"}))
         old = make_repository(mysql_url)
-        await old.init()
-        await old.close()
+        await init_as_an_older_release(old)
     marks = ", ".join(["%s"] * 11)
     with mysql_server.connect(mysql_database) as connection, connection.cursor() as cursor:
         cursor.executemany(INSERT_OLD.format(marks=marks), [old_row(*r, iso=False) for r in ROWS])

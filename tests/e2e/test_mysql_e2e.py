@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from pixyproxy.adapters.mysql import init as schema
+from pixyproxy.adapters.sql.migrations import legacy_mysql as schema
 from tests.e2e import test_api_e2e as api
 from tests.e2e.server import run_server
 

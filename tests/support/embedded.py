@@ -12,16 +12,11 @@ from pixyproxy.settings import Settings
 
 def embedded_container(folder: Path, **settings) -> Container:
     container = Container()
-    container.settings.override(
-        providers.Object(
-            Settings(
-                _env_file=None,
-                database_url=f"sqlite:///{folder / 'db.sqlite'}",
-                storage_url=f"file:{folder / 'images'}",
-                **settings,
-            )
-        )
-    )
+    defaults = {
+        "database_url": f"sqlite:///{folder / 'db.sqlite'}",
+        "storage_url": f"file:{folder / 'images'}",
+    }
+    container.settings.override(providers.Object(Settings(_env_file=None, **(defaults | settings))))
     return container
 
 

@@ -41,3 +41,20 @@ def make_outbox(url: str, **overrides) -> SQLWebhookOutbox:
 
 def sqlite_url(path) -> str:
     return f"sqlite:///{path}"
+
+
+async def init_as_an_older_release(repository) -> None:
+    """Start `repository` as a release before Alembic would have (its schema patched by the test), then
+    forget the Alembic stamp: the next start's baseline brings the rest, as an upgrade would."""
+    from sqlalchemy import create_engine, text
+
+    await repository.init()
+    await repository.close()
+    url = repository.db.url
+    driver = "sqlite+pysqlite" if url.get_backend_name() == "sqlite" else "mysql+pymysql"
+    engine = create_engine(url.set(drivername=driver))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE alembic_version"))
+    finally:
+        engine.dispose()

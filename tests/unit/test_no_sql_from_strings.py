@@ -287,8 +287,7 @@ def test_adapters_build_no_sql_from_values(path):
 
 def test_the_sql_modules_are_really_inspected():
     """The check must see the SQL the adapters do build from constants, or it proves nothing."""
-    sqlite = ADAPTERS / "sqlite_repository.py"
-    module = Module.load(sqlite)
+    module = Module.load(ADAPTERS / "sql" / "images.py")
     built = [n for n in ast.walk(module.tree) if _pieces(n) is not None and _looks_like_sql(n)]
     assert len(built) >= 5
 

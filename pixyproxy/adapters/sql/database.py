@@ -8,9 +8,10 @@
 * SQLite: statements run on aiosqlite's threads, never on the event loop. Writes take the write lock at
   BEGIN (BEGIN IMMEDIATE) and queue in the process first, so a write waiting for another process's lock
   holds one connection and every read goes on (WAL: readers never wait for the writer).
-* MySQL: aiomysql, autocommit off, every session in UTC with a known sql_mode; a pooled connection is
-  pinged at checkout (a restart or a KILL is survived); the whole checkout and each unit of work are
-  bounded by the connect and read timeouts, so a hung server becomes a 503 within seconds.
+* MySQL: aiomysql, autocommit off, every session in UTC with a known sql_mode; a connection found dead
+  (a restart, a KILL) invalidates the pool and the unit of work runs again on a fresh one; the checkout
+  and each unit of work are bounded by the connect and read timeouts, so a hung server becomes a 503
+  within seconds.
 """
 
 import asyncio
@@ -23,14 +24,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, Row, make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import TextClause
 
 from pixyproxy.adapters.mysql.config import parse_mysql_url
 from pixyproxy.adapters.sql import schema
 from pixyproxy.adapters.sql.dialect import DIALECTS, Dialect
-from pixyproxy.adapters.sql.errors import Duplicate, Kind, classify
+from pixyproxy.adapters.sql.errors import Duplicate, Kind, classify, is_database_error
 from pixyproxy.adapters.sql.retry import Retryable, RetryPolicy
 from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
 
@@ -76,21 +77,27 @@ class Tx:
         self.connection = connection
         self.dialect = dialect
 
+    async def _statement(self, sql: str, params: Any) -> Any:
+        """Every statement of a unit of work passes here."""
+        return await self.connection.execute(statement(sql), params)
+
     async def rows(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Row]:
-        return (await self.connection.execute(statement(sql), params or {})).all()
+        return (await self._statement(sql, params or {})).all()
 
     async def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         """The number of rows the statement changed."""
-        return (await self.connection.execute(statement(sql), params or {})).rowcount
+        return (await self._statement(sql, params or {})).rowcount
 
     async def insert(self, sql: str, params: dict[str, Any]) -> int:
         """The new row's auto-increment id."""
-        result = await self.connection.execute(statement(sql), params)
-        return int(result.lastrowid)
+        return int((await self._statement(sql, params)).lastrowid)
 
     async def executemany(self, sql: str, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await self.connection.execute(statement(sql), rows)
+            await self._statement(sql, rows)
+
+    async def commit(self) -> None:
+        await self.connection.commit()
 
 
 class Database:
@@ -156,7 +163,6 @@ class Database:
             pool_size=self.pool_max_size,
             max_overflow=0,
             pool_recycle=self.pool_recycle_seconds,
-            pool_pre_ping=True,
             pool_timeout=self.connect_timeout_seconds + self.read_timeout_seconds,
             connect_args={
                 "charset": "utf8mb4",
@@ -207,7 +213,6 @@ class Database:
         self, *, write: bool = True, idempotent: bool = False, isolation: str | None = None
     ) -> AsyncIterator[Tx]:
         """One transaction; driver errors leave it classified (see the module's docstring)."""
-        await self._ensure_migrated()
         async with contextlib.AsyncExitStack() as stack:
             if write and self.name == "sqlite":
                 await self._guard(self._queue_for_writer(stack), committing=False, idempotent=idempotent)
@@ -219,10 +224,11 @@ class Database:
                 options["sqlite_begin"] = "BEGIN IMMEDIATE" if write else "BEGIN"
             if options:
                 await connection.execution_options(**options)
+            tx = Tx(connection, self.dialect)
             try:
                 async with asyncio.timeout(self._work_timeout()):
                     await connection.begin()
-                    yield Tx(connection, self.dialect)
+                    yield tx
             except BaseException as exc:
                 await self._discard(connection, exc)
                 failure = self._failure(exc, committing=False, idempotent=idempotent)
@@ -231,7 +237,7 @@ class Database:
                 raise failure from exc
             try:
                 async with asyncio.timeout(self._work_timeout()):
-                    await connection.commit()
+                    await tx.commit()
             except BaseException as exc:
                 await self._discard(connection, exc)
                 failure = self._failure(exc, committing=True, idempotent=idempotent)
@@ -255,7 +261,9 @@ class Database:
     async def _guard(self, step: Awaitable[T], *, committing: bool, idempotent: bool) -> T:
         try:
             return await step
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        except BaseException as exc:
+            if not is_database_error(exc):
+                raise
             raise self._failure(exc, committing=committing, idempotent=idempotent) from exc
 
     @staticmethod
@@ -269,7 +277,7 @@ class Database:
 
     def _failure(self, exc: BaseException, *, committing: bool, idempotent: bool) -> BaseException:
         """What a failed unit of work raises: the domain's error, Duplicate, or Retryable."""
-        if not isinstance(exc, (SQLAlchemyError, OSError, TimeoutError)):
+        if not is_database_error(exc):
             return exc  # the work's own exception (a domain error, a cancellation) passes as it is
         failure = classify(exc)
         where = f"the {self.name} database" + ("" if self.name == "sqlite" else f" at {self.url.host}")
@@ -321,6 +329,17 @@ class Database:
             "read_timeout": self.init_timeout_seconds,
             "busy_timeout": max(self.busy_timeout_seconds, self.init_timeout_seconds),
         }
+
+    async def revision(self) -> tuple[str | None, str]:
+        """The schema revision the database is at (None: not under Alembic yet), and the newest known."""
+        try:
+            at = await asyncio.to_thread(schema.current_revision, self.url, self.migration_options())
+        except Exception as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise MetadataUnavailable(
+                f"cannot read the schema revision of {self.safe_url()}: {reason}"
+            ) from exc
+        return at, schema.head()
 
     async def ping(self) -> None:
         await self.rows("SELECT 1")

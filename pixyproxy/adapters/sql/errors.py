@@ -36,6 +36,14 @@ SQLITE_UNIQUE_NAMES = {
 }
 
 
+def is_database_error(error: BaseException) -> bool:
+    """A failure of the database or its driver (SQLAlchemy's wrapper, or the driver's own error raised
+    through it), not of the unit of work's own code."""
+    if isinstance(error, (sa.SQLAlchemyError, sqlite3.Error, OSError, TimeoutError)):
+        return True
+    return type(error).__module__.startswith("pymysql")
+
+
 class Kind(enum.Enum):
     DEADLOCK = "deadlock"  # the transaction was rolled back: running it again is safe
     CONNECTION_LOST = "connection lost"

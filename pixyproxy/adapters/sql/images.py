@@ -15,6 +15,7 @@ from uuid import UUID
 from pixyproxy.adapters import word_postings
 from pixyproxy.adapters.sql import schema
 from pixyproxy.adapters.sql.database import Database, Tx
+from pixyproxy.adapters.sql.dialect import KEYSET_AFTER, NEWEST_FIRST_INDEX, TRUE
 from pixyproxy.adapters.sql.errors import Duplicate
 from pixyproxy.adapters.sql.image_rows import (
     INSERT_COLUMNS,
@@ -30,7 +31,7 @@ from pixyproxy.adapters.sql.image_rows import (
     usage_to_row,
     usage_totals,
 )
-from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
+from pixyproxy.domain.errors import IdempotencyConflict, MetadataOutcomeUnknown, MetadataUnavailable
 from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, PagePosition
 from pixyproxy.domain.search import ImageFilter
 from pixyproxy.domain.usage import UsageEntry, UsageTotal
@@ -71,9 +72,10 @@ class SQLImageRepository:
     def __init__(self, database: Database) -> None:
         self.db = database
         self.name = database.name
-        d = database.dialect
-        self._list_first = f"{SELECT}{d.newest_first_index} {NEWEST_FIRST}"
-        self._list_after = f"{SELECT}{d.newest_first_index} WHERE {d.keyset_after()} {NEWEST_FIRST}"
+        self._list_first = f"{SELECT}{NEWEST_FIRST_INDEX[self.name]} {NEWEST_FIRST}"
+        self._list_after = (
+            f"{SELECT}{NEWEST_FIRST_INDEX[self.name]} WHERE {KEYSET_AFTER[self.name]} {NEWEST_FIRST}"
+        )
 
     async def init(self) -> None:
         await self.db.init()
@@ -92,12 +94,23 @@ class SQLImageRepository:
 
         try:
             await self.db.run(image_and_its_words)
+        except MetadataOutcomeUnknown as unknown:
+            await self._settle(row, unknown)
         except Duplicate as exc:
             if idempotency_key is not None and exc.constraint == "uq_images_idempotency_key":
                 raise IdempotencyConflict() from exc
             if exc.constraint == "uq_images_guid" and await self._stored(row):
                 return  # a retry after a lost connection: the first attempt was committed after all
             raise MetadataUnavailable(f"the image could not be recorded: {exc}") from exc
+
+    async def _settle(self, row: dict[str, Any], unknown: MetadataOutcomeUnknown) -> None:
+        """The COMMIT went unanswered: our own row (its guid and bytes' hash) says it was kept."""
+        try:
+            kept = await self._stored(row)
+        except MetadataUnavailable:
+            raise unknown from None
+        if not kept:
+            raise MetadataUnavailable(f"the image was not recorded: {unknown}") from unknown
 
     async def _stored(self, row: dict[str, Any]) -> bool:
         rows = await self.db.rows(GET_BY_GUID, {"guid": row["guid"]})
@@ -141,14 +154,13 @@ class SQLImageRepository:
         return page_from_rows(rows, limit)
 
     async def _filtered_page(self, limit: int, after: PagePosition | None, f: ImageFilter) -> ImagePage:
-        d = self.db.dialect
-        true = d.true
+        d = self.name
         sql = (
-            f"{SELECT}{d.newest_first_index if not (f.model or f.owner) else ''} "
-            f"WHERE {MODEL_IS if f.model else true} AND {CREATED_AFTER if f.created_after else true} "
-            f"AND {CREATED_BEFORE_FILTER if f.created_before else true} "
-            f"AND {OWNER_IS if f.owner else true} "
-            f"AND {d.keyset_after() if after else true} {NEWEST_FIRST}"
+            f"{SELECT}{NEWEST_FIRST_INDEX[d] if not (f.model or f.owner) else ''} "
+            f"WHERE {MODEL_IS if f.model else TRUE[d]} AND {CREATED_AFTER if f.created_after else TRUE[d]} "
+            f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE[d]} "
+            f"AND {OWNER_IS if f.owner else TRUE[d]} "
+            f"AND {KEYSET_AFTER[d] if after else TRUE[d]} {NEWEST_FIRST}"
         )
         return page_from_rows(await self.db.rows(sql, self._filter_params(limit + 1, after, f)), limit)
 

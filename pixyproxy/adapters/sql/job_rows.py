@@ -107,7 +107,7 @@ UNNOTIFIED = (
 )
 MARK_NOTIFIED = "UPDATE jobs SET notified = 1 WHERE job_id = :job_id"
 
-# A claim locks the rows it picks first (dialect.lock_picked), then updates them by id (followed by one
+# A claim locks the rows it picks first (dialect.LOCK_PICKED), then updates them by id (followed by one
 # :iN marker per id) and reads them back.
 CLAIM_BY_IDS = f"UPDATE jobs {CLAIM_SET} WHERE id IN"
 ABANDON_BY_IDS = f"UPDATE jobs {ABANDON_SET} WHERE id IN"

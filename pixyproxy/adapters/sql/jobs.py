@@ -14,9 +14,10 @@ from uuid import UUID
 
 from pixyproxy.adapters.sql import job_rows as q
 from pixyproxy.adapters.sql.database import Database, Tx
+from pixyproxy.adapters.sql.dialect import LOCK_PICKED
 from pixyproxy.adapters.sql.errors import Duplicate
 from pixyproxy.adapters.sql.image_rows import chunks
-from pixyproxy.domain.errors import IdempotencyConflict, MetadataUnavailable
+from pixyproxy.domain.errors import IdempotencyConflict, MetadataOutcomeUnknown, MetadataUnavailable
 from pixyproxy.domain.jobs_models import Job, JobError, JobPage, JobStatus, StoredJob
 from pixyproxy.domain.models import ImageDetail, PagePosition
 
@@ -43,6 +44,13 @@ class SQLJobStore:
         params["created_at"] = self._stamp(params["created_at"])
         try:
             await self.db.execute(q.INSERT, params)
+        except MetadataOutcomeUnknown as unknown:
+            try:  # the COMMIT went unanswered: the job's own row says whether it was kept
+                kept = await self.get(job.id) is not None
+            except MetadataUnavailable:
+                raise unknown from None
+            if not kept:
+                raise MetadataUnavailable(f"the job was not recorded: {unknown}") from unknown
         except Duplicate as exc:
             if idempotency_key is not None and exc.constraint == "uq_jobs_owner_key":
                 raise IdempotencyConflict() from exc
@@ -82,7 +90,7 @@ class SQLJobStore:
     async def _take(self, picks: list[str], change: str, params: dict[str, Any]) -> list[Job]:
         """In one write transaction: pick rows with `picks` up to params' limit, apply `change` (an
         UPDATE ... WHERE id IN) to them, and read them back."""
-        lock = self.db.dialect.lock_picked
+        lock = LOCK_PICKED[self.name]
 
         async def work(tx: Tx) -> list[Job]:
             ids: list[int] = []

@@ -93,18 +93,19 @@ def locked(url: URL, options: dict[str, Any]) -> Iterator[Connection]:
                 with connection.begin():
                     yield connection
                 return
+            # Autocommit: DDL commits on its own anyway, and a word backfill cut short keeps what it
+            # posted, so the next start resumes after it. GET_LOCK is the session's.
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             name = {"name": f"pixyproxy_schema:{url.database}"[:64]}
+            got = connection.execute(
+                text("SELECT GET_LOCK(:name, :timeout)"), {**name, "timeout": LOCK_TIMEOUT_SECONDS}
+            )
+            if got.scalar() != 1:
+                raise MetadataUnavailable("another process holds the schema lock; try again")
             try:
-                with connection.begin():  # GET_LOCK is the session's: it outlives the transaction
-                    got = connection.execute(
-                        text("SELECT GET_LOCK(:name, :timeout)"), {**name, "timeout": LOCK_TIMEOUT_SECONDS}
-                    )
-                    if got.scalar() != 1:
-                        raise MetadataUnavailable("another process holds the schema lock; try again")
-                    yield connection
+                yield connection
             finally:
                 connection.execute(text("SELECT RELEASE_LOCK(:name)"), name)
-                connection.commit()
     finally:
         engine.dispose()
 
@@ -150,11 +151,28 @@ def refuse_newer(connection: Connection) -> None:
         return
     try:
         ScriptDirectory.from_config(config()).get_revision(revision)
-    except CommandError as exc:
+    except CommandError:
         raise SchemaTooNew(
             f"the database is at schema revision {revision}, newer than this PixyProxy's newest ({head()}): "
             "run the release that upgraded it, or restore the backup taken before"
-        ) from exc
+        ) from None
+
+
+def history() -> list[tuple[str, str | None, str]]:
+    """(revision, the one before, its first line), newest first."""
+    return [
+        (script.revision, script.down_revision, (script.doc or "").splitlines()[0])  # type: ignore[misc]
+        for script in ScriptDirectory.from_config(config()).walk_revisions()
+    ]
+
+
+def current_revision(url: URL, options: dict[str, Any]) -> str | None:
+    engine = sync_engine(url, options)
+    try:
+        with engine.connect() as connection:
+            return current(connection)
+    finally:
+        engine.dispose()
 
 
 def upgrade(url: URL, options: dict[str, Any], target: str = "head") -> str | None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pixyproxy.adapters.sql.database import Database, Tx
+from pixyproxy.adapters.sql.dialect import KEEP_EXISTING, LOCK_PICKED
 from pixyproxy.adapters.sql.webhook_rows import (
     DUE_IDS,
     GET,
@@ -33,13 +34,12 @@ class SQLWebhookOutbox:
     def __init__(self, database: Database) -> None:
         self.db = database
         self.name = database.name
-        d = database.dialect
         # A job announces its end at least once: a second insert for the same job changes nothing.
         self._insert = (
-            f"{d.insert_or_keep} webhook_deliveries ({INSERT_LIST}) "
-            f"VALUES ({INSERT_VALUES}){d.insert_or_keep_end}"
+            f"INSERT INTO webhook_deliveries ({INSERT_LIST}) "  # noqa: S608
+            f"VALUES ({INSERT_VALUES}){KEEP_EXISTING[self.name]}"
         )
-        self._due = DUE_IDS + d.lock_picked
+        self._due = DUE_IDS + LOCK_PICKED[self.name]
 
     async def init(self) -> None:
         await self.db.init()

@@ -3,7 +3,7 @@
 import typer
 
 from pixyproxy.client import API_KEY_ENV, URL_ENV
-from pixyproxy.entrypoints.cli import client, server
+from pixyproxy.entrypoints.cli import client, db, server
 
 app = typer.Typer(
     help="PixyProxy: an image-generation proxy. `serve` runs it; `generate`, `edit`, `list`, `show` "
@@ -14,6 +14,7 @@ app = typer.Typer(
 for commands in (server.app, client.app):
     for command in commands.registered_commands:
         app.registered_commands.append(command)
+app.add_typer(db.app, name="db", help="The metadata schema (Alembic): current, upgrade, history.")
 
 
 def main() -> None:

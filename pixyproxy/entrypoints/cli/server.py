@@ -5,8 +5,9 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +22,7 @@ UVICORN_OPTIONS = {
     "access_log": False,
     "server_header": False,
 }
+T = TypeVar("T")
 SERVER_EXTRA = "the server needs the 'server' extra: pip install 'pixyproxy[server]'"
 
 app = typer.Typer()
@@ -34,6 +36,18 @@ def _server_extra() -> Iterator[None]:
     except ModuleNotFoundError as exc:
         err.print(f"[red]error:[/red] {escape(SERVER_EXTRA)} (missing module {exc.name!r})", highlight=False)
         raise typer.Exit(1) from exc
+
+
+def run_reporting(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work; a store it cannot use (unreachable, a schema newer than this code) is one
+    line on stderr and exit status 1, not a traceback."""
+    from pixyproxy.domain.errors import DependencyUnavailable
+
+    try:
+        return asyncio.run(work)
+    except DependencyUnavailable as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -97,7 +111,7 @@ def init() -> None:
         finally:
             await container.shutdown_resources()
 
-    typer.echo(asyncio.run(run()))
+    typer.echo(run_reporting(run()))
 
 
 @app.command()
@@ -115,7 +129,7 @@ def reindex() -> None:
         finally:
             await container.shutdown_resources()
 
-    typer.echo(f"read the words of {asyncio.run(run())} stored image(s)")
+    typer.echo(f"read the words of {run_reporting(run())} stored image(s)")
 
 
 @app.command()
@@ -142,7 +156,7 @@ def gc(
         finally:
             await container.shutdown_resources()
 
-    expired, removed = asyncio.run(run())
+    expired, removed = run_reporting(run())
     if expired is not None:
         typer.echo(f"deleted {expired} image(s) past retention")
     typer.echo(f"removed {len(removed)} orphan blob(s)")
