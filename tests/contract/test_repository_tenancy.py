@@ -79,3 +79,12 @@ async def test_usage_totals_per_owner_over_a_period(repository):
     await repository.add(image)
     await repository.delete(image.guid)
     assert (await repository.usage_totals(T0, until, "ann"))[0].images == 2  # usage is not the images
+
+
+async def test_a_lookup_by_guid_for_an_owner_finds_only_that_owners_image(repository):
+    """The owner is part of the lookup: another tenant's guid answers as an unknown one does."""
+    anns = detail("ann", 1)
+    await repository.add(anns)
+    assert await repository.get(anns.guid, "ann") == anns
+    assert await repository.get(anns.guid, "bob") is None
+    assert await repository.get(anns.guid) == anns  # no owner: an admin's lookup

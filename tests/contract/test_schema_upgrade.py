@@ -139,11 +139,13 @@ def test_a_database_newer_than_the_code_is_refused_naming_both_revisions(tmp_pat
     assert subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=120).returncode == 0
     with sqlite3.connect(tmp_path / "db.sqlite") as db:
         db.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    lines = [line for line in done.stderr.splitlines() if "9999_from_the_future" in line]
-    assert len(lines) == 1 and schema.head() in lines[0], done.stderr
-    assert "Traceback" not in done.stderr
+    serve = [*command[:-1], "serve", "--port", "1"]  # refused before it would listen
+    for refused in (command, serve):
+        done = subprocess.run(refused, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0
+        lines = [line for line in done.stderr.splitlines() if "9999_from_the_future" in line]
+        assert len(lines) == 1 and schema.head() in lines[0], done.stderr
+        assert "Traceback" not in done.stderr
     with sqlite3.connect(tmp_path / "db.sqlite") as db:  # and left as it was
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999_from_the_future",)]
 

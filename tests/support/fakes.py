@@ -67,9 +67,9 @@ class InMemoryImageRepository:
             raise ValueError("duplicate guid")
         self.rows.append((len(self.rows) + 1, detail, idempotency_key, request_hash))
 
-    async def get(self, guid: UUID) -> ImageDetail | None:
+    async def get(self, guid: UUID, owner: str | None = None) -> ImageDetail | None:
         self._check()
-        return next((d for _, d, _, _ in self.rows if d.guid == guid), None)
+        return next((d for _, d, _, _ in self.rows if d.guid == guid and owner in (None, d.owner)), None)
 
     async def get_by_idempotency_key(self, key: str) -> IdempotentResult | None:
         self._check()

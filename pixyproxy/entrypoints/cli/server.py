@@ -69,6 +69,7 @@ def serve(
 
     settings = Settings()
     configure_logging(settings.log_level)
+    run_reporting(_schema_upgraded())  # once, before any worker starts; a refusal is one line
     workers = workers or settings.workers
     # Several workers share one port: /metrics must add up every worker's figures, which
     # prometheus-client does through files in a shared folder (its multiprocess mode).
@@ -91,6 +92,16 @@ def serve(
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+async def _schema_upgraded() -> None:
+    from pixyproxy.container import Container
+
+    database = Container().database()
+    try:
+        await database.init()
+    finally:
+        await database.close()
 
 
 @app.command()
