@@ -5,6 +5,7 @@ import enum
 import re
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import exc as sa
 
@@ -64,7 +65,7 @@ def classify(error: BaseException) -> Failure:
         return Failure(Kind.TIMEOUT)
     if isinstance(error, sa.DBAPIError) and error.connection_invalidated:
         return Failure(Kind.CONNECTION_LOST)
-    original = error.orig if isinstance(error, sa.DBAPIError) else error
+    original = error.orig if isinstance(error, sa.DBAPIError) and error.orig is not None else error
     if isinstance(original, sqlite3.Error):
         return _sqlite(original)
     return _mysql(original)
@@ -83,7 +84,7 @@ def _sqlite(error: sqlite3.Error) -> Failure:
 
 
 def _mysql(error: BaseException) -> Failure:
-    args = getattr(error, "args", ())
+    args: tuple[Any, ...] = getattr(error, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
     if code == _MYSQL_DUPLICATE:
         match = _MYSQL_KEY.search(str(args[1]) if len(args) > 1 else str(error))

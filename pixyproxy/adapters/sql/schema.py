@@ -203,9 +203,11 @@ def reindex_words(url: URL, options: dict[str, Any]) -> int:
         with engine.connect() as connection:
             if url.get_backend_name() == "sqlite":
                 with connection.begin():
-                    return legacy_sqlite.index_stored(connection.connection.dbapi_connection)
+                    raw: Any = connection.connection.dbapi_connection
+                    return legacy_sqlite.index_stored(raw)
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            with autocommit.connection.dbapi_connection.cursor() as cursor:
+            raw = autocommit.connection.dbapi_connection
+            with raw.cursor() as cursor:
                 return legacy_mysql.backfill(cursor, from_start=True)
     finally:
         engine.dispose()

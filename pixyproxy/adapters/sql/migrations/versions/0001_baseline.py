@@ -8,6 +8,8 @@ Revision ID: 0001
 Revises:
 """
 
+from typing import Any
+
 from alembic import op
 
 from pixyproxy.adapters.sql.migrations import legacy_mysql, legacy_sqlite
@@ -130,7 +132,7 @@ MYSQL_TABLE_EXISTS = (
 
 
 def upgrade() -> None:
-    raw = op.get_bind().connection.dbapi_connection
+    raw: Any = op.get_bind().connection.dbapi_connection  # sqlite3's or PyMySQL's own connection
     if op.get_bind().dialect.name == "sqlite":
         legacy_sqlite.to_version_5(raw)
         for statement in SQLITE_TABLES:
