@@ -136,7 +136,8 @@ async def budget_checks(n: int = 2000) -> None:
     """The budget's own cost per generation: reserve (one read, one increment) and settle (one increment)."""
     from pixyproxy.adapters.limits_counters import LimitsUsageCounter, limits_storage
     from pixyproxy.domain.models import Caller
-    from pixyproxy.domain.usage import Budget, Budgets
+    from pixyproxy.domain.usage import Budget
+    from pixyproxy.domain.usecases.budgets import Budgets
 
     for label, url in (("memory", None), ("Redis", REDIS)):
         budgets = Budgets(LimitsUsageCounter(limits_storage(url)), Budget(10**9, 10**12))

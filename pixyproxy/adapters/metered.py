@@ -12,7 +12,9 @@ from typing import Any
 
 from pixyproxy.domain.errors import ImageException
 from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, SourceImage
-from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, MetricsRecorder
+from pixyproxy.domain.ports.blobs import BlobStore, BlobStream
+from pixyproxy.domain.ports.generator import ImageGenerator
+from pixyproxy.domain.ports.metrics import MetricsRecorder
 
 
 class MeteredGenerator:

@@ -107,6 +107,10 @@ class MetadataUnavailable(DependencyUnavailable):
     code = "metadata_unavailable"
 
 
+class MetadataOutcomeUnknown(MetadataUnavailable):
+    """The metadata store stopped answering after a write was sent: it may or may not have happened."""
+
+
 class StorageUnavailable(DependencyUnavailable):
     """The image storage is unavailable."""
 

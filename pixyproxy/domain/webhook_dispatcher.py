@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.errors import InvalidWebhookUrl
+from pixyproxy.domain.ports.metrics import MetricsRecorder
+from pixyproxy.domain.ports.resolver import HostResolver
+from pixyproxy.domain.ports.webhooks import WebhookOutbox, WebhookSender
 from pixyproxy.domain.webhooks import (
     DELIVERED,
     FAILED,
@@ -36,11 +39,9 @@ from pixyproxy.domain.webhooks import (
     should_retry,
     validate_webhook_url,
 )
-from pixyproxy.ports.webhooks import HostResolver, WebhookOutbox, WebhookSender
 
 if TYPE_CHECKING:
     from pixyproxy.domain.jobs_models import Job
-    from pixyproxy.ports.metrics import MetricsRecorder
 
 log = logging.getLogger(__name__)
 

@@ -58,13 +58,14 @@ def create_app(container: Container | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await container.init_resources()
-        service = container.image_service()  # built now, not on the first request
+        generate = container.generate_image()  # the use cases built now, not on the first request
+        container.read_image()
         log.info(
             "PixyProxy %s ready: metadata=%s storage=%s generator=%s",
             __version__,
-            service.repository.name,
-            service.blobs.name,
-            service.generator.name,
+            generate.writer.repository.name,
+            generate.writer.blobs.name,
+            generate.generator.name,
         )
         try:
             yield

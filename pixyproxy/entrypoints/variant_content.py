@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import StorageUnavailable
 from pixyproxy.domain.models import ImageDetail
+from pixyproxy.domain.streams import read_whole
 from pixyproxy.domain.variants import (
     VARIANT_FORMATS,
     WIDTHS,
@@ -56,8 +57,8 @@ async def _variant(container: Container, detail: ImageDetail, planned: tuple) ->
     try:
         return await container.variants().find_or_make(detail, key, width, fmt)
     except OriginalMissing:
-        # Deleted since its row was read (404), or bytes lost (503): open_content tells which.
-        stream = await container.image_service().open_content(detail)
+        # Deleted since its row was read (404), or bytes lost (503): opening the original tells which.
+        stream = await container.image_content().open(detail)
         await stream.aclose()
         raise StorageUnavailable("the image's bytes could not be read to make the variant") from None
 
@@ -100,11 +101,10 @@ async def variant_content(request: Request, container: Container, detail: ImageD
         if isinstance(served, Variant):
             stream = await _open_variant(container, detail, served, answer.byte_range)
         else:
-            stream = await container.image_service().open_content(detail, answer.byte_range)
+            stream = await container.image_content().open(detail, answer.byte_range)
         length = answer.byte_range.length if answer.byte_range else served.size_bytes
         if length <= ONE_BODY:
-            body = b"".join([chunk async for chunk in stream.chunks()])
-            response = Response(body, status_code=answer.status)
+            response = Response(await read_whole(stream), status_code=answer.status)
         else:
             response = StreamingResponse(stream.chunks(), status_code=answer.status)
     response.raw_headers = answer.headers + extra
@@ -114,8 +114,8 @@ async def variant_content(request: Request, container: Container, detail: ImageD
 async def _open_variant(container: Container, detail: ImageDetail, variant: Variant, byte_range):
     start, end = (byte_range.start, byte_range.end) if byte_range else (0, None)
     stream = await container.variants().blobs.open(variant.key, start, end)
-    if stream is None:  # removed with its image since the row was read: open_content says 404
-        original = await container.image_service().open_content(detail)
+    if stream is None:  # removed with its image since the row was read: opening the original says 404
+        original = await container.image_content().open(detail)
         await original.aclose()
         raise StorageUnavailable("the variant's bytes are missing from storage")
     return stream
@@ -132,7 +132,7 @@ async def variant_url(
     query = {k: v for k, v in (("width", spec.width), ("format", spec.format)) if v is not None}
     content = request.url_for("image_content", guid=str(detail.guid)).include_query_params(**query)
     if planned is None:
-        presigned = await container.image_service().content_url(detail, ttl)
+        presigned = await container.image_content().url(detail, ttl)
     else:
         variant, _ = await _variant(container, detail, planned)
         presigned = await container.variants().blobs.presigned_url(variant.key, ttl)
