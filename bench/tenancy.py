@@ -105,7 +105,7 @@ async def reads() -> None:
         await started(app)
         from pixyproxy.domain.models import Caller
 
-        detail = await container.image_service().create({"prompt": "bench"}, caller=Caller("ann"))
+        detail = await container.generate_image()({"prompt": "bench"}, Caller("ann"))
         for path in (f"/image/{detail.guid}", f"/image/{detail.guid}/content"):
             us = await per_request(app, scope(path, key=key))
             what = "content" if path.endswith("/content") else "detail"

@@ -1,8 +1,9 @@
 """The dependency-injector container: the only place that names adapters, picked from settings, and
 the one declaration of how they start and stop (the lifespan and every CLI command use it)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from dependency_injector import containers, providers
@@ -40,6 +41,15 @@ from pixyproxy.domain.variants import VariantMaker
 from pixyproxy.domain.webhook_dispatcher import WebhookDispatcher, WebhookNotifier
 from pixyproxy.domain.webhooks import RetryPolicy
 from pixyproxy.settings import Settings
+
+T = TypeVar("T")
+
+
+async def done(pending: Awaitable[T] | None) -> T:
+    """A resource's start or stop, awaited: every resource here is async, though dependency-injector's
+    types allow a synchronous one (which answers None)."""
+    assert pending is not None, "the container's resources start and stop asynchronously"
+    return await pending
 
 
 def sqlite_path(url: str) -> str:

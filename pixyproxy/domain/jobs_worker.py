@@ -123,7 +123,7 @@ class JobWorker:
         task = asyncio.create_task(self.run(job, self.worker_id), name=f"job-{job.id}")
         self._tasks[job.id] = task
 
-        def done(finished: asyncio.Task, job_id: UUID = job.id) -> None:
+        def done(finished: asyncio.Task[None], job_id: UUID = job.id) -> None:
             self._tasks.pop(job_id, None)
             self._wake.set()  # a slot is free
             if not finished.cancelled() and finished.exception() is not None:

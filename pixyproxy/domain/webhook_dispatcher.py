@@ -89,8 +89,8 @@ class WebhookDispatcher:
         self.rand = rand
         self.metrics = metrics
         self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task | None = None
-        self._in_flight: set[asyncio.Task] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[WebhookDelivery]] = set()
         self._soonest: datetime | None = None  # the earliest retry this process scheduled
 
     # -- lifecycle (a container Resource) ------------------------------------------------------
@@ -187,7 +187,7 @@ class WebhookDispatcher:
         self._in_flight.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task[WebhookDelivery]) -> None:
         self._in_flight.discard(task)
         self._wake.set()  # a slot is free
 
@@ -240,22 +240,19 @@ class WebhookDispatcher:
                 delivery, status=FAILED, attempts=attempts, last_error=refusal, last_status_code=None
             )
         verdict = should_retry(result)
-        common = {"attempts": attempts, "last_status_code": result.status_code}
+        # Every outcome below records the attempt and the receiver's status.
+        attempted = replace(delivery, attempts=attempts, last_status_code=result.status_code)
         if verdict is None:
-            return replace(delivery, status=DELIVERED, delivered_at=now, last_error=None, **common)
+            return replace(attempted, status=DELIVERED, delivered_at=now, last_error=None)
         error = describe_result(result)
         if not verdict or attempts >= self.retry.max_attempts:
             why = "not retried" if not verdict else f"gave up after {attempts} attempts"
             log.warning("webhook for job %s to %s failed (%s): %s", delivery.job_id, delivery.url, why, error)
-            return replace(delivery, status=FAILED, last_error=f"{error} ({why})", **common)
+            return replace(attempted, status=FAILED, last_error=f"{error} ({why})")
         wait = self.retry.delay(attempts, result.retry_after, self.rand())
         log.info("webhook for job %s: %s; attempt %d in %.1f s", delivery.job_id, error, attempts + 1, wait)
         return replace(
-            delivery,
-            status=PENDING,
-            next_attempt_at=now + timedelta(seconds=wait),
-            last_error=error,
-            **common,
+            attempted, status=PENDING, next_attempt_at=now + timedelta(seconds=wait), last_error=error
         )
 
     async def _send(self, delivery: WebhookDelivery) -> tuple[SendResult, str | None]:

@@ -203,7 +203,7 @@ class RetryPolicy:
         backoff *= 1 + self.jitter * (2 * rand - 1)
         if retry_after is not None:
             backoff = max(backoff, min(retry_after, self.max_delay_seconds))
-        return max(backoff, 0.0)
+        return float(max(backoff, 0.0))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ content, are DirectRoutes: their only inputs are the guid and a few headers.
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -26,7 +27,12 @@ from pixyproxy.entrypoints.variant_content import VARIANT_PARAMETERS, variant_co
 from pixyproxy.settings import Settings
 
 router = APIRouter(tags=["images"])
-IMAGE_TYPES = {"image/png": {}, "image/webp": {}, "image/jpeg": {}, "image/avif": {}}
+IMAGE_TYPES: dict[str, dict[str, Any]] = {
+    "image/png": {},
+    "image/webp": {},
+    "image/jpeg": {},
+    "image/avif": {},
+}
 ONE_BODY = 1024 * 1024  # images up to this size are read whole and sent as one body
 _detail_json = TypeAdapter(ImageDetail).dump_json
 _list_json = TypeAdapter(list[ImageDetail]).dump_json

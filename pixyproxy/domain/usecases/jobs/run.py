@@ -51,7 +51,7 @@ class RunJob:
     async def __call__(self, job: Job, worker: str) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self.board.running[job.id] = task  # type: ignore[assignment]  # the job's own task
+        self.board.running[job.id] = task
         self.board.publish(job.id, JobEvent("status", job))
         try:
             try:
