@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
+from pixyproxy.domain.claim_loop import ClaimLoop
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.jobs_models import Job, JobError
 from pixyproxy.domain.usecases.jobs.run import RunJob
@@ -62,7 +63,7 @@ class JobWorker:
         self._clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid4().hex[:8]}"
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
-        self._wake = asyncio.Event()
+        self._claims = ClaimLoop(self._claim_and_start, lambda: self.poll_seconds, "jobs")
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -72,10 +73,9 @@ class JobWorker:
         if not self.enabled or self._loops:
             return
         self._closing = False
-        self._wake = asyncio.Event()
-        self.board.on_submit = self._wake.set
+        self.board.on_submit = self._claims.wake
         self._loops = [
-            asyncio.create_task(self._claim_loop(), name="jobs-claim"),
+            asyncio.create_task(self._claims.run(), name="jobs-claim"),
             asyncio.create_task(self._housekeeping_loop(), name="jobs-housekeeping"),
         ]
         log.info("job worker %s started (concurrency %d)", self.worker_id, self.concurrency)
@@ -98,26 +98,16 @@ class JobWorker:
 
     # -- the loops ------------------------------------------------------------------------------
 
-    async def _claim_loop(self) -> None:
-        while not self._closing:
-            self._wake.clear()
-            free = self.concurrency - len(self._tasks)
-            claimed: list[Job] = []
-            if free > 0:
-                try:
-                    now = self._clock()
-                    claimed = await self.store.claim(
-                        self.worker_id, now, now + self.lease, free, self.max_attempts
-                    )
-                except Exception as exc:
-                    log.warning("could not claim jobs (%s); trying again", exc)
-                for job in claimed:
-                    self._start(job)
-            if claimed and len(claimed) == free:
-                continue  # slots filled; the next pass finds none free and waits for one
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_seconds):
-                    await self._wake.wait()
+    async def _claim_and_start(self) -> bool:
+        """Claim what fits in the free slots and start each; True when it filled them (more may wait)."""
+        free = self.concurrency - len(self._tasks)
+        if free <= 0:
+            return False
+        now = self._clock()
+        claimed = await self.store.claim(self.worker_id, now, now + self.lease, free, self.max_attempts)
+        for job in claimed:
+            self._start(job)
+        return bool(claimed) and len(claimed) == free
 
     def _start(self, job: Job) -> None:
         task = asyncio.create_task(self.run(job, self.worker_id), name=f"job-{job.id}")
@@ -125,7 +115,7 @@ class JobWorker:
 
         def done(finished: asyncio.Task[None], job_id: UUID = job.id) -> None:
             self._tasks.pop(job_id, None)
-            self._wake.set()  # a slot is free
+            self._claims.wake()  # a slot is free
             if not finished.cancelled() and finished.exception() is not None:
                 log.error("job %s task failed", job_id, exc_info=finished.exception())
 

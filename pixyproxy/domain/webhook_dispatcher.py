@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pixyproxy.domain.claim_loop import ClaimLoop
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.errors import InvalidWebhookUrl
 from pixyproxy.domain.ports.metrics import MetricsRecorder
@@ -88,7 +89,7 @@ class WebhookDispatcher:
         self.clock = clock
         self.rand = rand
         self.metrics = metrics
-        self._wake = asyncio.Event()
+        self._claims = ClaimLoop(self._claim_and_start, self._idle_seconds, "webhook deliveries")
         self._loop_task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[WebhookDelivery]] = set()
         self._soonest: datetime | None = None  # the earliest retry this process scheduled
@@ -97,7 +98,7 @@ class WebhookDispatcher:
 
     async def init(self) -> None:
         if self._loop_task is None:
-            self._loop_task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+            self._loop_task = asyncio.create_task(self._claims.run(), name="webhook-dispatcher")
 
     async def close(self) -> None:
         """Stop claiming, cancel attempts under way and give their leases back, so a restart or
@@ -117,7 +118,7 @@ class WebhookDispatcher:
 
     def wake(self) -> None:
         """Look for due deliveries now (a job just ended) instead of at the next poll."""
-        self._wake.set()
+        self._claims.wake()
 
     # -- what the jobs core calls --------------------------------------------------------------
 
@@ -142,24 +143,6 @@ class WebhookDispatcher:
         return delivery
 
     # -- the loop ------------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            more = False
-            try:
-                more = await self._claim_and_start()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("webhook outbox unavailable, trying again in %.0f s: %s", self.poll_seconds, exc)
-            if more:
-                continue
-            try:
-                async with asyncio.timeout(self._idle_seconds()):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
 
     def _idle_seconds(self) -> float:
         wait = self.poll_seconds
@@ -189,7 +172,7 @@ class WebhookDispatcher:
 
     def _finished(self, task: asyncio.Task[WebhookDelivery]) -> None:
         self._in_flight.discard(task)
-        self._wake.set()  # a slot is free
+        self._claims.wake()  # a slot is free
 
     async def deliver_due(self) -> int:
         """One pass without the loop: claim what is due, attempt each, wait for them; the number
