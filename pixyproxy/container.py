@@ -34,7 +34,7 @@ from pixyproxy.domain.usecases.listing import ListImages
 from pixyproxy.domain.usecases.metering import ProviderCalls
 from pixyproxy.domain.usecases.readiness import CheckReadiness
 from pixyproxy.domain.usecases.reading import ImageContent, ReadImage
-from pixyproxy.domain.usecases.storing import ImageWriter
+from pixyproxy.domain.usecases.storing import ImageRecords, ImageWriter
 from pixyproxy.domain.usecases.usage_report import ReportUsage
 from pixyproxy.domain.usecases.validation import RequestRules
 from pixyproxy.domain.variants import VariantMaker
@@ -284,10 +284,11 @@ class Container(containers.DeclarativeContainer):
         ProviderCalls, repository, budgets=budgets, prices=settings.provided.price_table, metrics=metrics
     )
     image_writer = providers.Singleton(ImageWriter, repository, metered_blobs)
+    image_records = providers.Singleton(ImageRecords, repository)
     read_image = providers.Singleton(ReadImage, repository)
     image_content = providers.Singleton(ImageContent, repository, metered_blobs)
     generate_image = providers.Singleton(
-        GenerateImage, rules, provider_calls, image_writer, idempotency, metered_generator
+        GenerateImage, rules, provider_calls, image_writer, idempotency, image_records, metered_generator
     )
     edit_stored_image = providers.Singleton(
         EditStoredImage,
@@ -297,6 +298,7 @@ class Container(containers.DeclarativeContainer):
         provider_calls,
         image_writer,
         idempotency,
+        image_records,
         metered_generator,
     )
     edit_uploads = providers.Singleton(EditUploads, rules, provider_calls, image_writer, metered_generator)
@@ -381,6 +383,9 @@ class Container(containers.DeclarativeContainer):
         RunJob,
         job_store,
         generate_image,
+        image_writer,
+        idempotency,
+        image_records,
         job_board,
         hand_on_end,
         max_attempts=settings.provided.job_max_attempts,

@@ -58,14 +58,14 @@ def create_app(container: Container | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await done(container.init_resources())
-        generate = container.generate_image()  # the use cases built now, not on the first request
+        container.generate_image()  # the use cases built now, not on the first request
         container.read_image()
         log.info(
             "PixyProxy %s ready: metadata=%s storage=%s generator=%s",
             __version__,
-            generate.writer.repository.name,
-            generate.writer.blobs.name,
-            generate.generator.name,
+            container.repository().name,
+            container.blobs().name,
+            container.generator().name,
         )
         try:
             yield

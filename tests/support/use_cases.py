@@ -32,7 +32,7 @@ from pixyproxy.domain.usecases.listing import ListImages
 from pixyproxy.domain.usecases.metering import ProviderCalls
 from pixyproxy.domain.usecases.readiness import CheckReadiness
 from pixyproxy.domain.usecases.reading import ImageContent, ReadImage
-from pixyproxy.domain.usecases.storing import ImageWriter
+from pixyproxy.domain.usecases.storing import ImageRecords, ImageWriter
 from pixyproxy.domain.usecases.usage_report import ReportUsage
 from pixyproxy.domain.usecases.validation import DEFAULT_MAX_PROMPT_LENGTH, RequestRules
 
@@ -45,6 +45,7 @@ class UseCases:
     rules: RequestRules
     idempotency: Idempotency
     writer: ImageWriter
+    records: ImageRecords
     generate: GenerateImage
     edit: EditStoredImage
     edit_uploads: EditUploads
@@ -74,6 +75,7 @@ def build_use_cases(
     idempotency = Idempotency(idempotency_ttl_seconds, locks=locks, clock=clock)
     calls = ProviderCalls(repository, budgets=budgets, prices=prices, metrics=metrics, clock=clock)
     writer = ImageWriter(repository, blobs, clock=clock, new_guid=new_guid, outcome_checks=(0, 0, 0))
+    records = ImageRecords(repository)
     read = ReadImage(repository)
     content = ImageContent(repository, blobs)
     return UseCases(
@@ -83,8 +85,9 @@ def build_use_cases(
         rules=rules,
         idempotency=idempotency,
         writer=writer,
-        generate=GenerateImage(rules, calls, writer, idempotency, generator),
-        edit=EditStoredImage(rules, read, content, calls, writer, idempotency, generator),
+        records=records,
+        generate=GenerateImage(rules, calls, writer, idempotency, records, generator),
+        edit=EditStoredImage(rules, read, content, calls, writer, idempotency, records, generator),
         edit_uploads=EditUploads(rules, calls, writer, generator),
         read=read,
         content=content,
@@ -134,6 +137,15 @@ def build_job_use_cases(
         read=read,
         cancel=CancelJob(read, store, board, hand_on, clock),
         events=JobEvents(read, store, board, events_poll_seconds),
-        run=RunJob(store, images.generate, board, hand_on, clock=clock),
+        run=RunJob(
+            store,
+            images.generate,
+            images.writer,
+            images.idempotency,
+            images.records,
+            board,
+            hand_on,
+            clock=clock,
+        ),
         hand_on=hand_on,
     )

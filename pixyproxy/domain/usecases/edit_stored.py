@@ -25,6 +25,7 @@ class EditStoredImage:
         calls: ProviderCalls,
         writer: ImageWriter,
         idempotency: Idempotency,
+        records: ImageRecords,
         generator: ImageGenerator,
     ) -> None:
         self.rules = rules
@@ -33,8 +34,8 @@ class EditStoredImage:
         self.calls = calls
         self.writer = writer
         self.idempotency = idempotency
+        self.records = records
         self.generator = generator
-        self.records = ImageRecords(writer.repository)
 
     async def __call__(
         self,

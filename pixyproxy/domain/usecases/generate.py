@@ -39,14 +39,15 @@ class GenerateImage:
         calls: ProviderCalls,
         writer: ImageWriter,
         idempotency: Idempotency,
+        records: ImageRecords,
         generator: ImageGenerator,
     ) -> None:
         self.rules = rules
         self.calls = calls
         self.writer = writer
         self.idempotency = idempotency
+        self.records = records
         self.generator = generator
-        self.records = ImageRecords(writer.repository)
 
     def check(self, request: BaseModel | Mapping[str, Any]) -> GenerationRequest:
         return self.rules.check(request, GenerationRequest)

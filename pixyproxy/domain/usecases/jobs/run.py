@@ -16,10 +16,11 @@ from pixyproxy.domain.models import Caller, ImageDetail, OnPartial, PartialImage
 from pixyproxy.domain.ports.jobs import JobStore
 from pixyproxy.domain.tenancy import scoped_idempotency_key
 from pixyproxy.domain.usecases.generate import GenerateImage, Previews
-from pixyproxy.domain.usecases.idempotency import Key, fingerprint
+from pixyproxy.domain.usecases.idempotency import Idempotency, Key, fingerprint
 from pixyproxy.domain.usecases.jobs.board import JobBoard, error_of, image_key
 from pixyproxy.domain.usecases.jobs.ending import HandOnEnd
 from pixyproxy.domain.usecases.several import Incomplete, make_each
+from pixyproxy.domain.usecases.storing import ImageRecords, ImageWriter
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ class RunJob:
         self,
         store: JobStore,
         generate: GenerateImage,
+        writer: ImageWriter,
+        idempotency: Idempotency,
+        records: ImageRecords,
         board: JobBoard,
         hand_on: HandOnEnd,
         *,
@@ -43,6 +47,9 @@ class RunJob:
     ) -> None:
         self.store = store
         self.generate = generate
+        self.writer = writer
+        self.idempotency = idempotency
+        self.records = records
         self.board = board
         self.hand_on = hand_on
         self.max_attempts = max_attempts
@@ -87,9 +94,9 @@ class RunJob:
             paid = await self.generate.make(request, owner, previews)
             if not await self.store.is_running(job.id, worker):
                 raise JobCanceled()
-            return await self.generate.writer.store(request, paid, owner, key)
+            return await self.writer.store(request, paid, owner, key)
 
-        return await self.generate.idempotency.once(self.generate.records, key, produce)
+        return await self.idempotency.once(self.records, key, produce)
 
     def _on_partial(self, job: Job, index: int) -> OnPartial:
         async def on_partial(partial: PartialImage) -> None:
