@@ -9,6 +9,7 @@ from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.ids import parse_guid
 from pixyproxy.domain.models import Caller, EditRequest, ImageDetail
 from pixyproxy.domain.ports.generator import ImageGenerator
+from pixyproxy.domain.tenancy import owner_of
 from pixyproxy.domain.usecases.idempotency import Idempotency, fingerprint
 from pixyproxy.domain.usecases.metering import ProviderCalls, safety_identifier_for
 from pixyproxy.domain.usecases.reading import ImageContent, ReadImage
@@ -61,7 +62,7 @@ class EditStoredImage:
                 )
             images = [await self.content.source(d) for d in (source, *references) if d is not None]
             mask_source = await self.content.source(mask) if mask is not None else None
-            safety = safety_identifier_for(caller.name if caller is not None else None)
+            safety = safety_identifier_for(owner_of(caller))
             paid = await self.calls.call(
                 caller,
                 "edit",

@@ -11,6 +11,7 @@ from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.image_formats import read_upload
 from pixyproxy.domain.models import MAX_REFERENCES, PNG, Caller, EditRequest, ImageDetail, SourceImage
 from pixyproxy.domain.ports.generator import ImageGenerator
+from pixyproxy.domain.tenancy import owner_of
 from pixyproxy.domain.usecases.generate import Previews, streaming
 from pixyproxy.domain.usecases.metering import Paid, ProviderCalls, safety_identifier_for
 from pixyproxy.domain.usecases.several import stored_all_or_none
@@ -78,7 +79,7 @@ class EditUploads:
         self, edit: EditRequest, uploads: Uploads, caller: Caller | None, previews: Previews | None = None
     ) -> Paid:
         """The provider's edit of a checked request, paid for, not stored yet."""
-        safety = safety_identifier_for(caller.name if caller is not None else None)
+        safety = safety_identifier_for(owner_of(caller))
         return await self.calls.call(
             caller,
             "edit",

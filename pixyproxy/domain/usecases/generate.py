@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from pixyproxy.domain.models import Caller, GenerationRequest, ImageDetail, OnPartial
 from pixyproxy.domain.ports.generator import ImageGenerator
+from pixyproxy.domain.tenancy import owner_of
 from pixyproxy.domain.usecases.idempotency import Idempotency, fingerprint
 from pixyproxy.domain.usecases.metering import Paid, ProviderCalls, safety_identifier_for
 from pixyproxy.domain.usecases.several import stored_all_or_none
@@ -87,7 +88,7 @@ class GenerateImage:
         self, request: GenerationRequest, caller: Caller | None, previews: Previews | None = None
     ) -> Paid:
         """The provider's image for a checked request, paid for, not stored yet."""
-        safety = safety_identifier_for(caller.name if caller is not None else None)
+        safety = safety_identifier_for(owner_of(caller))
         return await self.calls.call(
             caller,
             "generate",

@@ -119,7 +119,7 @@ class ImageWriter:
             output_format=checked.format,
             output_compression=request.output_compression,
             moderation=request.moderation,
-            safety_identifier=safety_identifier_for(caller.name if caller is not None else None),
+            safety_identifier=safety_identifier_for(owner_of(caller)),
             owner=owner_of(caller),
             estimated_cost_usd=paid.cost,
             parent_guid=lineage.parent_guid if lineage else None,

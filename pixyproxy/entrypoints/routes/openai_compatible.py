@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -33,7 +32,7 @@ from pixyproxy.domain.models import MAX_REFERENCES, PROMPT_CEILING, Caller, Imag
 from pixyproxy.domain.usecases.edit_uploads import read_uploads
 from pixyproxy.domain.usecases.generate import Previews
 from pixyproxy.domain.usecases.reading import ImageContent
-from pixyproxy.domain.usecases.validation import invalid
+from pixyproxy.domain.usecases.validation import validated
 from pixyproxy.entrypoints.dependencies import caller, services, settings
 from pixyproxy.entrypoints.errors import describe
 from pixyproxy.entrypoints.openai_errors import openai_error
@@ -393,8 +392,4 @@ async def _read_edit_form(request: Request) -> tuple[EditFields, list[bytes], by
         await form.close()
     if not images:
         raise InvalidImageRequest("image: required: one or more image files (as image or image[])")
-    try:
-        fields = EditFields.model_validate(text)
-    except ValidationError as exc:
-        raise invalid(exc) from None
-    return fields, images, mask
+    return validated(EditFields, text), images, mask
