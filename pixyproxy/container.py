@@ -37,6 +37,7 @@ from pixyproxy.domain.usecases.reading import ImageContent, ReadImage
 from pixyproxy.domain.usecases.storing import ImageRecords, ImageWriter
 from pixyproxy.domain.usecases.usage_report import ReportUsage
 from pixyproxy.domain.usecases.validation import RequestRules
+from pixyproxy.domain.usecases.variants import ImageVariants
 from pixyproxy.domain.variants import VariantMaker
 from pixyproxy.domain.webhook_dispatcher import WebhookDispatcher, WebhookNotifier
 from pixyproxy.domain.webhooks import RetryPolicy
@@ -409,3 +410,4 @@ class Container(containers.DeclarativeContainer):
     variants = providers.Singleton(
         VariantMaker, metered_blobs, max_concurrent_encodes=settings.provided.variant_max_concurrent_encodes
     )
+    image_variants = providers.Singleton(ImageVariants, variants, image_content)
