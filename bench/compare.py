@@ -1,4 +1,4 @@
-"""`python -m bench.compare`: figures 1, 2 and 5 for two source trees of PixyProxy, side by side in one run.
+"""`python -m bench.compare`: figures 1, 2, 3 and 5 for two trees of PixyProxy, side by side in one run.
 
     python -m bench.compare --before /tmp/before --before-python /tmp/before-venv/bin/python [--after HEAD]
 
@@ -8,6 +8,8 @@ Each tree's server runs its own code under its own Python (so each has its own d
 as users start it (`pixyproxy serve`, one worker) on data its own `bench.data` seeded:
   * figure 1: GET /image/{guid} req/s on SQLite and on MySQL,
   * figure 2: GET /image/{guid}/content MB/s on the file store,
+  * figure 3: the latency a generation adds: sequential POST /image/ p50 on the offline generator (no
+    latency of its own), after minus before, round by round,
 each alternating round by round between the before server, the after server and the bare-uvicorn
 baseline (bench/baseline.py) that the ratios divide by; and
   * figure 5: each tree's own bench/list_depth.py (10^6 ÷ 10^4 rows on MySQL), before and after in turn.
@@ -17,6 +19,7 @@ docs/benchmarks.md; `--into docs/benchmarks.md` replaces the section there at on
 """
 
 import argparse
+import http.client
 import itertools
 import json
 import statistics
@@ -36,7 +39,8 @@ ROOT = run.ROOT
 RESULTS = ROOT / "bench" / "compare_results.md"
 SECTION = "## Before and after"
 BREAKDOWN_MODES = ("full", "no-log-lines", "no-metrics", "memory-repository", "no-hot-path")
-FIGURES = (1, 2, 5)
+FIGURES = (1, 2, 3, 5)
+POSTS_PER_ROUND = 200  # sequential POST /image/ per tree and round (figure 3)
 BASELINES = itertools.count()  # each baseline its own body file
 
 
@@ -117,12 +121,13 @@ class Comparison:
     sides: dict[str, Side | None] = field(default_factory=dict)  # tree label (and "plain") -> figures
     detail: list[str] = field(default_factory=list)
     lower_is_better: bool = False
+    added_at_most: float | None = None  # figure 3: the goal for after minus before, in the unit
 
     def value(self, label: str) -> float | None:
         side = self.sides.get(label)
         if side is None:
             return None
-        return side.median if self.lower_is_better else side.ratio
+        return side.median if self.lower_is_better or self.added_at_most is not None else side.ratio
 
 
 def read_figure(
@@ -152,6 +157,49 @@ def read_figure(
     comparison.detail.append(
         "after ÷ before, round by round (each pair measured back to back): "
         + ", ".join(f"{x:.2f}x" for x in paired)
+    )
+    return comparison
+
+
+def post_p50_ms(server: servers.Server, posts: int) -> float:
+    """p50 of `posts` sequential POST /image/ on one kept-alive connection, in ms."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    body = json.dumps({"prompt": "a lighthouse at dusk", "size": "256x256"})
+    took = []
+    try:
+        for _ in range(posts):
+            started = time.perf_counter()
+            connection.request("POST", "/image/", body, {"Content-Type": "application/json"})
+            answer = connection.getresponse()
+            answer.read()
+            took.append((time.perf_counter() - started) * 1000)
+            if answer.status != 200:
+                raise RuntimeError(f"POST /image/ answered {answer.status}")
+    finally:
+        connection.close()
+    return statistics.median(took)
+
+
+def post_latency(cfg: run.Settings, trees: list[Tree], served: dict[str, servers.Server]) -> Comparison:
+    """Figure 3: the trees in turn, round after round, on the same generator: the difference is the
+    latency the change adds to a generation."""
+    posts = 20 if cfg.smoke else POSTS_PER_ROUND
+    rounds: dict[str, list[float]] = {t.label: [] for t in trees}
+    for tree in trees:
+        post_p50_ms(served[tree.label], 10)  # warm-up
+    for _ in range(cfg.rounds):
+        for tree in trees:
+            rounds[tree.label].append(post_p50_ms(served[tree.label], posts))
+    comparison = Comparison(
+        "3. Added latency: sequential POST /image/ p50, offline generator", "ms", None, added_at_most=1.0
+    )
+    for label, values in rounds.items():
+        comparison.sides[label] = Side(statistics.median(values))
+        comparison.detail.append(f"{label}: " + ", ".join(f"{v:.2f} ms" for v in values))
+    before, after = (rounds[t.label] for t in (trees[0], trees[-1]))
+    comparison.detail.append(
+        f"after - before, round by round ({posts} POSTs each): "
+        + ", ".join(f"{a - b:+.2f} ms" for a, b in zip(after, before, strict=True))
     )
     return comparison
 
@@ -218,7 +266,7 @@ def measure(cfg: run.Settings, trees: list[Tree], wanted: set[int], log: Callabl
 
     with tempfile.TemporaryDirectory(prefix="pixybench-compare-") as tmp, ExitStack() as stack:
         work = Path(tmp)
-        if wanted & {1, 2}:
+        if wanted & {1, 2, 3}:
             local, envs, data, sides = {}, {}, {}, {}
             for tree in trees:
                 local[tree.label] = folder = work / f"local-{tree.label}"
@@ -279,6 +327,8 @@ def measure(cfg: run.Settings, trees: list[Tree], wanted: set[int], log: Callabl
                     out["comparisons"].append(comparison)
 
                 attempt("figure 2 on the file store", content)
+            if 3 in wanted:
+                attempt("figure 3", lambda: out["comparisons"].append(post_latency(cfg, trees, sides)))
 
             if 1 in wanted:
 
@@ -325,6 +375,8 @@ def verdict(c: Comparison, before: str, after: str) -> str:
     b, a = c.value(before), c.value(after)
     if a is None or b is None:
         return "not measured"
+    if c.added_at_most is not None:
+        return "within goal" if a - b <= c.added_at_most else "NOT within goal"
     if c.lower_is_better:
         return "within goal" if a <= (c.goal or float("inf")) else "NOT within goal"
     return "holds" if a >= b else "LOWER"
@@ -339,6 +391,8 @@ def render(
         side = c.sides.get(label)
         if side is None:
             return "—" if c.lower_is_better and label == "plain" else "not measured"
+        if c.added_at_most is not None:
+            return f"{side.median:.2f} {c.unit}"
         if side.ratio is None:
             return f"{side.median:.2f}x"
         return f"{side.median:,.0f} {c.unit} = {side.ratio:.2f}x plain; {side.cpu_us:,.0f} µs CPU/req"
@@ -366,6 +420,9 @@ def render(
         b, a = c.value(before), c.value(after)
         change = f"{a / b:.2f}x" if a is not None and b else "—"
         goal = "—" if c.goal is None else (f"≤ {c.goal}" if c.lower_is_better else f"≥ {c.goal}")
+        if c.added_at_most is not None:
+            change = f"{a - b:+.2f} {c.unit}" if a is not None and b is not None else "—"
+            goal = f"{after} - {before} ≤ +{c.added_at_most:g} {c.unit}"
         cells = [shown(c, label) for label in (before, after, "plain")]
         lines.append(f"| {c.name} | {' | '.join(cells)} | {change} | {goal} | {verdict(c, before, after)} |")
     lines += ["", "Per round (server CPU per request: CPU time of the server's processes ÷ requests):", ""]
@@ -410,7 +467,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--after-python", default=sys.executable, help="its Python (default: the bench's own)"
     )
-    parser.add_argument("--figures", default="1,2,5", help="comma-separated, among 1,2,5 (default all)")
+    parser.add_argument("--figures", default="1,2,3,5", help="comma-separated, among 1,2,3,5 (default all)")
     parser.add_argument("--smoke", action="store_true", help="briefly (its numbers mean nothing)")
     parser.add_argument("--rounds", type=int, help="alternating rounds per figure (default 3)")
     parser.add_argument("--seconds", type=float, help="seconds of load per round and side (default 10)")

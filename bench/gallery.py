@@ -87,7 +87,7 @@ async def measure(devnull, rounds: int, count: int) -> None:
     ):
         detail = {}
         for name, app in apps.items():
-            made = await app.state.container.image_service().create({"prompt": "bench"})
+            made = await app.state.container.generate_image()({"prompt": "bench"})
             detail[name] = scope(f"/image/{made.guid}")
         page_app = apps["with gallery"]
         page = gallery.page_for(page_app)

@@ -105,7 +105,7 @@ async def reads() -> None:
         await started(app)
         from pixyproxy.domain.models import Caller
 
-        detail = await container.image_service().create({"prompt": "bench"}, caller=Caller("ann"))
+        detail = await container.generate_image()({"prompt": "bench"}, Caller("ann"))
         for path in (f"/image/{detail.guid}", f"/image/{detail.guid}/content"):
             us = await per_request(app, scope(path, key=key))
             what = "content" if path.endswith("/content") else "detail"
@@ -136,7 +136,8 @@ async def budget_checks(n: int = 2000) -> None:
     """The budget's own cost per generation: reserve (one read, one increment) and settle (one increment)."""
     from pixyproxy.adapters.limits_counters import LimitsUsageCounter, limits_storage
     from pixyproxy.domain.models import Caller
-    from pixyproxy.domain.usage import Budget, Budgets
+    from pixyproxy.domain.usage import Budget
+    from pixyproxy.domain.usecases.budgets import Budgets
 
     for label, url in (("memory", None), ("Redis", REDIS)):
         budgets = Budgets(LimitsUsageCounter(limits_storage(url)), Budget(10**9, 10**12))

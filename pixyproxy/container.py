@@ -1,8 +1,9 @@
 """The dependency-injector container: the only place that names adapters, picked from settings, and
 the one declaration of how they start and stop (the lifespan and every CLI command use it)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from dependency_injector import containers, providers
@@ -12,14 +13,41 @@ from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
-from pixyproxy.domain.jobs import JobService
 from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.maintenance import GarbageCollector
-from pixyproxy.domain.service import ImageService
+from pixyproxy.domain.usecases.delete import DeleteImage
+from pixyproxy.domain.usecases.edit_stored import EditStoredImage
+from pixyproxy.domain.usecases.edit_uploads import EditUploads
+from pixyproxy.domain.usecases.generate import GenerateImage
+from pixyproxy.domain.usecases.idempotency import Idempotency
+from pixyproxy.domain.usecases.jobs.board import JobBoard
+from pixyproxy.domain.usecases.jobs.cancel import CancelJob
+from pixyproxy.domain.usecases.jobs.ending import HandOnEnd
+from pixyproxy.domain.usecases.jobs.events import JobEvents
+from pixyproxy.domain.usecases.jobs.reading import ReadJobs
+from pixyproxy.domain.usecases.jobs.run import RunJob
+from pixyproxy.domain.usecases.jobs.submit import SubmitJob
+from pixyproxy.domain.usecases.listing import ListImages
+from pixyproxy.domain.usecases.metering import ProviderCalls
+from pixyproxy.domain.usecases.readiness import CheckReadiness
+from pixyproxy.domain.usecases.reading import ImageContent, ReadImage
+from pixyproxy.domain.usecases.storing import ImageRecords, ImageWriter
+from pixyproxy.domain.usecases.usage_report import ReportUsage
+from pixyproxy.domain.usecases.validation import RequestRules
+from pixyproxy.domain.usecases.variants import ImageVariants
 from pixyproxy.domain.variants import VariantMaker
 from pixyproxy.domain.webhook_dispatcher import WebhookDispatcher, WebhookNotifier
 from pixyproxy.domain.webhooks import RetryPolicy
 from pixyproxy.settings import Settings
+
+T = TypeVar("T")
+
+
+async def done(pending: Awaitable[T] | None) -> T:
+    """A resource's start or stop, awaited: every resource here is async, though dependency-injector's
+    types allow a synchronous one (which answers None)."""
+    assert pending is not None, "the container's resources start and stop asynchronously"
+    return await pending
 
 
 def sqlite_path(url: str) -> str:
@@ -61,7 +89,7 @@ def webhook_check(settings: Settings):
     """The submit-time check of a job's webhook_url: http(s), and no private, loopback or link-local
     address (DNS asked) unless allowed; refused outright without PIXYPROXY_WEBHOOK_SECRET. Delivery
     checks it again."""
-    from pixyproxy.domain.webhooks import WebhookUrlPolicy
+    from pixyproxy.domain.webhook_urls import WebhookUrlPolicy
 
     enabled = settings.webhook_secret is not None
     resolver = SystemHostResolver(settings.webhook_connect_timeout_seconds)
@@ -126,7 +154,7 @@ def budgets(storage, default, per_key):
     if not default.limited and not any(b.limited for b in per_key.values()):
         return None
     from pixyproxy.adapters.limits_counters import LimitsUsageCounter
-    from pixyproxy.domain.usage import Budgets
+    from pixyproxy.domain.usecases.budgets import Budgets
 
     return Budgets(LimitsUsageCounter(storage), default, per_key)
 
@@ -236,18 +264,47 @@ class Container(containers.DeclarativeContainer):
         idempotency_locks, settings.provided.redis_url, settings.provided.redis_timeout_seconds
     )
 
-    image_service = providers.Singleton(
-        ImageService,
-        generator=metered_generator,
-        repository=repository,
-        blobs=metered_blobs,
-        max_prompt_length=settings.provided.max_prompt_length,
-        idempotency_ttl_seconds=settings.provided.idempotency_ttl_seconds,
-        budgets=budgets,
-        prices=settings.provided.price_table,
+    # The use cases, each given only what it uses; the policies they share are singletons of their own.
+    rules = providers.Singleton(
+        RequestRules, metered_generator, max_prompt_length=settings.provided.max_prompt_length
+    )
+    idempotency = providers.Singleton(
+        Idempotency,
+        settings.provided.idempotency_ttl_seconds,
         locks=idempotency_locks,
-        idempotency_lock_seconds=settings.provided.idempotency_lock_seconds,
-        metrics=metrics,
+        lock_seconds=settings.provided.idempotency_lock_seconds,
+    )
+    provider_calls = providers.Singleton(
+        ProviderCalls, repository, budgets=budgets, prices=settings.provided.price_table, metrics=metrics
+    )
+    image_writer = providers.Singleton(ImageWriter, repository, metered_blobs)
+    image_records = providers.Singleton(ImageRecords, repository)
+    read_image = providers.Singleton(ReadImage, repository)
+    image_content = providers.Singleton(ImageContent, repository, metered_blobs)
+    generate_image = providers.Singleton(
+        GenerateImage, rules, provider_calls, image_writer, idempotency, image_records, metered_generator
+    )
+    edit_stored_image = providers.Singleton(
+        EditStoredImage,
+        rules,
+        read_image,
+        image_content,
+        provider_calls,
+        image_writer,
+        idempotency,
+        image_records,
+        metered_generator,
+    )
+    edit_uploads = providers.Singleton(EditUploads, rules, provider_calls, image_writer, metered_generator)
+    list_images = providers.Singleton(ListImages, repository)
+    delete_image = providers.Singleton(DeleteImage, read_image, repository, metered_blobs)
+    report_usage = providers.Singleton(ReportUsage, repository)
+    check_readiness = providers.Singleton(
+        CheckReadiness,
+        # Redis (the shared limits, budgets and Idempotency-Key locks) only when configured.
+        providers.Dict(
+            metadata=repository, storage=metered_blobs, generator=metered_generator, redis=idempotency_locks
+        ),
     )
     # Generation jobs: the store beside the images' metadata, a worker per process (started after the
     # stores), and the hook told when a job ends (webhook delivery overrides the no-op).
@@ -281,18 +338,28 @@ class Container(containers.DeclarativeContainer):
     )
     job_finished = providers.Singleton(WebhookNotifier, webhook_dispatcher)
     job_webhook_check = providers.Singleton(webhook_check, settings)
-    job_service = providers.Singleton(
-        JobService,
-        store=job_store,
-        images=image_service,
-        job_finished=job_finished,
-        check_webhook=job_webhook_check,
+    job_board = providers.Singleton(JobBoard)
+    read_jobs = providers.Singleton(ReadJobs, job_store, repository)
+    hand_on_end = providers.Singleton(HandOnEnd, job_store, job_board, job_finished)
+    submit_job = providers.Singleton(
+        SubmitJob, job_store, rules, idempotency, job_board, check_webhook=job_webhook_check
+    )
+    cancel_job = providers.Singleton(CancelJob, read_jobs, job_store, job_board, hand_on_end)
+    job_events = providers.Singleton(JobEvents, read_jobs, job_store, job_board)
+    run_job = providers.Singleton(
+        RunJob,
+        job_store,
+        generate_image,
+        image_writer,
+        idempotency,
+        image_records,
+        job_board,
+        hand_on_end,
         max_attempts=settings.provided.job_max_attempts,
-        idempotency_ttl_seconds=settings.provided.idempotency_ttl_seconds,
     )
     job_worker = providers.Singleton(
         JobWorker,
-        job_service,
+        run_job,
         concurrency=settings.provided.job_concurrency,
         lease_seconds=settings.provided.job_lease_seconds,
         poll_seconds=settings.provided.job_poll_seconds,
@@ -309,3 +376,4 @@ class Container(containers.DeclarativeContainer):
     variants = providers.Singleton(
         VariantMaker, metered_blobs, max_concurrent_encodes=settings.provided.variant_max_concurrent_encodes
     )
+    image_variants = providers.Singleton(ImageVariants, variants, image_content)

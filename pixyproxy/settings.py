@@ -13,14 +13,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixyproxy.domain import webhook_dispatcher as webhook_worker
 from pixyproxy.domain import webhooks
-from pixyproxy.domain.jobs import DEFAULT_MAX_ATTEMPTS
 from pixyproxy.domain.jobs_worker import DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, DEFAULT_POLL_SECONDS
-from pixyproxy.domain.service import (
+from pixyproxy.domain.usage import DEFAULT_PRICES, Budget, Price
+from pixyproxy.domain.usecases.idempotency import (
     DEFAULT_IDEMPOTENCY_LOCK_SECONDS,
     DEFAULT_IDEMPOTENCY_TTL_SECONDS,
-    DEFAULT_MAX_PROMPT_LENGTH,
 )
-from pixyproxy.domain.usage import DEFAULT_PRICES, Budget, Price
+from pixyproxy.domain.usecases.jobs.run import DEFAULT_MAX_ATTEMPTS
+from pixyproxy.domain.usecases.validation import DEFAULT_MAX_PROMPT_LENGTH
 from pixyproxy.domain.variants import DEFAULT_MAX_CONCURRENT_ENCODES
 
 DEFAULT_DATA_DIR = Path("pixyproxy-data")

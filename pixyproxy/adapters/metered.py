@@ -11,8 +11,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pixyproxy.domain.errors import ImageException
-from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, SourceImage
-from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, MetricsRecorder
+from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, OnPartial, SourceImage
+from pixyproxy.domain.ports.blobs import BlobStore, BlobStream
+from pixyproxy.domain.ports.generator import ImageGenerator
+from pixyproxy.domain.ports.metrics import MetricsRecorder
+
+
+def _streaming(partial_images: int, on_partial: OnPartial | None) -> dict[str, Any]:
+    return {"partial_images": partial_images, "on_partial": on_partial} if on_partial is not None else {}
 
 
 class MeteredGenerator:
@@ -33,17 +39,35 @@ class MeteredGenerator:
     def validate(self, request: GenerationRequest) -> None:
         self.inner.validate(request)
 
-    async def generate(self, request: GenerationRequest, **options: Any) -> GeneratedImage:
-        return await self._measured(request, lambda: self.inner.generate(request, **options))
+    async def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+    ) -> GeneratedImage:
+        # Previews are passed on only when asked for, as the generator was called before it was measured.
+        options = _streaming(partial_images, on_partial)
+        return await self._measured(
+            request, lambda: self.inner.generate(request, safety_identifier=safety_identifier, **options)
+        )
 
     async def edit(
         self,
         request: EditRequest,
         images: list[SourceImage],
         mask: SourceImage | None = None,
-        **options: Any,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
     ) -> GeneratedImage:
-        return await self._measured(request, lambda: self.inner.edit(request, images, mask, **options))
+        options = _streaming(partial_images, on_partial)
+        return await self._measured(
+            request,
+            lambda: self.inner.edit(request, images, mask, safety_identifier=safety_identifier, **options),
+        )
 
     async def _measured(
         self, request: GenerationRequest, call: Callable[[], Awaitable[GeneratedImage]]
@@ -113,3 +137,10 @@ class MeteredBlobStore:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def _implements_the_ports(
+    generator: MeteredGenerator, blobs: MeteredBlobStore
+) -> tuple[ImageGenerator, BlobStore]:
+    """Never called: mypy checks here that each decorator implements the port it wraps."""
+    return generator, blobs

@@ -57,7 +57,7 @@ class RedisIdempotencyLocks:
 
     async def ping(self) -> None:
         try:
-            await self.client.ping()
+            await self.client.ping()  # type: ignore[misc]  # redis-py types it sync or async; it is async
         except RedisError as exc:
             raise DependencyUnavailable(UNREACHABLE) from exc
 

@@ -45,7 +45,8 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
                 return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
-        raise failure  # type: ignore[misc]
+        assert failure is not None  # addresses is not empty
+        raise failure
 
     async def connect_unix_socket(self, path, timeout=None, socket_options=None):
         raise httpcore.ConnectError("webhooks are not sent over Unix sockets")

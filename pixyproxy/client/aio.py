@@ -5,7 +5,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +254,7 @@ class AsyncPixyProxyClient:
                 await asyncio.sleep(poll_interval)
         raise PixyProxyTimeout(f"job {_base.job_id_text(job)} had not ended after {timeout} s")
 
-    async def events(self, job: JobLike) -> AsyncIterator[JobEvent]:
+    async def events(self, job: JobLike) -> AsyncGenerator[JobEvent, None]:
         """The job's events as they happen: a StatusEvent with the job first, another on every change,
         PartialImageEvent previews where the generator streams them, and a DoneEvent last. A dropped
         connection is opened again (the server starts again with the job as it is)."""

@@ -79,8 +79,9 @@ def check_image(data: bytes, fmt: str = "png", compression: int | None = None) -
             found, width, height = _FORMAT_OF.get(probe.format or ""), probe.width, probe.height
             probe.verify()  # checks structure (and a PNG's CRCs) without a full decode
         if found != fmt:
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.load()
+                image: Image.Image = opened
                 if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
                     image = image.convert("RGBA")
                 data = encode(image, fmt, compression)

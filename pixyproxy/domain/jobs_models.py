@@ -86,7 +86,7 @@ class Job(BaseModel):
 
     @field_validator("images", mode="before")
     @classmethod
-    def _as_job_images(cls, images: list) -> list:
+    def _as_job_images(cls, images: list[Any]) -> list[Any]:
         """The worker hands over the ImageDetails it stored."""
         return [image.model_dump() if type(image) is ImageDetail else image for image in images]
 

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
+from pixyproxy.domain.claim_loop import ClaimLoop
 from pixyproxy.domain.clock import utc_now
-from pixyproxy.domain.jobs import JobService
 from pixyproxy.domain.jobs_models import Job, JobError
+from pixyproxy.domain.usecases.jobs.run import RunJob
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def abandoned_error(attempts: int) -> JobError:
 class JobWorker:
     def __init__(
         self,
-        jobs: JobService,
+        run: RunJob,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
@@ -51,17 +52,19 @@ class JobWorker:
         clock: Callable[[], datetime] = utc_now,
         worker_id: str | None = None,
     ) -> None:
-        self.jobs = jobs
-        self.store = jobs.store
+        self.run = run
+        self.store = run.store
+        self.board = run.board
+        self.max_attempts = run.max_attempts
         self.concurrency = concurrency
         self.lease = timedelta(seconds=lease_seconds)
         self.poll_seconds = poll_seconds
         self.enabled = enabled
         self._clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid4().hex[:8]}"
-        self._tasks: dict[UUID, asyncio.Task] = {}
-        self._wake = asyncio.Event()
-        self._loops: list[asyncio.Task] = []
+        self._tasks: dict[UUID, asyncio.Task[None]] = {}
+        self._claims = ClaimLoop(self._claim_and_start, lambda: self.poll_seconds, "jobs")
+        self._loops: list[asyncio.Task[None]] = []
         self._closing = False
 
     # -- start and stop (the container's Resource calls these) ---------------------------------
@@ -70,10 +73,9 @@ class JobWorker:
         if not self.enabled or self._loops:
             return
         self._closing = False
-        self._wake = asyncio.Event()
-        self.jobs.on_submit = self._wake.set
+        self.board.on_submit = self._claims.wake
         self._loops = [
-            asyncio.create_task(self._claim_loop(), name="jobs-claim"),
+            asyncio.create_task(self._claims.run(), name="jobs-claim"),
             asyncio.create_task(self._housekeeping_loop(), name="jobs-housekeeping"),
         ]
         log.info("job worker %s started (concurrency %d)", self.worker_id, self.concurrency)
@@ -88,7 +90,7 @@ class JobWorker:
         for task in [*loops, *tasks]:
             with contextlib.suppress(BaseException):
                 await task
-        self.jobs.on_submit = lambda: None
+        self.board.on_submit = lambda: None
 
     @property
     def running(self) -> int:
@@ -96,34 +98,24 @@ class JobWorker:
 
     # -- the loops ------------------------------------------------------------------------------
 
-    async def _claim_loop(self) -> None:
-        while not self._closing:
-            self._wake.clear()
-            free = self.concurrency - len(self._tasks)
-            claimed: list[Job] = []
-            if free > 0:
-                try:
-                    now = self._clock()
-                    claimed = await self.store.claim(
-                        self.worker_id, now, now + self.lease, free, self.jobs.max_attempts
-                    )
-                except Exception as exc:
-                    log.warning("could not claim jobs (%s); trying again", exc)
-                for job in claimed:
-                    self._start(job)
-            if claimed and len(claimed) == free:
-                continue  # slots filled; the next pass finds none free and waits for one
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_seconds):
-                    await self._wake.wait()
+    async def _claim_and_start(self) -> bool:
+        """Claim what fits in the free slots and start each; True when it filled them (more may wait)."""
+        free = self.concurrency - len(self._tasks)
+        if free <= 0:
+            return False
+        now = self._clock()
+        claimed = await self.store.claim(self.worker_id, now, now + self.lease, free, self.max_attempts)
+        for job in claimed:
+            self._start(job)
+        return bool(claimed) and len(claimed) == free
 
     def _start(self, job: Job) -> None:
-        task = asyncio.create_task(self.jobs.run(job, self.worker_id), name=f"job-{job.id}")
+        task = asyncio.create_task(self.run(job, self.worker_id), name=f"job-{job.id}")
         self._tasks[job.id] = task
 
-        def done(finished: asyncio.Task, job_id: UUID = job.id) -> None:
+        def done(finished: asyncio.Task[None], job_id: UUID = job.id) -> None:
             self._tasks.pop(job_id, None)
-            self._wake.set()  # a slot is free
+            self._claims.wake()  # a slot is free
             if not finished.cancelled() and finished.exception() is not None:
                 log.error("job %s task failed", job_id, exc_info=finished.exception())
 
@@ -145,12 +137,12 @@ class JobWorker:
             for job_id, task in list(self._tasks.items()):
                 if job_id not in mine and job_id in self._tasks:
                     # Canceled, or taken over after our lease ran out: stop, store nothing more.
-                    self.jobs.canceling.add(job_id)
+                    self.board.canceling.add(job_id)
                     task.cancel()
         for job in await self.store.fail_abandoned(
-            now, self.jobs.max_attempts, abandoned_error(self.jobs.max_attempts)
+            now, self.max_attempts, abandoned_error(self.max_attempts)
         ):
             log.warning("job %s given up after %d attempts", job.id, job.attempts)
-            await self.jobs.ended(job)
+            await self.run.hand_on(job)
         for job in await self.store.unnotified(now - timedelta(seconds=NOTIFY_GRACE_SECONDS), 100):
-            await self.jobs.ended(job)
+            await self.run.hand_on(job)

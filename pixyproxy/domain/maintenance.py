@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from pixyproxy.domain.clock import utc_now
+from pixyproxy.domain.ports.blobs import BlobStore
+from pixyproxy.domain.ports.repository import ImageRepository
 from pixyproxy.domain.variants import all_variant_keys
-from pixyproxy.ports import BlobStore, ImageRepository
 
 log = logging.getLogger(__name__)
 

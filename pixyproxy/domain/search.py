@@ -8,9 +8,10 @@ everywhere: they would be in most prompts, and no index keeps them.
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pixyproxy.domain.errors import InvalidImageRequest
+from pixyproxy.domain.instants import parse_instant
 
 MIN_WORD_LENGTH = 3
 MAX_WORDS = 8
@@ -18,7 +19,6 @@ MAX_QUERY_LENGTH = 200
 MAX_MODEL_LENGTH = 100
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what FTS5's unicode61 calls a token
 # RFC 3339 date-time: a full date, a time, and a zone (Z or +hh:mm); no bare dates, no epoch numbers.
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -63,16 +63,7 @@ def matches(detail_prompt: str, words: tuple[str, ...]) -> bool:
 
 
 def _instant(name: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    if not _RFC3339.match(value):
-        raise InvalidImageRequest(
-            f"query.{name}: an RFC 3339 date-time with a zone, e.g. 2026-11-24T12:00:00Z"
-        )
-    try:
-        return datetime.fromisoformat(value.replace("z", "Z")).astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise InvalidImageRequest(f"query.{name}: not a real date-time ({exc})") from exc
+    return None if value is None else parse_instant(name, value)
 
 
 def parse_filter(

@@ -22,7 +22,9 @@ from PIL import Image
 from pixyproxy.domain.errors import InvalidImageRequest, StorageUnavailable
 from pixyproxy.domain.image_formats import encode
 from pixyproxy.domain.models import ImageDetail
-from pixyproxy.ports import BlobStore
+from pixyproxy.domain.ports.blobs import BlobStore
+from pixyproxy.domain.single_flight import SingleFlight
+from pixyproxy.domain.streams import read_whole
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +173,9 @@ class VariantMaker:
         self._encodes = asyncio.Semaphore(max_concurrent_encodes)
         self._known: OrderedDict[str, Variant] = OrderedDict()
         self._known_max = known
-        self._in_flight: dict[str, asyncio.Future[tuple[Variant, bytes]]] = {}
+        self._flights: SingleFlight[tuple[Variant, bytes]] = (
+            SingleFlight()
+        )  # concurrent first requests: one leads
         self._kept: OrderedDict[str, bytes] = OrderedDict()
         self._kept_bytes = 0
         self.encoded = 0  # encodes this process ran (tests and the bench count them)
@@ -188,26 +192,7 @@ class VariantMaker:
         known = self._known.get(key)
         if known is not None:
             return known, self._kept.get(key)
-        running = self._in_flight.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        # Registered with no await since the lookup above: of concurrent first requests, one leads.
-        future: asyncio.Future[tuple[Variant, bytes]] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
-        try:
-            result = await self._find_or_make(detail, key, width, fmt)
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # retrieved: a lone request must not log "never retrieved"
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            del self._in_flight[key]
+        return await self._flights.run(key, lambda: self._find_or_make(detail, key, width, fmt))
 
     async def _find_or_make(
         self, detail: ImageDetail, key: str, width: int | None, fmt: str
@@ -248,7 +233,4 @@ class VariantMaker:
         stream = await self.blobs.open(key)
         if stream is None:
             return None
-        try:
-            return b"".join([chunk async for chunk in stream.chunks()])
-        finally:
-            await stream.aclose()
+        return await read_whole(stream)

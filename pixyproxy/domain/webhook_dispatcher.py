@@ -21,8 +21,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pixyproxy.domain.claim_loop import ClaimLoop
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.errors import InvalidWebhookUrl
+from pixyproxy.domain.ports.metrics import MetricsRecorder
+from pixyproxy.domain.ports.resolver import HostResolver
+from pixyproxy.domain.ports.webhooks import WebhookOutbox, WebhookSender
 from pixyproxy.domain.webhooks import (
     DELIVERED,
     FAILED,
@@ -36,11 +40,9 @@ from pixyproxy.domain.webhooks import (
     should_retry,
     validate_webhook_url,
 )
-from pixyproxy.ports.webhooks import HostResolver, WebhookOutbox, WebhookSender
 
 if TYPE_CHECKING:
     from pixyproxy.domain.jobs_models import Job
-    from pixyproxy.ports.metrics import MetricsRecorder
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +89,16 @@ class WebhookDispatcher:
         self.clock = clock
         self.rand = rand
         self.metrics = metrics
-        self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task | None = None
-        self._in_flight: set[asyncio.Task] = set()
+        self._claims = ClaimLoop(self._claim_and_start, self._idle_seconds, "webhook deliveries")
+        self._loop_task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[WebhookDelivery]] = set()
         self._soonest: datetime | None = None  # the earliest retry this process scheduled
 
     # -- lifecycle (a container Resource) ------------------------------------------------------
 
     async def init(self) -> None:
         if self._loop_task is None:
-            self._loop_task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+            self._loop_task = asyncio.create_task(self._claims.run(), name="webhook-dispatcher")
 
     async def close(self) -> None:
         """Stop claiming, cancel attempts under way and give their leases back, so a restart or
@@ -116,7 +118,7 @@ class WebhookDispatcher:
 
     def wake(self) -> None:
         """Look for due deliveries now (a job just ended) instead of at the next poll."""
-        self._wake.set()
+        self._claims.wake()
 
     # -- what the jobs core calls --------------------------------------------------------------
 
@@ -141,24 +143,6 @@ class WebhookDispatcher:
         return delivery
 
     # -- the loop ------------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            more = False
-            try:
-                more = await self._claim_and_start()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("webhook outbox unavailable, trying again in %.0f s: %s", self.poll_seconds, exc)
-            if more:
-                continue
-            try:
-                async with asyncio.timeout(self._idle_seconds()):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
 
     def _idle_seconds(self) -> float:
         wait = self.poll_seconds
@@ -186,9 +170,9 @@ class WebhookDispatcher:
         self._in_flight.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task[WebhookDelivery]) -> None:
         self._in_flight.discard(task)
-        self._wake.set()  # a slot is free
+        self._claims.wake()  # a slot is free
 
     async def deliver_due(self) -> int:
         """One pass without the loop: claim what is due, attempt each, wait for them; the number
@@ -239,22 +223,19 @@ class WebhookDispatcher:
                 delivery, status=FAILED, attempts=attempts, last_error=refusal, last_status_code=None
             )
         verdict = should_retry(result)
-        common = {"attempts": attempts, "last_status_code": result.status_code}
+        # Every outcome below records the attempt and the receiver's status.
+        attempted = replace(delivery, attempts=attempts, last_status_code=result.status_code)
         if verdict is None:
-            return replace(delivery, status=DELIVERED, delivered_at=now, last_error=None, **common)
+            return replace(attempted, status=DELIVERED, delivered_at=now, last_error=None)
         error = describe_result(result)
         if not verdict or attempts >= self.retry.max_attempts:
             why = "not retried" if not verdict else f"gave up after {attempts} attempts"
             log.warning("webhook for job %s to %s failed (%s): %s", delivery.job_id, delivery.url, why, error)
-            return replace(delivery, status=FAILED, last_error=f"{error} ({why})", **common)
+            return replace(attempted, status=FAILED, last_error=f"{error} ({why})")
         wait = self.retry.delay(attempts, result.retry_after, self.rand())
         log.info("webhook for job %s: %s; attempt %d in %.1f s", delivery.job_id, error, attempts + 1, wait)
         return replace(
-            delivery,
-            status=PENDING,
-            next_attempt_at=now + timedelta(seconds=wait),
-            last_error=error,
-            **common,
+            attempted, status=PENDING, next_attempt_at=now + timedelta(seconds=wait), last_error=error
         )
 
     async def _send(self, delivery: WebhookDelivery) -> tuple[SendResult, str | None]:

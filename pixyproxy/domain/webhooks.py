@@ -1,9 +1,9 @@
 """Webhook URLs and events: which URLs a job may call back, and what it sends them.
 
-`validate_webhook_url` is pure (parsing and ipaddress checks on literal hosts); `check_webhook_url` adds
-the DNS answer, through a HostResolver port, so a name that points into the private network is refused
-as its literal address would be. Both run at submit (a 422) and again at every delivery attempt, since
-a name may resolve elsewhere by then.
+`validate_webhook_url` is pure (parsing and ipaddress checks on literal hosts); `check_webhook_url`
+(webhook_urls.py) adds the DNS answer, through a HostResolver port, so a name that points into the
+private network is refused as its literal address would be. Both run at submit (a 422) and again at
+every delivery attempt, since a name may resolve elsewhere by then.
 """
 
 import base64
@@ -14,13 +14,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from pixyproxy.domain.errors import InvalidWebhookUrl
-
-if TYPE_CHECKING:
-    from pixyproxy.ports.webhooks import HostResolver
 
 MAX_WEBHOOK_URL_LENGTH = 2048
 ALLOWED_SCHEMES = ("http", "https")
@@ -136,34 +133,6 @@ def check_addresses(host: str, addresses: list[str], allow_private: bool) -> tup
     return tuple(checked)
 
 
-async def check_webhook_url(url: str, allow_private: bool, resolver: "HostResolver") -> WebhookTarget:
-    """validate_webhook_url, then the DNS answer for a host name: every address must be public unless
-    `allow_private`. The target carries the addresses checked, so a caller can connect to exactly those."""
-    target = validate_webhook_url(url, allow_private)
-    if target.addresses:
-        return target
-    addresses = check_addresses(target.host, await resolver.resolve(target.host, target.port), allow_private)
-    return WebhookTarget(target.url, target.scheme, target.host, target.port, addresses)
-
-
-class WebhookUrlPolicy:
-    """What submit asks before it accepts a webhook_url: `await policy.check(url)` answers the URL or
-    raises InvalidWebhookUrl (a 422). Built by the container from the PIXYPROXY_WEBHOOK_* settings."""
-
-    def __init__(self, resolver: "HostResolver", allow_private: bool = False, enabled: bool = True) -> None:
-        self.resolver = resolver
-        self.allow_private = allow_private
-        self.enabled = enabled
-
-    async def check(self, url: str) -> str:
-        if not self.enabled:
-            raise InvalidWebhookUrl(
-                "webhook_url: this server sends no webhooks (PIXYPROXY_WEBHOOK_SECRET is not set)"
-            )
-        await check_webhook_url(url, self.allow_private, self.resolver)
-        return url
-
-
 # -- deliveries -------------------------------------------------------------------------------------
 
 # Defaults written once: settings.py takes its defaults from these. 60 s doubling, capped at an hour:
@@ -234,7 +203,7 @@ class RetryPolicy:
         backoff *= 1 + self.jitter * (2 * rand - 1)
         if retry_after is not None:
             backoff = max(backoff, min(retry_after, self.max_delay_seconds))
-        return max(backoff, 0.0)
+        return float(max(backoff, 0.0))
 
 
 @dataclass(frozen=True)

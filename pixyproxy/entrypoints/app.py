@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from pixyproxy import __version__
-from pixyproxy.container import Container
+from pixyproxy.container import Container, done
 from pixyproxy.domain.errors import ImageException
 from pixyproxy.entrypoints.errors import error_response
 from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
@@ -18,7 +18,7 @@ from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
 from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
 from pixyproxy.entrypoints.middleware.rate_limit import RateLimitMiddleware, document_rate_limit
 from pixyproxy.entrypoints.middleware.request_log import RequestLogMiddleware
-from pixyproxy.entrypoints.openapi import patch_openapi
+from pixyproxy.entrypoints.openapi import SchemaPatch, patch_openapi
 from pixyproxy.entrypoints.route_match import RouteTable
 from pixyproxy.entrypoints.routes import ROUTERS
 from pixyproxy.entrypoints.routes.openai_compatible import UPLOAD_PATHS
@@ -57,19 +57,20 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await container.init_resources()
-        service = container.image_service()  # built now, not on the first request
+        await done(container.init_resources())
+        container.generate_image()  # the use cases built now, not on the first request
+        container.read_image()
         log.info(
             "PixyProxy %s ready: metadata=%s storage=%s generator=%s",
             __version__,
-            service.repository.name,
-            service.blobs.name,
-            service.generator.name,
+            container.repository().name,
+            container.blobs().name,
+            container.generator().name,
         )
         try:
             yield
         finally:
-            await container.shutdown_resources()
+            await done(container.shutdown_resources())
 
     app = FastAPI(
         title="PixyProxy",
@@ -106,7 +107,7 @@ def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> N
     metrics see every request, refused ones too."""
     uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_upload_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=uploads)
-    patches = []
+    patches: list[SchemaPatch] = []
     limiter = container.rate_limiter()
     if limiter is not None:
         app.add_middleware(RateLimitMiddleware, limiter=limiter)

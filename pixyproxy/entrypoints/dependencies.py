@@ -5,12 +5,11 @@ any part with `container.<provider>.override(...)`. `async def`: FastAPI runs a 
 in a worker thread, which cost more than the rest of a detail read.
 """
 
-from fastapi import Depends, Header, Request
+from fastapi import Header, Request
 
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.models import Caller
-from pixyproxy.domain.service import ImageService, safety_identifier_for
 from pixyproxy.entrypoints.middleware.api_keys import CALLER_SCOPE_KEY
 from pixyproxy.settings import Settings
 
@@ -20,10 +19,6 @@ def services(request: Request) -> Container:
     return request.app.state.container
 
 
-async def image_service(request: Request) -> ImageService:
-    return request.app.state.container.image_service()
-
-
 async def settings(request: Request) -> Settings:
     return request.app.state.container.settings()
 
@@ -31,12 +26,6 @@ async def settings(request: Request) -> Settings:
 async def caller(request: Request) -> Caller | None:
     """The API key's holder the auth middleware recognised; None when keys are off."""
     return request.scope.get(CALLER_SCOPE_KEY)
-
-
-async def safety_identifier(who: Caller | None = Depends(caller)) -> str | None:
-    """What the generator is told of who asked: a stable hash of the key's name, never the key; None
-    when keys are off (there is no one to tell apart)."""
-    return safety_identifier_for(who.name) if who is not None else None
 
 
 async def idempotency_key(

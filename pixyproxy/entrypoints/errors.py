@@ -7,7 +7,6 @@ The HTTP mapping of domain exceptions lives here, not in the domain.
 
 import logging
 import math
-from dataclasses import dataclass, field
 
 import orjson
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from pixyproxy.domain import errors as domain
+from pixyproxy.entrypoints.described import Described
 from pixyproxy.entrypoints.openai_errors import is_openai_path, openai_error
 from pixyproxy.entrypoints.request_id import request_id_var
 
@@ -50,16 +50,6 @@ HTTP_CODES = {
 UNEXPECTED = "An unexpected error occurred. Quote the request id when reporting it."
 NOT_JSON = "the body is not valid JSON: it must be UTF-8 encoded JSON, sent as application/json"
 NOT_AN_OBJECT = 'the body must be a JSON object such as {"prompt": "..."}, sent as application/json'
-
-
-@dataclass(frozen=True)
-class Described:
-    """What an exception means over HTTP."""
-
-    status: int
-    code: str
-    detail: str
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -24,7 +24,7 @@ class LogFormatter(logging.Formatter):
         if second != cached_second:
             text = time.strftime(self.default_time_format, self.converter(second))
             self._cached = (second, text)
-        return self.default_msec_format % (text, int((created - second) * 1000))
+        return (self.default_msec_format or "%s,%03d") % (text, int((created - second) * 1000))
 
 
 class RequestIdFilter(logging.Filter):

@@ -8,10 +8,9 @@ middleware (401, 429, 413) on /v1 come out in it too.
 """
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # errors.py imports this module; the type is only for the checker
-    from pixyproxy.entrypoints.errors import Described
+from pixyproxy.entrypoints.described import Described
 
 PREFIX = "/v1"
 # OpenAI answers every request it cannot take with a 400; PixyProxy's 422 and 413 are such requests.
@@ -33,7 +32,7 @@ def error_type(status: int) -> str:
     return "server_error" if status >= 500 else "invalid_request_error"
 
 
-def openai_error(described: "Described") -> tuple[int, dict[str, Any]]:
+def openai_error(described: Described) -> tuple[int, dict[str, Any]]:
     """(status, body) of an error on /v1."""
     status = STATUS.get(described.status, described.status)
     match = _PARAM.match(described.detail) if status == 400 else None

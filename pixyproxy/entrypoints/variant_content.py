@@ -12,12 +12,11 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from pixyproxy.container import Container
-from pixyproxy.domain.errors import StorageUnavailable
 from pixyproxy.domain.models import ImageDetail
+from pixyproxy.domain.streams import read_whole
 from pixyproxy.domain.variants import (
     VARIANT_FORMATS,
     WIDTHS,
-    OriginalMissing,
     Variant,
     VariantSpec,
     negotiate,
@@ -51,17 +50,6 @@ VARIANT_PARAMETERS = {
 }
 
 
-async def _variant(container: Container, detail: ImageDetail, planned: tuple) -> tuple[Variant, bytes | None]:
-    key, width, fmt = planned
-    try:
-        return await container.variants().find_or_make(detail, key, width, fmt)
-    except OriginalMissing:
-        # Deleted since its row was read (404), or bytes lost (503): open_content tells which.
-        stream = await container.image_service().open_content(detail)
-        await stream.aclose()
-        raise StorageUnavailable("the image's bytes could not be read to make the variant") from None
-
-
 def _query(raw: bytes) -> dict[str, str]:
     """name -> value (the last one wins, as in Starlette's QueryParams), without building a multidict:
     this runs on every variant read."""
@@ -87,7 +75,7 @@ async def variant_content(request: Request, container: Container, detail: ImageD
         served: ImageDetail | Variant = detail
         data = None
     else:
-        served, data = await _variant(container, detail, planned)
+        served, data = await container.image_variants().find_or_make(detail, planned)
     answer = answer_content(
         served, request.method, headers.get("if-none-match"), headers.get("if-range"), headers.get("range")
     )
@@ -98,27 +86,16 @@ async def variant_content(request: Request, container: Container, detail: ImageD
         response = Response(data[part.start : part.end + 1] if part else data, status_code=answer.status)
     else:
         if isinstance(served, Variant):
-            stream = await _open_variant(container, detail, served, answer.byte_range)
+            stream = await container.image_variants().open(detail, served, answer.byte_range)
         else:
-            stream = await container.image_service().open_content(detail, answer.byte_range)
+            stream = await container.image_content().open(detail, answer.byte_range)
         length = answer.byte_range.length if answer.byte_range else served.size_bytes
         if length <= ONE_BODY:
-            body = b"".join([chunk async for chunk in stream.chunks()])
-            response = Response(body, status_code=answer.status)
+            response = Response(await read_whole(stream), status_code=answer.status)
         else:
             response = StreamingResponse(stream.chunks(), status_code=answer.status)
     response.raw_headers = answer.headers + extra
     return response
-
-
-async def _open_variant(container: Container, detail: ImageDetail, variant: Variant, byte_range):
-    start, end = (byte_range.start, byte_range.end) if byte_range else (0, None)
-    stream = await container.variants().blobs.open(variant.key, start, end)
-    if stream is None:  # removed with its image since the row was read: open_content says 404
-        original = await container.image_service().open_content(detail)
-        await original.aclose()
-        raise StorageUnavailable("the variant's bytes are missing from storage")
-    return stream
 
 
 async def variant_url(
@@ -132,10 +109,11 @@ async def variant_url(
     query = {k: v for k, v in (("width", spec.width), ("format", spec.format)) if v is not None}
     content = request.url_for("image_content", guid=str(detail.guid)).include_query_params(**query)
     if planned is None:
-        presigned = await container.image_service().content_url(detail, ttl)
+        presigned = await container.image_content().url(detail, ttl)
     else:
-        variant, _ = await _variant(container, detail, planned)
-        presigned = await container.variants().blobs.presigned_url(variant.key, ttl)
+        variants = container.image_variants()
+        variant, _ = await variants.find_or_make(detail, planned)
+        presigned = await variants.url(variant, ttl)
     if presigned is None:
         return ContentUrl(url=str(content), expires_at=None)
     return ContentUrl(url=presigned, expires_at=datetime.now(UTC) + ttl)

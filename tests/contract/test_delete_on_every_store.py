@@ -11,7 +11,6 @@ from pixyproxy.adapters.s3_blob_store import S3BlobStore
 from pixyproxy.adapters.sql.images import SQLImageRepository
 from pixyproxy.domain.errors import ImageNotFound
 from pixyproxy.domain.maintenance import GarbageCollector
-from pixyproxy.domain.service import ImageService
 from pixyproxy.domain.variants import VariantMaker, VariantSpec, plan
 from tests.support.fakes import (
     InMemoryBlobStore,
@@ -20,6 +19,7 @@ from tests.support.fakes import (
     ScriptedGenerator,
     png_bytes,
 )
+from tests.support.use_cases import build_use_cases
 
 
 def rows_in_store(repository, guid, request) -> int:
@@ -48,13 +48,15 @@ def blobs_in_store(store, guid, request) -> list[str]:
 
 
 @pytest.fixture
-def service(repository, blob_store):
-    return ImageService(ScriptedGenerator(png_bytes(300, 200)), repository, blob_store, clock=ManualClock())
+def cases(repository, blob_store):
+    return build_use_cases(
+        ScriptedGenerator(png_bytes(300, 200)), repository, blob_store, clock=ManualClock()
+    )
 
 
-async def test_delete_leaves_nothing_of_the_image_in_either_store(service, repository, blob_store, request):
-    kept = await service.create({"prompt": "kept"})
-    gone = await service.create({"prompt": "gone"})
+async def test_delete_leaves_nothing_of_the_image_in_either_store(cases, repository, blob_store, request):
+    kept = await cases.generate({"prompt": "kept"})
+    gone = await cases.generate({"prompt": "gone"})
     maker = VariantMaker(blob_store)
     for detail in (kept, gone):
         for spec in (VariantSpec(64, "webp"), VariantSpec(None, "jpeg")):
@@ -62,7 +64,7 @@ async def test_delete_leaves_nothing_of_the_image_in_either_store(service, repos
     assert rows_in_store(repository, gone.guid, request) == 1
     assert len(blobs_in_store(blob_store, gone.guid, request)) == 3
 
-    await service.delete(gone.guid)
+    await cases.delete(gone.guid)
 
     assert rows_in_store(repository, gone.guid, request) == 0
     assert blobs_in_store(blob_store, gone.guid, request) == []
@@ -71,16 +73,16 @@ async def test_delete_leaves_nothing_of_the_image_in_either_store(service, repos
         [kept.filename, f"{kept.guid}.w64.webp", f"{kept.guid}.full.jpg"]
     )
     with pytest.raises(ImageNotFound):
-        await service.delete(gone.guid)
+        await cases.delete(gone.guid)
 
 
 async def test_retention_empties_both_stores_of_old_images(repository, blob_store, request):
     clock = ManualClock()
-    service = ImageService(ScriptedGenerator(png_bytes(300, 200)), repository, blob_store, clock=clock)
-    old = await service.create({"prompt": "old"})
+    cases = build_use_cases(ScriptedGenerator(png_bytes(300, 200)), repository, blob_store, clock=clock)
+    old = await cases.generate({"prompt": "old"})
     await VariantMaker(blob_store).find_or_make(old, *plan(old, VariantSpec(128, "png")))
     clock.advance(days=10)
-    young = await service.create({"prompt": "young"})
+    young = await cases.generate({"prompt": "young"})
     clock.advance(days=1)
     collector = GarbageCollector(repository, blob_store, clock=clock)
     assert await collector.remove_expired(timedelta(days=5), batch_size=1) == 1

@@ -26,7 +26,7 @@ from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
 
 class ManualClock:
-    """A clock for ImageService(clock=...) that moves only when the test calls advance()."""
+    """A clock for the use cases (clock=...) that moves only when the test calls advance()."""
 
     def __init__(self) -> None:
         self.now = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)

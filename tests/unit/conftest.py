@@ -1,7 +1,7 @@
 import pytest
 
-from pixyproxy.domain.service import ImageService
 from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.use_cases import build_use_cases
 
 
 @pytest.fixture
@@ -20,5 +20,5 @@ def blobs():
 
 
 @pytest.fixture
-def service(generator, repository, blobs):
-    return ImageService(generator, repository, blobs, max_prompt_length=100)
+def cases(generator, repository, blobs):
+    return build_use_cases(generator, repository, blobs, max_prompt_length=100)

@@ -7,9 +7,9 @@ import pytest
 
 from pixyproxy.domain.errors import ImageNotFound, StorageUnavailable
 from pixyproxy.domain.maintenance import GarbageCollector
-from pixyproxy.domain.service import ImageService
 from pixyproxy.domain.variants import VariantMaker, VariantSpec, plan
 from tests.support.fakes import ManualClock
+from tests.support.use_cases import build_use_cases
 
 
 @pytest.fixture
@@ -18,8 +18,8 @@ def clock():
 
 
 @pytest.fixture
-def service(generator, repository, blobs, clock):
-    return ImageService(generator, repository, blobs, clock=clock)
+def cases(generator, repository, blobs, clock):
+    return build_use_cases(generator, repository, blobs, clock=clock)
 
 
 async def make_variants(blobs, detail):
@@ -28,45 +28,45 @@ async def make_variants(blobs, detail):
         await maker.find_or_make(detail, *plan(detail, spec))
 
 
-async def test_delete_removes_the_row_the_bytes_and_every_variant(service, repository, blobs):
-    kept = await service.create({"prompt": "kept"})
-    gone = await service.create({"prompt": "gone"})
+async def test_delete_removes_the_row_the_bytes_and_every_variant(cases, repository, blobs):
+    kept = await cases.generate({"prompt": "kept"})
+    gone = await cases.generate({"prompt": "gone"})
     await make_variants(blobs, gone)
     await make_variants(blobs, kept)
     assert sum(key.startswith(str(gone.guid)) for key in blobs.blobs) == 4
-    await service.delete(str(gone.guid))
+    await cases.delete(str(gone.guid))
     assert await repository.get(gone.guid) is None
     assert not [key for key in blobs.blobs if key.startswith(str(gone.guid))]
     assert sum(key.startswith(str(kept.guid)) for key in blobs.blobs) == 4
     with pytest.raises(ImageNotFound):
-        await service.get(gone.guid)
+        await cases.read(gone.guid)
     with pytest.raises(ImageNotFound):
-        await service.delete(gone.guid)
+        await cases.delete(gone.guid)
     with pytest.raises(ImageNotFound):
-        await service.delete("not-a-guid")
-    assert await service.existing([kept.guid, gone.guid]) == {kept.guid}
+        await cases.delete("not-a-guid")
+    assert await cases.repository.existing([kept.guid, gone.guid]) == {kept.guid}
 
 
-async def test_content_of_an_image_deleted_after_its_row_was_read_is_a_404(service, blobs):
-    detail = await service.create({"prompt": "read, then deleted"})
-    seen = await service.get(detail.guid)  # a download has read the row...
-    await service.delete(detail.guid)  # ...and the delete wins the race to the bytes
+async def test_content_of_an_image_deleted_after_its_row_was_read_is_a_404(cases, blobs):
+    detail = await cases.generate({"prompt": "read, then deleted"})
+    seen = await cases.read(detail.guid)  # a download has read the row...
+    await cases.delete(detail.guid)  # ...and the delete wins the race to the bytes
     with pytest.raises(ImageNotFound):
-        await service.open_content(seen)
+        await cases.content.open(seen)
 
 
-async def test_bytes_lost_under_a_live_row_are_still_a_503(service, blobs):
-    detail = await service.create({"prompt": "bytes lost"})
+async def test_bytes_lost_under_a_live_row_are_still_a_503(cases, blobs):
+    detail = await cases.generate({"prompt": "bytes lost"})
     del blobs.blobs[detail.filename]
     with pytest.raises(StorageUnavailable):
-        await service.open_content(detail)
+        await cases.content.open(detail)
 
 
-async def test_a_store_that_fails_the_delete_leaves_orphans_for_gc(service, repository, blobs, clock):
-    detail = await service.create({"prompt": "store down"})
+async def test_a_store_that_fails_the_delete_leaves_orphans_for_gc(cases, repository, blobs, clock):
+    detail = await cases.generate({"prompt": "store down"})
     blobs.fail_with = StorageUnavailable("S3 is not reachable")
     with pytest.raises(StorageUnavailable) as caught:
-        await service.delete(detail.guid)
+        await cases.delete(detail.guid)
     assert "gc" in caught.value.message
     assert await repository.get(detail.guid) is None  # gone for every reader
     blobs.fail_with = None
@@ -74,8 +74,8 @@ async def test_a_store_that_fails_the_delete_leaves_orphans_for_gc(service, repo
     assert removed == [detail.filename] and not blobs.blobs
 
 
-async def test_gc_sees_variants_of_deleted_images_as_orphans(service, repository, blobs):
-    live = await service.create({"prompt": "live"})
+async def test_gc_sees_variants_of_deleted_images_as_orphans(cases, repository, blobs):
+    live = await cases.generate({"prompt": "live"})
     await make_variants(blobs, live)
     orphan_variant = f"{uuid4()}.w256.webp"
     await blobs.put(orphan_variant, b"left behind", "image/webp")
@@ -85,15 +85,15 @@ async def test_gc_sees_variants_of_deleted_images_as_orphans(service, repository
 
 
 async def test_retention_deletes_old_images_in_batches_with_their_bytes(
-    service, repository, blobs, clock, caplog
+    cases, repository, blobs, clock, caplog
 ):
     old = []
     for i in range(5):
-        old.append(await service.create({"prompt": f"old {i}"}))
+        old.append(await cases.generate({"prompt": f"old {i}"}))
         clock.advance(hours=1)
     await make_variants(blobs, old[0])
     clock.advance(days=29)
-    young = await service.create({"prompt": "young"})
+    young = await cases.generate({"prompt": "young"})
     clock.advance(days=1, hours=1)  # the old ones are now 30+ days old, the young one 1 day
 
     collector = GarbageCollector(repository, blobs, clock=clock)
@@ -106,8 +106,8 @@ async def test_retention_deletes_old_images_in_batches_with_their_bytes(
     assert await collector.remove_expired(timedelta(days=30), batch_size=2) == 0
 
 
-async def test_retention_keeps_everything_younger_than_the_cutoff(service, repository, blobs, clock):
-    details = [await service.create({"prompt": f"p{i}"}) for i in range(3)]
+async def test_retention_keeps_everything_younger_than_the_cutoff(cases, repository, blobs, clock):
+    details = [await cases.generate({"prompt": f"p{i}"}) for i in range(3)]
     clock.advance(days=6)
     collector = GarbageCollector(repository, blobs, clock=clock)
     assert await collector.remove_expired(timedelta(days=7)) == 0

@@ -13,8 +13,8 @@ def collector(repository, blobs):
     return GarbageCollector(repository, blobs)
 
 
-async def test_gc_removes_orphans_only(service, collector, blobs):
-    live = await service.create({"prompt": "live"})
+async def test_gc_removes_orphans_only(cases, collector, blobs):
+    live = await cases.generate({"prompt": "live"})
     orphan = f"{uuid4()}.png"
     await blobs.put(orphan, b"left by a crash", "image/png")
     await blobs.put("not-ours.txt", b"foreign", "text/plain")

@@ -1,12 +1,12 @@
-"""Idempotency-Key races in ImageService.create: one generation per key in a process, whatever the timing.
+"""Idempotency-Key races in GenerateImage: one generation per key in a process, whatever the timing.
 
 The interleavings are forced with events, not timing: each test holds a request at a chosen step."""
 
 import asyncio
 
-from pixyproxy.domain.service import ImageService
 from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
 from tests.support.tasks import started
+from tests.support.use_cases import build_use_cases
 
 
 class StaleReadRepository(InMemoryImageRepository):
@@ -41,10 +41,10 @@ async def test_a_duplicate_whose_lookup_predates_the_first_commit_still_waits_fo
     # (create() picks leading or waiting with no await in between: a started() duplicate has picked.)
     generator = ScriptedGenerator()
     repository = StaleReadRepository()
-    service = ImageService(generator, repository, InMemoryBlobStore())
-    first = asyncio.create_task(service.create({"prompt": "once"}, idempotency_key="k"))
+    cases = build_use_cases(generator, repository, InMemoryBlobStore())
+    first = asyncio.create_task(cases.generate({"prompt": "once"}, idempotency_key="k"))
     await repository.first_lookup.wait()
-    second = await started(lambda: service.create({"prompt": "once"}, idempotency_key="k"))
+    second = await started(lambda: cases.generate({"prompt": "once"}, idempotency_key="k"))
     repository.hold.set()
     assert (await first) == (await second)
     assert len(generator.calls) == 1 and len(repository.rows) == 1
@@ -52,10 +52,10 @@ async def test_a_duplicate_whose_lookup_predates_the_first_commit_still_waits_fo
 
 async def test_a_waiting_duplicate_takes_over_when_the_first_request_is_cancelled():
     generator = ScriptedGenerator(hold=True)
-    service = ImageService(generator, InMemoryImageRepository(), InMemoryBlobStore())
-    first = asyncio.create_task(service.create({"prompt": "once"}, idempotency_key="k"))
+    cases = build_use_cases(generator, InMemoryImageRepository(), InMemoryBlobStore())
+    first = asyncio.create_task(cases.generate({"prompt": "once"}, idempotency_key="k"))
     await generator.called.wait()  # the first request leads and is generating
-    second = await started(lambda: service.create({"prompt": "once"}, idempotency_key="k"))
+    second = await started(lambda: cases.generate({"prompt": "once"}, idempotency_key="k"))
     first.cancel()
     generator.release()  # lets the duplicate's own generation finish once it has taken over
     detail = await second  # not a CancelledError: the duplicate was never cancelled itself

@@ -1,6 +1,6 @@
 """Idempotency-Key expiry: a key returns its first image for `idempotency_ttl_seconds`, then counts as unused.
 
-Time is the service's injected clock, moved by hand: no sleeps.
+Time is the cases's injected clock, moved by hand: no sleeps.
 """
 
 import asyncio
@@ -11,10 +11,10 @@ from dependency_injector import providers
 
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import IdempotencyConflict
-from pixyproxy.domain.service import ImageService
 from pixyproxy.settings import Settings
 from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ManualClock, ScriptedGenerator
 from tests.support.tasks import started
+from tests.support.use_cases import build_use_cases
 
 TTL = 3600
 
@@ -25,72 +25,72 @@ def clock():
 
 
 @pytest.fixture
-def service(generator, repository, blobs, clock):
-    return ImageService(generator, repository, blobs, idempotency_ttl_seconds=TTL, clock=clock)
+def cases(generator, repository, blobs, clock):
+    return build_use_cases(generator, repository, blobs, idempotency_ttl_seconds=TTL, clock=clock)
 
 
 async def test_a_replay_within_the_window_returns_the_first_image_with_one_generator_call(
-    service, generator, clock
+    cases, generator, clock
 ):
-    first = await service.create({"prompt": "once"}, idempotency_key="k")
+    first = await cases.generate({"prompt": "once"}, idempotency_key="k")
     clock.advance(seconds=TTL)  # exactly the window: not older than it yet
-    again = await service.create({"prompt": "once"}, idempotency_key="k")
+    again = await cases.generate({"prompt": "once"}, idempotency_key="k")
     assert again == first and len(generator.calls) == 1
 
 
 async def test_after_the_window_the_key_generates_a_new_image_that_takes_the_key(
-    service, generator, repository, clock
+    cases, generator, repository, clock
 ):
-    first = await service.create({"prompt": "once"}, idempotency_key="k")
+    first = await cases.generate({"prompt": "once"}, idempotency_key="k")
     clock.advance(seconds=TTL, microseconds=1)
-    second = await service.create({"prompt": "once"}, idempotency_key="k")
+    second = await cases.generate({"prompt": "once"}, idempotency_key="k")
     assert second.guid != first.guid and second.created_at == clock.now
     assert len(generator.calls) == 2
     # The new image holds the key now: replays within its own window return it, with no new call.
     clock.advance(seconds=TTL - 1)
-    assert await service.create({"prompt": "once"}, idempotency_key="k") == second
+    assert await cases.generate({"prompt": "once"}, idempotency_key="k") == second
     assert len(generator.calls) == 2
     # The first image itself is still there, only without its key.
-    assert await service.get(first.guid) == first
+    assert await cases.read(first.guid) == first
     assert (await repository.get_by_idempotency_key("k")).detail == second
 
 
-async def test_a_different_body_conflicts_within_the_window_but_not_after_it(service, generator, clock):
-    await service.create({"prompt": "once"}, idempotency_key="k")
+async def test_a_different_body_conflicts_within_the_window_but_not_after_it(cases, generator, clock):
+    await cases.generate({"prompt": "once"}, idempotency_key="k")
     clock.advance(seconds=TTL - 1)
     with pytest.raises(IdempotencyConflict):
-        await service.create({"prompt": "something else"}, idempotency_key="k")
+        await cases.generate({"prompt": "something else"}, idempotency_key="k")
     clock.advance(seconds=2)
-    detail = await service.create({"prompt": "something else"}, idempotency_key="k")
+    detail = await cases.generate({"prompt": "something else"}, idempotency_key="k")
     assert detail.prompt == "something else" and len(generator.calls) == 2
     # ...and from now on the key belongs to the new body.
     with pytest.raises(IdempotencyConflict):
-        await service.create({"prompt": "once"}, idempotency_key="k")
+        await cases.generate({"prompt": "once"}, idempotency_key="k")
 
 
 async def test_the_default_window_is_24_hours(generator, repository, blobs, clock):
-    service = ImageService(generator, repository, blobs, clock=clock)
-    first = await service.create({"prompt": "once"}, idempotency_key="k")
+    cases = build_use_cases(generator, repository, blobs, clock=clock)
+    first = await cases.generate({"prompt": "once"}, idempotency_key="k")
     clock.advance(hours=24)
-    assert await service.create({"prompt": "once"}, idempotency_key="k") == first
+    assert await cases.generate({"prompt": "once"}, idempotency_key="k") == first
     clock.advance(microseconds=1)
-    assert (await service.create({"prompt": "once"}, idempotency_key="k")).guid != first.guid
+    assert (await cases.generate({"prompt": "once"}, idempotency_key="k")).guid != first.guid
     assert len(generator.calls) == 2
 
 
 async def test_concurrent_duplicates_after_the_window_share_one_new_generation(clock):
     generator = ScriptedGenerator()
     repository = InMemoryImageRepository()
-    service = ImageService(
+    cases = build_use_cases(
         generator, repository, InMemoryBlobStore(), idempotency_ttl_seconds=TTL, clock=clock
     )
-    first = await service.create({"prompt": "dup"}, idempotency_key="k")
+    first = await cases.generate({"prompt": "dup"}, idempotency_key="k")
     clock.advance(seconds=TTL + 1)
     generator.hold = True
     generator.called.clear()  # set by the first image's generation
 
     def create():
-        return service.create({"prompt": "dup"}, idempotency_key="k")
+        return cases.generate({"prompt": "dup"}, idempotency_key="k")
 
     leader = asyncio.create_task(create())
     await generator.called.wait()  # the key was found expired and the new generation is under way
@@ -121,21 +121,21 @@ async def test_a_fresh_image_another_process_stored_under_the_expired_key_keeps_
     # it and stores its new image first; our release must leave that fresh image its key, and we answer
     # as a replay of it (or 409 for a different body), through the cross-process conflict path.
     repository, blobs = RacingRepository(), InMemoryBlobStore()
-    ours = ImageService(ScriptedGenerator(), repository, blobs, idempotency_ttl_seconds=TTL, clock=clock)
-    theirs = ImageService(ScriptedGenerator(), repository, blobs, idempotency_ttl_seconds=TTL, clock=clock)
-    old = await theirs.create({"prompt": "once"}, idempotency_key="k")
+    ours = build_use_cases(ScriptedGenerator(), repository, blobs, idempotency_ttl_seconds=TTL, clock=clock)
+    theirs = build_use_cases(ScriptedGenerator(), repository, blobs, idempotency_ttl_seconds=TTL, clock=clock)
+    old = await theirs.generate({"prompt": "once"}, idempotency_key="k")
     clock.advance(seconds=TTL + 1)
     stored_by_them = []
 
     async def other_process():
-        stored_by_them.append(await theirs.create({"prompt": "once"}, idempotency_key="k"))
+        stored_by_them.append(await theirs.generate({"prompt": "once"}, idempotency_key="k"))
 
     repository.before_release = other_process
     if conflict:
         with pytest.raises(IdempotencyConflict):
-            await ours.create({"prompt": prompt}, idempotency_key="k")
+            await ours.generate({"prompt": prompt}, idempotency_key="k")
     else:
-        assert await ours.create({"prompt": prompt}, idempotency_key="k") == stored_by_them[0]
+        assert await ours.generate({"prompt": prompt}, idempotency_key="k") == stored_by_them[0]
     assert stored_by_them[0].guid != old.guid
     assert (await repository.get_by_idempotency_key("k")).detail == stored_by_them[0]
     assert len(ours.generator.calls) == 1  # we did generate, but our image lost the race...
@@ -148,4 +148,4 @@ def test_the_container_passes_the_configured_window_to_the_service(monkeypatch, 
     monkeypatch.setenv("PIXYPROXY_IDEMPOTENCY_TTL_SECONDS", "90")
     container = Container()
     container.settings.override(providers.Object(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}")))
-    assert container.image_service().idempotency_ttl == timedelta(seconds=90)
+    assert container.idempotency().ttl == timedelta(seconds=90)

@@ -19,8 +19,8 @@ from tests.support.fakes import png_bytes
 from tests.support.tasks import started
 
 
-async def test_create_stores_bytes_and_row_with_the_prompt_sent(service, generator, repository, blobs):
-    detail = await service.create({"prompt": "  a red fox  "})
+async def test_create_stores_bytes_and_row_with_the_prompt_sent(cases, generator, repository, blobs):
+    detail = await cases.generate({"prompt": "  a red fox  "})
     assert detail.prompt == "a red fox"
     assert generator.calls[0].prompt == "a red fox"
     assert detail.filename == f"{detail.guid}.png"
@@ -30,9 +30,9 @@ async def test_create_stores_bytes_and_row_with_the_prompt_sent(service, generat
     assert detail.size_bytes == len(generator.image)
 
 
-async def test_non_png_output_is_converted_to_png(service, generator, blobs):
+async def test_non_png_output_is_converted_to_png(cases, generator, blobs):
     generator.image = png_bytes(30, 20, fmt="JPEG")
-    detail = await service.create({"prompt": "jpeg please"})
+    detail = await cases.generate({"prompt": "jpeg please"})
     stored = blobs.blobs[detail.filename][0]
     assert stored.startswith(b"\x89PNG\r\n\x1a\n")
     assert (detail.width, detail.height, detail.size_bytes) == (30, 20, len(stored))
@@ -40,11 +40,11 @@ async def test_non_png_output_is_converted_to_png(service, generator, blobs):
 
 @pytest.mark.parametrize("garbage", [b"", b"not an image at all", png_bytes()[:60]])
 async def test_garbage_from_the_generator_is_a_generator_error_and_stores_nothing(
-    service, generator, repository, blobs, garbage
+    cases, generator, repository, blobs, garbage
 ):
     generator.image = garbage
     with pytest.raises(GeneratorError):
-        await service.create({"prompt": "x"})
+        await cases.generate({"prompt": "x"})
     assert repository.rows == [] and blobs.blobs == {}
 
 
@@ -62,83 +62,83 @@ async def test_garbage_from_the_generator_is_a_generator_error_and_stores_nothin
         {"prompt": "ok", "model": "unknown-model"},
     ],
 )
-async def test_bad_input_is_refused_before_the_generator(service, generator, repository, body):
+async def test_bad_input_is_refused_before_the_generator(cases, generator, repository, body):
     with pytest.raises(InvalidImageRequest):
-        await service.create(body)
+        await cases.generate(body)
     assert generator.calls == [] and repository.rows == []
 
 
-async def test_newline_and_tab_are_allowed(service):
-    detail = await service.create({"prompt": "line one\n\tline two"})
+async def test_newline_and_tab_are_allowed(cases):
+    detail = await cases.generate({"prompt": "line one\n\tline two"})
     assert detail.prompt == "line one\n\tline two"
 
 
-async def test_generator_failure_stores_nothing(service, generator, repository, blobs):
+async def test_generator_failure_stores_nothing(cases, generator, repository, blobs):
     generator.fail_with = GeneratorError("provider exploded")
     with pytest.raises(GeneratorError):
-        await service.create({"prompt": "x"})
+        await cases.generate({"prompt": "x"})
     assert repository.rows == [] and blobs.blobs == {}
 
 
-async def test_storage_failure_leaves_no_row(service, repository, blobs):
+async def test_storage_failure_leaves_no_row(cases, repository, blobs):
     blobs.fail_with = StorageUnavailable("down")
     with pytest.raises(StorageUnavailable):
-        await service.create({"prompt": "x"})
+        await cases.generate({"prompt": "x"})
     assert repository.rows == []
 
 
-async def test_metadata_failure_after_upload_removes_the_blob(service, repository, blobs):
+async def test_metadata_failure_after_upload_removes_the_blob(cases, repository, blobs):
     repository.fail_with = MetadataUnavailable("down")
     with pytest.raises(MetadataUnavailable):
-        await service.create({"prompt": "x"})
+        await cases.generate({"prompt": "x"})
     assert blobs.blobs == {}
 
 
-async def test_get_unknown_or_malformed_guid_is_not_found(service):
+async def test_get_unknown_or_malformed_guid_is_not_found(cases):
     for guid in (str(uuid4()), "not-a-uuid", "../../etc/passwd", "x" * 10_000):
         with pytest.raises(ImageNotFound):
-            await service.get(guid)
+            await cases.read(guid)
 
 
-async def test_list_pages_newest_first(service):
-    made = [await service.create({"prompt": f"p{i}"}) for i in range(5)]
-    items, cursor = await service.list_images(limit=2)
+async def test_list_pages_newest_first(cases):
+    made = [await cases.generate({"prompt": f"p{i}"}) for i in range(5)]
+    items, cursor = await cases.list_images(limit=2)
     seen = list(items)
     while cursor:
-        items, cursor = await service.list_images(limit=2, cursor=cursor)
+        items, cursor = await cases.list_images(limit=2, cursor=cursor)
         seen += items
     assert [d.guid for d in seen] == [d.guid for d in reversed(made)]
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1001])
-async def test_list_limit_out_of_range(service, limit):
+async def test_list_limit_out_of_range(cases, limit):
     with pytest.raises(InvalidImageRequest):
-        await service.list_images(limit=limit)
+        await cases.list_images(limit=limit)
 
 
 @pytest.mark.parametrize("cursor", ["", "garbage!", "Zm9vfGJhcg", "x" * 500])
-async def test_list_refuses_a_foreign_cursor(service, cursor):
+async def test_list_refuses_a_foreign_cursor(cases, cursor):
     with pytest.raises(InvalidCursor):
-        await service.list_images(cursor=cursor)
+        await cases.list_images(cursor=cursor)
 
 
-async def test_idempotent_replay_returns_the_first_image_without_a_second_call(service, generator):
-    first = await service.create({"prompt": "once"}, idempotency_key="k1")
-    again = await service.create({"prompt": "once"}, idempotency_key="k1")
+async def test_idempotent_replay_returns_the_first_image_without_a_second_call(cases, generator):
+    first = await cases.generate({"prompt": "once"}, idempotency_key="k1")
+    again = await cases.generate({"prompt": "once"}, idempotency_key="k1")
     assert again == first and len(generator.calls) == 1
 
 
-async def test_idempotency_key_with_a_different_body_is_a_conflict(service):
-    await service.create({"prompt": "once"}, idempotency_key="k1")
+async def test_idempotency_key_with_a_different_body_is_a_conflict(cases):
+    await cases.generate({"prompt": "once"}, idempotency_key="k1")
     with pytest.raises(IdempotencyConflict):
-        await service.create({"prompt": "something else"}, idempotency_key="k1")
+        await cases.generate({"prompt": "something else"}, idempotency_key="k1")
 
 
-async def test_concurrent_duplicates_share_one_generation(service, generator, repository):
+async def test_concurrent_duplicates_share_one_generation(cases, generator, repository):
     generator.hold = True
 
     def create():
-        return service.create({"prompt": "dup"}, idempotency_key="k")
+        return cases.generate({"prompt": "dup"}, idempotency_key="k")
 
     first = asyncio.create_task(create())
     await generator.called.wait()  # the first leads and is generating
@@ -149,38 +149,38 @@ async def test_concurrent_duplicates_share_one_generation(service, generator, re
     assert len(generator.calls) == 1 and len(repository.rows) == 1
 
 
-async def test_concurrent_duplicate_with_other_body_conflicts(service, generator):
+async def test_concurrent_duplicate_with_other_body_conflicts(cases, generator):
     generator.hold = True
-    first = asyncio.create_task(service.create({"prompt": "a"}, idempotency_key="k"))
+    first = asyncio.create_task(cases.generate({"prompt": "a"}, idempotency_key="k"))
     await generator.called.wait()  # the first is generating under the key
     with pytest.raises(IdempotencyConflict):  # at once: a generation of its own would wait for release()
-        await asyncio.wait_for(service.create({"prompt": "b"}, idempotency_key="k"), timeout=10)
+        await asyncio.wait_for(cases.generate({"prompt": "b"}, idempotency_key="k"), timeout=10)
     generator.release()
     await first
 
 
-async def test_failed_idempotent_generation_can_be_retried(service, generator):
+async def test_failed_idempotent_generation_can_be_retried(cases, generator):
     generator.fail_with = GeneratorError("boom")
     with pytest.raises(GeneratorError):
-        await service.create({"prompt": "retry me"}, idempotency_key="k")
+        await cases.generate({"prompt": "retry me"}, idempotency_key="k")
     generator.fail_with = None
-    detail = await service.create({"prompt": "retry me"}, idempotency_key="k")
+    detail = await cases.generate({"prompt": "retry me"}, idempotency_key="k")
     assert detail.prompt == "retry me" and len(generator.calls) == 2
 
 
-async def test_readiness_reports_each_dependency(service, repository, blobs):
-    assert (await service.readiness()).ready
+async def test_readiness_reports_each_dependency(cases, repository, blobs):
+    assert (await cases.readiness()).ready
     blobs.fail_with = StorageUnavailable("bucket gone")
-    readiness = await service.readiness()
+    readiness = await cases.readiness()
     assert not readiness.ready
     assert readiness.checks == {"metadata": "ok", "storage": "bucket gone", "generator": "ok"}
 
 
-async def test_row_without_blob_is_storage_unavailable(service, blobs):
-    detail = await service.create({"prompt": "x"})
+async def test_row_without_blob_is_storage_unavailable(cases, blobs):
+    detail = await cases.generate({"prompt": "x"})
     del blobs.blobs[detail.filename]
     with pytest.raises(StorageUnavailable):
-        await service.open_content(detail)
+        await cases.content.open(detail)
 
 
 def test_web_model_and_service_agree_on_prompt_rules():

@@ -18,15 +18,15 @@ from pixyproxy.domain.errors import (
     JobAlreadyFinished,
     JobNotFound,
 )
-from pixyproxy.domain.jobs import JobService, image_key
 from pixyproxy.domain.jobs_models import Job, JobStatus
 from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.models import Caller, ImageDetail
-from pixyproxy.domain.service import ImageService
 from pixyproxy.domain.tenancy import scoped_idempotency_key
+from pixyproxy.domain.usecases.jobs.board import image_key
 from tests.support.fakes import ManualClock, ScriptedGenerator
 from tests.support.sql import make_job_store, sqlite_url
 from tests.support.tasks import started
+from tests.support.use_cases import JobUseCases, build_job_use_cases, build_use_cases
 
 
 def details(images) -> list[ImageDetail]:
@@ -73,15 +73,15 @@ def hook():
 
 @pytest.fixture
 def images(generator, repository, blobs, clock):
-    return ImageService(generator, repository, blobs, clock=clock)
+    return build_use_cases(generator, repository, blobs, clock=clock)
 
 
 @pytest.fixture
 def jobs(store, images, hook, clock):
-    return JobService(store, images, job_finished=hook, clock=clock)
+    return build_job_use_cases(store, images, job_finished=hook, clock=clock)
 
 
-async def claim_one(jobs: JobService, clock, worker: str = "w1") -> Job:
+async def claim_one(jobs: JobUseCases, clock, worker: str = "w1") -> Job:
     claimed = await jobs.store.claim(worker, clock(), clock() + _lease(), 1, jobs.max_attempts)
     assert len(claimed) == 1
     return claimed[0]
@@ -127,7 +127,7 @@ async def test_the_webhook_url_is_checked_at_submit(store, images):
         seen.append(url)
         raise InvalidImageRequest("webhook_url: private addresses are refused")
 
-    jobs = JobService(store, images, check_webhook=check)
+    jobs = build_job_use_cases(store, images, check_webhook=check)
     with pytest.raises(InvalidImageRequest):
         await jobs.submit({"prompt": "x", "webhook_url": "http://10.0.0.1/hook"})
     assert seen == ["http://10.0.0.1/hook"]
@@ -155,21 +155,21 @@ async def test_an_expired_idempotency_key_counts_as_unused(jobs, clock):
 
 async def test_another_users_job_is_not_found_and_admin_sees_all(jobs):
     job = await jobs.submit({"prompt": "fox"}, ALICE)
-    assert (await jobs.get(job.id, ALICE)).id == job.id
-    assert (await jobs.get(str(job.id), ADMIN)).id == job.id
-    assert (await jobs.get(job.id, None)).id == job.id  # keys off: everything open
+    assert (await jobs.read.get(job.id, ALICE)).id == job.id
+    assert (await jobs.read.get(str(job.id), ADMIN)).id == job.id
+    assert (await jobs.read.get(job.id, None)).id == job.id  # keys off: everything open
     with pytest.raises(JobNotFound):
-        await jobs.get(job.id, BOB)
+        await jobs.read.get(job.id, BOB)
     with pytest.raises(JobNotFound):
         await jobs.cancel(job.id, BOB)
-    assert (await jobs.list_jobs(BOB))[0] == []
-    assert [j.id for j in (await jobs.list_jobs(ADMIN))[0]] == [job.id]
+    assert (await jobs.read.page(BOB))[0] == []
+    assert [j.id for j in (await jobs.read.page(ADMIN))[0]] == [job.id]
 
 
 @pytest.mark.parametrize("job_id", ["nope", "1" * 65, "00000000-0000-0000-0000-000000000000"])
 async def test_an_unknown_or_malformed_id_is_not_found(jobs, job_id):
     with pytest.raises(JobNotFound):
-        await jobs.get(job_id)
+        await jobs.read.get(job_id)
 
 
 async def test_list_is_newest_first_paged_and_filtered_by_status(jobs, clock):
@@ -178,15 +178,15 @@ async def test_list_is_newest_first_paged_and_filtered_by_status(jobs, clock):
         made.append(await jobs.submit({"prompt": f"p{index}"}, ALICE))
         clock.advance(seconds=1)
     await jobs.cancel(made[1].id, ALICE)
-    page, cursor = await jobs.list_jobs(ALICE, limit=2)
+    page, cursor = await jobs.read.page(ALICE, limit=2)
     assert [j.id for j in page] == [made[4].id, made[3].id] and cursor
-    page, cursor = await jobs.list_jobs(ALICE, limit=2, cursor=cursor)
+    page, cursor = await jobs.read.page(ALICE, limit=2, cursor=cursor)
     assert [j.id for j in page] == [made[2].id, made[1].id] and cursor
-    page, cursor = await jobs.list_jobs(ALICE, limit=2, cursor=cursor)
+    page, cursor = await jobs.read.page(ALICE, limit=2, cursor=cursor)
     assert [j.id for j in page] == [made[0].id] and cursor is None
-    canceled, _ = await jobs.list_jobs(ALICE, JobStatus.canceled)
+    canceled, _ = await jobs.read.page(ALICE, JobStatus.canceled)
     assert [j.id for j in canceled] == [made[1].id]
-    queued, _ = await jobs.list_jobs(ALICE, JobStatus.queued)
+    queued, _ = await jobs.read.page(ALICE, JobStatus.queued)
     assert len(queued) == 4
 
 
@@ -225,7 +225,7 @@ async def test_a_generator_failure_ends_the_job_failed_with_its_code(jobs, store
 async def test_a_failure_part_way_keeps_the_images_already_made(jobs, store, images, generator, clock):
     job = await jobs.submit({"prompt": "fox", "n": 3})
     running = await claim_one(jobs, clock)
-    first = await images.create(job.request.image_request(), image_key(job.id, 0))
+    first = await images.generate(job.request.image_request(), None, image_key(job.id, 0))
     generator.fail_with = GeneratorTimeout()
     await jobs.run(running, "w1")
     failed = await store.get(job.id)
@@ -297,7 +297,7 @@ async def test_an_expired_lease_is_taken_over_then_given_up_after_max_attempts(j
     assert not await store.is_running(job.id, "dead-1") and await store.is_running(job.id, "w2")
     clock.advance(seconds=31)
     assert await store.claim("w3", clock(), clock() + _lease(), 10, 2) == []
-    worker = JobWorker(jobs, clock=clock, worker_id="w3")
+    worker = JobWorker(jobs.run, clock=clock, worker_id="w3")
     await worker.housekeeping()
     failed = await store.get(job.id)
     assert failed.status == JobStatus.failed and failed.error.code == "job_abandoned"
@@ -318,7 +318,7 @@ async def test_a_job_whose_task_ended_unrecorded_is_not_renewed_and_is_taken_ove
     """The store was down when the job ended: its row still says running, but no task runs it."""
     job = await jobs.submit({"prompt": "fox"})
     await claim_one(jobs, clock, "w1")
-    worker = JobWorker(jobs, clock=clock, worker_id="w1")
+    worker = JobWorker(jobs.run, clock=clock, worker_id="w1")
     worker._tasks[uuid4()] = asyncio.create_task(asyncio.sleep(0))  # another job of w1's is running
     await worker.housekeeping()
     clock.advance(seconds=31)
@@ -331,7 +331,7 @@ async def test_a_taken_over_job_reuses_the_images_already_stored(jobs, store, im
     job = await jobs.submit({"prompt": "fox", "n": 3})
     # The first worker stored image 0, then its process died.
     await claim_one(jobs, clock, "dead-1")
-    first = await images.create(job.request.image_request(), image_key(job.id, 0))
+    first = await images.generate(job.request.image_request(), None, image_key(job.id, 0))
     clock.advance(seconds=31)
     taken = await claim_one(jobs, clock, "w2")
     await jobs.run(taken, "w2")
@@ -359,14 +359,14 @@ async def test_an_end_the_hook_missed_is_handed_on_by_the_sweep(jobs, store, hoo
     await jobs.run(await claim_one(jobs, clock), "w1")
     assert hook.jobs == [] and [j.id for j in await store.unnotified(clock() + _lease(), 10)] == [job.id]
     clock.advance(seconds=11)
-    await JobWorker(jobs, clock=clock).housekeeping()
+    await JobWorker(jobs.run, clock=clock).housekeeping()
     assert [j.id for j in hook.jobs] == [job.id]
     assert await store.unnotified(clock() + _lease(), 10) == []
 
 
 async def test_events_show_queued_running_partials_succeeded_and_done(store, repository, blobs, clock):
-    images = ImageService(OfflineImageGenerator(), repository, blobs, clock=clock)
-    jobs = JobService(store, images, clock=clock)
+    images = build_use_cases(OfflineImageGenerator(), repository, blobs, clock=clock)
+    jobs = build_job_use_cases(store, images, clock=clock)
     job = await jobs.submit({"prompt": "fox", "partial_images": 2})
     stream = jobs.events(job.id)
     first = await anext(stream)
@@ -396,7 +396,7 @@ async def test_events_of_an_ended_job_are_its_state_and_done(jobs):
 
 
 async def test_events_see_a_change_made_by_another_process(store, images, clock):
-    jobs = JobService(store, images, clock=clock, events_poll_seconds=0.01)
+    jobs = build_job_use_cases(store, images, clock=clock, events_poll_seconds=0.01)
     job = await jobs.submit({"prompt": "fox"})
     stream = jobs.events(job.id)
     assert (await anext(stream)).data.status == JobStatus.queued
@@ -408,7 +408,7 @@ async def test_events_see_a_change_made_by_another_process(store, images, clock)
 # -- the worker loop ------------------------------------------------------------------------------
 
 
-async def wait_until_done(jobs: JobService, job: Job) -> Job:
+async def wait_until_done(jobs: JobUseCases, job: Job) -> Job:
     async for event in jobs.events(job.id):
         if event.name == "done":
             return event.data
@@ -417,8 +417,8 @@ async def wait_until_done(jobs: JobService, job: Job) -> Job:
 
 async def test_the_worker_runs_at_most_concurrency_jobs_and_then_the_rest(store, repository, blobs):
     generator = ScriptedGenerator(hold=True)
-    jobs = JobService(store, ImageService(generator, repository, blobs))
-    worker = JobWorker(jobs, concurrency=2, poll_seconds=30)  # a long poll: only wake-ups drive it
+    jobs = build_job_use_cases(store, build_use_cases(generator, repository, blobs))
+    worker = JobWorker(jobs.run, concurrency=2, poll_seconds=30)  # a long poll: only wake-ups drive it
     await worker.init()
     try:
         made = [await jobs.submit({"prompt": f"p{i}"}) for i in range(5)]
@@ -438,8 +438,8 @@ async def test_the_worker_runs_at_most_concurrency_jobs_and_then_the_rest(store,
 
 async def test_closing_the_worker_puts_its_running_job_back_in_the_queue(store, repository, blobs):
     generator = ScriptedGenerator(hold=True)
-    jobs = JobService(store, ImageService(generator, repository, blobs))
-    worker = JobWorker(jobs, concurrency=4, poll_seconds=30)
+    jobs = build_job_use_cases(store, build_use_cases(generator, repository, blobs))
+    worker = JobWorker(jobs.run, concurrency=4, poll_seconds=30)
     await worker.init()
     job = await jobs.submit({"prompt": "fox"})
     await generator.called.wait()
@@ -451,8 +451,8 @@ async def test_closing_the_worker_puts_its_running_job_back_in_the_queue(store, 
 
 async def test_renewal_stops_a_job_canceled_elsewhere(store, repository, blobs, clock):
     generator = ScriptedGenerator(hold=True)
-    jobs = JobService(store, ImageService(generator, repository, blobs), clock=clock)
-    worker = JobWorker(jobs, clock=clock, worker_id="w1")
+    jobs = build_job_use_cases(store, build_use_cases(generator, repository, blobs), clock=clock)
+    worker = JobWorker(jobs.run, clock=clock, worker_id="w1")
     job = await jobs.submit({"prompt": "fox"})
     worker._start(await claim_one(jobs, clock, "w1"))
     await generator.called.wait()

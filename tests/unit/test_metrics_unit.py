@@ -13,10 +13,10 @@ from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics as Metrics
 from pixyproxy.domain.errors import GeneratorTimeout
 from pixyproxy.domain.models import GenerationRequest
-from pixyproxy.domain.service import ImageService
 from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
 from pixyproxy.entrypoints.route_match import RouteTable
 from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.use_cases import build_use_cases
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset], float]:
@@ -34,14 +34,14 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
 
 async def test_generations_are_counted_by_model_and_outcome_and_bytes_stored():
     metrics, generator, blobs = Metrics(), ScriptedGenerator(), InMemoryBlobStore()
-    service = ImageService(
+    cases = build_use_cases(
         MeteredGenerator(generator, metrics), InMemoryImageRepository(), MeteredBlobStore(blobs, metrics)
     )
-    first = await service.create(GenerationRequest(prompt="one"))
-    second = await service.create(GenerationRequest(prompt="two"))
+    first = await cases.generate(GenerationRequest(prompt="one"))
+    second = await cases.generate(GenerationRequest(prompt="two"))
     generator.fail_with = GeneratorTimeout()
     with pytest.raises(GeneratorTimeout):
-        await service.create(GenerationRequest(prompt="three"))
+        await cases.generate(GenerationRequest(prompt="three"))
 
     ok = {"model": "scripted-1", "outcome": "success"}
     timed_out = {"model": "scripted-1", "outcome": "generator_timeout"}

@@ -18,8 +18,8 @@ import pytest
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.domain.errors import ImageNotFound
 from pixyproxy.domain.models import GenerationRequest
-from pixyproxy.domain.service import ImageService
 from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
+from tests.support.use_cases import build_use_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = ROOT / "pixyproxy" / "adapters"
@@ -403,9 +403,9 @@ def test_the_file_store_joins_its_folder_with_a_key_in_one_checked_place():
 @pytest.mark.parametrize("prompt", ["../../etc/passwd", "/tmp/x.png", "..\\..\\boot.ini", "name.png"])
 async def test_stored_names_come_from_the_generated_guid_never_from_the_request(prompt):
     blobs, repository = InMemoryBlobStore(), InMemoryImageRepository()
-    service = ImageService(ScriptedGenerator(), repository, blobs)
-    detail = await service.create(GenerationRequest(prompt=prompt), idempotency_key="../../idem")
+    cases = build_use_cases(ScriptedGenerator(), repository, blobs)
+    detail = await cases.generate(GenerationRequest(prompt=prompt), idempotency_key="../../idem")
     assert list(blobs.blobs) == [detail.filename] == [f"{detail.guid}.png"]
     for hostile in (prompt, "../" + detail.filename, f"{detail.guid}/../x", "%2e%2e%2f"):
         with pytest.raises(ImageNotFound):
-            await service.get(hostile)
+            await cases.read(hostile)

@@ -11,57 +11,61 @@ from limits.aio.storage import MemoryStorage
 from pixyproxy.adapters.limits_counters import LimitsRateLimiter, LimitsUsageCounter
 from pixyproxy.domain.errors import BudgetExceeded, IdempotencyConflict, ImageNotFound, InvalidImageRequest
 from pixyproxy.domain.models import Caller
-from pixyproxy.domain.service import ImageService
-from pixyproxy.domain.usage import DEFAULT_PRICES, Budget, Budgets, Price, estimate_cost, tokens_of
+from pixyproxy.domain.usage import DEFAULT_PRICES, Budget, Price, estimate_cost, tokens_of
+from pixyproxy.domain.usecases.budgets import Budgets
 from tests.support.fakes import InMemoryLocks, ManualClock, ScriptedGenerator
+from tests.support.use_cases import UseCases, build_use_cases
 
 ANN, BOB, ADMIN = Caller("ann"), Caller("bob"), Caller("root", "admin")
 USAGE = {"input_tokens": 50, "output_tokens": 4160, "total_tokens": 4210}
 
 
-def build(generator, repository, blobs, clock=None, **options) -> ImageService:
+def build(generator, repository, blobs, clock=None, **options) -> UseCases:
     clock = clock or ManualClock()
-    return ImageService(generator, repository, blobs, clock=clock, **options)
+    return build_use_cases(generator, repository, blobs, clock=clock, **options)
 
 
 async def test_a_user_key_sees_only_its_own_images_and_an_admin_sees_all(generator, repository, blobs):
-    service = build(generator, repository, blobs)
-    ann_image = await service.create({"prompt": "ann's fox"}, caller=ANN)
-    bob_image = await service.create({"prompt": "bob's owl"}, caller=BOB)
+    cases = build(generator, repository, blobs)
+    ann_image = await cases.generate({"prompt": "ann's fox"}, caller=ANN)
+    bob_image = await cases.generate({"prompt": "bob's owl"}, caller=BOB)
     assert (ann_image.owner, bob_image.owner) == ("ann", "bob")
 
-    assert (await service.get(ann_image.guid, ANN)).guid == ann_image.guid
+    assert (await cases.read(ann_image.guid, ANN)).guid == ann_image.guid
     with pytest.raises(ImageNotFound):  # not 403: the guid says nothing
-        await service.get(ann_image.guid, BOB)
-    assert (await service.get(bob_image.guid, ADMIN)).guid == bob_image.guid
-    assert (await service.get(bob_image.guid, None)).guid == bob_image.guid  # keys off: all open
+        await cases.read(ann_image.guid, BOB)
+    assert (await cases.read(bob_image.guid, ADMIN)).guid == bob_image.guid
+    assert (await cases.read(bob_image.guid, None)).guid == bob_image.guid  # keys off: all open
 
-    assert [d.guid for d in (await service.list_images(caller=ANN))[0]] == [ann_image.guid]
-    assert {d.guid for d in (await service.list_images(caller=ADMIN))[0]} == {ann_image.guid, bob_image.guid}
+    assert [d.guid for d in (await cases.list_images(caller=ANN))[0]] == [ann_image.guid]
+    assert {d.guid for d in (await cases.list_images(caller=ADMIN))[0]} == {
+        ann_image.guid,
+        bob_image.guid,
+    }
 
 
 async def test_an_edit_of_another_keys_image_is_a_404_and_its_mask_a_422(generator, repository, blobs):
-    service = build(generator, repository, blobs)
-    ann_image = await service.create({"prompt": "ann's fox"}, caller=ANN)
-    bob_image = await service.create({"prompt": "bob's owl"}, caller=BOB)
+    cases = build(generator, repository, blobs)
+    ann_image = await cases.generate({"prompt": "ann's fox"}, caller=ANN)
+    bob_image = await cases.generate({"prompt": "bob's owl"}, caller=BOB)
     calls = len(generator.calls)
     with pytest.raises(ImageNotFound):
-        await service.edit(ann_image.guid, {"prompt": "make it blue"}, caller=BOB)
+        await cases.edit(ann_image.guid, {"prompt": "make it blue"}, caller=BOB)
     with pytest.raises(InvalidImageRequest, match="mask_guid"):
-        await service.edit(bob_image.guid, {"prompt": "x", "mask_guid": str(ann_image.guid)}, caller=BOB)
+        await cases.edit(bob_image.guid, {"prompt": "x", "mask_guid": str(ann_image.guid)}, caller=BOB)
     assert len(generator.calls) == calls  # nothing reached the provider
-    edited = await service.edit(ann_image.guid, {"prompt": "make it blue"}, caller=ADMIN)
+    edited = await cases.edit(ann_image.guid, {"prompt": "make it blue"}, caller=ADMIN)
     assert edited.owner == "root" and edited.parent_guid == ann_image.guid
 
 
 async def test_one_idempotency_key_of_two_tenants_is_two_requests(generator, repository, blobs):
-    service = build(generator, repository, blobs)
-    first = await service.create({"prompt": "a fox"}, "shared-key", caller=ANN)
-    second = await service.create({"prompt": "a fox"}, "shared-key", caller=BOB)
+    cases = build(generator, repository, blobs)
+    first = await cases.generate({"prompt": "a fox"}, ANN, "shared-key")
+    second = await cases.generate({"prompt": "a fox"}, BOB, "shared-key")
     assert first.guid != second.guid and second.owner == "bob"
-    assert (await service.create({"prompt": "a fox"}, "shared-key", caller=ANN)).guid == first.guid
+    assert (await cases.generate({"prompt": "a fox"}, ANN, "shared-key")).guid == first.guid
     with pytest.raises(IdempotencyConflict):
-        await service.create({"prompt": "an owl"}, "shared-key", caller=BOB)
+        await cases.generate({"prompt": "an owl"}, BOB, "shared-key")
     assert len(generator.calls) == 2
 
 
@@ -70,31 +74,31 @@ async def test_the_image_budget_refuses_before_the_provider_and_starts_again_at_
 ):
     clock = ManualClock()
     budgets = Budgets(LimitsUsageCounter(MemoryStorage()), Budget(images_per_day=2), clock=clock)
-    service = build(generator, repository, blobs, clock, budgets=budgets)
+    cases = build(generator, repository, blobs, clock, budgets=budgets)
     for _ in range(2):
-        await service.create({"prompt": "a fox"}, caller=ANN)
+        await cases.generate({"prompt": "a fox"}, caller=ANN)
     with pytest.raises(BudgetExceeded) as refused:
-        await service.create({"prompt": "a fox"}, caller=ANN)
+        await cases.generate({"prompt": "a fox"}, caller=ANN)
     assert len(generator.calls) == 2
     assert refused.value.reset_at.isoformat() == "2026-11-25T00:00:00+00:00"
     assert refused.value.retry_after == 12 * 3600  # the clock stands at 12:00 UTC
     assert "2026-11-25T00:00:00Z" in refused.value.message
-    await service.create({"prompt": "a fox"}, caller=BOB)  # another key has its own budget
+    await cases.generate({"prompt": "a fox"}, caller=BOB)  # another key has its own budget
     clock.advance(hours=12)
-    await service.create({"prompt": "a fox"}, caller=ANN)
+    await cases.generate({"prompt": "a fox"}, caller=ANN)
     assert len(generator.calls) == 4
 
 
 async def test_a_failed_generation_gives_its_image_back_to_the_budget(generator, repository, blobs):
     budgets = Budgets(LimitsUsageCounter(MemoryStorage()), Budget(images_per_day=1), clock=ManualClock())
-    service = build(generator, repository, blobs, budgets=budgets)
+    cases = build(generator, repository, blobs, budgets=budgets)
     generator.fail_with = RuntimeError("provider down")
     with pytest.raises(RuntimeError):
-        await service.create({"prompt": "a fox"}, caller=ANN)
+        await cases.generate({"prompt": "a fox"}, caller=ANN)
     generator.fail_with = None
-    await service.create({"prompt": "a fox"}, caller=ANN)
+    await cases.generate({"prompt": "a fox"}, caller=ANN)
     with pytest.raises(BudgetExceeded):
-        await service.create({"prompt": "a fox"}, caller=ANN)
+        await cases.generate({"prompt": "a fox"}, caller=ANN)
 
 
 async def test_the_token_budget_counts_what_the_provider_reported(generator, repository, blobs):
@@ -104,13 +108,13 @@ async def test_the_token_budget_counts_what_the_provider_reported(generator, rep
         per_key={"ann": Budget(tokens_per_day=5000)},
         clock=ManualClock(),
     )
-    service = build(generator, repository, blobs, budgets=budgets)
-    await service.create({"prompt": "a fox"}, caller=ANN)  # 4210 used, under 5000
-    await service.create({"prompt": "a fox"}, caller=ANN)  # 8420: the last one of the day goes past
+    cases = build(generator, repository, blobs, budgets=budgets)
+    await cases.generate({"prompt": "a fox"}, caller=ANN)  # 4210 used, under 5000
+    await cases.generate({"prompt": "a fox"}, caller=ANN)  # 8420: the last one of the day goes past
     with pytest.raises(BudgetExceeded, match="5000 tokens"):
-        await service.create({"prompt": "a fox"}, caller=ANN)
+        await cases.generate({"prompt": "a fox"}, caller=ANN)
     for _ in range(3):  # no per-key entry and no default: bob is unlimited
-        await service.create({"prompt": "a fox"}, caller=BOB)
+        await cases.generate({"prompt": "a fox"}, caller=BOB)
     assert len(generator.calls) == 5
 
 
@@ -118,23 +122,23 @@ async def test_usage_totals_are_the_reported_tokens_and_their_estimated_cost(gen
     generator.usage = USAGE
     prices = {**DEFAULT_PRICES, "scripted-1": Price(input_per_million=5, output_per_million=40)}
     clock = ManualClock()
-    service = build(generator, repository, blobs, clock, prices=prices)
-    made = [await service.create({"prompt": "a fox"}, caller=ANN) for _ in range(2)]
+    cases = build(generator, repository, blobs, clock, prices=prices)
+    made = [await cases.generate({"prompt": "a fox"}, caller=ANN) for _ in range(2)]
     source = made[0]
-    await service.edit(source.guid, {"prompt": "blue"}, caller=ANN)
-    await service.create({"prompt": "an owl"}, caller=BOB)
+    await cases.edit(source.guid, {"prompt": "blue"}, caller=ANN)
+    await cases.generate({"prompt": "an owl"}, caller=BOB)
     one = 50 * 5 / 1e6 + 4160 * 40 / 1e6
     assert made[0].estimated_cost_usd == pytest.approx(one)
 
     since, until = clock() - timedelta(hours=1), clock() + timedelta(hours=1)
-    mine = await service.usage(since, until, ANN)
+    mine = await cases.report_usage(since, until, ANN)
     assert [t.key for t in mine.keys] == ["ann"]
     assert (mine.keys[0].images, mine.keys[0].input_tokens, mine.keys[0].output_tokens) == (3, 150, 12480)
     assert mine.keys[0].total_tokens == 3 * 4210
     assert mine.keys[0].estimated_cost_usd == pytest.approx(3 * one)
-    everyone = await service.usage(since, until, ADMIN)
+    everyone = await cases.report_usage(since, until, ADMIN)
     assert [(t.key, t.images) for t in everyone.keys] == [("ann", 3), ("bob", 1)]
-    assert (await service.usage(until, until + timedelta(days=1), BOB)).keys[0].images == 0
+    assert (await cases.report_usage(until, until + timedelta(days=1), BOB)).keys[0].images == 0
 
 
 def test_tokens_and_cost_from_every_usage_shape():
@@ -153,9 +157,9 @@ async def test_one_idempotency_key_on_two_replicas_makes_one_provider_call(repos
     first_generator, second_generator = ScriptedGenerator(hold=True), ScriptedGenerator()
     first = build(first_generator, repository, blobs, locks=locks)
     second = build(second_generator, repository, blobs, locks=locks)
-    leading = asyncio.create_task(first.create({"prompt": "a fox"}, "one-key", caller=ANN))
+    leading = asyncio.create_task(first.generate({"prompt": "a fox"}, ANN, "one-key"))
     await first_generator.called.wait()
-    following = asyncio.create_task(second.create({"prompt": "a fox"}, "one-key", caller=ANN))
+    following = asyncio.create_task(second.generate({"prompt": "a fox"}, ANN, "one-key"))
     await locks.refused.wait()  # the second replica found the key taken and waits for it
     first_generator.release()
     assert (await leading).guid == (await following).guid
@@ -169,9 +173,9 @@ async def test_after_a_failed_holder_another_replica_takes_its_turn(repository, 
     failing.fail_with = RuntimeError("provider down")
     first = build(failing, repository, blobs, locks=locks)
     second = build(working, repository, blobs, locks=locks)
-    leading = asyncio.create_task(first.create({"prompt": "a fox"}, "one-key", caller=ANN))
+    leading = asyncio.create_task(first.generate({"prompt": "a fox"}, ANN, "one-key"))
     await failing.called.wait()
-    following = asyncio.create_task(second.create({"prompt": "a fox"}, "one-key", caller=ANN))
+    following = asyncio.create_task(second.generate({"prompt": "a fox"}, ANN, "one-key"))
     await locks.refused.wait()
     failing.release()
     with pytest.raises(RuntimeError):

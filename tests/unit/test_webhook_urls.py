@@ -5,12 +5,8 @@ import pytest
 
 from pixyproxy.adapters.dns_resolver import SystemHostResolver
 from pixyproxy.domain.errors import InvalidImageRequest, InvalidWebhookUrl
-from pixyproxy.domain.webhooks import (
-    WebhookUrlPolicy,
-    check_webhook_url,
-    event_type,
-    validate_webhook_url,
-)
+from pixyproxy.domain.webhook_urls import WebhookUrlPolicy, check_webhook_url
+from pixyproxy.domain.webhooks import event_type, validate_webhook_url
 
 
 class StaticResolver:

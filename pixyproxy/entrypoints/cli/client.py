@@ -345,7 +345,12 @@ def edit(
         output,
         as_json,
         lambda client: client.edit(
-            guid, prompt, mask=mask, references=references, idempotency_key=idempotency_key, **options
+            guid,
+            prompt,
+            mask=mask,
+            references=[*references] if references else None,
+            idempotency_key=idempotency_key,
+            **options,
         ),
     )
 
@@ -383,7 +388,7 @@ def list_images(
         table.add_column("model", no_wrap=True, width=model_width, overflow="ellipsis")
     table.add_column("prompt", overflow="ellipsis", no_wrap=True, ratio=1)
     for image in images:
-        extra = [_size(image), f"{image.size_bytes:,}", Text(image.model)] if wide else []
+        extra: list[str | Text] = [_size(image), f"{image.size_bytes:,}", Text(image.model)] if wide else []
         table.add_row(
             str(image.guid),
             image.created_at.strftime("%Y-%m-%d %H:%M"),

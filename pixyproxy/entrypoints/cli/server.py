@@ -15,7 +15,7 @@ from rich.markup import escape
 
 # How `serve` runs uvicorn; bench/ serves its plain-stack baseline with the same options. uvloop and
 # httptools come with uvicorn[standard]: named here so a missing one fails loudly instead of falling back.
-UVICORN_OPTIONS = {
+UVICORN_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
     "http": "httptools",
     "log_config": None,
@@ -108,19 +108,19 @@ async def _schema_upgraded() -> None:
 def init() -> None:
     """Create the schema and the storage (folder or bucket); safe to run again."""
     with _server_extra():
-        from pixyproxy.container import Container
+        from pixyproxy.container import Container, done
 
     async def run() -> str:
         container = Container()
-        repository, blobs = await container.storage.init()
-        await container.job_storage.init()  # the jobs table, beside the images'
+        repository, blobs = await done(container.storage.init())
+        await done(container.job_storage.init())  # the jobs table, beside the images'
         outbox = container.webhook_outbox()  # and the webhook outbox, so no first job has to create it
         await outbox.init()
         await outbox.close()
         try:
             return f"initialised metadata ({repository.name}) and storage ({blobs.name})"
         finally:
-            await container.shutdown_resources()
+            await done(container.shutdown_resources())
 
     typer.echo(run_reporting(run()))
 
@@ -130,15 +130,15 @@ def reindex() -> None:
     """Index the words of every stored image again, adding only what is missing (run it after an
     upgrade during which processes of an older version stored images); safe to run any time."""
     with _server_extra():
-        from pixyproxy.container import Container
+        from pixyproxy.container import Container, done
 
     async def run() -> int:
         container = Container()
-        repository, _ = await container.storage.init()
+        repository, _ = await done(container.storage.init())
         try:
             return await repository.reindex_words()
         finally:
-            await container.shutdown_resources()
+            await done(container.shutdown_resources())
 
     typer.echo(f"read the words of {run_reporting(run())} stored image(s)")
 
@@ -150,13 +150,13 @@ def gc(
     """Delete images older than PIXYPROXY_RETENTION_DAYS (when set), then remove stored bytes that no
     metadata row points at (left by crashes, failed writes or deletes the store did not finish)."""
     with _server_extra():
-        from pixyproxy.container import Container
+        from pixyproxy.container import Container, done
 
     async def run() -> tuple[int | None, list[str]]:
         container = Container()
         config = container.settings()
         grace = grace_seconds if grace_seconds is not None else config.gc_grace_seconds
-        await container.storage.init()
+        await done(container.storage.init())
         try:
             collector = container.garbage_collector()
             expired = None
@@ -165,7 +165,7 @@ def gc(
                 expired = await collector.remove_expired(retention, config.retention_batch_size)
             return expired, await collector.remove_orphans(timedelta(seconds=grace))
         finally:
-            await container.shutdown_resources()
+            await done(container.shutdown_resources())
 
     expired, removed = run_reporting(run())
     if expired is not None:

@@ -6,8 +6,8 @@ templates (`/image/{guid}`), never raw paths; `<unmatched>` for no route; `OTHER
 
 import time
 
+from pixyproxy.domain.ports.metrics import MetricsRecorder
 from pixyproxy.entrypoints.route_match import RouteTable, template
-from pixyproxy.ports import MetricsRecorder
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

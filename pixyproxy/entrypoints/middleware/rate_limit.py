@@ -11,8 +11,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
+from pixyproxy.domain.ports.counters import RateLimiter
 from pixyproxy.entrypoints.middleware.api_keys import CLIENT_SCOPE_KEY
-from pixyproxy.ports.counters import RateLimiter
 
 # The generating routes, with and without their trailing slash; edits of a stored image match by suffix.
 LIMITED_PATHS = frozenset(

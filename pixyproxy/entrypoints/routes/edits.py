@@ -4,12 +4,11 @@
 comes after images.router in ROUTERS: the hot reads are not tried against these routes first.
 """
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import TypeAdapter
 
 from pixyproxy.domain.models import Caller, EditRequest, ImageDetail
-from pixyproxy.domain.service import ImageService
-from pixyproxy.entrypoints.dependencies import caller, idempotency_key, image_service, safety_identifier
+from pixyproxy.entrypoints.dependencies import caller, idempotency_key, services
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import error_responses
 
@@ -36,10 +35,9 @@ differs from the source's, is a 422. `Idempotency-Key` works as on `POST /image/
 async def edit_image(
     guid: str,
     body: EditRequest,
+    request: Request,
     key: str | None = Depends(idempotency_key),
-    safety: str | None = Depends(safety_identifier),
     who: Caller | None = Depends(caller),
-    service: ImageService = Depends(image_service),
 ) -> Response:
-    detail = await service.edit(guid, body, key, safety_identifier=safety, caller=who)
+    detail = await services(request).edit_stored_image()(guid, body, who, key)
     return Response(_detail_json(detail), media_type="application/json")

@@ -6,6 +6,7 @@ content, are DirectRoutes: their only inputs are the guid and a few headers.
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -14,16 +15,10 @@ from pydantic import TypeAdapter
 from pixyproxy.domain.cursor import MAX_CURSOR_LENGTH
 from pixyproxy.domain.models import Caller, GenerationRequest, ImageDetail
 from pixyproxy.domain.search import MAX_QUERY_LENGTH, parse_filter
-from pixyproxy.domain.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ImageService
+from pixyproxy.domain.streams import read_whole
+from pixyproxy.domain.usecases.listing import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from pixyproxy.entrypoints.content import answer_content
-from pixyproxy.entrypoints.dependencies import (
-    caller,
-    idempotency_key,
-    image_service,
-    safety_identifier,
-    services,
-    settings,
-)
+from pixyproxy.entrypoints.dependencies import caller, idempotency_key, services, settings
 from pixyproxy.entrypoints.middleware.api_keys import CALLER_SCOPE_KEY
 from pixyproxy.entrypoints.routes.direct import DirectRoute
 from pixyproxy.entrypoints.routes.paths import twin_routes
@@ -32,7 +27,12 @@ from pixyproxy.entrypoints.variant_content import VARIANT_PARAMETERS, variant_co
 from pixyproxy.settings import Settings
 
 router = APIRouter(tags=["images"])
-IMAGE_TYPES = {"image/png": {}, "image/webp": {}, "image/jpeg": {}, "image/avif": {}}
+IMAGE_TYPES: dict[str, dict[str, Any]] = {
+    "image/png": {},
+    "image/webp": {},
+    "image/jpeg": {},
+    "image/avif": {},
+}
 ONE_BODY = 1024 * 1024  # images up to this size are read whole and sent as one body
 _detail_json = TypeAdapter(ImageDetail).dump_json
 _list_json = TypeAdapter(list[ImageDetail]).dump_json
@@ -53,7 +53,7 @@ def json_response(body: bytes, headers: dict[str, str] | None = None) -> Respons
     route_class_override=DirectRoute,
 )
 async def get_image(request: Request, guid: str) -> Response:
-    detail = await services(request).image_service().get(guid, request.scope.get(CALLER_SCOPE_KEY))
+    detail = await services(request).read_image()(guid, request.scope.get(CALLER_SCOPE_KEY))
     return json_response(_detail_json(detail))
 
 
@@ -75,8 +75,7 @@ async def get_image(request: Request, guid: str) -> Response:
 )
 async def image_content(request: Request, guid: str) -> Response:
     container = services(request)
-    service = container.image_service()
-    detail = await service.get(guid, request.scope.get(CALLER_SCOPE_KEY))
+    detail = await container.read_image()(guid, request.scope.get(CALLER_SCOPE_KEY))
     if request.scope["query_string"] or container.settings().negotiate_format:
         return await variant_content(request, container, detail)  # a plain read skips all of it
     headers = request.headers
@@ -86,11 +85,10 @@ async def image_content(request: Request, guid: str) -> Response:
     if not answer.send_body:
         response = Response(status_code=answer.status)
     else:
-        stream = await service.open_content(detail, answer.byte_range)
+        stream = await container.image_content().open(detail, answer.byte_range)
         length = answer.byte_range.length if answer.byte_range else detail.size_bytes
         if length <= ONE_BODY:  # one read, one body; an error now is still a proper error answer
-            body = b"".join([chunk async for chunk in stream.chunks()])
-            response = Response(body, status_code=answer.status)
+            response = Response(await read_whole(stream), status_code=answer.status)
         else:  # a few chunks in memory at a time, however large the image
             response = StreamingResponse(stream.chunks(), status_code=answer.status)
     response.raw_headers = answer.headers  # exactly the planned headers (length, type, ETag, range)
@@ -107,12 +105,11 @@ async def image_content(request: Request, guid: str) -> Response:
 )
 async def create_image(
     body: GenerationRequest,
+    request: Request,
     key: str | None = Depends(idempotency_key),
-    safety: str | None = Depends(safety_identifier),
     who: Caller | None = Depends(caller),
-    service: ImageService = Depends(image_service),
 ) -> Response:
-    detail = await service.create(body, key, safety_identifier=safety, caller=who)
+    detail = await services(request).generate_image()(body, who, key)
     return json_response(_detail_json(detail))
 
 
@@ -142,11 +139,10 @@ async def list_images(
         default=None, max_length=40, description="RFC 3339, e.g. 2026-11-24T12:00:00Z (exclusive)."
     ),
     created_before: str | None = Query(default=None, max_length=40, description="RFC 3339 (exclusive)."),
-    service: ImageService = Depends(image_service),
     who: Caller | None = Depends(caller),
 ) -> Response:
     filters = parse_filter(q, model, created_after, created_before)
-    items, next_cursor = await service.list_images(limit, cursor, filters, who)
+    items, next_cursor = await services(request).list_images()(who, limit, cursor, filters)
     headers = None
     if next_cursor:
         next_url = request.url.include_query_params(limit=limit, cursor=next_cursor)
@@ -166,15 +162,15 @@ async def list_images(
 async def image_url(
     guid: str,
     request: Request,
-    service: ImageService = Depends(image_service),
     config: Settings = Depends(settings),
     who: Caller | None = Depends(caller),
 ) -> ContentUrl:
-    detail = await service.get(guid, who)
+    container = services(request)
+    detail = await container.read_image()(guid, who)
     ttl = timedelta(seconds=config.url_ttl_seconds)
     if request.scope["query_string"]:  # width and format, documented by VARIANT_PARAMETERS
-        return await variant_url(request, services(request), detail, ttl)
-    presigned = await service.content_url(detail, ttl)
+        return await variant_url(request, container, detail, ttl)
+    presigned = await container.image_content().url(detail, ttl)
     if presigned is None:
         return ContentUrl(url=str(request.url_for("image_content", guid=str(detail.guid))), expires_at=None)
     return ContentUrl(url=presigned, expires_at=datetime.now(UTC) + ttl)
@@ -189,10 +185,6 @@ async def image_url(
     summary="Delete an image: its record, its bytes and every variant",
     responses=error_responses(404, 503),
 )
-async def delete_image(
-    guid: str,
-    service: ImageService = Depends(image_service),
-    who: Caller | None = Depends(caller),
-) -> Response:
-    await service.delete(guid, who)
+async def delete_image(guid: str, request: Request, who: Caller | None = Depends(caller)) -> Response:
+    await services(request).delete_image()(guid, who)
     return Response(status_code=204)

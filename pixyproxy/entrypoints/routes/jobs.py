@@ -9,11 +9,10 @@ from pydantic import TypeAdapter
 from sse_starlette import EventSourceResponse
 
 from pixyproxy.domain.cursor import MAX_CURSOR_LENGTH
-from pixyproxy.domain.jobs import JobService
 from pixyproxy.domain.jobs_models import Job, JobRequest, JobStatus
 from pixyproxy.domain.models import Caller
-from pixyproxy.domain.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
-from pixyproxy.entrypoints.dependencies import caller, idempotency_key
+from pixyproxy.domain.usecases.listing import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from pixyproxy.entrypoints.dependencies import caller, idempotency_key, services
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import ErrorModel, error_responses
 
@@ -21,10 +20,6 @@ router = APIRouter(tags=["jobs"])
 _job_json = TypeAdapter(Job).dump_json
 _list_json = TypeAdapter(list[Job]).dump_json
 PING_SECONDS = 15  # a comment line this often keeps proxies from closing an idle stream
-
-
-async def job_service(request: Request) -> JobService:
-    return request.app.state.container.job_service()
 
 
 def _responses(*statuses: int) -> dict:
@@ -52,11 +47,11 @@ def _answer(job: Job, status: int = 200, headers: dict[str, str] | None = None) 
 )
 async def submit_job(
     body: JobRequest,
+    request: Request,
     key: str | None = Depends(idempotency_key),
     who: Caller | None = Depends(caller),
-    service: JobService = Depends(job_service),
 ) -> Response:
-    job = await service.submit(body, who, key)
+    job = await services(request).submit_job()(body, who, key)
     return _answer(job, 202, {"Location": f"/image/jobs/{job.id}"})
 
 
@@ -77,9 +72,8 @@ async def list_jobs(
     ),
     status: JobStatus | None = Query(default=None, description="Only jobs in this status."),
     who: Caller | None = Depends(caller),
-    service: JobService = Depends(job_service),
 ) -> Response:
-    items, next_cursor = await service.list_jobs(who, status, limit, cursor)
+    items, next_cursor = await services(request).read_jobs().page(who, status, limit, cursor)
     headers = None
     if next_cursor:
         next_url = request.url.include_query_params(limit=limit, cursor=next_cursor)
@@ -95,10 +89,8 @@ async def list_jobs(
     summary="A job: its status, and its images once it has succeeded",
     responses=_responses(404, 503),
 )
-async def get_job(
-    job_id: str, who: Caller | None = Depends(caller), service: JobService = Depends(job_service)
-) -> Response:
-    return _answer(await service.read(job_id, who))
+async def get_job(job_id: str, request: Request, who: Caller | None = Depends(caller)) -> Response:
+    return _answer(await services(request).read_jobs()(job_id, who))
 
 
 @twin_routes(
@@ -116,10 +108,8 @@ async def get_job(
         409: {"description": "The job has already ended.", "model": ErrorModel},
     },
 )
-async def cancel_job(
-    job_id: str, who: Caller | None = Depends(caller), service: JobService = Depends(job_service)
-) -> Response:
-    return _answer(await service.cancel(job_id, who), 202)
+async def cancel_job(job_id: str, request: Request, who: Caller | None = Depends(caller)) -> Response:
+    return _answer(await services(request).cancel_job()(job_id, who), 202)
 
 
 @twin_routes(
@@ -137,9 +127,9 @@ async def cancel_job(
     },
 )
 async def job_events(
-    job_id: str, who: Caller | None = Depends(caller), service: JobService = Depends(job_service)
+    job_id: str, request: Request, who: Caller | None = Depends(caller)
 ) -> EventSourceResponse:
-    events = service.events(job_id, who)
+    events = services(request).job_events()(job_id, who)
     first = await anext(events)  # an unknown job is a plain 404 before the stream starts
 
     async def stream():

@@ -1,6 +1,6 @@
 """The OpenAI-compatible face: OpenAI's Images API as its SDKs and tools (Open WebUI, LibreChat) call it,
-so any of them can set base_url to PixyProxy. Every image made here goes through ImageService like any
-other: stored, listed, metered, logged.
+so any of them can set base_url to PixyProxy. Every image made here goes through the same use cases as
+any other (GenerateImage, EditUploads): stored, listed, metered, logged. This module translates HTTP.
 
 - POST /v1/images/generations (JSON) and POST /v1/images/edits (multipart: `image` or `image[]` files,
   `mask`, `prompt` and the options) answer OpenAI's ImagesResponse, or with `stream` its server-sent
@@ -24,22 +24,16 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from pixyproxy.domain.errors import InvalidImageRequest
-from pixyproxy.domain.models import (
-    MAX_REFERENCES,
-    PROMPT_CEILING,
-    Caller,
-    EditRequest,
-    ImageDetail,
-    OnPartial,
-    PartialImage,
-)
-from pixyproxy.domain.service import ImageService, safety_identifier_for
-from pixyproxy.entrypoints.dependencies import caller, image_service, settings
+from pixyproxy.domain.models import MAX_REFERENCES, PROMPT_CEILING, Caller, ImageDetail, PartialImage
+from pixyproxy.domain.usecases.edit_uploads import read_uploads
+from pixyproxy.domain.usecases.generate import Previews
+from pixyproxy.domain.usecases.reading import ImageContent
+from pixyproxy.domain.usecases.validation import validated
+from pixyproxy.entrypoints.dependencies import caller, services, settings
 from pixyproxy.entrypoints.errors import describe
 from pixyproxy.entrypoints.openai_errors import openai_error
 from pixyproxy.entrypoints.openai_schemas import (
@@ -67,14 +61,8 @@ _EVENT_STREAM = {
     }
 }
 
-# Store every n only once all are made: each waits here after its generation until the others are done.
-Make = Callable[[Callable[[], Awaitable[None]] | None], Awaitable[ImageDetail]]
-# A streamed generation: (partial_images, on_partial) -> the stored image.
-Streamed = Callable[[int, OnPartial], Awaitable[ImageDetail]]
-
-
-def _safety(who: Caller | None) -> str | None:
-    return safety_identifier_for(who.name) if who is not None else None
+# A streamed generation: its previews in, the stored image out.
+Streamed = Callable[[Previews], Awaitable[list[ImageDetail]]]
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -96,32 +84,21 @@ def _json(body: dict[str, Any]) -> Response:
 async def create_images(
     body: ImagesBody,
     request: Request,
-    service: ImageService = Depends(image_service),
     config: Settings = Depends(settings),
     who: Caller | None = Depends(caller),
 ) -> Response:
-    generation = service.validate(body.domain_fields())  # refused before anything is made
-    safety = _safety(who)
+    container = services(request)
+    generate = container.generate_image()
+    generation = generate.check(body.domain_fields())  # refused before anything is made
+    content = container.image_content()
     if body.stream:
         if (body.n or 1) != 1:
             raise InvalidImageRequest(ONE_STREAMED)
-
-        def streamed(partial_images: int, on_partial: OnPartial) -> Awaitable[ImageDetail]:
-            return service.create(
-                generation,
-                safety_identifier=safety,
-                partial_images=partial_images,
-                on_partial=on_partial,
-                caller=who,
-            )
-
-        return await _stream("image_generation", body, service, streamed)
-
-    def make(before_store) -> Awaitable[ImageDetail]:
-        return service.create(generation, safety_identifier=safety, before_store=before_store, caller=who)
-
-    details = await _all_or_none(body.n or 1, make)
-    return await _answer(request, service, config, body, details)
+        return await _stream(
+            "image_generation", body, content, lambda previews: generate.many(generation, 1, who, previews)
+        )
+    details = await generate.many(generation, body.n or 1, who)
+    return await _answer(request, content, config, body, details)
 
 
 EDIT_FORM = {
@@ -170,38 +147,23 @@ EDIT_FORM = {
 )
 async def edit_images(
     request: Request,
-    service: ImageService = Depends(image_service),
     config: Settings = Depends(settings),
     who: Caller | None = Depends(caller),
 ) -> Response:
+    container = services(request)
+    edit_uploads = container.edit_uploads()
     body, images, mask = await _read_edit_form(request)
-    edit = service.validate(body.domain_fields(), EditRequest)
+    edit = edit_uploads.check(body.domain_fields())
     if body.stream and (body.n or 1) != 1:
         raise InvalidImageRequest(ONE_STREAMED)
-    sources, mask_source = await service.read_uploads(images, mask)
-    safety = _safety(who)
+    uploads = await read_uploads(images, mask)
+    content = container.image_content()
     if body.stream:
-
-        def streamed(partial_images: int, on_partial: OnPartial) -> Awaitable[ImageDetail]:
-            return service.edit_uploaded(
-                edit,
-                sources,
-                mask_source,
-                safety_identifier=safety,
-                partial_images=partial_images,
-                on_partial=on_partial,
-                caller=who,
-            )
-
-        return await _stream("image_edit", body, service, streamed)
-
-    def make(before_store) -> Awaitable[ImageDetail]:
-        return service.edit_uploaded(
-            edit, sources, mask_source, safety_identifier=safety, before_store=before_store, caller=who
+        return await _stream(
+            "image_edit", body, content, lambda previews: edit_uploads(edit, uploads, 1, who, previews)
         )
-
-    details = await _all_or_none(body.n or 1, make)
-    return await _answer(request, service, config, body, details)
+    details = await edit_uploads(edit, uploads, body.n or 1, who)
+    return await _answer(request, content, config, body, details)
 
 
 @twin_routes(
@@ -212,8 +174,8 @@ async def edit_images(
     summary="The configured image model (pixyproxy-offline on the embedded default)",
     responses=openai_error_responses(),
 )
-async def list_models(service: ImageService = Depends(image_service)) -> Response:
-    return _json(ModelList(data=[_card(service)]).model_dump())
+async def list_models(request: Request) -> Response:
+    return _json(ModelList(data=[_card(request)]).model_dump())
 
 
 @twin_routes(
@@ -224,54 +186,19 @@ async def list_models(service: ImageService = Depends(image_service)) -> Respons
     summary="The configured image model, by its id",
     responses=openai_error_responses(404),
 )
-async def get_model(model: str, service: ImageService = Depends(image_service)) -> Response:
-    card = _card(service)
+async def get_model(model: str, request: Request) -> Response:
+    card = _card(request)
     if model != card.id:
         raise HTTPException(404, f"The model '{model[:100]}' does not exist here; GET /v1/models lists it")
     return _json(card.model_dump())
 
 
-def _card(service: ImageService) -> ModelCard:
-    return ModelCard(id=service.generator.default_model, created=STARTED, owned_by="pixyproxy")
-
-
-# -- making n images ----------------------------------------------------------------------------------
-
-
-async def _all_or_none(n: int, make: Make) -> list[ImageDetail]:
-    """n images made concurrently, stored only once every one is made; the first failure cancels the
-    rest (no more is paid for), and nothing is stored."""
-    if n == 1:
-        return [await make(None)]
-    made = 0
-    everyone_made = asyncio.Event()
-
-    async def wait_for_the_others() -> None:
-        nonlocal made
-        made += 1
-        if made == n:
-            everyone_made.set()
-        await everyone_made.wait()
-
-    tasks = [asyncio.ensure_future(make(wait_for_the_others)) for _ in range(n)]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+def _card(request: Request) -> ModelCard:
+    generator = services(request).generate_image().generator
+    return ModelCard(id=generator.default_model, created=STARTED, owned_by="pixyproxy")
 
 
 # -- answers ------------------------------------------------------------------------------------------
-
-
-async def _stored_bytes(service: ImageService, detail: ImageDetail) -> bytes:
-    stream = await service.open_content(detail)
-    try:
-        return b"".join([chunk async for chunk in stream.chunks()])
-    finally:
-        await stream.aclose()
 
 
 async def _b64(data: bytes) -> str:
@@ -280,8 +207,8 @@ async def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-async def _url(request: Request, service: ImageService, config: Settings, detail: ImageDetail) -> str:
-    presigned = await service.content_url(detail, timedelta(seconds=config.url_ttl_seconds))
+async def _url(request: Request, content: ImageContent, config: Settings, detail: ImageDetail) -> str:
+    presigned = await content.url(detail, timedelta(seconds=config.url_ttl_seconds))
     return presigned or str(request.url_for("image_content", guid=str(detail.guid)))
 
 
@@ -318,15 +245,15 @@ def _report(detail: ImageDetail) -> dict[str, Any]:
 
 
 async def _answer(
-    request: Request, service: ImageService, config: Settings, body: ImagesBody, details: list[ImageDetail]
+    request: Request, content: ImageContent, config: Settings, body: ImagesBody, details: list[ImageDetail]
 ) -> Response:
     data = []
     for detail in details:
         item: dict[str, Any] = {"guid": str(detail.guid)}
         if body.response_format == "url":
-            item["url"] = await _url(request, service, config, detail)
+            item["url"] = await _url(request, content, config, detail)
         else:
-            item["b64_json"] = await _b64(await _stored_bytes(service, detail))
+            item["b64_json"] = await _b64(await content.read(detail))
         if detail.revised_prompt:
             item["revised_prompt"] = detail.revised_prompt
         data.append(item)
@@ -343,7 +270,7 @@ def _event(kind: str, body: dict[str, Any]) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
 
 
-async def _stream(prefix: str, body: ImagesBody, service: ImageService, streamed: Streamed) -> Response:
+async def _stream(prefix: str, body: ImagesBody, content: ImageContent, streamed: Streamed) -> Response:
     """OpenAI's server-sent events. The answer starts with the first event, so a failure before any
     (a refusal, a rate limit) is still a plain error answer; one after it is an `error` event. A client
     that goes away cancels the generation, and nothing is stored."""
@@ -354,7 +281,8 @@ async def _stream(prefix: str, body: ImagesBody, service: ImageService, streamed
 
     async def produce() -> None:
         try:
-            await queue.put(("done", await streamed(body.partial_images or 0, on_partial)))
+            (detail,) = await streamed(Previews(body.partial_images or 0, on_partial))
+            await queue.put(("done", detail))
         except Exception as exc:
             await queue.put(("error", exc))
 
@@ -390,7 +318,7 @@ async def _stream(prefix: str, body: ImagesBody, service: ImageService, streamed
                         },
                     )
                 elif kind == "done":
-                    yield _event(f"{prefix}.completed", await _completed(prefix, service, value, asked))
+                    yield _event(f"{prefix}.completed", await _completed(prefix, content, value, asked))
                     return
                 else:
                     _, error = openai_error(describe(value))
@@ -407,7 +335,7 @@ async def _stream(prefix: str, body: ImagesBody, service: ImageService, streamed
 
 
 async def _completed(
-    prefix: str, service: ImageService, detail: ImageDetail, asked: dict[str, str]
+    prefix: str, content: ImageContent, detail: ImageDetail, asked: dict[str, str]
 ) -> dict[str, Any]:
     # The event's usage is required in OpenAI's schema: zeros where the generator reported none.
     usage = _usage([detail]) or {
@@ -418,7 +346,7 @@ async def _completed(
     }
     return {
         "type": f"{prefix}.completed",
-        "b64_json": await _b64(await _stored_bytes(service, detail)),
+        "b64_json": await _b64(await content.read(detail)),
         "created_at": int(time.time()),
         **asked,
         **_report(detail),
@@ -464,10 +392,4 @@ async def _read_edit_form(request: Request) -> tuple[EditFields, list[bytes], by
         await form.close()
     if not images:
         raise InvalidImageRequest("image: required: one or more image files (as image or image[])")
-    try:
-        fields = EditFields.model_validate(text)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidImageRequest(f"{where}: {first['msg']}") from None
-    return fields, images, mask
+    return validated(EditFields, text), images, mask

@@ -1,10 +1,9 @@
 """For operators and orchestrators: liveness, readiness and the Prometheus scrape."""
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from pixyproxy.domain.service import ImageService
-from pixyproxy.entrypoints.dependencies import image_service
+from pixyproxy.entrypoints.dependencies import services
 from pixyproxy.entrypoints.request_id import request_id_var
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import Health, NotReady, Ready
@@ -25,8 +24,8 @@ async def healthz() -> Health:
     summary="Dependencies are reachable",
     responses={503: {"model": NotReady, "description": "A dependency is not reachable."}},
 )
-async def readyz(service: ImageService = Depends(image_service)) -> Response:
-    readiness = await service.readiness()
+async def readyz(request: Request) -> Response:
+    readiness = await services(request).check_readiness()()
     if readiness.ready:
         return JSONResponse(Ready(status="ready", checks=readiness.checks).model_dump())
     failing = ", ".join(f"{name}: {state}" for name, state in readiness.checks.items() if state != "ok")

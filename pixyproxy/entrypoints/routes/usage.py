@@ -1,12 +1,12 @@
 """Usage: per-key totals of what the provider did (images, tokens, estimated cost) over a period."""
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from pixyproxy.domain.clock import utc_now
+from pixyproxy.domain.instants import INSTANT_PATTERN
 from pixyproxy.domain.models import Caller
-from pixyproxy.domain.service import ImageService
-from pixyproxy.domain.usage import INSTANT_PATTERN, UsageReport, usage_period
-from pixyproxy.entrypoints.dependencies import caller, image_service
+from pixyproxy.domain.usage import UsageReport, usage_period
+from pixyproxy.entrypoints.dependencies import caller, services
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import error_responses
 
@@ -28,6 +28,7 @@ keys off). The period is `[since, until)`; by default today (UTC) until now."""
     responses=error_responses(422, 503),
 )
 async def usage(
+    request: Request,
     since: str | None = Query(
         default=None,
         max_length=40,
@@ -38,8 +39,7 @@ async def usage(
         default=None, max_length=40, pattern=INSTANT_PATTERN, description="End, exclusive; default now."
     ),
     who: Caller | None = Depends(caller),
-    service: ImageService = Depends(image_service),
 ) -> Response:
     start, end = usage_period(since, until, utc_now())
-    report = await service.usage(start, end, who)
+    report = await services(request).report_usage()(start, end, who)
     return Response(report.model_dump_json(), media_type="application/json")

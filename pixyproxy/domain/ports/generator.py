@@ -10,8 +10,14 @@ class ImageGenerator(Protocol):
     ContentPolicyViolation); a request the generator cannot serve raises InvalidImageRequest.
     """
 
-    name: str  # e.g. "offline", "openai"; logged at start
-    default_model: str
+    # Read-only, so a decorator (adapters/metered.py) may pass them on from what it wraps.
+    @property
+    def name(self) -> str:
+        """e.g. "offline", "openai"; logged at start."""
+        ...
+
+    @property
+    def default_model(self) -> str: ...
 
     def validate(self, request: GenerationRequest) -> None:
         """Raise InvalidImageRequest for what this generator can tell is wrong before any call. A remote

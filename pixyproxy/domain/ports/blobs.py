@@ -17,7 +17,10 @@ class BlobStore(Protocol):
     Every method raises StorageUnavailable when the store cannot be reached.
     """
 
-    name: str  # e.g. "file", "s3"; logged at start (never a secret)
+    @property
+    def name(self) -> str:
+        """e.g. "file", "s3"; logged at start (never a secret). Read-only: a decorator may pass it on."""
+        ...
 
     async def init(self) -> None:
         """Create what the store needs (folder, bucket); idempotent."""

@@ -1,17 +1,12 @@
-"""Ports of webhook delivery: DNS for the URL checks, the signed HTTP call, and the outbox."""
+"""Ports of webhook delivery: the signed HTTP call and the outbox (DNS for the URL checks: resolver.py)."""
 
 from datetime import datetime
 from typing import Protocol
 
+from pixyproxy.domain.ports.resolver import HostResolver
 from pixyproxy.domain.webhooks import SendResult, WebhookDelivery, WebhookTarget
 
-
-class HostResolver(Protocol):
-    """Resolves a host name to its addresses (the adapter does the DNS)."""
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        """Every address `host` resolves to, as text; empty when it resolves to none (or DNS failed)."""
-        ...
+__all__ = ["HostResolver", "WebhookOutbox", "WebhookSender"]
 
 
 class WebhookSender(Protocol):

@@ -1,0 +1,24 @@
+"""Ids from a client: a value that is not a UUID names nothing (a 404), never a lookup with the raw text."""
+
+from uuid import UUID
+
+from pixyproxy.domain.errors import ImageNotFound, JobNotFound
+
+
+def _parse(value: str | UUID, not_found: type[ImageNotFound]) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if len(value) > 64:
+        raise not_found()
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise not_found() from exc
+
+
+def parse_guid(guid: str | UUID) -> UUID:
+    return _parse(guid, ImageNotFound)
+
+
+def parse_job_id(job_id: str | UUID) -> UUID:
+    return _parse(job_id, JobNotFound)

@@ -1,0 +1,152 @@
+"""The store step every new image goes through: its bytes first, then its row, so a client is never told
+of an image whose bytes are missing.
+
+When the row's write fails, its bytes are removed, unless the outcome is unknown (the database stopped
+answering after the write was sent): then the row is read back by its guid once the database answers,
+and the answer follows what is true. Bytes are never removed under a row that may exist; bytes left
+behind by a row that never came are orphans `pixyproxy gc` removes.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from pixyproxy.domain.clock import utc_now
+from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
+from pixyproxy.domain.image_formats import check_image
+from pixyproxy.domain.models import Caller, GenerationRequest, IdempotentResult, ImageDetail
+from pixyproxy.domain.ports.blobs import BlobStore
+from pixyproxy.domain.ports.repository import ImageRepository
+from pixyproxy.domain.tenancy import owner_of
+from pixyproxy.domain.usecases.idempotency import Key, Remembered
+from pixyproxy.domain.usecases.metering import Paid, safety_identifier_for
+
+log = logging.getLogger(__name__)
+
+# How often, and how far apart, a write of unknown outcome is looked up before giving up on knowing.
+OUTCOME_CHECKS = (0.05, 0.2, 0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What an edit of stored images was made from."""
+
+    parent_guid: UUID
+    mask_guid: UUID | None = None
+    reference_guids: list[UUID] | None = None
+
+
+class ImageRecords:
+    """The images as the idempotency policy reads them."""
+
+    kind = "image"
+
+    def __init__(self, repository: ImageRepository) -> None:
+        self.repository = repository
+
+    async def remembered(self, key: str) -> Remembered[ImageDetail] | None:
+        found: IdempotentResult | None = await self.repository.get_by_idempotency_key(key)
+        if found is None:
+            return None
+        return Remembered(found.detail, found.request_hash, found.detail.created_at)
+
+    async def release(self, key: str, older_than: datetime) -> None:
+        await self.repository.release_idempotency_key(key, older_than)
+
+
+async def learn_outcome(
+    read: Callable[[], Awaitable[object | None]], checks: tuple[float, ...] = OUTCOME_CHECKS
+) -> bool | None:
+    """Whether a write of unknown outcome happened (`read` answers its record, or None): True or False
+    once the store answers, None when it never did."""
+    for delay in checks:
+        await asyncio.sleep(delay)
+        try:
+            return await read() is not None
+        except MetadataUnavailable:
+            continue
+    return None
+
+
+class ImageWriter:
+    def __init__(
+        self,
+        repository: ImageRepository,
+        blobs: BlobStore,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        new_guid: Callable[[], UUID] = uuid4,
+        outcome_checks: tuple[float, ...] = OUTCOME_CHECKS,
+    ) -> None:
+        self.repository = repository
+        self.blobs = blobs
+        self._clock = clock
+        self._new_guid = new_guid
+        self._outcome_checks = outcome_checks
+
+    async def store(
+        self,
+        request: GenerationRequest,
+        paid: Paid,
+        caller: Caller | None,
+        key: Key | None = None,
+        lineage: Lineage | None = None,
+    ) -> ImageDetail:
+        generated = paid.generated
+        checked = await asyncio.to_thread(
+            check_image, generated.data, request.format, request.output_compression
+        )
+        guid = self._new_guid()
+        detail = ImageDetail(
+            guid=guid,
+            prompt=request.prompt,
+            filename=f"{guid}.{checked.extension}",
+            created_at=self._clock(),
+            content_type=checked.content_type,
+            size_bytes=len(checked.data),
+            width=checked.width,
+            height=checked.height,
+            model=generated.model,
+            size=generated.size or request.size,
+            quality=generated.quality or request.quality,
+            revised_prompt=generated.revised_prompt,
+            usage=generated.usage,
+            sha256=checked.sha256,
+            background=generated.background or request.background,
+            output_format=checked.format,
+            output_compression=request.output_compression,
+            moderation=request.moderation,
+            safety_identifier=safety_identifier_for(owner_of(caller)),
+            owner=owner_of(caller),
+            estimated_cost_usd=paid.cost,
+            parent_guid=lineage.parent_guid if lineage else None,
+            mask_guid=lineage.mask_guid if lineage else None,
+            reference_guids=lineage.reference_guids if lineage else None,
+        )
+        await self.blobs.put(detail.filename, checked.data, checked.content_type)
+        try:
+            await self.repository.add(detail, key.stored if key else None, key.fingerprint if key else None)
+        except MetadataOutcomeUnknown:
+            stored = await learn_outcome(lambda: self.repository.get(guid), self._outcome_checks)
+            if stored:
+                log.warning("image %s stored; the database's answer to its write was lost", guid)
+                return detail
+            if stored is False:
+                await self.discard(detail.filename)
+            else:
+                log.warning("image %s: its row may or may not be stored; its bytes stay (gc decides)", guid)
+            raise
+        except BaseException:
+            await self.discard(detail.filename)
+            raise
+        log.info("stored image %s (%d bytes, model %s)", guid, detail.size_bytes, detail.model)
+        return detail
+
+    async def discard(self, key: str) -> None:
+        try:
+            await self.blobs.delete(key)
+        except Exception:  # gc removes it later; the original error is the one to report
+            log.warning("could not remove blob %s after a failed write; gc will", key, exc_info=True)

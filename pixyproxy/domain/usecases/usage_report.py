@@ -1,0 +1,33 @@
+"""The usage report: per-key totals in [since, until), a user key its own, an admin (or keys off) every
+key's."""
+
+from datetime import datetime
+
+from pixyproxy.domain.errors import InvalidImageRequest
+from pixyproxy.domain.models import Caller
+from pixyproxy.domain.ports.repository import ImageRepository
+from pixyproxy.domain.tenancy import owner_filter
+from pixyproxy.domain.usage import UsageReport, UsageTotal
+
+
+class ReportUsage:
+    def __init__(self, repository: ImageRepository) -> None:
+        self.repository = repository
+
+    async def __call__(self, since: datetime, until: datetime, caller: Caller | None = None) -> UsageReport:
+        if until <= since:
+            raise InvalidImageRequest("until: must be after since")
+        owner = owner_filter(caller)
+        totals = await self.repository.usage_totals(since, until, owner)
+        if owner is not None and not totals:  # a key that made nothing still sees its own zero line
+            totals = [
+                UsageTotal(
+                    key=owner,
+                    images=0,
+                    input_tokens=0,
+                    output_tokens=0,
+                    total_tokens=0,
+                    estimated_cost_usd=0.0,
+                )
+            ]
+        return UsageReport(since=since, until=until, keys=totals)
