@@ -3,6 +3,7 @@
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -123,7 +124,7 @@ def generation_body(prompt: str, **options: Any) -> dict[str, Any]:
 
 
 def edit_body(
-    prompt: str, mask: "GuidLike | None", references: "list[GuidLike] | None", **options: Any
+    prompt: str, mask: GuidLike | None, references: Sequence[GuidLike] | None, **options: Any
 ) -> dict[str, Any]:
     body = generation_body(prompt, **options)
     if mask is not None:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,7 @@ class AsyncPixyProxyClient:
         prompt: str,
         *,
         mask: GuidLike | None = None,
-        references: list[GuidLike] | None = None,
+        references: Sequence[GuidLike] | None = None,
         model: str | None = None,
         size: str | None = None,
         quality: str | None = None,

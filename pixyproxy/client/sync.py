@@ -6,7 +6,7 @@ Generated from client/aio.py by scripts/unasync.py: edit that file, then run `py
 import contextlib
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,7 @@ class PixyProxyClient:
         prompt: str,
         *,
         mask: GuidLike | None = None,
-        references: list[GuidLike] | None = None,
+        references: Sequence[GuidLike] | None = None,
         model: str | None = None,
         size: str | None = None,
         quality: str | None = None,
