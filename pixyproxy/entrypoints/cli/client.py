@@ -1,11 +1,12 @@
 """The commands that talk to a running server (the base install: the client, no server libraries)."""
 
 import contextlib
+import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich import box
@@ -18,6 +19,7 @@ from rich.text import Text
 from pixyproxy.client import DEFAULT_URL, URL_ENV, APIError, ImageDetail, Job, PixyProxyClient, PixyProxyError
 
 app = typer.Typer()
+T = TypeVar("T")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for copying
 
@@ -406,14 +408,19 @@ def search(
     _print_images(url, limit, as_json, q=words, model=model, created_after=after, created_before=before)
 
 
+def page_size(limit: int) -> int:
+    """Pages as large as `limit` needs (0: all), within the server's maximum."""
+    return min(limit, 1000) if limit else 1000
+
+
+def first(items: Iterable[T], limit: int) -> list[T]:
+    """The first `limit` items (0: all); a lazy listing fetches no page beyond them."""
+    return list(itertools.islice(items, limit or None))
+
+
 def _print_images(url: str, limit: int, as_json: bool, **filters: str | None) -> None:
-    images: list[ImageDetail] = []
     with _client(url) as client:
-        page_size = min(limit, 1000) if limit else 1000
-        for image in client.list(page_size=page_size, **filters):
-            images.append(image)
-            if limit and len(images) >= limit:
-                break
+        images = first(client.list(page_size=page_size(limit), **filters), limit)
     if as_json:
         out.print_json(data=[image.model_dump(mode="json") for image in images])
         return

@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from pixyproxy.client import DEFAULT_URL, Job
+from pixyproxy.client import DEFAULT_URL
 from pixyproxy.entrypoints.cli import job_view
 from pixyproxy.entrypoints.cli.client import (
     AsJson,
@@ -19,7 +19,9 @@ from pixyproxy.entrypoints.cli.client import (
     _client,
     _short,
     err,
+    first,
     out,
+    page_size,
     print_ended_job,
     save_job_images,
 )
@@ -46,13 +48,8 @@ def list_jobs(
     as_json: AsJson = False,
 ) -> None:
     """List jobs (of your API key), newest first."""
-    jobs: list[Job] = []
     with _client(url) as client:
-        page_size = min(limit, 1000) if limit else 1000
-        for job in client.jobs(status=status.value if status else None, page_size=page_size):
-            jobs.append(job)
-            if limit and len(jobs) >= limit:
-                break
+        jobs = first(client.jobs(status=status.value if status else None, page_size=page_size(limit)), limit)
     if as_json:
         out.print_json(data=[job.model_dump(mode="json") for job in jobs])
         return
