@@ -306,7 +306,7 @@ class AsyncPixyProxyClient:
                 raise _base.job_timeout(job, timeout)
             await asyncio.sleep(poll_interval)
 
-    def events(self, job: JobLike) -> AsyncIterator[JobEvent]:
+    def events(self, job: JobLike) -> AsyncGenerator[JobEvent, None]:
         """The job's events as they happen: a StatusEvent with the job first, another on every change,
         PartialImageEvent previews where the generator streams them, and a DoneEvent last. A dropped
         connection is opened again (the server starts again with the job as it is)."""

@@ -302,7 +302,7 @@ class PixyProxyClient:
                 raise _base.job_timeout(job, timeout)
             time.sleep(poll_interval)
 
-    def events(self, job: JobLike) -> Iterator[JobEvent]:
+    def events(self, job: JobLike) -> Generator[JobEvent, None, None]:
         """The job's events as they happen: a StatusEvent with the job first, another on every change,
         PartialImageEvent previews where the generator streams them, and a DoneEvent last. A dropped
         connection is opened again (the server starts again with the job as it is)."""
