@@ -232,7 +232,7 @@ def job_timeout(job: JobLike, timeout: float | None) -> PixyProxyTimeout:
 def check_deadline(job: JobLike, deadline: float | None) -> None:
     """Raise PixyProxyTimeout once `deadline` (time.monotonic()) has passed."""
     if deadline is not None and time.monotonic() >= deadline:
-        raise PixyProxyTimeout(f"job {job_id_text(job)} had not ended by the deadline")
+        raise PixyProxyTimeout(f"job {job_id_text(job)} had not ended by the wait's timeout")
 
 
 def events_timeout(job: JobLike, deadline: float | None) -> httpx.Timeout:
