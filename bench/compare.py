@@ -32,7 +32,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import run, servers
+from bench import report, run, servers
 from bench.load import LoadResult, tool_name, wrk_path
 
 ROOT = run.ROOT
@@ -65,9 +65,8 @@ class Tree:
         )
 
     def server(self, workdir: Path, env: dict[str, str], name: str):
-        command = [self.python, "-m", "pixyproxy.entrypoints.cli", "serve", "--port", "{port}"]
-        return servers.start_server(
-            f"{name}-{self.label}", [*command, "--workers", "1"], workdir, self.env(env)
+        return servers.pixyproxy_server(
+            workdir, self.env(env), name=f"{name}-{self.label}", python=self.python
         )
 
     def seed(self, workdir: Path, env: dict[str, str], specs: list[str]) -> dict[str, list[str]]:
@@ -442,17 +441,6 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def replace_section(document: str, section: str) -> str:
-    """`document` with its SECTION (up to the next `## ` heading) replaced by `section`, or appended."""
-    lines, new = document.rstrip("\n").splitlines(), section.rstrip("\n").splitlines()
-    if SECTION not in lines:
-        return "\n".join([*lines, "", *new]) + "\n"
-    start = lines.index(SECTION)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    rest = lines[end:]
-    return "\n".join([*lines[:start], *new, *(["", *rest] if rest else [])]) + "\n"
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -515,17 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{tree.label}: {tree.source}, {tree.python}", flush=True)
         out = measure(cfg, trees, wanted, lambda line: print(line, flush=True))
     others = max(others_before, run.other_test_runs(), out["others_seen"])
-    notes = [
-        f"Total time {time.monotonic() - started:.0f} s; load average (1, 5, 15 min) {load_before} at the"
-        f" start, {run.load_average()} at the end.",
-    ]
-    if others:
-        notes.append(
-            f"Other test runs shared the cores during this run (up to {others} pytest processes seen between"
-            " figures): absolute numbers are lower than on an idle machine, and the ratios noisier."
-        )
-    if cfg.smoke:
-        notes.append("A --smoke run: too short to be a measurement.")
+    notes = report.conditions(time.monotonic() - started, load_before, run.load_average(), others, cfg.smoke)
     notes += args.note
     command = "python -m bench.compare " + " ".join(argv if argv is not None else sys.argv[1:])
     section = render(out, trees, info, cfg, command.strip(), notes)
@@ -538,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"written to {output}")
         if args.into is not None:
             args.into.write_text(
-                replace_section(args.into.read_text() if args.into.exists() else "", section)
+                report.replace_section(args.into.read_text() if args.into.exists() else "", section)
             )
             print(f"section replaced in {args.into}")
     return 1 if out["failures"] else 0

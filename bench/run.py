@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import servers
+from bench import report, servers
 from bench.load import LoadResult, run_load, tool_name, wrk_path
 from pixyproxy.container import Container
 
@@ -205,17 +204,6 @@ def mbps(r: LoadResult) -> float:
     return r.megabytes_per_s
 
 
-class RssSampler(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.peak, self.running = pid, 0, True
-
-    def run(self) -> None:
-        while self.running:
-            self.peak = max(self.peak, servers.process_tree_rss(self.pid))
-            time.sleep(0.002)
-
-
 # -- figures --------------------------------------------------------------------------------------
 
 
@@ -323,13 +311,8 @@ def memory(cfg: Settings, workdir: Path, env: dict[str, str], guid: str, size: i
         time.sleep(0.3)
         idle = servers.process_tree_rss(pid)
         hwm_reset = servers.reset_peak_rss(pid)
-        sampler = RssSampler(pid)
-        sampler.start()
-        try:
+        with servers.RssSampler(pid).in_background(0.002) as sampler:
             result = run_load(service.base_url, [path], CONNECTIONS, 60, force_python=True, once=True)
-        finally:
-            sampler.running = False
-            sampler.join()
         peak = max(sampler.peak, servers.process_tree_peak_rss(pid) if hwm_reset else 0)
     if result.errors or result.bytes != CONNECTIONS * size:
         raise RuntimeError(
@@ -679,16 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     notes = [
         "The load generator runs on the same cores as the servers it loads; both sides of each ratio share"
         " that handicap. With 2 cores, figure 7's second worker competes with the load generator.",
-        f"Total time {time.monotonic() - started:.0f} s; load average (1, 5, 15 min) {load_before} at the"
-        f" start, {load_after} at the end.",
     ]
-    if others_during:
-        notes.append(
-            f"Other test runs shared the cores during this run (up to {others_during} pytest processes seen"
-            " between figures): absolute numbers are lower than on an idle machine, and the ratios noisier."
-        )
-    if cfg.smoke:
-        notes.append("A --smoke run: too short to be a measurement.")
+    notes += report.conditions(time.monotonic() - started, load_before, load_after, others_during, cfg.smoke)
     notes += args.note
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     text = render(figures, extra, info, cfg, command.strip(), notes)

@@ -3,12 +3,15 @@
 Every server binds 127.0.0.1 on a free port and is stopped (by its own pid) when the `with` block ends.
 """
 
+import asyncio
 import contextlib
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +21,15 @@ from pathlib import Path
 
 from pixyproxy.entrypoints.cli.server import UVICORN_OPTIONS
 
-__all__ = ["UVICORN_OPTIONS", "Server", "free_port", "pixyproxy_server", "process_tree_rss", "start_server"]
+__all__ = [
+    "UVICORN_OPTIONS",
+    "RssSampler",
+    "Server",
+    "free_port",
+    "pixyproxy_server",
+    "process_tree_rss",
+    "start_server",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,9 +112,16 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def pixyproxy_server(workdir: Path, env: dict[str, str], workers: int = 1, name: str = "pixyproxy"):
-    """The real service, started as users start it: `pixyproxy serve`."""
-    command = [sys.executable, "-m", "pixyproxy.entrypoints.cli", "serve", "--port", "{port}"]
+def pixyproxy_server(
+    workdir: Path,
+    env: dict[str, str],
+    workers: int = 1,
+    name: str = "pixyproxy",
+    python: str = sys.executable,
+):
+    """The real service, started as users start it: `pixyproxy serve` (on `python`, which may be another
+    tree's, with `env` naming that tree in PYTHONPATH)."""
+    command = [python, "-m", "pixyproxy.entrypoints.cli", "serve", "--port", "{port}"]
     command += ["--workers", str(workers)]
     return start_server(name, command, workdir, env)
 
@@ -166,6 +184,50 @@ def reset_peak_rss(pid: int) -> bool:
 
 def process_tree_peak_rss(pid: int) -> int:
     return sum(_status_kb(p, "VmHWM") for p in process_tree(pid)) * 1024
+
+
+class RssSampler:
+    """A server's RSS (its whole process tree) over time: (seconds since start, bytes) samples and their
+    peak, sampled by `run()` in an event loop or by `in_background()` in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self.started = pid, 0, time.perf_counter()
+        self.samples: list[tuple[float, int]] = []
+
+    def sample(self) -> int:
+        rss = process_tree_rss(self.pid)
+        self.samples.append((time.perf_counter() - self.started, rss))
+        self.peak = max(self.peak, rss)
+        return rss
+
+    async def run(self, interval: float = 1.0) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(interval)
+
+    @contextlib.contextmanager
+    def in_background(self, interval: float) -> Iterator["RssSampler"]:
+        """Samples every `interval` seconds in a thread while the block runs (a short peak needs a short
+        interval: the load runs in this process and would hold an event loop up)."""
+        done = threading.Event()
+
+        def sample_until_done() -> None:
+            while not done.is_set():
+                self.sample()
+                done.wait(interval)
+
+        thread = threading.Thread(target=sample_until_done, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            done.set()
+            thread.join()
+
+    def window(self, end: float, seconds: float) -> int:
+        """Median RSS of the samples in (end - seconds, end]."""
+        values = [rss for t, rss in self.samples if end - seconds < t <= end]
+        return int(statistics.median(values)) if values else self.sample()
 
 
 def process_tree_cpu(pid: int) -> float:

@@ -34,7 +34,6 @@ import json
 import math
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench import servers
+from bench import report, servers
 from bench.generation import post_request
 from bench.run import load_average, machine, other_test_runs, seed
 
@@ -323,28 +322,6 @@ class Client:
         self.idle.clear()
 
 
-class RssSampler:
-    """The server's RSS (its whole process tree), once a second, as (seconds since start, bytes)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.samples, self.started = pid, [], time.perf_counter()
-
-    def sample(self) -> int:
-        rss = servers.process_tree_rss(self.pid)
-        self.samples.append((time.perf_counter() - self.started, rss))
-        return rss
-
-    async def run(self) -> None:
-        while True:
-            self.sample()
-            await asyncio.sleep(1.0)
-
-    def window(self, end: float, seconds: float = RSS_WINDOW_S) -> int:
-        """Median RSS of the samples in (end - seconds, end]."""
-        values = [rss for t, rss in self.samples if end - seconds < t <= end]
-        return int(statistics.median(values)) if values else self.sample()
-
-
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -413,7 +390,7 @@ async def drive(args: argparse.Namespace, server: servers.Server, guids: list[st
     workload = Workload(server.base_url, guids, mix, rng)
     client = Client(server.base_url, workload, args.max_connections)
     pid = server.process.pid
-    rss = RssSampler(pid)
+    rss = servers.RssSampler(pid)
 
     async def measured(phase: Phase, action) -> None:
         cpu, own, started = servers.process_tree_cpu(pid), time.process_time(), time.perf_counter()
@@ -444,7 +421,7 @@ async def drive(args: argparse.Namespace, server: servers.Server, guids: list[st
         warmup = Phase("warm-up")
         await measured(warmup, client.open_loop(warmup, rate, args.warmup, rng))
         warm_at = time.perf_counter() - rss.started
-        rss_warm = rss.window(warm_at)
+        rss_warm = rss.window(warm_at, RSS_WINDOW_S)
         say(f"   RSS {rss_warm / 2**20:.1f} MiB, {warmup.error_count()} errors")
         say(f"… soak: {rate:,.0f} req/s for {args.minutes * 60:g} s")
         soak = Phase("soak")
@@ -453,7 +430,7 @@ async def drive(args: argparse.Namespace, server: servers.Server, guids: list[st
         await measured(soak, client.open_loop(soak, rate, args.minutes * 60, rng))
         progress.cancel()
         end_at = time.perf_counter() - rss.started
-        rss_end = rss.window(end_at)
+        rss_end = rss.window(end_at, RSS_WINDOW_S)
         sampler.cancel()
         await asyncio.gather(sampler, progress, return_exceptions=True)
         await asyncio.sleep(1.0)
@@ -479,7 +456,7 @@ async def drive(args: argparse.Namespace, server: servers.Server, guids: list[st
     }
 
 
-async def report_progress(phase: Phase, rss: RssSampler, seconds: float, others: list[int]) -> None:
+async def report_progress(phase: Phase, rss: servers.RssSampler, seconds: float, others: list[int]) -> None:
     every = 60.0 if seconds >= 180 else max(5.0, seconds / 4)
     started = time.perf_counter()
     seen = dict.fromkeys(KINDS, 0)
@@ -664,21 +641,9 @@ def drift_line(series: list[tuple[float, int]], seconds: float, end: int) -> str
     )
 
 
-def replace_section(document: str, section: str) -> str:
-    """`document` with its SECTION (up to the next `## ` heading) replaced by `section`, or appended."""
-    lines = document.rstrip("\n").splitlines()
-    new = section.rstrip("\n").splitlines()
-    if SECTION not in lines:
-        return "\n".join([*lines, "", *new]) + "\n"
-    start = lines.index(SECTION)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    rest = lines[end:]
-    return "\n".join([*lines[:start], *new, *(["", *rest] if rest else [])]) + "\n"
-
-
 def write(section: str) -> None:
     RESULTS.write_text(section.rstrip("\n") + "\n")
-    DOC.write_text(replace_section(DOC.read_text() if DOC.exists() else "# Benchmarks\n", section))
+    DOC.write_text(report.replace_section(DOC.read_text() if DOC.exists() else "# Benchmarks\n", section))
 
 
 # -- command line -------------------------------------------------------------------------------------

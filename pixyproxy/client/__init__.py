@@ -43,6 +43,8 @@ from pixyproxy.client.models import (
     JobEvent,
     PartialImageEvent,
     StatusEvent,
+    UsageReport,
+    UsageTotal,
 )
 from pixyproxy.client.sync import PixyProxyClient
 
@@ -80,4 +82,6 @@ __all__ = [
     "ServerError",
     "ServiceUnavailable",
     "StatusEvent",
+    "UsageReport",
+    "UsageTotal",
 ]

@@ -1,9 +1,13 @@
 """What the sync and async clients share: configuration, request building, retries, parsing."""
 
 import os
+import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote, urlsplit
 from uuid import UUID
 
@@ -26,6 +30,7 @@ from pixyproxy.client.models import (
     JobEvent,
     PartialImageEvent,
     StatusEvent,
+    UsageReport,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8001"
@@ -119,7 +124,7 @@ def generation_body(prompt: str, **options: Any) -> dict[str, Any]:
 
 
 def edit_body(
-    prompt: str, mask: "GuidLike | None", references: "list[GuidLike] | None", **options: Any
+    prompt: str, mask: GuidLike | None, references: Sequence[GuidLike] | None, **options: Any
 ) -> dict[str, Any]:
     body = generation_body(prompt, **options)
     if mask is not None:
@@ -133,8 +138,49 @@ def guid_text(guid: GuidLike) -> str:
     return str(guid.guid if isinstance(guid, ImageDetail) else guid)
 
 
-def list_params(page_size: int) -> dict[str, str]:
-    return {"limit": str(page_size)}
+def list_params(
+    page_size: int,
+    q: str | None = None,
+    model: str | None = None,
+    created_after: datetime | str | None = None,
+    created_before: datetime | str | None = None,
+) -> dict[str, str]:
+    params = {"limit": str(page_size)}
+    filters = {
+        "q": q,
+        "model": model,
+        "created_after": instant_text("created_after", created_after),
+        "created_before": instant_text("created_before", created_before),
+    }
+    params.update({name: value for name, value in filters.items() if value is not None})
+    return params
+
+
+def instant_text(name: str, value: date | str | None) -> str | None:
+    """RFC 3339 text for the server: a datetime must say its time zone (a naive one is refused rather
+    than guessed), a date is a whole UTC day, text is sent as given (the server checks it)."""
+    if isinstance(value, datetime) and value.utcoffset() is None:
+        raise ValueError(f"{name}: a datetime needs a time zone, e.g. datetime.now(UTC)")
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def variant_params(width: int | None, format: str | None) -> dict[str, str]:
+    """The query of a variant; empty (the original) when neither is given."""
+    params = {"width": None if width is None else str(width), "format": format}
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def usage_params(since: date | str | None, until: date | str | None) -> dict[str, str]:
+    params = {"since": instant_text("since", since), "until": instant_text("until", until)}
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def open_partial(target: Path) -> tuple[Path, IO[bytes]]:
+    """A new temporary file beside `target`, opened for writing. Created with mode 0o666 so that the
+    user's umask decides the permissions, as for any file a program saves (mkstemp would force 0600)."""
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    return partial, os.fdopen(fd, "wb")
 
 
 def next_page_params(response: httpx.Response) -> dict[str, str] | None:
@@ -162,6 +208,10 @@ def parse_url(response: httpx.Response) -> ContentUrl:
     return ContentUrl.model_validate(response.json())
 
 
+def parse_usage(response: httpx.Response) -> UsageReport:
+    return UsageReport.model_validate(response.json())
+
+
 def transport_error(exc: httpx.TransportError, url: str) -> PixyProxyConnectionError:
     if isinstance(exc, httpx.TimeoutException):
         return PixyProxyTimeout(f"no answer from {url} in time ({type(exc).__name__})")
@@ -173,6 +223,35 @@ def transport_error(exc: httpx.TransportError, url: str) -> PixyProxyConnectionE
 JobLike = str | UUID | Job
 # The events stream is quiet between changes; the server sends a comment line every 15 s.
 EVENTS_TIMEOUT = httpx.Timeout(30.0, connect=10.0, read=60.0)
+
+
+def job_timeout(job: JobLike, timeout: float | None) -> PixyProxyTimeout:
+    return PixyProxyTimeout(f"job {job_id_text(job)} had not ended after {timeout} s")
+
+
+def check_deadline(job: JobLike, deadline: float | None) -> None:
+    """Raise PixyProxyTimeout once `deadline` (time.monotonic()) has passed."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise PixyProxyTimeout(f"job {job_id_text(job)} had not ended by the wait's timeout")
+
+
+def events_timeout(job: JobLike, deadline: float | None) -> httpx.Timeout:
+    """The timeouts of one events connection: with a deadline, no read waits past it, so even a stream
+    that sends nothing ends in time (a blocking read cannot be interrupted otherwise)."""
+    if deadline is None:
+        return EVENTS_TIMEOUT
+    check_deadline(job, deadline)
+    left = deadline - time.monotonic()
+    return httpx.Timeout(min(30.0, left), connect=min(10.0, left), read=min(60.0, left))
+
+
+def read_outlasts_deadline(line: str, timeout: httpx.Timeout, deadline: float | None) -> bool:
+    """After a keep-alive comment, whether the connection's next read could wait past the deadline: the
+    server pings every 15 s whatever happens, so a read timeout set when the stream opened would
+    otherwise let a quiet job run over by up to a ping interval."""
+    if deadline is None or not line.startswith(":") or timeout.read is None:
+        return False
+    return time.monotonic() + timeout.read > deadline
 
 
 def job_body(

@@ -1,11 +1,15 @@
-"""AsyncPixyProxyClient: the asyncio client, the same API as PixyProxyClient with `await`."""
+"""AsyncPixyProxyClient: the asyncio client.
+
+This file is the source of both clients: client/sync.py (PixyProxyClient) is generated from it by
+scripts/unasync.py. Edit this file, then run `python scripts/unasync.py`; CI fails when they differ.
+"""
 
 import asyncio
 import contextlib
 import os
-import tempfile
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +17,8 @@ import httpx
 
 from pixyproxy.client import _base
 from pixyproxy.client._base import GuidLike, JobLike, RetryPolicy
-from pixyproxy.client.errors import PixyProxyConnectionError, PixyProxyTimeout, error_from_response
-from pixyproxy.client.models import ContentUrl, DoneEvent, ImageDetail, Job, JobEvent
+from pixyproxy.client.errors import PixyProxyConnectionError, error_from_response
+from pixyproxy.client.models import ContentUrl, DoneEvent, ImageDetail, Job, JobEvent, UsageReport
 
 SSE = {"Accept": "text/event-stream"}
 
@@ -24,10 +28,11 @@ class AsyncPixyProxyClient:
 
         async with AsyncPixyProxyClient("http://pixyproxy:8001") as client:
             image = await client.generate("a lighthouse at dusk, watercolour")
-            async for older in client.list():
-                ...
+            png = await client.content(image.guid)
 
-    Options as PixyProxyClient. Many generations can be awaited at once on one client.
+    `base_url` defaults to $PIXYPROXY_URL, then http://127.0.0.1:8001; `api_key` to $PIXYPROXY_API_KEY
+    (sent as `Authorization: Bearer`). Share one client: it pools connections, and many calls may be
+    under way on it at once.
     """
 
     def __init__(
@@ -59,7 +64,7 @@ class AsyncPixyProxyClient:
     def __repr__(self) -> str:
         return f"AsyncPixyProxyClient({self.base_url!r})"
 
-    # -- the API --------------------------------------------------------------------------------
+    # -- images ---------------------------------------------------------------------------------
 
     async def generate(
         self,
@@ -74,7 +79,11 @@ class AsyncPixyProxyClient:
         moderation: str | None = None,
         idempotency_key: str | None = None,
     ) -> ImageDetail:
-        """Generate an image and store it; see PixyProxyClient.generate."""
+        """Generate an image and store it; returns its details once it is stored.
+
+        One Idempotency-Key (yours, or a fresh one per call) is sent on every attempt, so the client's own
+        retries never make a second image. Pass your own key to make a retry of *your* call safe too.
+        """
         body = _base.generation_body(
             prompt,
             model=model,
@@ -93,7 +102,7 @@ class AsyncPixyProxyClient:
         prompt: str,
         *,
         mask: GuidLike | None = None,
-        references: list[GuidLike] | None = None,
+        references: Sequence[GuidLike] | None = None,
         model: str | None = None,
         size: str | None = None,
         quality: str | None = None,
@@ -102,7 +111,13 @@ class AsyncPixyProxyClient:
         output_compression: int | None = None,
         idempotency_key: str | None = None,
     ) -> ImageDetail:
-        """A new image made from a stored one; see PixyProxyClient.edit."""
+        """A new image made from a stored one as `prompt` says; its details carry parent_guid.
+
+        `mask`: a stored PNG of the image's size whose fully transparent pixels mark what may change.
+        `references`: up to 15 more stored images given to the model. The options are generate()'s but
+        `moderation` (the Images API's edits have none); retries are as safe as generate()'s (one
+        Idempotency-Key on every attempt).
+        """
         body = _base.edit_body(
             prompt,
             mask,
@@ -131,37 +146,78 @@ class AsyncPixyProxyClient:
     async def get(self, guid: GuidLike) -> ImageDetail:
         return _base.parse_image(await self._send("GET", _base.guid_path(guid)))
 
-    async def list(self, *, page_size: int = 100) -> AsyncIterator[ImageDetail]:
-        """Every image, newest first, fetched a page at a time by following the `Link` header."""
-        params: dict[str, str] | None = _base.list_params(page_size)
+    async def delete(self, guid: GuidLike) -> None:
+        """Delete the image: its details, its bytes and every variant (NotFound if there is none)."""
+        await self._send("DELETE", _base.guid_path(guid))
+
+    async def list(
+        self,
+        *,
+        q: str | None = None,
+        model: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[ImageDetail]:
+        """Every image, newest first, fetched a page at a time by following the `Link` header.
+
+        The filters combine: `q` (every word in the prompt, any case or accent), one `model`, and a
+        window of creation times (exclusive; a datetime, or RFC 3339 text).
+        """
+        params: dict[str, str] | None = _base.list_params(page_size, q, model, created_after, created_before)
         while params is not None:
             response = await self._send("GET", "/image/", params=params)
             for image in _base.parse_images(response):
                 yield image
             params = _base.next_page_params(response)
 
-    async def content(self, guid: GuidLike) -> bytes:
-        return (await self._send("GET", _base.guid_path(guid, "/content"))).content
+    async def content(self, guid: GuidLike, *, width: int | None = None, format: str | None = None) -> bytes:
+        """The image's bytes, in the format it was made in; or, with `width` (64, 128, 256, 512, 1024) or
+        `format` (png, webp, jpeg, avif), a variant made from it."""
+        path = _base.guid_path(guid, "/content")
+        response = await self._send("GET", path, params=_base.variant_params(width, format))
+        return response.content
 
-    async def download(self, guid: GuidLike, path: str | os.PathLike[str]) -> Path:
-        """Stream the PNG to `path` (written to a temporary file first, then renamed into place)."""
+    async def download(
+        self,
+        guid: GuidLike,
+        path: str | os.PathLike[str],
+        *,
+        width: int | None = None,
+        format: str | None = None,
+    ) -> Path:
+        """Stream the image (or the variant `width` and `format` ask for) to `path`: written to a
+        temporary file beside it, then renamed into place, with the permissions your umask gives."""
         target = Path(path)
-        response = await self._send("GET", _base.guid_path(guid, "/content"), stream=True)
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        response = await self._send(
+            "GET",
+            _base.guid_path(guid, "/content"),
+            params=_base.variant_params(width, format),
+            stream=True,
+        )
+        partial, out = _base.open_partial(target)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with out:
                 async for chunk in response.aiter_bytes():
                     out.write(chunk)
-            os.replace(partial, target)
+            partial.replace(target)
         except BaseException:
-            Path(partial).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise
         finally:
             await response.aclose()
         return target
 
-    async def url(self, guid: GuidLike) -> ContentUrl:
-        return _base.parse_url(await self._send("GET", _base.guid_path(guid, "/url")))
+    async def url(self, guid: GuidLike, *, width: int | None = None, format: str | None = None) -> ContentUrl:
+        """A URL that serves the image (or a variant) with a plain GET: time-limited and presigned when
+        stored on S3."""
+        path = _base.guid_path(guid, "/url")
+        return _base.parse_url(await self._send("GET", path, params=_base.variant_params(width, format)))
+
+    async def usage(self, *, since: date | str | None = None, until: date | str | None = None) -> UsageReport:
+        """Images, tokens and estimated cost per API key over `[since, until)` (default: today, UTC);
+        a user key sees its own line, an admin key every key's."""
+        return _base.parse_usage(await self._send("GET", "/usage", params=_base.usage_params(since, until)))
 
     # -- generation jobs ------------------------------------------------------------------------
 
@@ -237,41 +293,40 @@ class AsyncPixyProxyClient:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if use_events:
-            try:
-                async with asyncio.timeout(timeout), contextlib.aclosing(self.events(job)) as events:
-                    async for event in events:
-                        if isinstance(event, DoneEvent):
-                            return event.job
-            except TimeoutError:
-                pass
-        else:
-            while True:
-                current = await self.job(job)
-                if current.finished:
-                    return current
-                if deadline is not None and time.monotonic() + poll_interval > deadline:
-                    break
-                await asyncio.sleep(poll_interval)
-        raise PixyProxyTimeout(f"job {_base.job_id_text(job)} had not ended after {timeout} s")
+            async with contextlib.aclosing(self._follow(job, deadline)) as events:
+                async for event in events:
+                    if isinstance(event, DoneEvent):
+                        return event.job
+            raise AssertionError("the event stream ends only with a DoneEvent or an error")
+        while True:
+            current = await self.job(job)
+            if current.finished:
+                return current
+            if deadline is not None and time.monotonic() + poll_interval > deadline:
+                raise _base.job_timeout(job, timeout)
+            await asyncio.sleep(poll_interval)
 
-    async def events(self, job: JobLike) -> AsyncGenerator[JobEvent, None]:
+    def events(self, job: JobLike) -> AsyncGenerator[JobEvent, None]:
         """The job's events as they happen: a StatusEvent with the job first, another on every change,
         PartialImageEvent previews where the generator streams them, and a DoneEvent last. A dropped
         connection is opened again (the server starts again with the job as it is)."""
+        return self._follow(job, None)
+
+    async def _follow(self, job: JobLike, deadline: float | None) -> AsyncGenerator[JobEvent, None]:
+        """events(), ending in PixyProxyTimeout at `deadline` (time.monotonic()) if one is given."""
         path = _base.job_path(job, "/events")
         failures = 0
         while True:
-            response = await self._send(
-                "GET",
-                path,
-                stream=True,
-                timeout=_base.EVENTS_TIMEOUT,
-                headers={"Accept": "text/event-stream"},
-            )
+            timeout = _base.events_timeout(job, deadline)
+            response = await self._send("GET", path, stream=True, timeout=timeout, headers=SSE)
             parser = _base.SSEParser()
             opening = True
+            error: PixyProxyConnectionError | None = None
             try:
                 async for line in response.aiter_lines():
+                    _base.check_deadline(job, deadline)
+                    if _base.read_outlasts_deadline(line, timeout, deadline):
+                        break  # reconnect with a read timeout that ends at the deadline
                     parsed = parser.feed(line)
                     event = _base.job_event(*parsed) if parsed is not None else None
                     if event is None:
@@ -284,13 +339,17 @@ class AsyncPixyProxyClient:
                     yield event
                     if isinstance(event, DoneEvent):
                         return
-                error: PixyProxyConnectionError = PixyProxyConnectionError(
-                    f"the event stream of job {_base.job_id_text(job)} closed before the job ended"
-                )
+                else:
+                    error = PixyProxyConnectionError(
+                        f"the event stream of job {_base.job_id_text(job)} closed before the job ended"
+                    )
             except httpx.TransportError as exc:
+                _base.check_deadline(job, deadline)
                 error = _base.transport_error(exc, str(response.url))
             finally:
                 await response.aclose()
+            if error is None:
+                continue
             wait = self.retry.wait_after_transport_error(failures)
             if wait is None:
                 raise error

@@ -48,6 +48,29 @@ class ContentUrl(BaseModel):
     expires_at: datetime | None = None
 
 
+class UsageTotal(BaseModel):
+    """One API key's provider calls in the period (`key` None: images made with keys off)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    key: str | None = None
+    images: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    estimated_cost_usd: float
+
+
+class UsageReport(BaseModel):
+    """GET /usage: per-key totals over `[since, until)`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    since: datetime
+    until: datetime
+    keys: list[UsageTotal]
+
+
 # -- generation jobs ---------------------------------------------------------------------------------
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")

@@ -1,9 +1,13 @@
-"""PixyProxyClient: the blocking client."""
+"""PixyProxyClient: the blocking client.
 
+Generated from client/aio.py by scripts/unasync.py: edit that file, then run `python scripts/unasync.py`.
+"""
+
+import contextlib
 import os
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +15,8 @@ import httpx
 
 from pixyproxy.client import _base
 from pixyproxy.client._base import GuidLike, JobLike, RetryPolicy
-from pixyproxy.client.errors import PixyProxyConnectionError, PixyProxyTimeout, error_from_response
-from pixyproxy.client.models import ContentUrl, DoneEvent, ImageDetail, Job, JobEvent
+from pixyproxy.client.errors import PixyProxyConnectionError, error_from_response
+from pixyproxy.client.models import ContentUrl, DoneEvent, ImageDetail, Job, JobEvent, UsageReport
 
 SSE = {"Accept": "text/event-stream"}
 
@@ -25,7 +29,8 @@ class PixyProxyClient:
             png = client.content(image.guid)
 
     `base_url` defaults to $PIXYPROXY_URL, then http://127.0.0.1:8001; `api_key` to $PIXYPROXY_API_KEY
-    (sent as `Authorization: Bearer`). Thread-safe: share one client (it pools connections).
+    (sent as `Authorization: Bearer`). Share one client: it pools connections, and many calls may be
+    under way on it at once.
     """
 
     def __init__(
@@ -57,7 +62,7 @@ class PixyProxyClient:
     def __repr__(self) -> str:
         return f"PixyProxyClient({self.base_url!r})"
 
-    # -- the API --------------------------------------------------------------------------------
+    # -- images ---------------------------------------------------------------------------------
 
     def generate(
         self,
@@ -95,7 +100,7 @@ class PixyProxyClient:
         prompt: str,
         *,
         mask: GuidLike | None = None,
-        references: list[GuidLike] | None = None,
+        references: Sequence[GuidLike] | None = None,
         model: str | None = None,
         size: str | None = None,
         quality: str | None = None,
@@ -139,38 +144,77 @@ class PixyProxyClient:
     def get(self, guid: GuidLike) -> ImageDetail:
         return _base.parse_image(self._send("GET", _base.guid_path(guid)))
 
-    def list(self, *, page_size: int = 100) -> Iterator[ImageDetail]:
-        """Every image, newest first, fetched a page at a time by following the `Link` header."""
-        params: dict[str, str] | None = _base.list_params(page_size)
+    def delete(self, guid: GuidLike) -> None:
+        """Delete the image: its details, its bytes and every variant (NotFound if there is none)."""
+        self._send("DELETE", _base.guid_path(guid))
+
+    def list(
+        self,
+        *,
+        q: str | None = None,
+        model: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[ImageDetail]:
+        """Every image, newest first, fetched a page at a time by following the `Link` header.
+
+        The filters combine: `q` (every word in the prompt, any case or accent), one `model`, and a
+        window of creation times (exclusive; a datetime, or RFC 3339 text).
+        """
+        params: dict[str, str] | None = _base.list_params(page_size, q, model, created_after, created_before)
         while params is not None:
             response = self._send("GET", "/image/", params=params)
             yield from _base.parse_images(response)
             params = _base.next_page_params(response)
 
-    def content(self, guid: GuidLike) -> bytes:
-        """The PNG bytes."""
-        return self._send("GET", _base.guid_path(guid, "/content")).content
+    def content(self, guid: GuidLike, *, width: int | None = None, format: str | None = None) -> bytes:
+        """The image's bytes, in the format it was made in; or, with `width` (64, 128, 256, 512, 1024) or
+        `format` (png, webp, jpeg, avif), a variant made from it."""
+        path = _base.guid_path(guid, "/content")
+        response = self._send("GET", path, params=_base.variant_params(width, format))
+        return response.content
 
-    def download(self, guid: GuidLike, path: str | os.PathLike[str]) -> Path:
-        """Stream the PNG to `path` (written to a temporary file first, then renamed into place)."""
+    def download(
+        self,
+        guid: GuidLike,
+        path: str | os.PathLike[str],
+        *,
+        width: int | None = None,
+        format: str | None = None,
+    ) -> Path:
+        """Stream the image (or the variant `width` and `format` ask for) to `path`: written to a
+        temporary file beside it, then renamed into place, with the permissions your umask gives."""
         target = Path(path)
-        response = self._send("GET", _base.guid_path(guid, "/content"), stream=True)
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        response = self._send(
+            "GET",
+            _base.guid_path(guid, "/content"),
+            params=_base.variant_params(width, format),
+            stream=True,
+        )
+        partial, out = _base.open_partial(target)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with out:
                 for chunk in response.iter_bytes():
                     out.write(chunk)
-            os.replace(partial, target)
+            partial.replace(target)
         except BaseException:
-            Path(partial).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise
         finally:
             response.close()
         return target
 
-    def url(self, guid: GuidLike) -> ContentUrl:
-        """A URL that serves the PNG with a plain GET (time-limited and presigned when stored on S3)."""
-        return _base.parse_url(self._send("GET", _base.guid_path(guid, "/url")))
+    def url(self, guid: GuidLike, *, width: int | None = None, format: str | None = None) -> ContentUrl:
+        """A URL that serves the image (or a variant) with a plain GET: time-limited and presigned when
+        stored on S3."""
+        path = _base.guid_path(guid, "/url")
+        return _base.parse_url(self._send("GET", path, params=_base.variant_params(width, format)))
+
+    def usage(self, *, since: date | str | None = None, until: date | str | None = None) -> UsageReport:
+        """Images, tokens and estimated cost per API key over `[since, until)` (default: today, UTC);
+        a user key sees its own line, an admin key every key's."""
+        return _base.parse_usage(self._send("GET", "/usage", params=_base.usage_params(since, until)))
 
     # -- generation jobs ------------------------------------------------------------------------
 
@@ -245,39 +289,40 @@ class PixyProxyClient:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         if use_events:
-            for event in self.events(job):
-                if isinstance(event, DoneEvent):
-                    return event.job
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-        else:
-            while True:
-                current = self.job(job)
-                if current.finished:
-                    return current
-                if deadline is not None and time.monotonic() + poll_interval > deadline:
-                    break
-                time.sleep(poll_interval)
-        raise PixyProxyTimeout(f"job {_base.job_id_text(job)} had not ended after {timeout} s")
+            with contextlib.closing(self._follow(job, deadline)) as events:
+                for event in events:
+                    if isinstance(event, DoneEvent):
+                        return event.job
+            raise AssertionError("the event stream ends only with a DoneEvent or an error")
+        while True:
+            current = self.job(job)
+            if current.finished:
+                return current
+            if deadline is not None and time.monotonic() + poll_interval > deadline:
+                raise _base.job_timeout(job, timeout)
+            time.sleep(poll_interval)
 
-    def events(self, job: JobLike) -> Iterator[JobEvent]:
+    def events(self, job: JobLike) -> Generator[JobEvent, None, None]:
         """The job's events as they happen: a StatusEvent with the job first, another on every change,
         PartialImageEvent previews where the generator streams them, and a DoneEvent last. A dropped
         connection is opened again (the server starts again with the job as it is)."""
+        return self._follow(job, None)
+
+    def _follow(self, job: JobLike, deadline: float | None) -> Generator[JobEvent, None, None]:
+        """events(), ending in PixyProxyTimeout at `deadline` (time.monotonic()) if one is given."""
         path = _base.job_path(job, "/events")
         failures = 0
         while True:
-            response = self._send(
-                "GET",
-                path,
-                stream=True,
-                timeout=_base.EVENTS_TIMEOUT,
-                headers={"Accept": "text/event-stream"},
-            )
+            timeout = _base.events_timeout(job, deadline)
+            response = self._send("GET", path, stream=True, timeout=timeout, headers=SSE)
             parser = _base.SSEParser()
             opening = True
+            error: PixyProxyConnectionError | None = None
             try:
                 for line in response.iter_lines():
+                    _base.check_deadline(job, deadline)
+                    if _base.read_outlasts_deadline(line, timeout, deadline):
+                        break  # reconnect with a read timeout that ends at the deadline
                     parsed = parser.feed(line)
                     event = _base.job_event(*parsed) if parsed is not None else None
                     if event is None:
@@ -290,13 +335,17 @@ class PixyProxyClient:
                     yield event
                     if isinstance(event, DoneEvent):
                         return
-                error: PixyProxyConnectionError = PixyProxyConnectionError(
-                    f"the event stream of job {_base.job_id_text(job)} closed before the job ended"
-                )
+                else:
+                    error = PixyProxyConnectionError(
+                        f"the event stream of job {_base.job_id_text(job)} closed before the job ended"
+                    )
             except httpx.TransportError as exc:
+                _base.check_deadline(job, deadline)
                 error = _base.transport_error(exc, str(response.url))
             finally:
                 response.close()
+            if error is None:
+                continue
             wait = self.retry.wait_after_transport_error(failures)
             if wait is None:
                 raise error

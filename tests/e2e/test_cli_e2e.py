@@ -21,7 +21,8 @@ from tests.contract.test_repository_contract import make_detail
 from tests.e2e.server import free_port, run_server
 from tests.support.sql import make_repository, sqlite_url
 
-COMMANDS = ["serve", "init", "reindex", "gc", "generate", "edit", "list", "show", "download"]
+COMMANDS = ["serve", "init", "reindex", "gc", "generate", "edit", "list", "search", "show", "download"]
+COMMANDS += ["delete", "usage"]
 API_KEY = "cli-e2e-key-4b2a"
 MISSING = "00000000-0000-4000-8000-000000000000"
 

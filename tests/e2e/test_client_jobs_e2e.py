@@ -3,6 +3,7 @@ real service in a subprocess (offline generator, which streams partial images), 
 verifying what the server sends."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -79,6 +80,15 @@ def test_wait_times_out_on_a_job_still_running(client) -> None:
     client.cancel(job)
 
 
+def test_wait_with_events_times_out_on_a_job_still_running(client) -> None:
+    job = client.submit("a slow one, followed", n=10)  # about 4 s of work
+    started = time.monotonic()
+    with pytest.raises(PixyProxyTimeout, match="had not ended"):
+        client.wait(job, timeout=0.5, use_events=True)
+    assert time.monotonic() - started < 2.5  # not when the job ends
+    assert client.cancel(job).status == "canceled"
+
+
 def test_cancel_then_cancel_again_is_job_finished(client) -> None:
     job = client.submit("to be canceled", n=10)
     canceled = client.cancel(job)
@@ -141,5 +151,9 @@ async def test_the_async_client_does_the_same(server, monkeypatch) -> None:
         assert (await client.cancel(slow)).status == "canceled"
         with pytest.raises(JobFinished):
             await client.cancel(slow)
+        slow = await client.submit("async slow", n=10)
+        started = time.monotonic()
         with pytest.raises(PixyProxyTimeout):
-            await client.wait(await client.submit("async slow", n=10), timeout=0.1, use_events=True)
+            await client.wait(slow, timeout=0.5, use_events=True)
+        assert time.monotonic() - started < 2.5
+        await client.cancel(slow)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import KINDS, SECTION, replace_section
+from bench.report import replace_section
+from bench.soak import KINDS, SECTION
 
 ROOT = Path(__file__).resolve().parents[2]
 

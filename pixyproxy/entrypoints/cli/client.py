@@ -1,11 +1,12 @@
 """The commands that talk to a running server (the base install: the client, no server libraries)."""
 
 import contextlib
+import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich import box
@@ -15,9 +16,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from pixyproxy.client import DEFAULT_URL, URL_ENV, APIError, ImageDetail, PixyProxyClient, PixyProxyError
+from pixyproxy.client import DEFAULT_URL, URL_ENV, APIError, ImageDetail, Job, PixyProxyClient, PixyProxyError
 
 app = typer.Typer()
+T = TypeVar("T")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for copying
 
@@ -110,8 +112,8 @@ class Moderation(StrEnum):
 
 
 # The file extension of each format (the server names its files the same way), and back.
-EXTENSIONS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}
-SUFFIX_FORMATS = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
+EXTENSIONS = {"png": ".png", "webp": ".webp", "jpeg": ".jpg", "avif": ".avif"}
+SUFFIX_FORMATS = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg", ".avif": "avif"}
 
 Output = Annotated[
     Path | None,
@@ -289,10 +291,22 @@ def _make_job(
             options=options,
             err=err,
         )
-        saved = []
-        if job.status == "succeeded" and output is not None:
-            for image, path in zip(job.images, job_view.output_paths(output, job), strict=True):
-                saved.append(client.download(image.guid, path))
+        saved = save_job_images(client, job, output)
+    print_ended_job(job, saved, as_json)
+
+
+def save_job_images(client: PixyProxyClient, job: Job, output: Path | None) -> list[Path]:
+    """A succeeded job's images saved as `output` says (several: `output-1`, `output-2`...)."""
+    from pixyproxy.entrypoints.cli import job_view
+
+    if job.status != "succeeded" or output is None:
+        return []
+    paths = job_view.output_paths(output, job)
+    return [client.download(image.guid, path) for image, path in zip(job.images, paths, strict=True)]
+
+
+def print_ended_job(job: Job, saved: list[Path], as_json: bool) -> None:
+    """The ended job's images (or the job as JSON); exits 1 unless it succeeded."""
     if as_json:
         out.print_json(job.model_dump_json())
     elif job.status == "succeeded":
@@ -355,28 +369,75 @@ def edit(
     )
 
 
+Limit = Annotated[int, typer.Option(min=0, help="Show at most this many, newest first (0: all).")]
+ModelFilter = Annotated[str | None, typer.Option("--model", help="Only images made by this model.")]
+After = Annotated[
+    str | None,
+    typer.Option(
+        "--after", metavar="TIME", help="Only images made after this RFC 3339 time (2026-11-24T12:00:00Z)."
+    ),
+]
+Before = Annotated[
+    str | None, typer.Option("--before", metavar="TIME", help="Only images made before this RFC 3339 time.")
+]
+
+
 @app.command("list")
 def list_images(
-    limit: Annotated[int, typer.Option(min=0, help="Show at most this many, newest first (0: all).")] = 20,
+    query: Annotated[
+        str | None,
+        typer.Option("--query", "-q", help="Only images whose prompt has every one of these words."),
+    ] = None,
+    model: ModelFilter = None,
+    after: After = None,
+    before: Before = None,
+    limit: Limit = 20,
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
-    """List stored images, newest first, as a table."""
-    images: list[ImageDetail] = []
+    """List stored images, newest first, as a table; -q, --model, --after and --before narrow it."""
+    _print_images(url, limit, as_json, q=query, model=model, created_after=after, created_before=before)
+
+
+@app.command()
+def search(
+    words: Annotated[str, typer.Argument(help="Words of the prompt, each required (any case or accent).")],
+    model: ModelFilter = None,
+    after: After = None,
+    before: Before = None,
+    limit: Limit = 20,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Find stored images whose prompt has every word (any case or accent), newest first."""
+    _print_images(url, limit, as_json, q=words, model=model, created_after=after, created_before=before)
+
+
+def page_size(limit: int) -> int:
+    """Pages as large as `limit` needs (0: all), within the server's maximum."""
+    return min(limit, 1000) if limit else 1000
+
+
+def first(items: Iterable[T], limit: int) -> list[T]:
+    """The first `limit` items (0: all); a lazy listing fetches no page beyond them."""
+    return list(itertools.islice(items, limit or None))
+
+
+def _print_images(url: str, limit: int, as_json: bool, **filters: str | None) -> None:
     with _client(url) as client:
-        page_size = min(limit, 1000) if limit else 1000
-        for image in client.list(page_size=page_size):
-            images.append(image)
-            if limit and len(images) >= limit:
-                break
+        images = first(client.list(page_size=page_size(limit), **filters), limit)
     if as_json:
         out.print_json(data=[image.model_dump(mode="json") for image in images])
         return
     if not images:
-        err.print("no images yet")
+        err.print("no images match" if any(filters.values()) else "no images yet")
         return
-    # Fixed widths for the short columns, the rest for the prompt; size, bytes and model only where they
-    # fit beside a readable prompt.
+    out.print(_images_table(images))
+
+
+def _images_table(images: list[ImageDetail]) -> Table:
+    """Fixed widths for the short columns, the rest for the prompt; size, bytes and model only where they
+    fit beside a readable prompt."""
     model_width = min(24, max(len(image.model) for image in images))
     wide = out.width >= 36 + 16 + 9 + 9 + model_width + 30 + 12
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
@@ -395,7 +456,7 @@ def list_images(
             *extra,
             Text(_short(image.prompt, 200)),
         )
-    out.print(table)
+    return table
 
 
 @app.command()
@@ -413,6 +474,13 @@ def show(
         out.print(_detail_table(image))
 
 
+class VariantFormat(StrEnum):
+    png = "png"
+    webp = "webp"
+    jpeg = "jpeg"
+    avif = "avif"
+
+
 @app.command()
 def download(
     guid: Annotated[str, typer.Argument(help="The image's guid.")],
@@ -421,17 +489,88 @@ def download(
         typer.Option(
             "--output",
             "-o",
-            help="Where to save it (default: ./{guid}.png, .webp or .jpg as stored); a name without an "
-            "image extension gets the image's.",
+            help="Where to save it (default: ./{guid}.png, .webp or .jpg as stored, {guid}-w{width} for a "
+            "narrower variant); a name without an image extension gets the image's.",
             dir_okay=False,
         ),
     ] = None,
+    width: Annotated[
+        int | None,
+        typer.Option(help="A smaller variant: 64, 128, 256, 512 or 1024 pixels wide (never enlarged)."),
+    ] = None,
+    variant_format: Annotated[
+        VariantFormat | None,
+        typer.Option("--format", help="A variant in this format instead of the stored one."),
+    ] = None,
     url: Url = DEFAULT_URL,
 ) -> None:
-    """Download an image's bytes, in the format it was made in."""
+    """Download an image's bytes, in the format it was made in, or a variant (--width, --format)."""
+    fmt = variant_format.value if variant_format else None
     with _client(url) as client:
         if output is None or output.suffix.lower() not in SUFFIX_FORMATS:
-            filename = client.get(guid).filename
+            filename = _variant_name(client.get(guid).filename, width, fmt)
             output = Path(filename) if output is None else _with_extension(output, filename)
-        target = client.download(guid, output)
+        elif fmt is not None and SUFFIX_FORMATS[output.suffix.lower()] != fmt:
+            raise typer.BadParameter(
+                f"{output.name} names a {SUFFIX_FORMATS[output.suffix.lower()]} file but --format is {fmt}",
+                param_hint="'--output' / '-o'",
+            )
+        target = client.download(guid, output, width=width, format=fmt)
     err.print(f"saved {target} ({target.stat().st_size:,} bytes)", highlight=False)
+
+
+def _variant_name(filename: str, width: int | None, fmt: str | None) -> str:
+    """The stored file name, with `-w{width}` and the variant format's extension where asked."""
+    name = Path(filename)
+    stem = f"{name.stem}-w{width}" if width is not None else name.stem
+    return stem + (EXTENSIONS[fmt] if fmt is not None else name.suffix)
+
+
+@app.command()
+def delete(
+    guids: Annotated[list[str], typer.Argument(metavar="GUID...", help="The images to delete.")],
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Delete images: their details, their bytes and every variant. There is no undo."""
+    with _client(url) as client:
+        for guid in guids:
+            client.delete(guid)
+            err.print(f"deleted {guid}", highlight=False)
+
+
+@app.command()
+def usage(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME", help="Start, inclusive: 2026-11-24 or 2026-11-24T00:00:00Z (default: today)."
+        ),
+    ] = None,
+    until: Annotated[str | None, typer.Option(metavar="TIME", help="End, exclusive (default: now).")] = None,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Images, tokens and estimated cost per API key over a period (UTC); your key's line, or every key's
+    for an admin key."""
+    with _client(url) as client:
+        report = client.usage(since=since, until=until)
+    if as_json:
+        out.print_json(report.model_dump_json())
+        return
+    period = f"{report.since.isoformat(timespec='seconds')} to {report.until.isoformat(timespec='seconds')}"
+    table = Table(title=f"usage {period}", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("key")
+    for heading in ("images", "input tokens", "output tokens", "total tokens", "est. cost (USD)"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for line in report.keys:
+        table.add_row(
+            Text(line.key) if line.key is not None else Text("(no key)", style="dim"),
+            f"{line.images:,}",
+            f"{line.input_tokens:,}",
+            f"{line.output_tokens:,}",
+            f"{line.total_tokens:,}",
+            f"{line.estimated_cost_usd:,.4f}",
+        )
+    out.print(table)
+    if not report.keys:
+        err.print("no provider calls in that period")

@@ -25,7 +25,7 @@ STATUS_STYLE = {
 }
 
 
-def _status_text(job: Job) -> str:
+def status_text(job: Job) -> str:
     style = STATUS_STYLE.get(job.status, "white")
     text = f"[{style}]{job.status}[/{style}]"
     if job.status == "running" and job.attempts > 1:
@@ -59,7 +59,7 @@ def watch(client: PixyProxyClient, job: Job, partial_images: int, err: Console) 
         console=err,
         transient=True,
     ) as progress:
-        status_task = progress.add_task(f"job {short} {_status_text(job)}", total=None)
+        status_task = progress.add_task(f"job {short} {status_text(job)}", total=None)
         bars = {}
         if partial_images:
             for index in range(count):
@@ -67,10 +67,10 @@ def watch(client: PixyProxyClient, job: Job, partial_images: int, err: Console) 
         for event in client.events(job):
             if isinstance(event, StatusEvent):
                 final = event.job
-                progress.update(status_task, description=f"job {short} {_status_text(final)}")
+                progress.update(status_task, description=f"job {short} {status_text(final)}")
                 if final.status != last_status:
                     last_status = final.status
-                    progress.console.print(f"job {short} {_status_text(final)}", highlight=False)
+                    progress.console.print(f"job {short} {status_text(final)}", highlight=False)
             elif isinstance(event, PartialImageEvent):
                 bar = bars.get(event.image)
                 size = f"{len(event.data) / 1024:.0f} KB"
@@ -105,12 +105,18 @@ def run(
         **options,
     )
     err.print(f"submitted job {job.id}", highlight=False)
+    return follow(client, job, partial_images or 0, err)
+
+
+def follow(client: PixyProxyClient, job: Job, partial_images: int, err: Console) -> Job:
+    """Watch the job until it ends and say how it ended; Ctrl-C leaves it running and says where it is."""
     started = time.monotonic()
     try:
-        final = watch(client, job, partial_images or 0, err)
+        final = watch(client, job, partial_images, err)
     except KeyboardInterrupt:
         err.print(
-            f"stopped watching; job {job.id} goes on (GET {escape(client.base_url)}/image/jobs/{job.id})",
+            f"stopped watching; job {job.id} goes on (pixyproxy jobs watch {job.id}, or "
+            f"GET {escape(client.base_url)}/image/jobs/{job.id})",
             highlight=False,
         )
         raise typer.Exit(130) from None
