@@ -77,6 +77,8 @@ class Settings:
 
 
 def has_adapter(selector: str, scheme: str) -> bool:
+    if selector == "repository":  # one SQL layer for both databases, chosen by the URL
+        return scheme in ("sqlite", "mysql")
     return scheme in getattr(Container, selector).providers
 
 

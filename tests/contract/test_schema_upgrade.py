@@ -173,3 +173,10 @@ async def test_an_sqlite_upgrade_cut_short_leaves_nothing_and_the_next_start_fin
     await repository.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(schema.head(),)]
+
+
+def test_the_head_a_start_checks_against_is_the_newest_revision():
+    """A start at the newest revision is one query against migrations.HEAD: it must name the real head."""
+    from pixyproxy.adapters.sql.migrations import HEAD
+
+    assert HEAD == schema.head()

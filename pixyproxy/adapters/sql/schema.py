@@ -8,18 +8,17 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from pixyproxy.adapters.sql.migrations import HEAD
 from pixyproxy.domain.errors import MetadataUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,9 @@ class SchemaTooNew(MetadataUnavailable):
     """The database was migrated by a newer release: this one must not touch it."""
 
 
-def config(connection: Connection | None = None) -> Config:
+def config(connection: Connection | None = None) -> "Config":
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -40,6 +41,8 @@ def config(connection: Connection | None = None) -> Config:
 
 
 def head() -> str:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(config()).get_current_head() or "base"
 
 
@@ -141,11 +144,16 @@ def _create_database_if_missing(url: URL, options: dict[str, Any]) -> None:
 
 
 def current(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
 def refuse_newer(connection: Connection) -> None:
     """One line naming both revisions when the database is ahead of this code."""
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
     revision = current(connection)
     if revision is None:
         return
@@ -160,10 +168,24 @@ def refuse_newer(connection: Connection) -> None:
 
 def history() -> list[tuple[str, str | None, str]]:
     """(revision, the one before, its first line), newest first."""
+    from alembic.script import ScriptDirectory
+
     return [
         (script.revision, script.down_revision, (script.doc or "").splitlines()[0])  # type: ignore[misc]
         for script in ScriptDirectory.from_config(config()).walk_revisions()
     ]
+
+
+def _at_head(url: URL, options: dict[str, Any]) -> bool:
+    """The common start: one query finds the database at the newest revision, no lock, no Alembic."""
+    engine = sync_engine(url, options)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).all() == [(HEAD,)]
+    except DBAPIError:
+        return False  # no such table or database yet, or unreachable: the full path says which
+    finally:
+        engine.dispose()
 
 
 def current_revision(url: URL, options: dict[str, Any]) -> str | None:
@@ -177,10 +199,14 @@ def current_revision(url: URL, options: dict[str, Any]) -> str | None:
 
 def upgrade(url: URL, options: dict[str, Any], target: str = "head") -> str | None:
     """Bring the database to `target` (the newest revision); returns the revision it is at."""
+    if target == "head" and _at_head(url, options):
+        return HEAD
     try:
         with locked(url, options) as connection:
             refuse_newer(connection)
             before = current(connection)
+            from alembic import command
+
             command.upgrade(config(connection), target)
             after = current(connection)
     except MetadataUnavailable:
