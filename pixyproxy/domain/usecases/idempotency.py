@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -114,7 +114,7 @@ class Idempotency:
             result = await self._flights.run((records.kind, key.stored), lead, key.fingerprint)
         except DifferentWorkInFlight:
             raise IdempotencyConflict() from None
-        return result  # type: ignore[return-value]  # the flight under (kind, key) made a T
+        return cast(T, result)  # the flight under (kind, key) made a T
 
     async def stored(self, records: KeyedRecords[T], key: Key) -> T | None:
         """The record under the key (a replay), None when the key is unused or has expired."""
