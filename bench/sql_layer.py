@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pymysql
 
-from tests.e2e.server import free_port
+from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MYSQL = "mysql://root@127.0.0.1:3306"

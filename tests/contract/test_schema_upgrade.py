@@ -179,4 +179,4 @@ def test_the_head_a_start_checks_against_is_the_newest_revision():
     """A start at the newest revision is one query against migrations.HEAD: it must name the real head."""
     from pixyproxy.adapters.sql.migrations import HEAD
 
-    assert HEAD == schema.head()
+    assert schema.head() == HEAD
