@@ -32,12 +32,19 @@ recipe() {
 # Bump when build() changes what goes into every image.
 BUILD_VERSION=1
 
+# The building machine's own certificate authorities (a TLS-inspecting proxy's, say): the Python base
+# trusts them too, so `pip install` in an image build on top of it reaches the index as this machine does.
+local_cas() {
+  find /usr/local/share/ca-certificates -name '*.crt' 2>/dev/null | LC_ALL=C sort
+}
+
 image_hash() {
   local name="$1"
   {
     echo "$BUILD_VERSION"
     recipe "$name"
     if [ -d "$HERE/$name" ]; then (cd "$HERE/$name" && find . -type f | LC_ALL=C sort | xargs sha256sum); fi
+    if [ "$name" = python ]; then local_cas | xargs -r cat; fi
   } | sha256sum | cut -c1-12
 }
 
@@ -52,6 +59,10 @@ build() {
     >"$root.log" 2>&1 || { tail -30 "$root.log" >&2; rm -f "$root.log"; return 1; }
   rm -f "$root.log"
   if [ -d "$HERE/$name" ]; then cp -a "$HERE/$name/." "$root/"; fi
+  if [ "$name" = python ] && [ -n "$(local_cas)" ]; then
+    local_cas | xargs -r cp -t "$root/usr/local/share/ca-certificates/"
+    chroot "$root" update-ca-certificates >/dev/null
+  fi
   if [ -x "$root/usr/local/bin/pixyproxy-setup" ]; then chroot "$root" /usr/local/bin/pixyproxy-setup; fi
   # What an image does not need: package caches and lists, documentation, translations.
   rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
