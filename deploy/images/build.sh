@@ -76,10 +76,16 @@ build() {
 }
 
 [ $# -gt 0 ] || set -- mariadb redis nginx s3 python
+# The missing images are built side by side (each mostly waits on downloads and dpkg), then named in order.
+declare -A tags building
 for name in "$@"; do
-  tag="pixyproxy-debian/$name:$(image_hash "$name")"
-  if ! "$DOCKER" image inspect "$tag" >/dev/null 2>&1; then
-    build "$name" "$tag"
+  tags[$name]="pixyproxy-debian/$name:$(image_hash "$name")"
+  if ! "$DOCKER" image inspect "${tags[$name]}" >/dev/null 2>&1; then
+    build "$name" "${tags[$name]}" &
+    building[$name]=$!
   fi
-  echo "$name=$tag"
 done
+failed=0
+for name in "${!building[@]}"; do wait "${building[$name]}" || { echo "building $name failed" >&2; failed=1; }; done
+[ "$failed" = 0 ] || exit 1
+for name in "$@"; do echo "$name=${tags[$name]}"; done
