@@ -56,7 +56,7 @@ build() {
   echo "building $tag: debootstrap $suite + $packages" >&2
   # shellcheck disable=SC2086
   debootstrap --variant=minbase --cache-dir="$CACHE" --include="$packages" "$suite" "$root" ${DEBIAN_MIRROR:-} \
-    >"$root.log" 2>&1 || { tail -30 "$root.log" >&2; rm -f "$root.log"; return 1; }
+    >"$root.log" 2>&1 || { tail -30 "$root.log" >&2; rm -rf "$root" "$root.log"; return 1; }
   rm -f "$root.log"
   if [ -d "$HERE/$name" ]; then cp -a "$HERE/$name/." "$root/"; fi
   if [ "$name" = python ] && [ -n "$(local_cas)" ]; then

