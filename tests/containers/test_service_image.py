@@ -34,7 +34,7 @@ def test_the_image_serves_stores_and_logs_as_a_non_root_user(pixyproxy_image, tm
 
         wrapped = container.get_wrapped_container()
         assert wrapped.exec_run(["id", "-u"]).output.strip() == b"10001"
-        processes = wrapped.top(ps_args="-o user,uid,args")["Processes"]
+        processes = wrapped.top(ps_args="-o pid,uid,args")["Processes"]
         assert processes and all(row[1] == "10001" for row in processes), processes
         stored = wrapped.exec_run(["ls", "/data/images"]).output.decode()
         assert details["filename"] in stored  # in the image's volume, as the image's defaults say
