@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.support.containers import compose_command, debian_image, free_port, image_for
 from tests.support.services import unavailable
@@ -49,24 +50,28 @@ def stack_env(pixyproxy_image: str) -> dict[str, str]:
 
 
 class Stack:
-    def __init__(self, env: dict[str, str], compose_cli: list[str]) -> None:
+    def __init__(self, env: dict[str, str], compose_cli: list[str], workdir: Path) -> None:
         self.env = env
         self.compose_cli = compose_cli
+        self.rendered = workdir / "compose.rendered.yaml"
         self.project = f"pixyproxy-ci-{uuid.uuid4().hex[:8]}"
         self.base_url = f"http://127.0.0.1:{env['PIXYPROXY_HTTP_PORT']}"
         self.replica_urls = [f"http://{env['PIXYPROXY_UPSTREAM_1']}", f"http://{env['PIXYPROXY_UPSTREAM_2']}"]
 
-    def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    def render(self) -> None:
+        """compose.yaml with compose.host-network.yaml on top, as `config` merges them, less the published
+        ports: meaningless on the host network, and docker-compose 1.x refuses them there."""
         files = ["-f", str(DEPLOY / "compose.yaml"), "-f", str(DEPLOY / "compose.host-network.yaml")]
-        command = [
-            *compose_command(),
-            "-p",
-            self.project,
-            "--env-file",
-            str(DEPLOY / "host-network.env"),
-            *files,
-        ]
-        command += args
+        env_file = ["--env-file", str(DEPLOY / "host-network.env")]
+        merged = subprocess.run([*self.compose_cli, *env_file, *files, "config"], env=self.env,
+                                capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        config = yaml.safe_load(merged.stdout)
+        for service in config["services"].values():
+            service.pop("ports", None)
+        self.rendered.write_text(yaml.safe_dump(config))
+
+    def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        command = [*self.compose_cli, "-p", self.project, "-f", str(self.rendered), *args]
         return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout)
 
     def logs(self, *services: str) -> str:
@@ -75,11 +80,12 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(env: dict[str, str]) -> Iterator[Stack]:
+def running_stack(env: dict[str, str], workdir: Path) -> Iterator[Stack]:
     compose_cli = compose_command()
     if compose_cli is None:
         unavailable("docker compose or docker-compose")
-    stack = Stack(env, compose_cli)
+    stack = Stack(env, compose_cli, workdir)
+    stack.render()
     try:
         up = stack.compose("up", "-d", "--no-build")
         assert up.returncode == 0, up.stdout + up.stderr + stack.logs()
@@ -106,9 +112,9 @@ def wait_until_ready(stack: Stack, timeout: float = 180) -> None:
         time.sleep(0.5)
 
 
-def test_the_compose_stack_serves_through_nginx_and_comes_down(engine, pixyproxy_image):
+def test_the_compose_stack_serves_through_nginx_and_comes_down(engine, pixyproxy_image, tmp_path):
     with (
-        running_stack(stack_env(pixyproxy_image)) as stack,
+        running_stack(stack_env(pixyproxy_image), tmp_path) as stack,
         httpx.Client(base_url=stack.base_url, timeout=30) as client,
     ):
         created = client.post("/image/", json={"prompt": "a lighthouse behind nginx"})
