@@ -122,6 +122,9 @@ def test_deployment_probes_resources_and_graceful_shutdown():
     pod = by_kind("Deployment")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # Sized for a start (about 3 s), not a migration: that runs before the roll, in the migration Job.
+    startup = container["startupProbe"]
+    assert 10 <= startup["periodSeconds"] * startup["failureThreshold"] <= 60
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
