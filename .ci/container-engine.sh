@@ -38,7 +38,6 @@ start_container_engine() {
   local images
   if images=$(deploy/images/build.sh mariadb s3 redis nginx python); then
     # The tests' images, unless the environment names others (mysql:8.4, minio/minio where a registry answers).
-    local tag
     tag() { sed -n "s/^$1=//p" <<<"$images"; }
     export PIXYPROXY_TEST_MYSQL_IMAGE="${PIXYPROXY_TEST_MYSQL_IMAGE:-$(tag mariadb)}"
     export PIXYPROXY_TEST_S3_IMAGE="${PIXYPROXY_TEST_S3_IMAGE:-$(tag s3)}"
