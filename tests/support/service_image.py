@@ -58,8 +58,8 @@ def service_image() -> str:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
         build = subprocess.run(
-            ["docker", "build", "--rm", "--force-rm", "--network", "host", "--build-arg", f"PYTHON_IMAGE={base}",
-             "-f", f"{context}/deploy/Dockerfile", "-t", tag, context],
+            ["docker", "build", "--rm", "--force-rm", "--network", "host",
+             "--build-arg", f"PYTHON_IMAGE={base}", "-f", f"{context}/deploy/Dockerfile", "-t", tag, context],
             capture_output=True, text=True, timeout=1500,
         )  # fmt: skip
     if build.returncode != 0:
