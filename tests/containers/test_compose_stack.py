@@ -26,7 +26,7 @@ def stack_env(pixyproxy_image: str) -> dict[str, str]:
     return {
         **os.environ,
         "PIXYPROXY_IMAGE": pixyproxy_image,
-        "PIXYPROXY_MYSQL_IMAGE": image_for("PIXYPROXY_TEST_MYSQL_IMAGE", "mariadb"),
+        "PIXYPROXY_MYSQL_IMAGE": debian_image("mariadb"),  # mysql:8.4 would also open 33060 on the host
         "PIXYPROXY_S3_IMAGE": debian_image("s3"),  # compose.host-network.yaml runs moto's server
         "PIXYPROXY_REDIS_IMAGE": image_for("PIXYPROXY_TEST_REDIS_IMAGE", "redis"),
         "PIXYPROXY_NGINX_IMAGE": image_for("PIXYPROXY_TEST_NGINX_IMAGE", "nginx"),
