@@ -64,4 +64,15 @@ def service_image() -> str:
         )  # fmt: skip
     if build.returncode != 0:
         raise RuntimeError(f"docker build failed:\n{(build.stdout + build.stderr)[-4000:]}")
+    _remove_older_builds(tag)
     return tag
+
+
+def _remove_older_builds(tag: str) -> None:
+    """Each change to the code makes a new tag: keep only the newest on this engine."""
+    repository = tag.split(":")[0]
+    listed = subprocess.run(["docker", "image", "ls", repository, "--format", "{{.Repository}}:{{.Tag}}"],
+                            capture_output=True, text=True)  # fmt: skip
+    older = [name for name in listed.stdout.split() if name != tag]
+    if older:
+        subprocess.run(["docker", "image", "rm", *older], capture_output=True)
