@@ -1,9 +1,11 @@
 """MySQL goes away and comes back: the service answers 503 JSON meanwhile and recovers with no restart.
 
-The test runs its own MariaDB (mariadb-install-db + mariadbd in a temporary datadir, on a free port),
-so stopping it disturbs nobody else.
+The test runs its own server, so stopping it disturbs nobody else: a container (Testcontainers, stopped,
+started and paused) where an engine answers, else its own MariaDB (mariadb-install-db + mariadbd in a
+temporary datadir, on a free port; stopped, started and sent SIGSTOP).
 """
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -18,7 +20,8 @@ import pymysql
 import pytest
 
 from tests.e2e.server import free_port, run_server
-from tests.support.services import unavailable
+from tests.support.mysql import mysql_container
+from tests.support.services import docker_available, unavailable
 
 
 class PrivateMariaDB:
@@ -70,6 +73,20 @@ class PrivateMariaDB:
         self.process = None
 
     @property
+    def running(self) -> bool:
+        return self.process is not None
+
+    def freeze(self) -> None:
+        """The server accepts TCP but never answers."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+        wait_until_stopped(self.process.pid)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    @property
     def env(self) -> dict[str, str]:
         """The service's settings for this server: a 2 s read timeout keeps the hung-server test short."""
         return {
@@ -78,8 +95,61 @@ class PrivateMariaDB:
         }
 
 
+class ContainerMariaDB:
+    """The same, in a container on the host network: stopped and started (its data kept), and paused."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self.server, container = self._stack.enter_context(mysql_container())
+        self._container = container.get_wrapped_container()
+        self.running = True
+
+    def start(self) -> None:
+        self._container.start()
+        deadline = time.monotonic() + 60
+        while True:  # polled: the server is another process, with no event to wait on
+            try:
+                self.server.connect(timeout=1).close()
+                break
+            except pymysql.MySQLError:
+                assert time.monotonic() < deadline, "the container did not come back"
+                time.sleep(0.1)
+        self.running = True
+
+    def stop(self) -> None:
+        self._container.stop(timeout=30)
+        self.running = False
+
+    def freeze(self) -> None:
+        self._container.pause()  # the cgroup freezer: returns once every thread is stopped
+
+    def thaw(self) -> None:
+        self._container.unpause()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "PIXYPROXY_DATABASE_URL": self.server.url("pixyproxy"),
+            "PIXYPROXY_MYSQL_READ_TIMEOUT_SECONDS": "2",
+        }
+
+
 @pytest.fixture(scope="module")
 def private_mariadb():
+    if docker_available():
+        try:
+            instance = ContainerMariaDB()
+        except Exception as exc:  # no image and none can be built, a server that never answers ...
+            unavailable(f"MariaDB in a container ({exc})")
+        try:
+            yield instance
+            assert instance.running, "a test left the server stopped"
+        finally:
+            instance.close()
+        return
     if not (shutil.which("mariadb-install-db") and shutil.which("mariadbd")):
         unavailable("mariadb-install-db and mariadbd (for a private MariaDB instance)")
     # A short path: the server's unix socket must fit in 108 bytes.
@@ -141,18 +211,17 @@ def test_mysql_down_is_503_json_and_the_service_recovers_without_restart(tmp_pat
 
 
 def test_a_hung_mysql_is_503_after_the_read_timeout_and_recovers(tmp_path, private_mariadb):
-    """SIGSTOP: the server accepts TCP but never answers; the configured read timeout (2 s) ends it."""
+    """Frozen: the server accepts TCP but never answers; the configured read timeout (2 s) ends it."""
     with (
         run_server(tmp_path, private_mariadb.env) as server,
         httpx.Client(base_url=server.base_url, timeout=15) as client,
     ):
         made = client.post("/image/", json={"prompt": "before the hang"})
         assert made.status_code == 200, made.text
-        os.kill(private_mariadb.process.pid, signal.SIGSTOP)
-        wait_until_stopped(private_mariadb.process.pid)
+        private_mariadb.freeze()
         try:
             assert_unavailable(client.get(f"/image/{made.json()['guid']}"))
         finally:
-            os.kill(private_mariadb.process.pid, signal.SIGCONT)
+            private_mariadb.thaw()
         assert client.get(f"/image/{made.json()['guid']}").json() == made.json()
         assert server.process.poll() is None

@@ -1,5 +1,5 @@
 """Scale-out as deploy/compose.yaml runs it: two replicas over one MySQL database and one image store,
-behind nginx with deploy/nginx.conf (its upstream pointed at the two local replicas).
+behind nginx with deploy/nginx.conf.template (its upstreams the two local replicas).
 
 Needs the `nginx` binary (Debian: apt-get install nginx-light); skipped without it.
 """
@@ -25,17 +25,21 @@ pytestmark = [
     pytest.mark.mysql,
     pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed"),
 ]
-NGINX_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
+NGINX_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf.template"
 
 
 def nginx_conf(tmp: Path, port: int, upstreams: list[str]) -> str:
-    """deploy/nginx.conf with only what differs from the compose network changed."""
-    text = NGINX_CONF.read_text()
-    servers = "".join(f"server {address};\n        " for address in upstreams)
-    text, found = re.subn(r"server pixyproxy:8001;\n\s*", servers, text)
-    assert found == 1
-    text, found = re.subn(r"listen 80;", f"listen 127.0.0.1:{port};", text)
-    assert found == 1
+    """deploy/nginx.conf.template filled in as the nginx image does, plus what a private nginx needs."""
+    first, second = upstreams
+    values = {
+        "PIXYPROXY_LISTEN": f"127.0.0.1:{port}",
+        "PIXYPROXY_UPSTREAM_1": first,
+        "PIXYPROXY_UPSTREAM_2": second,
+    }
+    text = NGINX_TEMPLATE.read_text()
+    for name, value in values.items():
+        text, found = re.subn(re.escape("${" + name + "}"), value, text)
+        assert found == 1, name
     text = text.replace("access_log /dev/stdout main;", f"access_log {tmp}/access.log main;")
     temp_paths = "".join(
         f"    {name}_temp_path {tmp}/{name};\n"

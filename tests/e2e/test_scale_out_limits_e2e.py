@@ -1,4 +1,4 @@
-"""Limits that hold across replicas: two replicas behind nginx (deploy/nginx.conf) sharing one Redis
+"""Limits that hold across replicas: two replicas behind nginx (deploy/nginx.conf.template) sharing one Redis
 (database 7, flushed here) count one rate limit and one budget between them, and one Idempotency-Key sent
 to both while the first is at the provider makes one provider call.
 

@@ -1,6 +1,7 @@
 """MySQL for tests: one server for the session, a fresh uniquely named database per test (or module).
 
-Where a Docker engine answers, Testcontainers starts MySQL 8 for the session. Otherwise the tests use
+Where a container engine answers, Testcontainers starts one for the session (tests/support/containers.py:
+PIXYPROXY_TEST_MYSQL_IMAGE, e.g. mysql:8.4, or MariaDB built from Debian's packages). Otherwise the tests use
 PIXYPROXY_TEST_MYSQL_URL (mysql://user:pass@host:port, any database part is ignored) or the MariaDB at
 root@127.0.0.1:3306. With CI=true and no server reachable, every MySQL test fails (services.unavailable).
 Databases are named pixyproxy_test_<random> and dropped afterwards: other people use the same server.
@@ -16,6 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pymysql
 import pytest
 
+from tests.support.containers import free_port, host_network_container, image_for
 from tests.support.services import docker_available, unavailable
 from tests.support.sql import database_options, make_repository
 
@@ -96,21 +98,41 @@ def _reachable(server: MySQLServer) -> bool:
     return True
 
 
+ROOT_PASSWORD = "test"
+
+
+def container_command(image: str, port: int) -> list[str]:
+    """mysqld's (or mariadbd's) arguments on the host network: its own port, 127.0.0.1 only."""
+    command = [f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve"]
+    if image.split(":")[0].endswith("mysql"):
+        command.append("--mysqlx=OFF")  # MySQL's X protocol would listen on 33060, on every address
+    return command
+
+
+@contextlib.contextmanager
+def mysql_container(port: int | None = None) -> Iterator[tuple[MySQLServer, object]]:
+    """A MySQL-compatible server started by Testcontainers: PIXYPROXY_TEST_MYSQL_IMAGE (e.g. mysql:8.4)
+    or the MariaDB image built from Debian's packages. Yields the server and its container."""
+    image = image_for("PIXYPROXY_TEST_MYSQL_IMAGE", "mariadb")
+    server = MySQLServer(host="127.0.0.1", port=port or free_port(), user="root", password=ROOT_PASSWORD)
+    with host_network_container(
+        image,
+        container_command(image, server.port),
+        {"MYSQL_ROOT_PASSWORD": ROOT_PASSWORD},
+        lambda: _reachable(server),
+    ) as container:
+        yield server, container
+
+
 @pytest.fixture(scope="session")
 def mysql_server() -> Iterator[MySQLServer]:
     if docker_available():
-        try:
-            from testcontainers.community.mysql import MySqlContainer
-        except ImportError:  # testcontainers < 4.13
-            from testcontainers.mysql import MySqlContainer
-
-        with MySqlContainer("mysql:8.0", username="root", password="test") as container:
-            yield MySQLServer(
-                host=container.get_container_host_ip(),
-                port=int(container.get_exposed_port(3306)),
-                user="root",
-                password="test",
-            )
+        with contextlib.ExitStack() as stack:
+            try:
+                server, _ = stack.enter_context(mysql_container())
+            except Exception as exc:  # no image and none can be built, a server that never answers ...
+                unavailable(f"MySQL in a container ({exc})")
+            yield server
         return
     url = os.environ.get("PIXYPROXY_TEST_MYSQL_URL", DEFAULT_URL)
     server = MySQLServer.from_url(url)

@@ -1,9 +1,11 @@
-"""S3 for tests: MinIO through Testcontainers where a Docker engine answers, otherwise moto's S3 server
-in-process (ThreadedMotoServer: real HTTP on 127.0.0.1 and a free port, so boto3 is not mocked).
+"""S3 for tests: a server in a container where an engine answers (tests/support/containers.py: MinIO with
+PIXYPROXY_TEST_S3_IMAGE=minio/minio, or Debian's moto server), otherwise moto's S3 server in-process
+(ThreadedMotoServer: real HTTP on 127.0.0.1 and a free port, so boto3 is not mocked).
 
 Every test gets its own bucket. With CI=true and neither available, the S3 tests fail (services.unavailable).
 
-Note: moto does not verify request signatures; presigned URLs are only proven valid against MinIO.
+Note: moto does not verify request signatures; presigned URLs are only proven valid against MinIO
+(PIXYPROXY_TEST_S3_IMAGE=quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z or later, for conditional writes).
 """
 
 import contextlib
@@ -21,10 +23,9 @@ from botocore.exceptions import ClientError
 
 from pixyproxy.adapters.s3_blob_store import S3BlobStore
 from pixyproxy.settings import Settings
+from tests.support.containers import free_port, host_network_container, image_for
 from tests.support.services import docker_available, unavailable
 
-# Recent enough for conditional writes (PutObject If-None-Match: *); testcontainers' default is from 2022.
-MINIO_IMAGE = os.environ.get("PIXYPROXY_TEST_MINIO_IMAGE", "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z")
 REGION = "us-east-1"
 
 
@@ -96,13 +97,43 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.s3)
 
 
-@contextlib.contextmanager
-def _start_minio() -> Iterator[S3Endpoint]:
-    from testcontainers.community.minio import MinioContainer
+def _answers(endpoint: "S3Endpoint") -> bool:
+    client = endpoint.client()
+    try:
+        client.list_buckets()
+    except Exception:
+        return False
+    finally:
+        client.close()
+    return True
 
-    with MinioContainer(image=MINIO_IMAGE) as minio:
-        config = minio.get_config()
-        yield S3Endpoint("minio", f"http://{config['endpoint']}", config["access_key"], config["secret_key"])
+
+@contextlib.contextmanager
+def _start_container() -> Iterator[S3Endpoint]:
+    """PIXYPROXY_TEST_S3_IMAGE (MinIO's, e.g. minio/minio) or Debian's moto server built by
+    deploy/images/build.sh, on the host network at a free port of 127.0.0.1."""
+    image = image_for("PIXYPROXY_TEST_S3_IMAGE", "s3")
+    port = free_port()
+    if "minio" in image.split(":")[0]:
+        endpoint = S3Endpoint(
+            "minio", f"http://127.0.0.1:{port}", "pixyproxy-test", "pixyproxy-test-secret-5c1e"
+        )
+        command = [
+            "server",
+            "/data",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--console-address",
+            f"127.0.0.1:{free_port()}",
+        ]
+        env = {"MINIO_ROOT_USER": endpoint.access_key, "MINIO_ROOT_PASSWORD": endpoint.secret_key}
+    else:  # moto accepts any credentials; distinctive ones let tests check they never reach a log
+        endpoint = S3Endpoint(
+            "moto", f"http://127.0.0.1:{port}", "pixyproxy-test-key", "pixyproxy-test-secret-5c1e"
+        )
+        command, env = [], {"S3_PORT": str(port), "S3_BIND_ADDRESS": "127.0.0.1"}
+    with host_network_container(image, command, env, lambda: _answers(endpoint)):
+        yield endpoint
 
 
 @contextlib.contextmanager
@@ -121,7 +152,7 @@ def _start_moto() -> Iterator[S3Endpoint]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[S3Endpoint]:
-    starter = _start_minio if docker_available() else _start_moto
+    starter = _start_container if docker_available() else _start_moto
     with contextlib.ExitStack() as stack:
         try:
             endpoint = stack.enter_context(starter())
