@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
+from pixyproxy.domain.embedded_ipv4 import embedded_ipv4
 from pixyproxy.domain.errors import InvalidWebhookUrl
 
 if TYPE_CHECKING:
@@ -58,10 +59,10 @@ def is_public_address(address: IPAddress) -> bool:
     """False for anything that is not a globally routable unicast address: private, loopback,
     link-local (cloud metadata at 169.254.169.254), shared (100.64/10), multicast, reserved, unspecified."""
     if isinstance(address, ipaddress.IPv6Address):
-        # An IPv4 address carried inside IPv6 is judged as the IPv4 address it reaches.
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
-        if embedded is not None:
-            return is_public_address(embedded)
+        # An IPv6 form that carries IPv4 is judged by every IPv4 address it may reach.
+        embedded = embedded_ipv4(address)
+        if embedded:
+            return all(is_public_address(inside) for inside in embedded)
     if address.is_multicast or address.is_unspecified or address.is_loopback or address.is_link_local:
         return False
     return address.is_global

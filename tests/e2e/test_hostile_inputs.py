@@ -214,6 +214,23 @@ CASES = [
         post(json={"prompt": "x", "webhook_url": "http://[::1]/"}, path="/image/jobs"),
         422,
     ),
+    *(
+        (
+            f"job-webhook-{name}",
+            post(json={"prompt": "x", "webhook_url": f"http://[{host}]/"}, path="/image/jobs"),
+            422,
+        )
+        for name, host in [
+            ("nat64-loopback", "64:ff9b::7f00:1"),
+            ("nat64-metadata", "64:ff9b::a9fe:a9fe"),
+            ("nat64-local-loopback", "64:ff9b:1:7f00:0:100::"),
+            ("ipv4-compatible-hex", "::7f00:1"),
+            ("ipv4-compatible-dotted", "::127.0.0.1"),
+            ("ipv4-translated", "::ffff:0:7f00:1"),
+            ("6to4-private", "2002:a00:1::1"),
+            ("teredo-loopback-client", "2001:0:4136:e378:8000:63bf:80ff:fffe"),
+        ]
+    ),
     (
         "job-webhook-localhost",
         post(json={"prompt": "x", "webhook_url": "http://localhost:8080/"}, path="/image/jobs"),
@@ -571,9 +588,22 @@ def test_requests_the_http_parser_refuses_are_400_and_change_nothing(server, cli
         {"Range": "bytes=0-99"},
         {"Range": "bytes=0-0,5-9,-3"},  # multiple ranges: served whole
         {"Range": "bytes=" + "9" * 400 + "-"},
+        {"Range": "bytes=" + "9" * 5000 + "-"},  # beyond Python's int() digit limit: a 416, not a 500
+        {"Range": "bytes=-" + "9" * 5000},
+        {"Range": "bytes=0-" + "9" * 5000},
         {"If-Range": '"not-the-etag"', "Range": "bytes=0-9"},
     ],
-    ids=["plain", "accept-html", "range", "multi-range", "huge-range", "if-range-mismatch"],
+    ids=[
+        "plain",
+        "accept-html",
+        "range",
+        "multi-range",
+        "huge-range",
+        "range-5000-digit-start",
+        "range-5000-digit-suffix",
+        "range-5000-digit-end",
+        "if-range-mismatch",
+    ],
 )
 def test_content_always_carries_nosniff(client, headers):
     guid = client.get("/image/", params={"limit": 1}).json()[0]["guid"]
