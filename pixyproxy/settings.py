@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(
         default=None, description="A file of SHA-256 hex digests of API keys, one per line (# comments)."
     )
+    metrics_key: SecretStr | None = Field(
+        default=None,
+        description="A key that opens /metrics only (for a Prometheus scrape); with API keys on, /metrics "
+        "otherwise needs an admin key.",
+    )
     rate_limit_per_minute: float = Field(
         default=0.0, ge=0, description="POST /image/ requests per minute per API key (0: no limit)."
     )

@@ -114,8 +114,10 @@ def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> N
         patches.append(document_rate_limit)
     env_keys = settings.api_keys.get_secret_value() if settings.api_keys else None
     keys = load_keys(env_keys, settings.api_keys_file)
+    metrics_key = settings.metrics_key.get_secret_value() if settings.metrics_key else None
+    if keys or metrics_key:
+        app.add_middleware(ApiKeyMiddleware, keys=keys, metrics_key=metrics_key)
     if keys:
-        app.add_middleware(ApiKeyMiddleware, keys=keys)
         patches.append(document_security)
     app.add_middleware(ErrorMiddleware)
     if settings.cors_origin_list:
