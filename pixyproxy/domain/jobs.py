@@ -27,6 +27,7 @@ from pixyproxy.domain.errors import (
     JobAlreadyFinished,
     JobNotFound,
 )
+from pixyproxy.domain.guids import canonical_uuid
 from pixyproxy.domain.jobs_models import FINISHED, Job, JobError, JobEvent, JobRequest, JobStatus
 from pixyproxy.domain.models import Caller, ImageDetail, PartialImage
 from pixyproxy.domain.service import (
@@ -66,12 +67,10 @@ class _Incomplete(Exception):
 def parse_job_id(job_id: str | UUID) -> UUID:
     if isinstance(job_id, UUID):
         return job_id
-    if len(job_id) > 64:
+    parsed = canonical_uuid(job_id)
+    if parsed is None:
         raise JobNotFound()
-    try:
-        return UUID(job_id)
-    except ValueError as exc:
-        raise JobNotFound() from exc
+    return parsed
 
 
 def job_fingerprint(request: JobRequest) -> str:

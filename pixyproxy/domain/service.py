@@ -20,6 +20,7 @@ from pixyproxy.domain.errors import (
     InvalidImageRequest,
     StorageUnavailable,
 )
+from pixyproxy.domain.guids import canonical_uuid
 from pixyproxy.domain.image_formats import check_image, read_upload
 from pixyproxy.domain.models import (
     MAX_REFERENCES,
@@ -65,12 +66,10 @@ def parse_guid(guid: str | UUID) -> UUID:
     """A guid that is not a UUID names no image: 404, never a lookup with the raw string."""
     if isinstance(guid, UUID):
         return guid
-    if len(guid) > 64:
+    parsed = canonical_uuid(guid)
+    if parsed is None:
         raise ImageNotFound()
-    try:
-        return UUID(guid)
-    except ValueError as exc:
-        raise ImageNotFound() from exc
+    return parsed
 
 
 # Options added after keys were first stored: left out of a fingerprint while unset, so a key stored

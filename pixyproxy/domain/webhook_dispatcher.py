@@ -32,6 +32,7 @@ from pixyproxy.domain.webhooks import (
     WebhookDelivery,
     check_addresses,
     describe_result,
+    loggable_url,
     new_delivery,
     should_retry,
     validate_webhook_url,
@@ -245,10 +246,13 @@ class WebhookDispatcher:
         error = describe_result(result)
         if not verdict or attempts >= self.retry.max_attempts:
             why = "not retried" if not verdict else f"gave up after {attempts} attempts"
-            log.warning("webhook for job %s to %s failed (%s): %s", delivery.job_id, delivery.url, why, error)
+            where = loggable_url(delivery.url)
+            said = error.replace(delivery.url, where)
+            log.warning("webhook for job %s to %s failed (%s): %s", delivery.job_id, where, why, said)
             return replace(delivery, status=FAILED, last_error=f"{error} ({why})", **common)
         wait = self.retry.delay(attempts, result.retry_after, self.rand())
-        log.info("webhook for job %s: %s; attempt %d in %.1f s", delivery.job_id, error, attempts + 1, wait)
+        said = error.replace(delivery.url, loggable_url(delivery.url))
+        log.info("webhook for job %s: %s; attempt %d in %.1f s", delivery.job_id, said, attempts + 1, wait)
         return replace(
             delivery,
             status=PENDING,

@@ -75,6 +75,20 @@ def _literal_address(host: str) -> IPAddress | None:
         return None
 
 
+def loggable_url(url: str) -> str:
+    """The URL for a log line: scheme, host, port and path; never its query or fragment, where receivers
+    often put a token."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "(an unreadable URL)"
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
 def _split(url: str) -> SplitResult:
     if not isinstance(url, str) or not url:
         raise InvalidWebhookUrl("webhook_url: must be an http or https URL")

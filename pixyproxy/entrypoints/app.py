@@ -15,6 +15,7 @@ from pixyproxy.entrypoints.errors import error_response
 from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
 from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
 from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
+from pixyproxy.entrypoints.middleware.json_encoding import JsonEncodingMiddleware
 from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
 from pixyproxy.entrypoints.middleware.rate_limit import RateLimitMiddleware, document_rate_limit
 from pixyproxy.entrypoints.middleware.request_log import RequestLogMiddleware
@@ -100,10 +101,11 @@ async def _handle_error(request, exc: Exception):
 
 
 def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> None:
-    """Innermost first (each one added wraps the ones before): body limit > rate limit > API keys >
-    error answers > CORS > request log > metrics. CORS sits outside the error middleware so its headers
-    reach refusals; the rate limit runs after the key check so it counts per key; the request log and
+    """Innermost first (each one added wraps the ones before): JSON encoding > body limit > rate limit >
+    API keys > error answers > CORS > request log > metrics. CORS sits outside the error middleware so its
+    headers reach refusals; the rate limit runs after the key check so it counts per key; the request log and
     metrics see every request, refused ones too."""
+    app.add_middleware(JsonEncodingMiddleware)
     uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_upload_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=uploads)
     patches = []

@@ -149,6 +149,19 @@ CASES = [
     ("guid-unicode", get("/image/%E2%80%AE%F0%9F%A6%86"), 404),
     ("guid-not-utf8", get("/image/%FF%FE/content"), 404),
     ("guid-unknown-uuid", get(f"/image/{GUID}/content"), 404),
+    # Hostile JSON encodings: UTF-8 only (json.loads would read UTF-16 and UTF-32 bodies).
+    *(
+        (f"json-{name}", post('{"prompt": "a lighthouse"}'.encode(codec), JSON, path=where), 422)
+        for name, codec in [
+            ("utf16", "utf-16"),
+            ("utf16-le", "utf-16-le"),
+            ("utf16-be", "utf-16-be"),
+            ("utf32", "utf-32"),
+        ]
+        for where in ("/image/", "/image/jobs")
+    ),
+    ("json-utf16-v1", post('{"prompt": "x"}'.encode("utf-16"), JSON, path=V1_GEN), 400),
+    ("json-raw-nul-byte", post(b'{"prompt": "a\x00b"}', JSON), 422),
     # Usage periods: only a date or an RFC 3339 date-time with a zone, until after since.
     ("usage-since-text", get("/usage?since=yesterday"), 422),
     ("usage-since-epoch", get("/usage?since=1700000000"), 422),
@@ -639,3 +652,45 @@ def test_the_whole_table_logs_nothing_above_warning_and_no_traceback(server, cli
     assert "REQUEST END" in written
     worse = [line for line in written.splitlines() if " ERROR " in line or " CRITICAL " in line]
     assert worse == [] and "Traceback" not in written, "\n".join(worse) or written[-3000:]
+
+
+def other_spellings(guid: str) -> dict[str, str]:
+    """Ways Python's UUID() would read `guid`, none of them the one the API gives out."""
+    full_width = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in guid)
+    return {
+        "braces": "{" + guid + "}",
+        "urn": "urn:uuid:" + guid,
+        "dashless": guid.replace("-", ""),
+        "full-width-digits": full_width,
+        "braces-encoded": "%7B" + guid + "%7D",
+        "trailing-newline": guid + "%0A",
+    }
+
+
+@pytest.mark.parametrize("spelling", list(other_spellings(GUID)))
+def test_a_stored_guid_has_one_spelling_every_other_is_a_404(server, client, spelling):
+    guid = client.get("/image/", params={"limit": 1}).json()[0]["guid"]
+    job = client.post("/image/jobs", json={"prompt": "a job with one spelling"}).json()["id"]
+    with client.stream("GET", f"/image/jobs/{job}/events") as events:  # ends when the job does
+        assert events.status_code == 200
+        for _ in events.iter_lines():
+            pass
+    other, other_job = other_spellings(guid)[spelling], other_spellings(job)[spelling]
+    before = snapshot(client, server.log_path.parent)
+    for method, path in [
+        ("GET", f"/image/{other}"),
+        ("GET", f"/image/{other}/content"),
+        ("HEAD", f"/image/{other}/content"),
+        ("GET", f"/image/{other}/url"),
+        ("DELETE", f"/image/{other}"),
+        ("GET", f"/image/jobs/{other_job}"),
+        ("GET", f"/image/jobs/{other_job}/events"),
+    ]:
+        assert_json_error(client.request(method, path), 404)
+    edit = client.post(f"/image/{other}/edits", json={"prompt": "x"})
+    assert_json_error(edit, 404)
+    for body in ({"prompt": "x", "mask_guid": other}, {"prompt": "x", "reference_guids": [other]}):
+        if "%" not in other:  # a body carries the text as it is, not URL-encoded
+            assert_json_error(client.post(f"/image/{guid}/edits", json=body), 422)
+    assert snapshot(client, server.log_path.parent) == before
+    assert client.get(f"/image/{guid.upper()}").status_code == 200  # hex digits in either case (RFC 9562)
