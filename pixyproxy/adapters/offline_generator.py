@@ -23,6 +23,7 @@ from pixyproxy.domain.models import (
     PartialImage,
     SourceImage,
 )
+from pixyproxy.domain.pixel_budget import in_decode_slot
 
 MODEL = "pixyproxy-offline"
 QUALITIES = {"auto", "low", "medium", "high", "standard", "hd"}
@@ -185,7 +186,7 @@ class OfflineImageGenerator:
             raise InvalidImageRequest("an edit needs an image")
         if self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
-        data = await asyncio.to_thread(
+        data = await in_decode_slot(  # decodes every image it is given: a few at a time per process
             edit,
             request.prompt,
             [image.data for image in images],

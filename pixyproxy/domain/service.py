@@ -35,6 +35,13 @@ from pixyproxy.domain.models import (
     Readiness,
     SourceImage,
 )
+from pixyproxy.domain.pixel_budget import (
+    ReadOnce,
+    check_request_pixels,
+    check_upload_headers,
+    edit_sizes,
+    in_decode_slot,
+)
 from pixyproxy.domain.search import NO_FILTER, ImageFilter
 from pixyproxy.domain.tenancy import owner_filter, owner_of, scoped_idempotency_key, sees
 from pixyproxy.domain.usage import (
@@ -215,8 +222,10 @@ class ImageService:
                     f"mask_guid: the mask is {mask.width}x{mask.height}, the image "
                     f"{source.width}x{source.height}; they must be the same size"
                 )
-            images = [await self._source(d) for d in (source, *references) if d is not None]
-            mask_source = await self._source(mask) if mask is not None else None
+            check_request_pixels(edit_sizes(source, mask, references))
+            read = ReadOnce(self._source, key=lambda detail: detail.guid)
+            images = [await read(d) for d in (source, *references) if d is not None]
+            mask_source = await read(mask) if mask is not None else None
             generated, cost = await self._provider_call(
                 caller,
                 "edit",
@@ -244,12 +253,13 @@ class ImageService:
         from them: readable PNG, WebP or JPEG; the mask a PNG of the first image's size."""
         if not 1 <= len(images) <= MAX_REFERENCES + 1:
             raise InvalidImageRequest(f"image: send 1 to {MAX_REFERENCES + 1} images")
+        await asyncio.to_thread(check_upload_headers, images, mask)
         sources = [
-            await asyncio.to_thread(read_upload, data, "image", f"image-{i}") for i, data in enumerate(images)
+            await in_decode_slot(read_upload, data, "image", f"image-{i}") for i, data in enumerate(images)
         ]
         if mask is None:
             return sources, None
-        checked = await asyncio.to_thread(read_upload, mask, "mask", "mask")
+        checked = await in_decode_slot(read_upload, mask, "mask", "mask")
         width, height = sources[0].width, sources[0].height
         if checked.content_type != PNG:
             raise InvalidImageRequest("mask: must be a PNG (fully transparent pixels mark what to change)")
@@ -461,7 +471,7 @@ class ImageService:
         caller: Caller | None = None,
         cost: float | None = None,
     ) -> ImageDetail:
-        checked = await asyncio.to_thread(
+        checked = await in_decode_slot(
             check_image, generated.data, request.format, request.output_compression
         )
         guid = self._new_guid()

@@ -52,6 +52,14 @@ TINY_PNG, TINY_JPEG = _png((16, 16)), _png((16, 16), "JPEG")
 # A valid PNG header that claims 60000x60000 pixels: refused before any of it is decoded.
 PIXEL_BOMB = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0))
 
+# The header says 4096x4096 RGBA (64 MiB decoded); the data inflates to 100 bytes.
+SHORT_BOMB = (
+    b"\x89PNG\r\n\x1a\n"
+    + _chunk(b"IHDR", struct.pack(">IIBBBBB", 4096, 4096, 8, 6, 0, 0, 0))
+    + _chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+    + _chunk(b"IEND", b"")
+)
+
 
 def form(parts: list[tuple[str, str | None, bytes]], path: str = V1_EDIT):
     """A multipart body of (name, filename or None for a text field, bytes), as an SDK sends it."""
@@ -418,6 +426,18 @@ CASES = [
     ("v1-edit-not-an-image", form([("prompt", None, b"x"), ("image", "a.png", b"<svg/>")]), 400),
     ("v1-edit-cut-short", form([("prompt", None, b"x"), ("image", "a.png", TINY_PNG[:40])]), 400),
     ("v1-edit-pixel-bomb", form([("prompt", None, b"x"), ("image", "a.png", PIXEL_BOMB)]), 400),
+    (
+        "v1-edit-short-png-data",  # a header of 4096x4096 and 100 bytes of rows: refused, never decoded
+        form([("prompt", None, b"x"), ("image", "a.png", SHORT_BOMB)]),
+        400,
+    ),
+    (
+        "v1-edit-over-the-pixel-budget",  # 16 images and a mask claiming 4096x4096 each, in 2 KB
+        form(
+            [("prompt", None, b"x"), *[("image[]", "a.png", SHORT_BOMB)] * 16, ("mask", "m.png", SHORT_BOMB)]
+        ),
+        400,
+    ),
     ("v1-edit-17-images", form([("prompt", None, b"x"), *[("image[]", "a.png", TINY_PNG)] * 17]), 400),
     ("v1-edit-30-files", form([("prompt", None, b"x"), *[("image[]", "a.png", TINY_PNG)] * 30]), 400),
     (

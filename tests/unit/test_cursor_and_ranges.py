@@ -45,7 +45,14 @@ def test_parse_range(header, expected):
 
 @pytest.mark.parametrize(
     "header",
-    ["bytes=100-", "bytes=200-300", "bytes=-0", "bytes=9-3", "bytes=" + "9" * 5000 + "-", "bytes=-" + "0" * 5000],
+    [
+        "bytes=100-",
+        "bytes=200-300",
+        "bytes=-0",
+        "bytes=9-3",
+        "bytes=" + "9" * 5000 + "-",
+        "bytes=-" + "0" * 5000,
+    ],
 )
 def test_unsatisfiable_range_is_416(header):
     with pytest.raises(HTTPException) as caught:
