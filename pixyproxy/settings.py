@@ -149,10 +149,13 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str | None = Field(
         default=None, description="Endpoint that clients reach, used to sign presigned URLs."
     )
-    # Unreachable S3 must answer 503 within seconds, not hang: a dead endpoint costs at most
-    # attempts x connect timeout (+ a retry backoff under 1 s), about 5 s with these.
+    # Unreachable or hung S3 must answer 503 within seconds, not hang: a dead endpoint costs at most
+    # attempts x connect timeout, one that accepts and never answers attempts x read timeout (each plus
+    # a retry backoff under 1 s): about 5 s with these. S3 answers a request in well under 2 s.
     s3_connect_timeout_seconds: float = Field(default=2.0, gt=0)
-    s3_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    s3_read_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Longest silence of S3 within one call (waiting or reading)."
+    )
     s3_max_attempts: int = Field(
         default=2, ge=1, le=10, description="Attempts per S3 call, the first included."
     )

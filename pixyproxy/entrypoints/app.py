@@ -12,6 +12,7 @@ from pixyproxy import __version__
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import ImageException
 from pixyproxy.entrypoints.errors import error_response
+from pixyproxy.entrypoints.malloc_tuning import return_large_blocks
 from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
 from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
 from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
@@ -58,6 +59,7 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        return_large_blocks()  # decoded images' memory goes back to the OS once freed
         await container.init_resources()
         service = container.image_service()  # built now, not on the first request
         log.info(
