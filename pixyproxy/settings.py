@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest body of POST /v1/images/edits (images uploaded as multipart); 25 MiB.",
     )
+    storage_min_free_mb: int = Field(
+        default=64,
+        ge=0,
+        description="Space kept free on a local image folder's disk: writes that would take it below are "
+        "refused (503) and /readyz reports not ready, so deletes keep working.",
+    )
     log_level: str = "INFO"
     gc_grace_seconds: int = Field(default=3600, ge=0)
     idempotency_ttl_seconds: int = Field(
