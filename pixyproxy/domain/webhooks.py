@@ -210,6 +210,7 @@ class WebhookDelivery:
     last_status_code: int | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+    tenant: str | None = None  # the job's API key name, for fair shares of the delivery slots
 
 
 def new_delivery(
