@@ -1,7 +1,7 @@
 """Memory under the worst edit load: 16 concurrent edit requests of each worst kind, against one server
 (embedded default: SQLite, local files, offline generator).
 
-Kinds, each sent by 16 clients at once for `--rounds` rounds:
+Kinds, each sent by 16 clients at once for `--rounds` rounds, each against a freshly started server:
 
 * `bombs`: POST /v1/images/edits with 16 images and a mask of 96 bytes each whose headers claim
   4096x4096 (refused from the headers: the budget).
@@ -118,14 +118,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait before the settled RSS")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, pixyproxy_server(Path(tmp), {}) as server:
-        stored = httpx.post(f"{server.base_url}/image/", json={"prompt": "a reference", "size": "2048x2048"})
-        stored.raise_for_status()
-        guid = stored.json()["guid"]
-        figures = [
-            measure(server.process.pid, server.base_url, kind, args.rounds, guid, args.settle)
-            for kind in ("bombs", "largest-uploads", "stored-references")
-        ]
+    figures = []
+    for kind in ("bombs", "largest-uploads", "stored-references"):  # a fresh server for each
+        with tempfile.TemporaryDirectory() as tmp, pixyproxy_server(Path(tmp), {}) as server:
+            body = {"prompt": "a reference", "size": "2048x2048"}
+            stored = httpx.post(f"{server.base_url}/image/", json=body, timeout=60)
+            stored.raise_for_status()
+            guid = stored.json()["guid"]
+            figures.append(measure(server.process.pid, server.base_url, kind, args.rounds, guid, args.settle))
     print(json.dumps(figures, indent=2))
 
 

@@ -6,6 +6,7 @@ is the same and no file appears in (or outside) the image folder.
 
 import base64
 import io
+import json
 import socket
 import struct
 import zlib
@@ -594,21 +595,35 @@ def raw_request(base_url: str, data: bytes) -> bytes:
     return received
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b'Content-Length: 15\r\nContent-Length: 3\r\n\r\n{"prompt":"ab"}',
-        b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-        b"GET /image/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n",
-    ],
-    ids=["content-length-conflicting", "content-length-not-a-number", "chunked-and-length"],
-)
-def test_requests_the_http_parser_refuses_are_400_and_change_nothing(server, client, data):
-    """The HTTP server (uvicorn) refuses these before the app sees them: a plain-text 400, then close."""
+PARSER_REFUSALS = {
+    "content-length-conflicting": b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 15\r\nContent-Length: 3\r\n\r\n{"prompt":"ab"}',
+    "content-length-not-a-number": b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    "content-length-negative": b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    "content-length-huge": b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 40 + b"\r\n\r\n",
+    "chunked-and-length": b"GET /image/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Length: 3\r\n\r\n0\r\n",
+    "unknown-method": b"BREW /image/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    "nul-in-path": b"GET /image/\x00/content HTTP/1.1\r\nHost: x\r\n\r\n",
+    "raw-non-ascii-in-path": "GET /image/caf\u00e9 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+    "space-in-header-name": b"GET /image/ HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+    "nul-in-header-value": b"GET /image/ HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("data", list(PARSER_REFUSALS.values()), ids=list(PARSER_REFUSALS))
+def test_requests_the_http_parser_refuses_are_json_400s_and_change_nothing(server, client, data):
+    """The HTTP parser refuses these before the app sees them: a 400 in the one JSON shape, then close."""
     before = snapshot(client, server.log_path.parent)
     answer = raw_request(server.base_url, data)
-    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer[:200]
+    headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    shaped = json.loads(body)
+    assert set(shaped) == {"detail", "code", "request_id"} and shaped["code"] == "bad_request"
+    assert shaped["request_id"].encode() == headers[b"x-request-id"]
     assert snapshot(client, server.log_path.parent) == before
     assert client.get("/healthz").status_code == 200
 
