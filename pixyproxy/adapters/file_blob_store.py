@@ -67,8 +67,8 @@ class FileBlobStore:
         if free - needed >= self.min_free_bytes:
             return None
         return (
-            f"storage is full: {free / _MB:.1f} MB free on the image folder's disk, and "
-            f"{self.min_free_bytes / _MB:.0f} MB are kept free (PIXYPROXY_STORAGE_MIN_FREE_MB)"
+            f"storage is full: {free // _MB} MB free on the image folder's disk, and "
+            f"{self.min_free_bytes // _MB} MB are kept free (PIXYPROXY_STORAGE_MIN_FREE_MB)"
         )
 
     def _path(self, key: str) -> Path:
