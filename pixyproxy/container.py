@@ -61,6 +61,10 @@ def file_root(url: str) -> Path:
     return Path(unquote(parts.path if parts.netloc in ("", "localhost") else f"//{parts.netloc}{parts.path}"))
 
 
+def megabytes(mb: int) -> int:
+    return mb * 1024 * 1024
+
+
 # Adapters with heavy client libraries are imported only when selected, so the embedded default starts
 # without loading the OpenAI SDK (seconds), boto3 (~100 ms) or the MySQL driver.
 def openai_generator(**options):
@@ -207,7 +211,13 @@ class Container(containers.DeclarativeContainer):
 
     blobs = providers.Selector(
         providers.Callable(lambda s: s.storage_scheme, settings),
-        file=providers.Singleton(FileBlobStore, providers.Callable(file_root, settings.provided.storage_url)),
+        file=providers.Singleton(
+            FileBlobStore,
+            providers.Callable(file_root, settings.provided.storage_url),
+            min_free_bytes=providers.Callable(
+                lambda mb: mb * 1024 * 1024, settings.provided.storage_min_free_mb
+            ),
+        ),
         s3=providers.Singleton(
             s3_blob_store,
             settings.provided.storage_url,

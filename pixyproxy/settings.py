@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest body of POST /v1/images/edits (images uploaded as multipart); 25 MiB.",
     )
+    storage_min_free_mb: int = Field(
+        default=64,
+        ge=0,
+        description="Space kept free on a local image folder's disk: writes that would take it below are "
+        "refused (503) and /readyz reports not ready, so deletes keep working.",
+    )
     log_level: str = "INFO"
     gc_grace_seconds: int = Field(default=3600, ge=0)
     idempotency_ttl_seconds: int = Field(
@@ -100,6 +106,11 @@ class Settings(BaseSettings):
     )
     api_keys_file: Path | None = Field(
         default=None, description="A file of SHA-256 hex digests of API keys, one per line (# comments)."
+    )
+    metrics_key: SecretStr | None = Field(
+        default=None,
+        description="A key that opens /metrics only (for a Prometheus scrape); with API keys on, /metrics "
+        "otherwise needs an admin key.",
     )
     rate_limit_per_minute: float = Field(
         default=0.0, ge=0, description="POST /image/ requests per minute per API key (0: no limit)."
@@ -144,10 +155,13 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str | None = Field(
         default=None, description="Endpoint that clients reach, used to sign presigned URLs."
     )
-    # Unreachable S3 must answer 503 within seconds, not hang: a dead endpoint costs at most
-    # attempts x connect timeout (+ a retry backoff under 1 s), about 5 s with these.
+    # Unreachable or hung S3 must answer 503 within seconds, not hang: a dead endpoint costs at most
+    # attempts x connect timeout, one that accepts and never answers attempts x read timeout (each plus
+    # a retry backoff under 1 s): about 5 s with these. S3 answers a request in well under 2 s.
     s3_connect_timeout_seconds: float = Field(default=2.0, gt=0)
-    s3_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    s3_read_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Longest silence of S3 within one call (waiting or reading)."
+    )
     s3_max_attempts: int = Field(
         default=2, ge=1, le=10, description="Attempts per S3 call, the first included."
     )

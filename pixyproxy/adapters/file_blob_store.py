@@ -39,11 +39,37 @@ class FileBlobStream:
         self._handle.close()
 
 
+DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024
+_MB = 1024 * 1024
+
+
 class FileBlobStore:
+    """Keeps `min_free_bytes` free on its file system: a write that would go below is refused and the
+    store reports not ready, so the disk never fills through the service and the metadata store (on the
+    same disk in the embedded default) keeps room to delete rows; space can then be freed through DELETE."""
+
     name = "file"
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, min_free_bytes: int = DEFAULT_MIN_FREE_BYTES) -> None:
         self.root = Path(root)
+        self.min_free_bytes = min_free_bytes
+
+    def _free_bytes(self) -> int:
+        stats = os.statvfs(self.root)
+        return stats.f_bavail * stats.f_frsize
+
+    def _low_space(self, needed: int = 0) -> str | None:
+        """Why a write of `needed` bytes is refused (too little space would be left), or None."""
+        try:
+            free = self._free_bytes()
+        except OSError as exc:
+            return f"the image folder cannot be examined: {exc.strerror}"
+        if free - needed >= self.min_free_bytes:
+            return None
+        return (
+            f"storage is full: {free // _MB} MB free on the image folder's disk, and "
+            f"{self.min_free_bytes // _MB} MB are kept free (PIXYPROXY_STORAGE_MIN_FREE_MB)"
+        )
 
     def _path(self, key: str) -> Path:
         if not _KEY.match(key):
@@ -59,8 +85,10 @@ class FileBlobStore:
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         await asyncio.to_thread(self._write, self._path(key), data)
 
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes) -> None:
+        refused = self._low_space(len(data))
+        if refused is not None:
+            raise StorageUnavailable(refused)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with open(temp, "wb") as handle:
@@ -119,6 +147,9 @@ class FileBlobStore:
     async def ping(self) -> None:
         if not (self.root.is_dir() and os.access(self.root, os.W_OK)):
             raise StorageUnavailable(f"the image folder {self.root} is missing or not writable")
+        refused = self._low_space()
+        if refused is not None:
+            raise StorageUnavailable(refused)
 
     async def close(self) -> None:
         return None

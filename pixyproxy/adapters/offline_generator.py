@@ -23,6 +23,7 @@ from pixyproxy.domain.models import (
     PartialImage,
     SourceImage,
 )
+from pixyproxy.domain.pixel_budget import in_decode_slot
 
 MODEL = "pixyproxy-offline"
 QUALITIES = {"auto", "low", "medium", "high", "standard", "hd"}
@@ -83,6 +84,13 @@ def draw(
     return encode(image, output_format, compression)
 
 
+def _scaled(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` at `size`; modes that do not scale smoothly (palette, 1-bit) are converted first."""
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGBA")
+    return image.resize(size) if image.size != size else image
+
+
 def edit(
     prompt: str,
     images: list[bytes],
@@ -95,23 +103,24 @@ def edit(
 ) -> bytes:
     """images[0] blended half-and-half with the prompt's drawing (only where the mask is fully
     transparent), the references as thumbnails along the bottom edge."""
+    # Each image is scaled in its own mode before any conversion, so a large upload is held decoded once.
     with Image.open(io.BytesIO(images[0])) as opened:
-        source = opened.convert("RGBA")
-    if size is None:
-        scale = min(1.0, MAX_SIDE / max(source.size))
-        size = (max(MIN_SIDE, round(source.width * scale)), max(MIN_SIDE, round(source.height * scale)))
-    original = source.resize(size) if source.size != size else source
+        if size is None:
+            scale = min(1.0, MAX_SIDE / max(opened.size))
+            size = (max(MIN_SIDE, round(opened.width * scale)), max(MIN_SIDE, round(opened.height * scale)))
+        original = _scaled(opened, size).convert("RGBA")
     drawing, _ = _drawing(prompt, *size)
     edited = Image.blend(original, drawing.convert("RGBA"), 0.5)
     if mask is not None:
         with Image.open(io.BytesIO(mask)) as opened:
-            alpha = opened.convert("RGBA").getchannel("A").resize(size)
+            rgba = opened if opened.mode == "RGBA" else opened.convert("RGBA")
+            alpha = rgba.getchannel("A").resize(size)
         editable = alpha.point(lambda a: 255 if a == 0 else 0)  # as the API: alpha 0 marks what may change
         edited = Image.composite(edited, original, editable)
     side = max(MIN_SIDE, min(size) // 6)
     for i, reference in enumerate(images[1:]):
         with Image.open(io.BytesIO(reference)) as opened:
-            thumbnail = opened.convert("RGBA").resize((side, side))
+            thumbnail = _scaled(opened, (side, side)).convert("RGBA")
         x = i * side
         if x + side <= size[0]:
             edited.paste(thumbnail, (x, size[1] - side))
@@ -185,7 +194,7 @@ class OfflineImageGenerator:
             raise InvalidImageRequest("an edit needs an image")
         if self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
-        data = await asyncio.to_thread(
+        data = await in_decode_slot(  # decodes every image it is given: a few at a time per process
             edit,
             request.prompt,
             [image.data for image in images],

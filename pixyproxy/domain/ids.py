@@ -3,17 +3,16 @@
 from uuid import UUID
 
 from pixyproxy.domain.errors import ImageNotFound, JobNotFound
+from pixyproxy.domain.guids import canonical_uuid
 
 
 def _parse(value: str | UUID, not_found: type[ImageNotFound]) -> UUID:
     if isinstance(value, UUID):
         return value
-    if len(value) > 64:
+    parsed = canonical_uuid(value)
+    if parsed is None:
         raise not_found()
-    try:
-        return UUID(value)
-    except ValueError as exc:
-        raise not_found() from exc
+    return parsed
 
 
 def parse_guid(guid: str | UUID) -> UUID:

@@ -13,11 +13,12 @@ from PIL import Image, UnidentifiedImageError
 
 from pixyproxy.domain.errors import GeneratorError, InvalidImageRequest
 from pixyproxy.domain.models import OUTPUT_FORMATS, SourceImage
+from pixyproxy.domain.pixel_budget import MAX_IMAGE_PIXELS, check_image_pixels, png_data_complete
 
 # Pillow refuses larger images as possible decompression bombs; generators return at most ~16 MP.
 Image.MAX_IMAGE_PIXELS = 64_000_000
 PILLOW_NAMES = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
-MAX_UPLOAD_PIXELS = 4096 * 4096  # an uploaded image is decoded whole: no larger than a generator draws
+MAX_UPLOAD_PIXELS = MAX_IMAGE_PIXELS
 _FORMAT_OF = {name: fmt for fmt, name in PILLOW_NAMES.items()}
 
 
@@ -74,6 +75,8 @@ def check_image(data: bytes, fmt: str = "png", compression: int | None = None) -
         raise ValueError(f"unknown image format {fmt!r}")
     if not data:
         raise GeneratorError("the generator returned no image data")
+    if not png_data_complete(data):
+        raise GeneratorError("the generator returned an image cut short (its pixel data ends early)")
     try:
         with Image.open(io.BytesIO(data)) as probe:
             found, width, height = _FORMAT_OF.get(probe.format or ""), probe.width, probe.height
@@ -89,7 +92,14 @@ def check_image(data: bytes, fmt: str = "png", compression: int | None = None) -
             # verify() checks little of webp and jpeg: decode once so truncated bytes are refused here
             with Image.open(io.BytesIO(data)) as image:
                 image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        IndexError,  # Pillow's PNG reader on a file with no image data
+        Image.DecompressionBombError,
+    ) as exc:
         raise GeneratorError("the generator returned data that is not a readable image") from exc
     return CheckedImage(data, width, height, hashlib.sha256(data).hexdigest(), fmt)
 
@@ -101,15 +111,22 @@ def read_upload(data: bytes, where: str, stem: str) -> SourceImage:
     fmt = sniff_format(data)
     if fmt is None:
         raise InvalidImageRequest(f"{where}: must be a PNG, WebP or JPEG image")
+    damaged = InvalidImageRequest(f"{where}: the {fmt} image cannot be read (damaged or cut short)")
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            if width * height > MAX_UPLOAD_PIXELS:
-                raise InvalidImageRequest(
-                    f"{where}: the image is {width}x{height}; at most {MAX_UPLOAD_PIXELS:,} pixels"
-                )
+            check_image_pixels(width, height, where)  # from the header, before anything is decoded
+            if not png_data_complete(data):
+                raise damaged
             image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidImageRequest(f"{where}: the {fmt} image cannot be read (damaged or cut short)") from exc
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        IndexError,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise damaged from exc
     content_type, extension = OUTPUT_FORMATS[fmt]
     return SourceImage(data, content_type, f"{stem}.{extension}", width, height)

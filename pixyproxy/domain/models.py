@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from pixyproxy.domain.guids import CanonicalGuid
+
 # Newline and tab are the only control characters a prompt may hold.
 _FORBIDDEN_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 # A hard ceiling on what any prompt can be; the configured limit (default 4000) is checked by the service.
@@ -110,11 +112,11 @@ class GenerationRequest(BaseModel):
 class EditRequest(GenerationRequest):
     """An edit of a stored image: the prompt says what to change; a mask limits where."""
 
-    mask_guid: UUID | None = Field(
+    mask_guid: CanonicalGuid | None = Field(
         default=None,
         description="A stored PNG of the source's size whose fully transparent pixels mark what to change.",
     )
-    reference_guids: list[UUID] | None = Field(
+    reference_guids: list[CanonicalGuid] | None = Field(
         default=None,
         max_length=MAX_REFERENCES,
         description=f"Up to {MAX_REFERENCES} more stored images sent with the source as references.",

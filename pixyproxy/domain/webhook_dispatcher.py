@@ -7,6 +7,8 @@
   shorter than the lease, so a lease never runs out under a live attempt.
 * The URL is checked again at every attempt (a name may resolve elsewhere since submit), and the
   sender connects only to the addresses checked.
+* Slots are shared fairly (webhook_fairness.py): a claimed delivery whose tenant or origin holds its full
+  share is put back, due a little later, so receivers that never answer hold up only their own.
 """
 
 import asyncio
@@ -16,6 +18,7 @@ import random
 import socket
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -27,6 +30,7 @@ from pixyproxy.domain.errors import InvalidWebhookUrl
 from pixyproxy.domain.ports.metrics import MetricsRecorder
 from pixyproxy.domain.ports.resolver import HostResolver
 from pixyproxy.domain.ports.webhooks import WebhookOutbox, WebhookSender
+from pixyproxy.domain.webhook_fairness import FairShares, Share
 from pixyproxy.domain.webhooks import (
     DELIVERED,
     FAILED,
@@ -36,6 +40,7 @@ from pixyproxy.domain.webhooks import (
     WebhookDelivery,
     check_addresses,
     describe_result,
+    loggable_url,
     new_delivery,
     should_retry,
     validate_webhook_url,
@@ -49,6 +54,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 64  # attempts wait on receivers, not on CPU: a few slow ones must not hold up the rest
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_POLL_SECONDS = 2.0
+TENANTS_REMEMBERED = 100_000  # delivery id -> tenant, for deliveries announced here and not yet ended
 
 
 def process_owner() -> str:
@@ -93,6 +99,12 @@ class WebhookDispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[WebhookDelivery]] = set()
         self._soonest: datetime | None = None  # the earliest retry this process scheduled
+        self.shares = FairShares.of(concurrency)
+        self._shares_held: dict[asyncio.Task, Share] = {}
+        self._tenants: OrderedDict[str, str] = OrderedDict()
+        # A delivery over its share waits this long before it is claimed again: long enough not to
+        # spin on the store, short enough that a busy tenant's own deliveries are not held up for long.
+        self.defer_seconds = max(1.0, timeout_seconds / 2)
 
     # -- lifecycle (a container Resource) ------------------------------------------------------
 
@@ -123,24 +135,48 @@ class WebhookDispatcher:
     # -- what the jobs core calls --------------------------------------------------------------
 
     async def announce(
-        self, job_id: str, webhook_url: str, status: str, job: Mapping[str, Any] | str
+        self,
+        job_id: str,
+        webhook_url: str,
+        status: str,
+        job: Mapping[str, Any] | str,
+        tenant: str | None = None,
     ) -> WebhookDelivery:
         """A job ended: store its delivery (unless its store already did, in the transaction that
-        ended it) and send it now. Answers the stored delivery."""
+        ended it) and send it now. Answers the stored delivery. `tenant`: the job's key name."""
         now = self.clock()
-        delivery = new_delivery(job_id, webhook_url, status, job, now)
-        # With a slot free (and the worker running), the row is stored leased to this process and its
-        # first attempt starts now: no wait for the worker to wake and claim it.
-        direct = self._loop_task is not None and len(self._in_flight) < self.concurrency
-        lease = (self.owner, now + timedelta(seconds=self.lease_seconds)) if direct else (None, None)
+        delivery = replace(new_delivery(job_id, webhook_url, status, job, now), tenant=tenant)
+        # With a slot free within its shares (and the worker running), the row is stored leased to this
+        # process and its first attempt starts now: no wait for the worker to wake and claim it.
+        share = None
+        if self._loop_task is not None and len(self._in_flight) < self.concurrency:
+            share = self.shares.take(tenant, webhook_url)
+        lease = (self.owner, now + timedelta(seconds=self.lease_seconds)) if share else (None, None)
         if not await self.outbox.add(delivery, *lease):
+            if share is not None:
+                self.shares.give_back(share)
             self.wake()
-            return await self.outbox.get_for_job(str(job_id)) or delivery
-        if direct:
-            self._start(delivery)
+            stored = await self.outbox.get_for_job(str(job_id))
+            if stored is not None:
+                self._remember_tenant(stored.id, tenant)
+            return stored or delivery
+        self._remember_tenant(delivery.id, tenant)
+        if share is not None:
+            self._start(delivery, share)
         else:
             self.wake()
         return delivery
+
+    def _remember_tenant(self, delivery_id: str, tenant: str | None) -> None:
+        """The store keeps no tenant: remembered here for the deliveries this process announced."""
+        if tenant is None:
+            return
+        self._tenants[delivery_id] = tenant
+        if len(self._tenants) > TENANTS_REMEMBERED:
+            self._tenants.popitem(last=False)
+
+    def _tenant_of(self, delivery: WebhookDelivery) -> str | None:
+        return delivery.tenant or self._tenants.get(delivery.id)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -161,17 +197,40 @@ class WebhookDispatcher:
         claimed = await self.outbox.claim_due(
             self.owner, now, free, now + timedelta(seconds=self.lease_seconds)
         )
+        over_share = []
         for delivery in claimed:
-            self._start(delivery)
+            share = self.shares.take(self._tenant_of(delivery), delivery.url)
+            if share is None:
+                over_share.append(delivery)
+            else:
+                self._start(delivery, share)
+        await self._put_back(over_share, now)
         return bool(claimed) and len(claimed) == free
 
-    def _start(self, delivery: WebhookDelivery) -> None:
+    async def _put_back(self, deliveries: list[WebhookDelivery], now: datetime) -> None:
+        """Deliveries over their share: unleased and due again a little later (no attempt counted)."""
+        if not deliveries:
+            return
+        due = now + timedelta(seconds=self.defer_seconds)
+        for delivery in deliveries:
+            try:
+                await self.outbox.record_attempt(self.owner, replace(delivery, next_attempt_at=due))
+            except Exception as exc:
+                log.warning("webhook %s not put back (%s); its lease will expire", delivery.id, exc)
+        if self._soonest is None or due < self._soonest:
+            self._soonest = due
+
+    def _start(self, delivery: WebhookDelivery, share: Share) -> None:
         task = asyncio.create_task(self._attempt_and_record(delivery), name=f"webhook-{delivery.id}")
         self._in_flight.add(task)
+        self._shares_held[task] = share
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[WebhookDelivery]) -> None:
         self._in_flight.discard(task)
+        share = self._shares_held.pop(task, None)
+        if share is not None:
+            self.shares.give_back(share)
         self._claims.wake()  # a slot is free
 
     async def deliver_due(self) -> int:
@@ -202,6 +261,8 @@ class WebhookDispatcher:
             log.warning("webhook %s: outcome not written (%s); it will be attempted again", delivery.id, exc)
         if outcome.status == PENDING and (self._soonest is None or outcome.next_attempt_at < self._soonest):
             self._soonest = outcome.next_attempt_at
+        if outcome.status != PENDING:
+            self._tenants.pop(outcome.id, None)
         return outcome
 
     async def attempt(self, delivery: WebhookDelivery) -> WebhookDelivery:
@@ -230,10 +291,13 @@ class WebhookDispatcher:
         error = describe_result(result)
         if not verdict or attempts >= self.retry.max_attempts:
             why = "not retried" if not verdict else f"gave up after {attempts} attempts"
-            log.warning("webhook for job %s to %s failed (%s): %s", delivery.job_id, delivery.url, why, error)
+            where = loggable_url(delivery.url)
+            said = error.replace(delivery.url, where)
+            log.warning("webhook for job %s to %s failed (%s): %s", delivery.job_id, where, why, said)
             return replace(attempted, status=FAILED, last_error=f"{error} ({why})")
         wait = self.retry.delay(attempts, result.retry_after, self.rand())
-        log.info("webhook for job %s: %s; attempt %d in %.1f s", delivery.job_id, error, attempts + 1, wait)
+        said = error.replace(delivery.url, loggable_url(delivery.url))
+        log.info("webhook for job %s: %s; attempt %d in %.1f s", delivery.job_id, said, attempts + 1, wait)
         return replace(
             attempted, status=PENDING, next_attempt_at=now + timedelta(seconds=wait), last_error=error
         )
@@ -273,4 +337,6 @@ class WebhookNotifier:
             log.warning("job %s has a webhook_url but PIXYPROXY_WEBHOOK_SECRET is not set: not sent", job.id)
             return
         # The job exactly as GET /image/jobs/{id} answers it.
-        await self.dispatcher.announce(str(job.id), url, job.status.value, job.model_dump_json())
+        await self.dispatcher.announce(
+            str(job.id), url, job.status.value, job.model_dump_json(), tenant=job.owner
+        )

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from pixyproxy.domain.embedded_ipv4 import embedded_ipv4
 from pixyproxy.domain.errors import InvalidWebhookUrl
 
 MAX_WEBHOOK_URL_LENGTH = 2048
@@ -55,10 +56,10 @@ def is_public_address(address: IPAddress) -> bool:
     """False for anything that is not a globally routable unicast address: private, loopback,
     link-local (cloud metadata at 169.254.169.254), shared (100.64/10), multicast, reserved, unspecified."""
     if isinstance(address, ipaddress.IPv6Address):
-        # An IPv4 address carried inside IPv6 is judged as the IPv4 address it reaches.
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
-        if embedded is not None:
-            return is_public_address(embedded)
+        # An IPv6 form that carries IPv4 is judged by every IPv4 address it may reach.
+        embedded = embedded_ipv4(address)
+        if embedded:
+            return all(is_public_address(inside) for inside in embedded)
     if address.is_multicast or address.is_unspecified or address.is_loopback or address.is_link_local:
         return False
     return address.is_global
@@ -69,6 +70,20 @@ def _literal_address(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return None
+
+
+def loggable_url(url: str) -> str:
+    """The URL for a log line: scheme, host, port and path; never its query or fragment, where receivers
+    often put a token."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "(an unreadable URL)"
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 def _split(url: str) -> SplitResult:
@@ -164,6 +179,7 @@ class WebhookDelivery:
     last_status_code: int | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+    tenant: str | None = None  # the job's API key name, for fair shares of the delivery slots
 
 
 def new_delivery(

@@ -12,9 +12,11 @@ from pixyproxy import __version__
 from pixyproxy.container import Container, done
 from pixyproxy.domain.errors import ImageException
 from pixyproxy.entrypoints.errors import error_response
+from pixyproxy.entrypoints.malloc_tuning import return_large_blocks
 from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
 from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
 from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
+from pixyproxy.entrypoints.middleware.json_encoding import JsonEncodingMiddleware
 from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
 from pixyproxy.entrypoints.middleware.rate_limit import RateLimitMiddleware, document_rate_limit
 from pixyproxy.entrypoints.middleware.request_log import RequestLogMiddleware
@@ -57,6 +59,7 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        return_large_blocks()  # decoded images' memory goes back to the OS once freed
         await done(container.init_resources())
         container.generate_image()  # the use cases built now, not on the first request
         container.read_image()
@@ -101,10 +104,11 @@ async def _handle_error(request, exc: Exception):
 
 
 def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> None:
-    """Innermost first (each one added wraps the ones before): body limit > rate limit > API keys >
-    error answers > CORS > request log > metrics. CORS sits outside the error middleware so its headers
-    reach refusals; the rate limit runs after the key check so it counts per key; the request log and
+    """Innermost first (each one added wraps the ones before): JSON encoding > body limit > rate limit >
+    API keys > error answers > CORS > request log > metrics. CORS sits outside the error middleware so its
+    headers reach refusals; the rate limit runs after the key check so it counts per key; the request log and
     metrics see every request, refused ones too."""
+    app.add_middleware(JsonEncodingMiddleware)
     uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_upload_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=uploads)
     patches: list[SchemaPatch] = []
@@ -115,8 +119,10 @@ def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> N
         patches.append(document_rate_limit)
     env_keys = settings.api_keys.get_secret_value() if settings.api_keys else None
     keys = load_keys(env_keys, settings.api_keys_file)
+    metrics_key = settings.metrics_key.get_secret_value() if settings.metrics_key else None
+    if keys or metrics_key:
+        app.add_middleware(ApiKeyMiddleware, keys=keys, metrics_key=metrics_key)
     if keys:
-        app.add_middleware(ApiKeyMiddleware, keys=keys)
         patches.append(document_security)
     app.add_middleware(ErrorMiddleware)
     if settings.cors_origin_list:

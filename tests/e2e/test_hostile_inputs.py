@@ -6,6 +6,7 @@ is the same and no file appears in (or outside) the image folder.
 
 import base64
 import io
+import json
 import socket
 import struct
 import zlib
@@ -51,6 +52,14 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 TINY_PNG, TINY_JPEG = _png((16, 16)), _png((16, 16), "JPEG")
 # A valid PNG header that claims 60000x60000 pixels: refused before any of it is decoded.
 PIXEL_BOMB = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0))
+
+# The header says 4096x4096 RGBA (64 MiB decoded); the data inflates to 100 bytes.
+SHORT_BOMB = (
+    b"\x89PNG\r\n\x1a\n"
+    + _chunk(b"IHDR", struct.pack(">IIBBBBB", 4096, 4096, 8, 6, 0, 0, 0))
+    + _chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+    + _chunk(b"IEND", b"")
+)
 
 
 def form(parts: list[tuple[str, str | None, bytes]], path: str = V1_EDIT):
@@ -149,6 +158,19 @@ CASES = [
     ("guid-unicode", get("/image/%E2%80%AE%F0%9F%A6%86"), 404),
     ("guid-not-utf8", get("/image/%FF%FE/content"), 404),
     ("guid-unknown-uuid", get(f"/image/{GUID}/content"), 404),
+    # Hostile JSON encodings: UTF-8 only (json.loads would read UTF-16 and UTF-32 bodies).
+    *(
+        (f"json-{name}", post('{"prompt": "a lighthouse"}'.encode(codec), JSON, path=where), 422)
+        for name, codec in [
+            ("utf16", "utf-16"),
+            ("utf16-le", "utf-16-le"),
+            ("utf16-be", "utf-16-be"),
+            ("utf32", "utf-32"),
+        ]
+        for where in ("/image/", "/image/jobs")
+    ),
+    ("json-utf16-v1", post('{"prompt": "x"}'.encode("utf-16"), JSON, path=V1_GEN), 400),
+    ("json-raw-nul-byte", post(b'{"prompt": "a\x00b"}', JSON), 422),
     # Usage periods: only a date or an RFC 3339 date-time with a zone, until after since.
     ("usage-since-text", get("/usage?since=yesterday"), 422),
     ("usage-since-epoch", get("/usage?since=1700000000"), 422),
@@ -213,6 +235,23 @@ CASES = [
         "job-webhook-ipv6-loopback",
         post(json={"prompt": "x", "webhook_url": "http://[::1]/"}, path="/image/jobs"),
         422,
+    ),
+    *(
+        (
+            f"job-webhook-{name}",
+            post(json={"prompt": "x", "webhook_url": f"http://[{host}]/"}, path="/image/jobs"),
+            422,
+        )
+        for name, host in [
+            ("nat64-loopback", "64:ff9b::7f00:1"),
+            ("nat64-metadata", "64:ff9b::a9fe:a9fe"),
+            ("nat64-local-loopback", "64:ff9b:1:7f00:0:100::"),
+            ("ipv4-compatible-hex", "::7f00:1"),
+            ("ipv4-compatible-dotted", "::127.0.0.1"),
+            ("ipv4-translated", "::ffff:0:7f00:1"),
+            ("6to4-private", "2002:a00:1::1"),
+            ("teredo-loopback-client", "2001:0:4136:e378:8000:63bf:80ff:fffe"),
+        ]
     ),
     (
         "job-webhook-localhost",
@@ -388,6 +427,18 @@ CASES = [
     ("v1-edit-not-an-image", form([("prompt", None, b"x"), ("image", "a.png", b"<svg/>")]), 400),
     ("v1-edit-cut-short", form([("prompt", None, b"x"), ("image", "a.png", TINY_PNG[:40])]), 400),
     ("v1-edit-pixel-bomb", form([("prompt", None, b"x"), ("image", "a.png", PIXEL_BOMB)]), 400),
+    (
+        "v1-edit-short-png-data",  # a header of 4096x4096 and 100 bytes of rows: refused, never decoded
+        form([("prompt", None, b"x"), ("image", "a.png", SHORT_BOMB)]),
+        400,
+    ),
+    (
+        "v1-edit-over-the-pixel-budget",  # 16 images and a mask claiming 4096x4096 each, in 2 KB
+        form(
+            [("prompt", None, b"x"), *[("image[]", "a.png", SHORT_BOMB)] * 16, ("mask", "m.png", SHORT_BOMB)]
+        ),
+        400,
+    ),
     ("v1-edit-17-images", form([("prompt", None, b"x"), *[("image[]", "a.png", TINY_PNG)] * 17]), 400),
     ("v1-edit-30-files", form([("prompt", None, b"x"), *[("image[]", "a.png", TINY_PNG)] * 30]), 400),
     (
@@ -544,21 +595,35 @@ def raw_request(base_url: str, data: bytes) -> bytes:
     return received
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b'Content-Length: 15\r\nContent-Length: 3\r\n\r\n{"prompt":"ab"}',
-        b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-        b"GET /image/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n",
-    ],
-    ids=["content-length-conflicting", "content-length-not-a-number", "chunked-and-length"],
-)
-def test_requests_the_http_parser_refuses_are_400_and_change_nothing(server, client, data):
-    """The HTTP server (uvicorn) refuses these before the app sees them: a plain-text 400, then close."""
+PARSER_REFUSALS = {
+    "content-length-conflicting": b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 15\r\nContent-Length: 3\r\n\r\n{"prompt":"ab"}',
+    "content-length-not-a-number": b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    "content-length-negative": b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    "content-length-huge": b"POST /image/ HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 40 + b"\r\n\r\n",
+    "chunked-and-length": b"GET /image/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Length: 3\r\n\r\n0\r\n",
+    "unknown-method": b"BREW /image/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    "nul-in-path": b"GET /image/\x00/content HTTP/1.1\r\nHost: x\r\n\r\n",
+    "raw-non-ascii-in-path": "GET /image/caf\u00e9 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+    "space-in-header-name": b"GET /image/ HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+    "nul-in-header-value": b"GET /image/ HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("data", list(PARSER_REFUSALS.values()), ids=list(PARSER_REFUSALS))
+def test_requests_the_http_parser_refuses_are_json_400s_and_change_nothing(server, client, data):
+    """The HTTP parser refuses these before the app sees them: a 400 in the one JSON shape, then close."""
     before = snapshot(client, server.log_path.parent)
     answer = raw_request(server.base_url, data)
-    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer[:200]
+    headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    shaped = json.loads(body)
+    assert set(shaped) == {"detail", "code", "request_id"} and shaped["code"] == "bad_request"
+    assert shaped["request_id"].encode() == headers[b"x-request-id"]
     assert snapshot(client, server.log_path.parent) == before
     assert client.get("/healthz").status_code == 200
 
@@ -571,9 +636,22 @@ def test_requests_the_http_parser_refuses_are_400_and_change_nothing(server, cli
         {"Range": "bytes=0-99"},
         {"Range": "bytes=0-0,5-9,-3"},  # multiple ranges: served whole
         {"Range": "bytes=" + "9" * 400 + "-"},
+        {"Range": "bytes=" + "9" * 5000 + "-"},  # beyond Python's int() digit limit: a 416, not a 500
+        {"Range": "bytes=-" + "9" * 5000},
+        {"Range": "bytes=0-" + "9" * 5000},
         {"If-Range": '"not-the-etag"', "Range": "bytes=0-9"},
     ],
-    ids=["plain", "accept-html", "range", "multi-range", "huge-range", "if-range-mismatch"],
+    ids=[
+        "plain",
+        "accept-html",
+        "range",
+        "multi-range",
+        "huge-range",
+        "range-5000-digit-start",
+        "range-5000-digit-suffix",
+        "range-5000-digit-end",
+        "if-range-mismatch",
+    ],
 )
 def test_content_always_carries_nosniff(client, headers):
     guid = client.get("/image/", params={"limit": 1}).json()[0]["guid"]
@@ -609,3 +687,45 @@ def test_the_whole_table_logs_nothing_above_warning_and_no_traceback(server, cli
     assert "REQUEST END" in written
     worse = [line for line in written.splitlines() if " ERROR " in line or " CRITICAL " in line]
     assert worse == [] and "Traceback" not in written, "\n".join(worse) or written[-3000:]
+
+
+def other_spellings(guid: str) -> dict[str, str]:
+    """Ways Python's UUID() would read `guid`, none of them the one the API gives out."""
+    full_width = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in guid)
+    return {
+        "braces": "{" + guid + "}",
+        "urn": "urn:uuid:" + guid,
+        "dashless": guid.replace("-", ""),
+        "full-width-digits": full_width,
+        "braces-encoded": "%7B" + guid + "%7D",
+        "trailing-newline": guid + "%0A",
+    }
+
+
+@pytest.mark.parametrize("spelling", list(other_spellings(GUID)))
+def test_a_stored_guid_has_one_spelling_every_other_is_a_404(server, client, spelling):
+    guid = client.get("/image/", params={"limit": 1}).json()[0]["guid"]
+    job = client.post("/image/jobs", json={"prompt": "a job with one spelling"}).json()["id"]
+    with client.stream("GET", f"/image/jobs/{job}/events") as events:  # ends when the job does
+        assert events.status_code == 200
+        for _ in events.iter_lines():
+            pass
+    other, other_job = other_spellings(guid)[spelling], other_spellings(job)[spelling]
+    before = snapshot(client, server.log_path.parent)
+    for method, path in [
+        ("GET", f"/image/{other}"),
+        ("GET", f"/image/{other}/content"),
+        ("HEAD", f"/image/{other}/content"),
+        ("GET", f"/image/{other}/url"),
+        ("DELETE", f"/image/{other}"),
+        ("GET", f"/image/jobs/{other_job}"),
+        ("GET", f"/image/jobs/{other_job}/events"),
+    ]:
+        assert_json_error(client.request(method, path), 404)
+    edit = client.post(f"/image/{other}/edits", json={"prompt": "x"})
+    assert_json_error(edit, 404)
+    for body in ({"prompt": "x", "mask_guid": other}, {"prompt": "x", "reference_guids": [other]}):
+        if "%" not in other:  # a body carries the text as it is, not URL-encoded
+            assert_json_error(client.post(f"/image/{guid}/edits", json=body), 422)
+    assert snapshot(client, server.log_path.parent) == before
+    assert client.get(f"/image/{guid.upper()}").status_code == 200  # hex digits in either case (RFC 9562)

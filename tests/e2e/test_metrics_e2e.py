@@ -62,14 +62,36 @@ def test_requests_generations_and_bytes_are_counted(tmp_path):
     assert samples[("pixyproxy_stored_bytes_total", frozenset())] == sum(i["size_bytes"] for i in images)
 
 
-def test_with_api_keys_a_scrape_needs_a_key_and_refusals_are_counted_by_route(tmp_path):
-    key = "metrics-scraper-key-51f0"
-    with run_server(tmp_path, {"PIXYPROXY_API_KEYS": key}) as server:
+def test_with_api_keys_a_scrape_needs_an_admin_key_and_refusals_are_counted_by_route(tmp_path):
+    admin, user = "metrics-admin-key-51f0", "metrics-user-key-77a2"
+    keys = f"ops:admin:{admin},ducky:user:{user}"
+    with run_server(tmp_path, {"PIXYPROXY_API_KEYS": keys}) as server:
         assert httpx.get(f"{server.base_url}/image/{MISSING}").status_code == 401
         assert httpx.get(f"{server.base_url}/metrics").status_code == 401
-        samples = scrape(server.base_url, Authorization=f"Bearer {key}")
+        # A user key sees its own usage at /usage; /metrics shows every key's, so it is refused.
+        refused = httpx.get(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {user}"})
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        assert "ducky" not in refused.text
+        samples = scrape(server.base_url, Authorization=f"Bearer {admin}")
     assert requests_total(samples, "GET", "/image/{guid}", 401) == 1
     assert requests_total(samples, "GET", "/metrics", 401) == 1
+    assert requests_total(samples, "GET", "/metrics", 403) == 1
+
+
+@pytest.mark.parametrize("with_api_keys", [True, False], ids=["keys-on", "scrape-key-alone"])
+def test_the_scrape_key_opens_metrics_and_nothing_else(tmp_path, with_api_keys):
+    scrape_key, user = "prometheus-scrape-key-0c3d", "metrics-user-key-77a2"
+    env = {"PIXYPROXY_METRICS_KEY": scrape_key}
+    if with_api_keys:
+        env["PIXYPROXY_API_KEYS"] = f"ducky:user:{user}"
+    with run_server(tmp_path, env) as server:
+        assert httpx.get(f"{server.base_url}/metrics").status_code == 401
+        scrape(server.base_url, **{"X-API-Key": scrape_key})
+        as_scrape = httpx.get(f"{server.base_url}/image/", headers={"X-API-Key": scrape_key})
+        assert as_scrape.status_code == (401 if with_api_keys else 200)
+        if with_api_keys:
+            refused = httpx.get(f"{server.base_url}/metrics", headers={"X-API-Key": user})
+            assert refused.status_code == 403
 
 
 def test_several_workers_report_one_total(tmp_path):

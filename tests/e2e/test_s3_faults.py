@@ -4,6 +4,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from uuid import uuid4
 
 import httpx
@@ -115,3 +116,30 @@ def test_gc_removes_old_orphans_and_keeps_every_live_image(tmp_path, s3_endpoint
             assert content.status_code == 200
             assert hashlib.sha256(content.content).hexdigest() == detail["sha256"]
     client.close()
+
+
+def test_a_hung_s3_answers_503_within_about_5_seconds(tmp_path, s3_endpoint, s3_bucket, s3_relay):
+    """S3 accepts connections and never answers (bytes held in the relay): on the default timeouts every
+    route that needs it answers 503 within about 5 s, /readyz too, as docs/s3.md says."""
+    env = {
+        **s3_endpoint.env(),
+        "AWS_ENDPOINT_URL_S3": s3_relay.url,
+        "PIXYPROXY_STORAGE_URL": f"s3://{s3_bucket}/{PREFIX}",
+    }
+    with run_server(tmp_path, env) as server, httpx.Client(base_url=server.base_url, timeout=60) as http:
+        kept = http.post("/image/", json={"prompt": "stored while S3 answered"})
+        assert kept.status_code == 200, kept.text
+        s3_relay.pause()
+        try:
+            for method, path, body in [
+                ("POST", "/image/", {"prompt": "asked while S3 hangs"}),
+                ("GET", f"/image/{kept.json()['guid']}/content", None),
+                ("GET", "/readyz", None),
+            ]:
+                started = time.monotonic()
+                answer = http.request(method, path, json=body)
+                took = time.monotonic() - started
+                assert answer.status_code == 503, (path, answer.text)
+                assert took < 6.5, (path, took)  # 2 attempts x 2 s, a backoff under 1 s, and slack
+        finally:
+            s3_relay.resume()

@@ -173,6 +173,9 @@ def test_usage_totals_are_the_tokens_the_provider_reported(tmp_path, fake_openai
             answer = ann.get("/usage", params=bad)
             assert answer.status_code == 422 and answer.json()["code"] == "invalid_request", bad
 
+        # Every key's usage is at /metrics: a user key is refused it, as it is refused others' /usage.
+        for user in (ann, bob):
+            assert user.get("/metrics").status_code == 403
         metrics = {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(root.get("/metrics").text)

@@ -33,6 +33,9 @@ def test_cursor_without_timezone_is_refused():
         ("bytes=95-500", (95, 99)),
         ("bytes=0-1,5-6", None),  # multiple ranges: served whole
         ("items=0-1", None),
+        ("bytes=-" + "9" * 5000, (0, 99)),  # a suffix longer than the body: all of it
+        ("bytes=0-" + "9" * 5000, (0, 99)),  # an end beyond the body: up to its end
+        ("bytes=000000000000000000000000000000005-9", (5, 9)),  # leading zeros are still the number
     ],
 )
 def test_parse_range(header, expected):
@@ -40,7 +43,17 @@ def test_parse_range(header, expected):
     assert ((parsed.start, parsed.end) if parsed else None) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=200-300", "bytes=-0", "bytes=9-3"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=100-",
+        "bytes=200-300",
+        "bytes=-0",
+        "bytes=9-3",
+        "bytes=" + "9" * 5000 + "-",
+        "bytes=-" + "0" * 5000,
+    ],
+)
 def test_unsatisfiable_range_is_416(header):
     with pytest.raises(HTTPException) as caught:
         parse_range(header, 100)

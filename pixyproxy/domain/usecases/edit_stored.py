@@ -8,6 +8,7 @@ from uuid import UUID
 from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.ids import parse_guid
 from pixyproxy.domain.models import Caller, EditRequest, ImageDetail
+from pixyproxy.domain.pixel_budget import ReadOnce, check_request_pixels, edit_sizes
 from pixyproxy.domain.ports.generator import ImageGenerator
 from pixyproxy.domain.tenancy import owner_of
 from pixyproxy.domain.usecases.idempotency import Idempotency, fingerprint
@@ -60,8 +61,10 @@ class EditStoredImage:
                     f"mask_guid: the mask is {mask.width}x{mask.height}, the image "
                     f"{source.width}x{source.height}; they must be the same size"
                 )
-            images = [await self.content.source(d) for d in (source, *references) if d is not None]
-            mask_source = await self.content.source(mask) if mask is not None else None
+            check_request_pixels(edit_sizes(source, mask, references))
+            read = ReadOnce(self.content.source, key=lambda detail: detail.guid)
+            images = [await read(d) for d in (source, *references) if d is not None]
+            mask_source = await read(mask) if mask is not None else None
             safety = safety_identifier_for(owner_of(caller))
             paid = await self.calls.call(
                 caller,

@@ -10,6 +10,7 @@ from typing import Any
 from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.image_formats import read_upload
 from pixyproxy.domain.models import MAX_REFERENCES, PNG, Caller, EditRequest, ImageDetail, SourceImage
+from pixyproxy.domain.pixel_budget import check_upload_headers, in_decode_slot
 from pixyproxy.domain.ports.generator import ImageGenerator
 from pixyproxy.domain.tenancy import owner_of
 from pixyproxy.domain.usecases.generate import Previews, streaming
@@ -31,12 +32,13 @@ async def read_uploads(images: list[bytes], mask: bytes | None = None) -> Upload
     """Readable PNG, WebP or JPEG images (1 to MAX_REFERENCES + 1); the mask a PNG of the first's size."""
     if not 1 <= len(images) <= MAX_REFERENCES + 1:
         raise InvalidImageRequest(f"image: send 1 to {MAX_REFERENCES + 1} images")
+    await asyncio.to_thread(check_upload_headers, images, mask)
     sources = [
-        await asyncio.to_thread(read_upload, data, "image", f"image-{i}") for i, data in enumerate(images)
+        await in_decode_slot(read_upload, data, "image", f"image-{i}") for i, data in enumerate(images)
     ]
     if mask is None:
         return Uploads(sources, None)
-    checked = await asyncio.to_thread(read_upload, mask, "mask", "mask")
+    checked = await in_decode_slot(read_upload, mask, "mask", "mask")
     width, height = sources[0].width, sources[0].height
     if checked.content_type != PNG:
         raise InvalidImageRequest("mask: must be a PNG (fully transparent pixels mark what to change)")

@@ -18,6 +18,7 @@ from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
 from pixyproxy.domain.image_formats import check_image
 from pixyproxy.domain.models import Caller, GenerationRequest, IdempotentResult, ImageDetail
+from pixyproxy.domain.pixel_budget import in_decode_slot
 from pixyproxy.domain.ports.blobs import BlobStore
 from pixyproxy.domain.ports.repository import ImageRepository
 from pixyproxy.domain.tenancy import owner_of
@@ -96,7 +97,7 @@ class ImageWriter:
         lineage: Lineage | None = None,
     ) -> ImageDetail:
         generated = paid.generated
-        checked = await asyncio.to_thread(
+        checked = await in_decode_slot(
             check_image, generated.data, request.format, request.output_compression
         )
         guid = self._new_guid()

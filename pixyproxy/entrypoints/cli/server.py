@@ -17,7 +17,7 @@ from rich.markup import escape
 # httptools come with uvicorn[standard]: named here so a missing one fails loudly instead of falling back.
 UVICORN_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
-    "http": "httptools",
+    "http": "pixyproxy.entrypoints.http_protocol:JsonErrorHttpToolsProtocol",  # httptools, JSON 400s
     "log_config": None,
     "access_log": False,
     "server_header": False,

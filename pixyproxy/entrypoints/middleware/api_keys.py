@@ -45,6 +45,9 @@ PUBLIC_PATHS = (
 )  # the gallery page holds no data, and must load before it can ask for a key
 # The scope keys where the middleware leaves who the caller is: `key:<name>` (never the key), and the
 # domain's Caller (name and role) for the use cases.
+# Every tenant's usage shows there: an admin key or the scrape key (PIXYPROXY_METRICS_KEY) only.
+METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
+METRICS_FORBIDDEN = "/metrics shows every key's usage: it needs an admin key or the metrics scrape key"
 CLIENT_SCOPE_KEY = "pixyproxy.client"
 CALLER_SCOPE_KEY = "pixyproxy.caller"
 UNAUTHORIZED = "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
@@ -154,14 +157,17 @@ class ApiKeyMiddleware:
         keys: list[ApiKey] | None = None,
         public_paths: frozenset[str] = PUBLIC_PATHS,
         digests: list[bytes] | None = None,
+        metrics_key: str | None = None,
     ) -> None:
         keys = [*(keys or ()), *(_unnamed(d) for d in digests or ())]
-        if not keys:
+        if not keys and not metrics_key:
             raise ValueError("ApiKeyMiddleware needs at least one key")
         self.app = app
         self.keys = keys
         self.digests = [key.digest for key in keys]
-        self.public_paths = public_paths
+        # With only a scrape key configured, /metrics is all there is to guard.
+        self.public_paths = public_paths if keys else None
+        self.metrics_digest = key_digest(metrics_key) if metrics_key else None
 
     def caller_for(self, key: str | None) -> Caller | None:
         """Who holds the presented key, or None."""
@@ -179,8 +185,20 @@ class ApiKeyMiddleware:
         caller = self.caller_for(key)
         return f"key:{caller.name}" if caller is not None else None
 
+    def is_metrics_key(self, key: str | None) -> bool:
+        if key is None or self.metrics_digest is None:
+            return False
+        return hmac.compare_digest(self.metrics_digest, key_digest(key))
+
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] in METRICS_PATHS:
+            self._admit_scrape(scope)
+            await self.app(scope, receive, send)
+            return
+        if self.public_paths is None or scope["path"] in self.public_paths:
             await self.app(scope, receive, send)
             return
         key = presented_key(scope["headers"])
@@ -196,6 +214,20 @@ class ApiKeyMiddleware:
         scope[CLIENT_SCOPE_KEY] = f"key:{caller.name}"
         scope[CALLER_SCOPE_KEY] = caller
         await self.app(scope, receive, send)
+
+    def _admit_scrape(self, scope) -> None:
+        """/metrics: the scrape key or an admin key; a user key is known but not enough (403)."""
+        key = presented_key(scope["headers"])
+        caller = self.caller_for(key)
+        if self.is_metrics_key(key) or (caller is not None and caller.is_admin):
+            return
+        if caller is None:
+            log.warning(
+                "refused %s %s: %s key", scope["method"], scope["path"], "no" if key is None else "a wrong"
+            )
+            raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+        log.warning("refused %s %s: key %s is not an admin key", scope["method"], scope["path"], caller.name)
+        raise HTTPException(403, METRICS_FORBIDDEN)
 
 
 def document_security(schema: dict[str, Any], public_paths: frozenset[str] = PUBLIC_PATHS) -> None:
