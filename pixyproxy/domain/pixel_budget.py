@@ -159,8 +159,10 @@ def _idat_chunks(data: bytes) -> Iterable[bytes]:
 
 
 class Sized(Protocol):
-    width: int
-    height: int
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
 
 
 def edit_sizes(

@@ -100,7 +100,7 @@ class WebhookDispatcher:
         self._in_flight: set[asyncio.Task[WebhookDelivery]] = set()
         self._soonest: datetime | None = None  # the earliest retry this process scheduled
         self.shares = FairShares.of(concurrency)
-        self._shares_held: dict[asyncio.Task, Share] = {}
+        self._shares_held: dict[asyncio.Task[WebhookDelivery], Share] = {}
         self._tenants: OrderedDict[str, str] = OrderedDict()
         # A delivery over its share waits this long before it is claimed again: long enough not to
         # spin on the store, short enough that a busy tenant's own deliveries are not held up for long.
