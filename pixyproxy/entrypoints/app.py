@@ -1,6 +1,7 @@
 """create_app(): the FastAPI app, built from a container (tests pass one with overridden providers)."""
 
 import logging
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from pixyproxy import __version__
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import ImageException
 from pixyproxy.entrypoints.errors import error_response
+from pixyproxy.entrypoints.logging_setup import configure_logging
 from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
 from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
 from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
@@ -60,8 +62,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         await container.init_resources()
         service = container.image_service()  # built now, not on the first request
         log.info(
-            "PixyProxy %s ready: metadata=%s storage=%s generator=%s",
+            "PixyProxy %s ready in process %d: metadata=%s storage=%s generator=%s",
             __version__,
+            os.getpid(),
             service.repository.name,
             service.blobs.name,
             service.generator.name,
@@ -89,6 +92,14 @@ def create_app(container: Container | None = None) -> FastAPI:
         app.add_exception_handler(exc_type, _handle_error)
     _add_middleware(app, container, settings)
     return app
+
+
+def serve_app() -> FastAPI:
+    """What `pixyproxy serve` runs in each worker: with `--workers N` every worker is a process of its
+    own that inherits no logging, so each configures it before it logs its ready line and requests."""
+    container = Container()
+    configure_logging(container.settings().log_level)
+    return create_app(container)
 
 
 async def _handle_error(request, exc: Exception):

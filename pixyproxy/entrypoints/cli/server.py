@@ -64,7 +64,7 @@ def serve(
         os.environ[PROMETHEUS_MULTIPROC_ENV] = metrics_dir  # read by every worker's Settings and client
     try:
         uvicorn.run(
-            "pixyproxy.entrypoints.app:create_app",
+            "pixyproxy.entrypoints.app:serve_app",
             factory=True,
             host=host or settings.host,
             port=port or settings.port,
