@@ -151,6 +151,19 @@ def s3_blob_store(url: str, **options):
     return S3BlobStore(url, **options)
 
 
+async def schema_revision(settings: Settings):
+    """The metadata store's schema revision, read without migrating (`pixyproxy check`)."""
+    from pixyproxy.adapters import schema_revision as revision
+
+    if settings.database_scheme == "mysql":
+        return await revision.mysql_revision(
+            settings.database_url,
+            settings.mysql_connect_timeout_seconds,
+            settings.mysql_read_timeout_seconds,
+        )
+    return await revision.sqlite_revision(sqlite_path(settings.database_url))
+
+
 async def opened(*adapters) -> AsyncIterator[tuple]:
     """Start each adapter (schema, folder, bucket) in order; at shut-down close them in reverse."""
     started = []

@@ -3,7 +3,7 @@
 import typer
 
 from pixyproxy.client import API_KEY_ENV, URL_ENV
-from pixyproxy.entrypoints.cli import client, server
+from pixyproxy.entrypoints.cli import check, client, server
 
 app = typer.Typer(
     help="PixyProxy: an image-generation proxy. `serve` runs it; `generate`, `edit`, `list`, `show` "
@@ -11,7 +11,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-for commands in (server.app, client.app):
+for commands in (server.app, check.app, client.app):
     for command in commands.registered_commands:
         app.registered_commands.append(command)
 

@@ -2,11 +2,13 @@
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -14,7 +16,7 @@ from rich.markup import escape
 
 # How `serve` runs uvicorn; bench/ serves its plain-stack baseline with the same options. uvloop and
 # httptools come with uvicorn[standard]: named here so a missing one fails loudly instead of falling back.
-UVICORN_OPTIONS = {
+UVICORN_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
     "http": "httptools",
     "log_config": None,
@@ -28,7 +30,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager
-def _server_extra() -> Iterator[None]:
+def server_extra() -> Iterator[None]:
     try:
         yield
     except ModuleNotFoundError as exc:
@@ -47,14 +49,23 @@ def serve(
     ),
 ) -> None:
     """Run the HTTP service."""
-    with _server_extra():
+    with server_extra():
         import uvicorn
 
+        from pixyproxy.entrypoints.configuration import validated_settings
         from pixyproxy.entrypoints.logging_setup import configure_logging
-        from pixyproxy.settings import PROMETHEUS_MULTIPROC_ENV, Settings
+        from pixyproxy.settings import PROMETHEUS_MULTIPROC_ENV, ConfigurationError
 
-    settings = Settings()
+    try:  # the same validation as `pixyproxy check`: a line per problem, no traceback
+        validated = validated_settings()
+    except ConfigurationError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/red] {escape(problem)}", highlight=False)
+        raise typer.Exit(2) from None
+    settings = validated.settings
     configure_logging(settings.log_level)
+    for warning in validated.warnings:
+        logging.getLogger("pixyproxy").warning(warning)
     workers = workers or settings.workers
     # Several workers share one port: /metrics must add up every worker's figures, which
     # prometheus-client does through files in a shared folder (its multiprocess mode).
@@ -82,7 +93,7 @@ def serve(
 @app.command()
 def init() -> None:
     """Create the schema and the storage (folder or bucket); safe to run again."""
-    with _server_extra():
+    with server_extra():
         from pixyproxy.container import Container
 
     async def run() -> str:
@@ -104,7 +115,7 @@ def init() -> None:
 def reindex() -> None:
     """Index the words of every stored image again, adding only what is missing (run it after an
     upgrade during which processes of an older version stored images); safe to run any time."""
-    with _server_extra():
+    with server_extra():
         from pixyproxy.container import Container
 
     async def run() -> int:
@@ -124,7 +135,7 @@ def gc(
 ) -> None:
     """Delete images older than PIXYPROXY_RETENTION_DAYS (when set), then remove stored bytes that no
     metadata row points at (left by crashes, failed writes or deletes the store did not finish)."""
-    with _server_extra():
+    with server_extra():
         from pixyproxy.container import Container
 
     async def run() -> tuple[int | None, list[str]]:
