@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from pixyproxy import __version__
 from pixyproxy.container import Container
 from pixyproxy.domain.errors import ImageException
+from pixyproxy.entrypoints.api_docs import documented_app
 from pixyproxy.entrypoints.errors import error_response
 from pixyproxy.entrypoints.logging_setup import configure_logging
 from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
@@ -74,7 +75,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         finally:
             await container.shutdown_resources()
 
-    app = FastAPI(
+    app = documented_app(
         title="PixyProxy",
         version=__version__,
         description=DESCRIPTION,

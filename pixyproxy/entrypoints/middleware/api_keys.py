@@ -22,6 +22,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from pixyproxy.domain.models import Caller
+from pixyproxy.entrypoints.api_docs import PUBLIC_PATHS as DOCS_PATHS
 from pixyproxy.entrypoints.gallery import PUBLIC_PATHS as GALLERY_PATHS
 
 log = logging.getLogger(__name__)
@@ -29,19 +30,7 @@ log = logging.getLogger(__name__)
 # Liveness and readiness stay open for orchestrators; the docs show only what the API looks like, and a
 # browser loads /openapi.json without the key, so /docs needs them open to work at all.
 PUBLIC_PATHS = (
-    frozenset(
-        {
-            "/healthz",
-            "/healthz/",
-            "/readyz",
-            "/readyz/",
-            "/docs",
-            "/docs/oauth2-redirect",
-            "/redoc",
-            "/openapi.json",
-        }
-    )
-    | GALLERY_PATHS
+    frozenset({"/healthz", "/healthz/", "/readyz", "/readyz/"}) | DOCS_PATHS | GALLERY_PATHS
 )  # the gallery page holds no data, and must load before it can ask for a key
 # The scope keys where the middleware leaves who the caller is: `key:<name>` (never the key), and the
 # domain's Caller (name and role) for the use cases.
