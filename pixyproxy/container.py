@@ -11,10 +11,12 @@ from pixyproxy.adapters.dns_resolver import SystemHostResolver
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
+from pixyproxy.adapters.otlp_tracing import otlp_tracer
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
 from pixyproxy.adapters.sqlite_job_store import SQLiteJobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
 from pixyproxy.adapters.sqlite_webhook_outbox import SQLiteWebhookOutbox
+from pixyproxy.adapters.traced import JobTraces, traced, traced_job_runs, traced_job_store
 from pixyproxy.domain.jobs import JobService
 from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.maintenance import GarbageCollector
@@ -238,6 +240,12 @@ class Container(containers.DeclarativeContainer):
     )
     metered_generator = providers.Singleton(MeteredGenerator, generator, metrics)
     metered_blobs = providers.Singleton(MeteredBlobStore, blobs, metrics)
+    # Traces (OTEL_EXPORTER_OTLP_ENDPOINT set): spans around each port's calls; unset, the same objects.
+    tracer = providers.Singleton(otlp_tracer, settings.provided.otel_exporter_otlp_endpoint)
+    job_traces = providers.Singleton(JobTraces)
+    traced_generator = providers.Singleton(traced, metered_generator, tracer, "generator")
+    traced_blobs = providers.Singleton(traced, metered_blobs, tracer, "storage")
+    traced_repository = providers.Singleton(traced, repository, tracer, "db")
 
     # Limits, budgets and Idempotency-Key locks: per process in memory, or shared by replicas in Redis.
     limits_storage = providers.Singleton(
@@ -258,9 +266,9 @@ class Container(containers.DeclarativeContainer):
 
     image_service = providers.Singleton(
         ImageService,
-        generator=metered_generator,
-        repository=repository,
-        blobs=metered_blobs,
+        generator=traced_generator,
+        repository=traced_repository,
+        blobs=traced_blobs,
         max_prompt_length=settings.provided.max_prompt_length,
         idempotency_ttl_seconds=settings.provided.idempotency_ttl_seconds,
         budgets=budgets,
@@ -310,7 +318,7 @@ class Container(containers.DeclarativeContainer):
     )
     webhook_dispatcher = providers.Singleton(
         webhook_dispatcher,
-        webhook_outbox,
+        providers.Singleton(traced, webhook_outbox, tracer, "db"),
         webhook_sender,
         providers.Singleton(SystemHostResolver, settings.provided.webhook_connect_timeout_seconds),
         retry=providers.Singleton(
@@ -330,7 +338,7 @@ class Container(containers.DeclarativeContainer):
     job_webhook_check = providers.Singleton(webhook_check, settings)
     job_service = providers.Singleton(
         JobService,
-        store=job_store,
+        store=providers.Singleton(traced_job_store, job_store, tracer, job_traces),
         images=image_service,
         job_finished=job_finished,
         check_webhook=job_webhook_check,
@@ -339,7 +347,7 @@ class Container(containers.DeclarativeContainer):
     )
     job_worker = providers.Singleton(
         JobWorker,
-        job_service,
+        providers.Singleton(traced_job_runs, job_service, tracer, job_traces),
         concurrency=settings.provided.job_concurrency,
         lease_seconds=settings.provided.job_lease_seconds,
         poll_seconds=settings.provided.job_poll_seconds,
@@ -354,5 +362,5 @@ class Container(containers.DeclarativeContainer):
     garbage_collector = providers.Factory(GarbageCollector, repository=repository, blobs=blobs)
     # One per process: its single flight and its cap on encodes at once hold for the whole process.
     variants = providers.Singleton(
-        VariantMaker, metered_blobs, max_concurrent_encodes=settings.provided.variant_max_concurrent_encodes
+        VariantMaker, traced_blobs, max_concurrent_encodes=settings.provided.variant_max_concurrent_encodes
     )

@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         description="With Redis: how long a replica's claim on an Idempotency-Key outlives it if it dies.",
     )
 
+    # Traces: on when the standard OTLP endpoint is set; the exporter reads its other OTEL_* itself.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="http://collector:4318: send OpenTelemetry traces there (OTLP over HTTP); unset: none.",
+    )
+
     # S3: credentials, region and endpoint come from boto3's own AWS_* variables.
     s3_public_endpoint_url: str | None = Field(
         default=None, description="Endpoint that clients reach, used to sign presigned URLs."

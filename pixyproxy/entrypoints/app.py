@@ -21,6 +21,7 @@ from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
 from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
 from pixyproxy.entrypoints.middleware.rate_limit import RateLimitMiddleware, document_rate_limit
 from pixyproxy.entrypoints.middleware.request_log import RequestLogMiddleware
+from pixyproxy.entrypoints.middleware.tracing import TracingMiddleware
 from pixyproxy.entrypoints.openapi import patch_openapi
 from pixyproxy.entrypoints.route_match import RouteTable
 from pixyproxy.entrypoints.routes import ROUTERS
@@ -139,6 +140,9 @@ def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> N
             expose_headers=CORS_EXPOSE_HEADERS,
             max_age=600,
         )
+    tracer = container.tracer()
+    if tracer is not None:  # inside the request log, so the request id is set when its span starts
+        app.add_middleware(TracingMiddleware, tracer=tracer)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(MetricsMiddleware, recorder=container.metrics(), routes=app.state.routes)
     if patches:
