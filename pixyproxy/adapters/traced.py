@@ -4,6 +4,7 @@ call), the blob store's, the metadata and job stores', and a job's run.
 Like metered.py they stand in for what they wrap, so neither the domain nor the adapters know they are
 traced; the container wires them only when traces are on. They wrap every public coroutine method, and
 pass everything else (attributes, plain methods) through, so a port that gains a method is traced too.
+A call outside any trace (the job worker's polling, housekeeping) makes no span.
 """
 
 import inspect
@@ -40,6 +41,9 @@ class Traced:
         tracer, attributes = self._tracer, self._attributes
 
         async def traced(*args: Any, **kwargs: Any) -> Any:
+            # Only within a request's or a job run's trace: a worker polling for jobs is not a trace.
+            if not trace.get_current_span().get_span_context().is_valid:
+                return await method(*args, **kwargs)
             with tracer.start_as_current_span(span_name, kind=SpanKind.CLIENT, attributes=attributes):
                 return await method(*args, **kwargs)
 

@@ -99,3 +99,20 @@ def test_with_no_endpoint_nothing_is_wrapped(tmp_path):
 
 def test_an_endpoint_makes_a_tracer_without_reaching_it():
     assert otlp_tracer("http://127.0.0.1:9/") is not None
+
+
+def test_calls_outside_any_trace_make_no_spans(client, exporter):
+    """The job worker polls the job store every 50 ms here: none of that is a trace of its own."""
+    client.post("/image/jobs", json={"prompt": "one job", "n": 1})
+    worker = client.app.state.container.job_worker()
+    before = len(exporter.get_finished_spans())
+    for _ in range(3):  # a claim pass outside any request, like the worker's own loop
+        client.portal.call(worker.store.claim, "test-worker", *_lease(), 1, 1)
+    assert len(exporter.get_finished_spans()) == before
+
+
+def _lease():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    return now, now + timedelta(seconds=30)
