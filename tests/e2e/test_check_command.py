@@ -89,3 +89,19 @@ def test_serve_logs_a_warning_for_an_unknown_variable_and_starts(tmp_path):
     (line,) = [line for line in log.splitlines() if "PIXYPROXY_GENRATOR" in line]
     assert " WARNING - [" in line
     assert line.endswith("is not a PixyProxy setting and is ignored; did you mean PIXYPROXY_GENERATOR?")
+
+
+@pytest.mark.parametrize(("model", "reachable", "expected"), [
+    (None, True, "  ok   generator openai, default model "),
+    ("not-offered-model", True, "error: generator: model 'not-offered-model' is not offered by the server"),
+    (None, False, "error: generator: openai: the server could not be asked which models it offers"),
+])  # fmt: skip
+def test_check_asks_the_openai_server_for_its_models(tmp_path, fake_openai, model, reachable, expected):
+    assert run(tmp_path, "init").returncode == 0
+    env = {"PIXYPROXY_GENERATOR": "openai", "OPENAI_API_KEY": "sk-test-not-a-real-key-0000"}
+    env["OPENAI_BASE_URL"] = fake_openai.base_url if reachable else f"http://127.0.0.1:{free_port()}/v1"
+    if model:
+        env["PIXYPROXY_OPENAI_MODEL"] = model
+    result = run(tmp_path, "check", "--timeout", "20", **env)
+    assert result.returncode == (0 if expected.startswith("  ok") else 1), result.stderr
+    assert expected in result.stdout + result.stderr

@@ -35,6 +35,7 @@ def check(
         from pixyproxy import __version__
         from pixyproxy.container import Container
         from pixyproxy.entrypoints.configuration import effective_configuration, validated_settings
+        from pixyproxy.entrypoints.logging_setup import configure_logging
         from pixyproxy.settings import ConfigurationError
 
     try:
@@ -47,6 +48,7 @@ def check(
     for warning in validated.warnings:
         err.print(f"warning: {escape(warning)}")
 
+    configure_logging("WARNING")  # what the adapters warn of while reached, in the service's format
     container = Container()
     container.settings.override(validated.settings)
     reached = asyncio.run(reach_all(container, timeout))
@@ -156,6 +158,9 @@ async def _generator(container: Any) -> str:
     await generator.init()
     try:
         await generator.ping()
+        # Readiness lets a server that cannot be asked pass; a check of the configuration does not.
+        if getattr(generator, "models_checked", True) is False:
+            raise RuntimeError(f"{generator.name}: the server could not be asked which models it offers")
     finally:
         await generator.close()
     return f"{generator.name}, default model {generator.default_model}"
