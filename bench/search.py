@@ -210,7 +210,7 @@ def _sqlite_row(k: int) -> tuple:
 async def word_led_p50(repository, filters, count: int = 5) -> float:
     """The same query with the word forced to lead (the owner checked per candidate, as before the
     owner's index could lead): what that choice saves."""
-    from pixyproxy.adapters import word_postings
+    from pixyproxy.adapters.sql import word_postings
 
     chosen = word_postings.plan
     word_postings.plan = lambda words, f, reach: ("word", chosen(words, f, reach)[1])

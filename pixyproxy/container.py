@@ -12,7 +12,9 @@ from pixyproxy.adapters.dns_resolver import SystemHostResolver
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.offline_generator import OfflineImageGenerator
+from pixyproxy.adapters.otlp_tracing import otlp_tracer
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
+from pixyproxy.adapters.traced import JobTraces, traced, traced_job_runs, traced_job_store
 from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.maintenance import GarbageCollector
 from pixyproxy.domain.usecases.delete import DeleteImage
@@ -178,6 +180,13 @@ def s3_blob_store(url: str, **options):
     return S3BlobStore(url, **options)
 
 
+def schema_known(revision: str) -> bool:
+    """Whether this code knows `revision` (a database at one it does not is newer than the code)."""
+    from pixyproxy.adapters.sql import schema
+
+    return any(known == revision for known, _, _ in schema.history())
+
+
 async def opened(*adapters) -> AsyncIterator[tuple]:
     """Start each adapter (schema, folder, bucket) in order; at shut-down close them in reverse."""
     started = []
@@ -256,6 +265,12 @@ class Container(containers.DeclarativeContainer):
     )
     metered_generator = providers.Singleton(MeteredGenerator, generator, metrics)
     metered_blobs = providers.Singleton(MeteredBlobStore, blobs, metrics)
+    # Traces (OTEL_EXPORTER_OTLP_ENDPOINT set): spans around each port's calls; unset, the same objects.
+    tracer = providers.Singleton(otlp_tracer, settings.provided.otel_exporter_otlp_endpoint)
+    job_traces = providers.Singleton(JobTraces)
+    traced_generator = providers.Singleton(traced, metered_generator, tracer, "generator")
+    traced_blobs = providers.Singleton(traced, metered_blobs, tracer, "storage")
+    traced_repository = providers.Singleton(traced, repository, tracer, "db")
 
     # Limits, budgets and Idempotency-Key locks: per process in memory, or shared by replicas in Redis.
     limits_storage = providers.Singleton(
@@ -276,7 +291,7 @@ class Container(containers.DeclarativeContainer):
 
     # The use cases, each given only what it uses; the policies they share are singletons of their own.
     rules = providers.Singleton(
-        RequestRules, metered_generator, max_prompt_length=settings.provided.max_prompt_length
+        RequestRules, traced_generator, max_prompt_length=settings.provided.max_prompt_length
     )
     idempotency = providers.Singleton(
         Idempotency,
@@ -285,14 +300,18 @@ class Container(containers.DeclarativeContainer):
         lock_seconds=settings.provided.idempotency_lock_seconds,
     )
     provider_calls = providers.Singleton(
-        ProviderCalls, repository, budgets=budgets, prices=settings.provided.price_table, metrics=metrics
+        ProviderCalls,
+        traced_repository,
+        budgets=budgets,
+        prices=settings.provided.price_table,
+        metrics=metrics,
     )
-    image_writer = providers.Singleton(ImageWriter, repository, metered_blobs)
-    image_records = providers.Singleton(ImageRecords, repository)
-    read_image = providers.Singleton(ReadImage, repository)
-    image_content = providers.Singleton(ImageContent, repository, metered_blobs)
+    image_writer = providers.Singleton(ImageWriter, traced_repository, traced_blobs)
+    image_records = providers.Singleton(ImageRecords, traced_repository)
+    read_image = providers.Singleton(ReadImage, traced_repository)
+    image_content = providers.Singleton(ImageContent, traced_repository, traced_blobs)
     generate_image = providers.Singleton(
-        GenerateImage, rules, provider_calls, image_writer, idempotency, image_records, metered_generator
+        GenerateImage, rules, provider_calls, image_writer, idempotency, image_records, traced_generator
     )
     edit_stored_image = providers.Singleton(
         EditStoredImage,
@@ -303,22 +322,26 @@ class Container(containers.DeclarativeContainer):
         image_writer,
         idempotency,
         image_records,
-        metered_generator,
+        traced_generator,
     )
-    edit_uploads = providers.Singleton(EditUploads, rules, provider_calls, image_writer, metered_generator)
-    list_images = providers.Singleton(ListImages, repository)
-    delete_image = providers.Singleton(DeleteImage, read_image, repository, metered_blobs)
-    report_usage = providers.Singleton(ReportUsage, repository)
+    edit_uploads = providers.Singleton(EditUploads, rules, provider_calls, image_writer, traced_generator)
+    list_images = providers.Singleton(ListImages, traced_repository)
+    delete_image = providers.Singleton(DeleteImage, read_image, traced_repository, traced_blobs)
+    report_usage = providers.Singleton(ReportUsage, traced_repository)
     check_readiness = providers.Singleton(
         CheckReadiness,
         # Redis (the shared limits, budgets and Idempotency-Key locks) only when configured.
         providers.Dict(
-            metadata=repository, storage=metered_blobs, generator=metered_generator, redis=idempotency_locks
+            metadata=traced_repository,
+            storage=traced_blobs,
+            generator=traced_generator,
+            redis=idempotency_locks,
         ),
     )
     # Generation jobs: the store beside the images' metadata, a worker per process (started after the
     # stores), and the hook told when a job ends (webhook delivery overrides the no-op).
     job_store = providers.Singleton(sql_store, "jobs", database)
+    traced_jobs = providers.Singleton(traced_job_store, job_store, tracer, job_traces)
     # Job webhooks: an outbox beside the jobs, sent by a worker in each process (none without a secret).
     webhook_outbox = providers.Singleton(sql_store, "webhooks", database)
     webhook_sender = providers.Singleton(
@@ -330,7 +353,7 @@ class Container(containers.DeclarativeContainer):
     )
     webhook_dispatcher = providers.Singleton(
         webhook_dispatcher,
-        webhook_outbox,
+        providers.Singleton(traced, webhook_outbox, tracer, "db"),
         webhook_sender,
         providers.Singleton(SystemHostResolver, settings.provided.webhook_connect_timeout_seconds),
         retry=providers.Singleton(
@@ -349,16 +372,16 @@ class Container(containers.DeclarativeContainer):
     job_finished = providers.Singleton(WebhookNotifier, webhook_dispatcher)
     job_webhook_check = providers.Singleton(webhook_check, settings)
     job_board = providers.Singleton(JobBoard)
-    read_jobs = providers.Singleton(ReadJobs, job_store, repository)
-    hand_on_end = providers.Singleton(HandOnEnd, job_store, job_board, job_finished)
+    read_jobs = providers.Singleton(ReadJobs, traced_jobs, traced_repository)
+    hand_on_end = providers.Singleton(HandOnEnd, traced_jobs, job_board, job_finished)
     submit_job = providers.Singleton(
-        SubmitJob, job_store, rules, idempotency, job_board, check_webhook=job_webhook_check
+        SubmitJob, traced_jobs, rules, idempotency, job_board, check_webhook=job_webhook_check
     )
-    cancel_job = providers.Singleton(CancelJob, read_jobs, job_store, job_board, hand_on_end)
-    job_events = providers.Singleton(JobEvents, read_jobs, job_store, job_board)
+    cancel_job = providers.Singleton(CancelJob, read_jobs, traced_jobs, job_board, hand_on_end)
+    job_events = providers.Singleton(JobEvents, read_jobs, traced_jobs, job_board)
     run_job = providers.Singleton(
         RunJob,
-        job_store,
+        traced_jobs,
         generate_image,
         image_writer,
         idempotency,
@@ -369,7 +392,7 @@ class Container(containers.DeclarativeContainer):
     )
     job_worker = providers.Singleton(
         JobWorker,
-        run_job,
+        providers.Singleton(traced_job_runs, run_job, tracer, job_traces),
         concurrency=settings.provided.job_concurrency,
         lease_seconds=settings.provided.job_lease_seconds,
         poll_seconds=settings.provided.job_poll_seconds,
@@ -384,6 +407,6 @@ class Container(containers.DeclarativeContainer):
     garbage_collector = providers.Factory(GarbageCollector, repository=repository, blobs=blobs)
     # One per process: its single flight and its cap on encodes at once hold for the whole process.
     variants = providers.Singleton(
-        VariantMaker, metered_blobs, max_concurrent_encodes=settings.provided.variant_max_concurrent_encodes
+        VariantMaker, traced_blobs, max_concurrent_encodes=settings.provided.variant_max_concurrent_encodes
     )
     image_variants = providers.Singleton(ImageVariants, variants, image_content)

@@ -4,11 +4,15 @@ The one place that reads the environment (the SDKs' own variables aside: boto3's
 OPENAI_*) and the one place each default is written. The container hands the values to the adapters.
 """
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixyproxy.domain import webhook_dispatcher as webhook_worker
@@ -26,10 +30,20 @@ from pixyproxy.domain.variants import DEFAULT_MAX_CONCURRENT_ENCODES
 DEFAULT_DATA_DIR = Path("pixyproxy-data")
 # prometheus-client reads this variable itself in every worker process; `serve --workers N` sets it.
 PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+ENV_PREFIX = "PIXYPROXY_"
+ENV_FILE = ".env"
+DATABASE_SCHEMES = {"sqlite": "sqlite:///path/to.db", "mysql": "mysql://user:pass@host:3306/db"}
+STORAGE_SCHEMES = {"file": "file:dir or file:///abs/dir", "s3": "s3://bucket/prefix"}
+# PIXYPROXY_* names read by something other than the service: the client and CLI (PIXYPROXY_URL,
+# PIXYPROXY_API_KEY), deploy/compose.yaml's own, and the tests' and benchmarks' (by prefix).
+OTHER_TOOLS_VARIABLES = frozenset(
+    {"PIXYPROXY_URL", "PIXYPROXY_API_KEY", "PIXYPROXY_REPLICAS", "PIXYPROXY_HTTP_PORT", "PIXYPROXY_IMAGE"}
+)
+OTHER_TOOLS_PREFIXES = ("PIXYPROXY_TEST_", "PIXYPROXY_BENCH_")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PIXYPROXY_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=ENV_FILE, extra="ignore")
 
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_DATA_DIR / 'pixyproxy.db'}",
@@ -149,6 +163,13 @@ class Settings(BaseSettings):
         default=DEFAULT_IDEMPOTENCY_LOCK_SECONDS,
         gt=0,
         description="With Redis: how long a replica's claim on an Idempotency-Key outlives it if it dies.",
+    )
+
+    # Traces: on when the standard OTLP endpoint is set; the exporter reads its other OTEL_* itself.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="http://collector:4318: send OpenTelemetry traces there (OTLP over HTTP); unset: none.",
     )
 
     # S3: credentials, region and endpoint come from boto3's own AWS_* variables.
@@ -275,6 +296,16 @@ class Settings(BaseSettings):
     db_password: SecretStr = Field(default=SecretStr(""), validation_alias="DB_PASSWORD")
     db_name: str = Field(default="pixyproxy", validation_alias="DB_NAME")
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        return _supported_scheme(value, DATABASE_SCHEMES)
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        return _supported_scheme(value, STORAGE_SCHEMES)
+
     @field_validator("webhook_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -322,3 +353,66 @@ class Settings(BaseSettings):
     @property
     def storage_scheme(self) -> str:
         return self.storage_url.split(":", 1)[0].lower()
+
+
+def _supported_scheme(url: str, schemes: dict[str, str]) -> str:
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower() if ":" in url else ""
+    if scheme not in schemes:
+        # Only the scheme is named: the rest of a URL may hold a password.
+        raise ValueError(f"unsupported scheme {scheme!r}; use " + " or ".join(schemes.values()))
+    return url
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot run; `problems` says why, one line each, never a secret's value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def variable_name(field: str) -> str:
+    """The environment variable a setting is read from."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
+
+
+def variable_names() -> list[str]:
+    return [variable_name(field) for field in Settings.model_fields]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings(), or ConfigurationError with a line per invalid variable (naming it, never its value)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError([_problem(error) for error in exc.errors()]) from None
+
+
+def _problem(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    field = str(error["loc"][0])
+    name = variable_name(field) if field in Settings.model_fields else field
+    return f"{name}: {message}"
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None, env_file: str | None = ENV_FILE) -> list[str]:
+    """A warning for each PIXYPROXY_* variable (environment or .env) that no setting reads, naming the
+    closest known one: a misspelled variable is otherwise ignored in silence."""
+    names = dict(os.environ if environ is None else environ)
+    if env_file and Path(env_file).is_file():
+        names.update({key: value or "" for key, value in dotenv_values(env_file).items()})
+    known = set(variable_names())
+    warnings = []
+    for name in sorted(names):
+        upper = name.upper()  # pydantic-settings matches names in any case
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in OTHER_TOOLS_VARIABLES:
+            continue
+        if upper.startswith(OTHER_TOOLS_PREFIXES):
+            continue
+        closest = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {closest[0]}?" if closest else ""
+        warnings.append(f"{name} is not a PixyProxy setting and is ignored{hint}")
+    return warnings

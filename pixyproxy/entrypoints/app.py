@@ -1,6 +1,7 @@
 """create_app(): the FastAPI app, built from a container (tests pass one with overridden providers)."""
 
 import logging
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -11,7 +12,9 @@ from starlette.middleware.cors import CORSMiddleware
 from pixyproxy import __version__
 from pixyproxy.container import Container, done
 from pixyproxy.domain.errors import ImageException
+from pixyproxy.entrypoints.api_docs import documented_app
 from pixyproxy.entrypoints.errors import error_response
+from pixyproxy.entrypoints.logging_setup import configure_logging
 from pixyproxy.entrypoints.malloc_tuning import return_large_blocks
 from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
 from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
@@ -20,6 +23,7 @@ from pixyproxy.entrypoints.middleware.json_encoding import JsonEncodingMiddlewar
 from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
 from pixyproxy.entrypoints.middleware.rate_limit import RateLimitMiddleware, document_rate_limit
 from pixyproxy.entrypoints.middleware.request_log import RequestLogMiddleware
+from pixyproxy.entrypoints.middleware.tracing import TracingMiddleware
 from pixyproxy.entrypoints.openapi import SchemaPatch, patch_openapi
 from pixyproxy.entrypoints.route_match import RouteTable
 from pixyproxy.entrypoints.routes import ROUTERS
@@ -64,8 +68,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         container.generate_image()  # the use cases built now, not on the first request
         container.read_image()
         log.info(
-            "PixyProxy %s ready: metadata=%s storage=%s generator=%s",
+            "PixyProxy %s ready in process %d: metadata=%s storage=%s generator=%s",
             __version__,
+            os.getpid(),
             container.repository().name,
             container.blobs().name,
             container.generator().name,
@@ -75,7 +80,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         finally:
             await done(container.shutdown_resources())
 
-    app = FastAPI(
+    app = documented_app(
         title="PixyProxy",
         version=__version__,
         description=DESCRIPTION,
@@ -93,6 +98,14 @@ def create_app(container: Container | None = None) -> FastAPI:
         app.add_exception_handler(exc_type, _handle_error)
     _add_middleware(app, container, settings)
     return app
+
+
+def serve_app() -> FastAPI:
+    """What `pixyproxy serve` runs in each worker: with `--workers N` every worker is a process of its
+    own that inherits no logging, so each configures it before it logs its ready line and requests."""
+    container = Container()
+    configure_logging(container.settings().log_level)
+    return create_app(container)
 
 
 async def _handle_error(request, exc: Exception):
@@ -134,6 +147,9 @@ def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> N
             expose_headers=CORS_EXPOSE_HEADERS,
             max_age=600,
         )
+    tracer = container.tracer()
+    if tracer is not None:  # inside the request log, so the request id is set when its span starts
+        app.add_middleware(TracingMiddleware, tracer=tracer)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(MetricsMiddleware, recorder=container.metrics(), routes=app.state.routes)
     if patches:

@@ -1,6 +1,7 @@
 """The current request's id: set by the request-log middleware, read by logging and the error renderer."""
 
 import itertools
+import os
 import socket
 import threading
 import time
@@ -10,10 +11,21 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 _HOST = socket.gethostname().split(".")[0] or "host"
 _sequence = itertools.count(1)  # next() on a count is atomic under the GIL
+# Workers of `serve --workers N` are processes of their own: the id names the process, so two workers'
+# ids never collide (each has its own counter, and thread ids may repeat across processes).
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def new_request_id() -> str:
-    """`host-YYYYMMDDHHMMSSffffff-threadid-n`: readable, and the counter makes it unique."""
+    """`host-YYYYMMDDHHMMSSffffff-pid-threadid-n`: readable, and the counter makes it unique."""
     second, micros = divmod(time.time_ns() // 1000, 1_000_000)
     stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(second))
-    return f"{_HOST}-{stamp}{micros:06d}-{threading.get_ident()}-{next(_sequence)}"
+    return f"{_HOST}-{stamp}{micros:06d}-{_pid}-{threading.get_ident()}-{next(_sequence)}"

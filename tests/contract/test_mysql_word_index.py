@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 from pymysql.err import OperationalError
 
-from pixyproxy.adapters import word_postings
-from pixyproxy.adapters.sql import images
+from pixyproxy.adapters.sql import images, word_postings
 from pixyproxy.adapters.sql.migrations import legacy_mysql as schema
 from pixyproxy.adapters.sql.migrations import legacy_mysql as word_index
 from pixyproxy.domain.errors import MetadataUnavailable

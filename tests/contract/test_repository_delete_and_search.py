@@ -150,7 +150,7 @@ async def test_search_answers_the_same_whichever_word_leads(repository, monkeypa
     def forced(words, reach):
         return (words[lead], *words[:lead], *words[lead + 1 :])
 
-    monkeypatch.setattr("pixyproxy.adapters.word_postings.rarest_first", forced)
+    monkeypatch.setattr("pixyproxy.adapters.sql.word_postings.rarest_first", forced)
     for filters, guids in zip(queries, expected, strict=True):
         for limit in (1, 2, 4):
             assert [d.guid for d in await everything(repository, filters, limit)] == guids
@@ -181,7 +181,7 @@ async def test_search_answers_the_same_whether_a_word_the_model_or_the_owner_lea
     expected = [[d.guid for d in reversed(details) if meets(d, f)] for f in queries]
     assert all(expected), expected
     monkeypatch.setattr(
-        "pixyproxy.adapters.word_postings.plan",
+        "pixyproxy.adapters.sql.word_postings.plan",
         lambda words, filters, reach: (lead if getattr(filters, lead, None) else "word", words),
     )
     for filters, guids in zip(queries, expected, strict=True):

@@ -7,8 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from pixyproxy.adapters import word_postings
-from pixyproxy.adapters.sql import images
+from pixyproxy.adapters.sql import images, word_postings
 from pixyproxy.adapters.sql.migrations import legacy_sqlite
 from pixyproxy.adapters.sql.migrations.legacy_sqlite import MIGRATION_STEPS
 from pixyproxy.domain.errors import MetadataUnavailable

@@ -242,5 +242,6 @@ def test_request_ids_are_unique_and_every_request_logs_start_and_end(server, cli
         time.sleep(0.02)
         logged = events()
     for request_id in ids:
-        assert re.match(r"^[\w.-]+-\d{20}-\d+-\d+$", request_id)
+        # host-time-process-thread-n: the process too, so workers of `serve --workers N` never collide
+        assert re.match(rf"^[\w.-]+-\d{{20}}-{server.process.pid}-\d+-\d+$", request_id)
         assert logged.get(request_id) == ["REQUEST START", "REQUEST END"], request_id

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from pixyproxy.adapters import word_postings
+from pixyproxy.adapters.sql import word_postings
 from pixyproxy.domain.search import ImageFilter
 
 

@@ -221,6 +221,11 @@ class OpenAIImageGenerator:
         if self._unready is not None:
             raise self._unready
 
+    @property
+    def models_checked(self) -> bool:
+        """Whether the server has answered which models it offers (or that it keeps no list)."""
+        return self._checked_at is not None
+
     async def _check_models(self) -> None:
         self._tried_at = time.monotonic()
         model = self.defaults.model

@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from pixyproxy.adapters.mysql.config import parse_mysql_url
 from pixyproxy.adapters.sql import schema
-from pixyproxy.adapters.sql.dialect import DIALECTS, Dialect
+from pixyproxy.adapters.sql.dialect import DIALECTS, MYSQL_INIT_COMMAND, Dialect
 from pixyproxy.adapters.sql.errors import Duplicate, Kind, classify, is_database_error
 from pixyproxy.adapters.sql.retry import Retryable, RetryPolicy
 from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
@@ -38,12 +38,6 @@ from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Session settings on every new MySQL connection: UTC for server-side time functions, and a known
-# sql_mode (strict; without NO_BACKSLASH_ESCAPES, which PyMySQL's escaping relies on).
-MYSQL_INIT_COMMAND = (
-    "SET time_zone = '+00:00', sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
-    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
-)
 # SQLite's own pool: a few connections, so reads go on while one waits for the write lock.
 SQLITE_POOL_SIZE = 4
 

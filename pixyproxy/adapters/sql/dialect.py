@@ -9,6 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+# Session settings on every new MySQL connection: UTC for server-side time functions, and a known
+# sql_mode (strict; without NO_BACKSLASH_ESCAPES, which PyMySQL's escaping relies on).
+MYSQL_INIT_COMMAND = (
+    "SET time_zone = '+00:00', sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+)
+
 # A condition that always holds.
 TRUE = {"sqlite": "1", "mysql": "TRUE"}
 # Appended to the SELECT that picks the rows a claim takes: MySQL locks them and skips the ones another

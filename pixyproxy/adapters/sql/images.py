@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pixyproxy.adapters import word_postings
-from pixyproxy.adapters.sql import schema
+from pixyproxy.adapters.sql import schema, word_postings
 from pixyproxy.adapters.sql.database import Database, Tx
 from pixyproxy.adapters.sql.dialect import KEYSET_AFTER, NEWEST_FIRST_INDEX, TRUE
 from pixyproxy.adapters.sql.errors import Duplicate

@@ -55,7 +55,7 @@ def sync_engine(url: URL, options: dict[str, Any]) -> Engine:
         )
         _sqlite_immediate(engine)
         return engine
-    from pixyproxy.adapters.sql.database import MYSQL_INIT_COMMAND
+    from pixyproxy.adapters.sql.dialect import MYSQL_INIT_COMMAND
 
     return create_engine(
         url.set(drivername="mysql+pymysql"),

@@ -51,7 +51,7 @@ RELEASE = "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL 
 
 def delivery_params(delivery: WebhookDelivery, stamp: Callable[[datetime], Any]) -> dict[str, Any]:
     """The COLUMNS values of `delivery`, its times turned into the store's form by `stamp`."""
-    params = {
+    params: dict[str, Any] = {
         "delivery_id": delivery.id,
         "job_id": delivery.job_id,
         "url": delivery.url,

@@ -7,7 +7,7 @@ import typer
 
 from pixyproxy import __version__
 from pixyproxy.client import API_KEY_ENV, URL_ENV
-from pixyproxy.entrypoints.cli import client, db, jobs, server
+from pixyproxy.entrypoints.cli import check, client, db, jobs, server
 
 app = typer.Typer(
     help="PixyProxy: an image-generation proxy. `serve` runs it; `generate`, `edit`, `list`, `search`, "
@@ -16,7 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-for commands in (server.app, client.app):
+for commands in (server.app, check.app, client.app):
     for command in commands.registered_commands:
         app.registered_commands.append(command)
 app.add_typer(db.app, name="db", help="The metadata schema (Alembic): current, upgrade, history.")

@@ -2,13 +2,13 @@
 
 import typer
 
-from pixyproxy.entrypoints.cli.server import _server_extra, run_reporting
+from pixyproxy.entrypoints.cli.server import run_reporting, server_extra
 
 app = typer.Typer(no_args_is_help=True)
 
 
 def _database():
-    with _server_extra():
+    with server_extra():
         from pixyproxy.container import Container
 
     return Container().database()
@@ -48,7 +48,7 @@ def upgrade() -> None:
 @app.command()
 def history() -> None:
     """Every revision this PixyProxy knows, newest first."""
-    with _server_extra():
+    with server_extra():
         from pixyproxy.adapters.sql import schema
 
     for revision, down, doc in schema.history():

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -30,7 +31,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager
-def _server_extra() -> Iterator[None]:
+def server_extra() -> Iterator[None]:
     try:
         yield
     except ModuleNotFoundError as exc:
@@ -61,14 +62,23 @@ def serve(
     ),
 ) -> None:
     """Run the HTTP service."""
-    with _server_extra():
+    with server_extra():
         import uvicorn
 
+        from pixyproxy.entrypoints.configuration import validated_settings
         from pixyproxy.entrypoints.logging_setup import configure_logging
-        from pixyproxy.settings import PROMETHEUS_MULTIPROC_ENV, Settings
+        from pixyproxy.settings import PROMETHEUS_MULTIPROC_ENV, ConfigurationError
 
-    settings = Settings()
+    try:  # the same validation as `pixyproxy check`: a line per problem, no traceback
+        validated = validated_settings()
+    except ConfigurationError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/red] {escape(problem)}", highlight=False)
+        raise typer.Exit(2) from None
+    settings = validated.settings
     configure_logging(settings.log_level)
+    for warning in validated.warnings:
+        logging.getLogger("pixyproxy").warning(warning)
     run_reporting(_schema_upgraded())  # once, before any worker starts; a refusal is one line
     workers = workers or settings.workers
     # Several workers share one port: /metrics must add up every worker's figures, which
@@ -79,7 +89,7 @@ def serve(
         os.environ[PROMETHEUS_MULTIPROC_ENV] = metrics_dir  # read by every worker's Settings and client
     try:
         uvicorn.run(
-            "pixyproxy.entrypoints.app:create_app",
+            "pixyproxy.entrypoints.app:serve_app",
             factory=True,
             host=host or settings.host,
             port=port or settings.port,
@@ -107,7 +117,7 @@ async def _schema_upgraded() -> None:
 @app.command()
 def init() -> None:
     """Create the schema and the storage (folder or bucket); safe to run again."""
-    with _server_extra():
+    with server_extra():
         from pixyproxy.container import Container, done
 
     async def run() -> str:
@@ -129,7 +139,7 @@ def init() -> None:
 def reindex() -> None:
     """Index the words of every stored image again, adding only what is missing (run it after an
     upgrade during which processes of an older version stored images); safe to run any time."""
-    with _server_extra():
+    with server_extra():
         from pixyproxy.container import Container, done
 
     async def run() -> int:
@@ -149,7 +159,7 @@ def gc(
 ) -> None:
     """Delete images older than PIXYPROXY_RETENTION_DAYS (when set), then remove stored bytes that no
     metadata row points at (left by crashes, failed writes or deletes the store did not finish)."""
-    with _server_extra():
+    with server_extra():
         from pixyproxy.container import Container, done
 
     async def run() -> tuple[int | None, list[str]]:

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from pixyproxy.domain.models import Caller
+from pixyproxy.entrypoints.api_docs import PUBLIC_PATHS as DOCS_PATHS
 from pixyproxy.entrypoints.gallery import PUBLIC_PATHS as GALLERY_PATHS
 
 log = logging.getLogger(__name__)
@@ -29,19 +30,7 @@ log = logging.getLogger(__name__)
 # Liveness and readiness stay open for orchestrators; the docs show only what the API looks like, and a
 # browser loads /openapi.json without the key, so /docs needs them open to work at all.
 PUBLIC_PATHS = (
-    frozenset(
-        {
-            "/healthz",
-            "/healthz/",
-            "/readyz",
-            "/readyz/",
-            "/docs",
-            "/docs/oauth2-redirect",
-            "/redoc",
-            "/openapi.json",
-        }
-    )
-    | GALLERY_PATHS
+    frozenset({"/healthz", "/healthz/", "/readyz", "/readyz/"}) | DOCS_PATHS | GALLERY_PATHS
 )  # the gallery page holds no data, and must load before it can ask for a key
 # The scope keys where the middleware leaves who the caller is: `key:<name>` (never the key), and the
 # domain's Caller (name and role) for the use cases.
@@ -94,19 +83,24 @@ def _named(name: str, role: str, digest: bytes, where: str) -> ApiKey:
     return ApiKey(digest, Caller(name=name, role=role))
 
 
-def _env_key(entry: str) -> ApiKey:
-    """`key` (a user named by digest prefix) or `name:role:key`."""
+def _env_key(entry: str, number: int) -> ApiKey:
+    """`key` (a user named by digest prefix) or `name:role:key`: an entry with a colon is the latter, so a
+    mistyped role stops the start instead of making the whole entry one valid key."""
+    if ":" not in entry:
+        return _unnamed(key_digest(entry))
+    where = f"PIXYPROXY_API_KEYS entry {number}"
     name, _, rest = entry.partition(":")
     role, _, key = rest.partition(":")
-    if role in ROLES and key and KEY_NAME.match(name):
-        return _named(name, role, key_digest(key), "PIXYPROXY_API_KEYS")
-    return _unnamed(key_digest(entry))
+    if not key:  # never echo the entry: it holds a key
+        raise ValueError(f"{where}: write a key alone or as name:role:key")
+    return _named(name, role, key_digest(key), where)
 
 
 def load_keys(keys: str | None, keys_file: Path | None) -> list[ApiKey]:
     """The comma-separated `keys` plus the lines of `keys_file`: `name:role:sha256hex` or a bare
     `sha256hex` (# starts a comment). Two keys with one name, or one digest twice, stop the start."""
-    found = [_env_key(entry.strip()) for entry in (keys or "").split(",") if entry.strip()]
+    entries = [entry.strip() for entry in (keys or "").split(",")]
+    found = [_env_key(entry, number) for number, entry in enumerate(entries, 1) if entry]
     if keys_file is not None:
         try:
             lines = Path(keys_file).read_text().splitlines()

@@ -10,7 +10,7 @@ import orjson
 from pymysql import err
 
 from pixyproxy.adapters.sql.image_rows import INSERT_COLUMNS, SELECT_COLUMNS
-from pixyproxy.adapters.word_postings import WORD_KEY_LENGTH, keys_of
+from pixyproxy.adapters.sql.word_postings import WORD_KEY_LENGTH, keys_of
 from pixyproxy.domain.errors import MetadataUnavailable
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ lacks, one made by the last of them none. All inside the upgrade's one transacti
 
 import sqlite3
 
-from pixyproxy.adapters.word_postings import posting_rows
+from pixyproxy.adapters.sql.word_postings import posting_rows
 
 CREATE = (
     """
