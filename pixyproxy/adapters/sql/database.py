@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, Connection, Row, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import TextClause
 
@@ -38,6 +37,8 @@ from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The isolation levels a MySQL unit of work may ask for (a constant, never a value, in the SET).
+ISOLATIONS = {"READ COMMITTED": "READ COMMITTED"}
 # SQLite's own pool: a few connections, so reads go on while one waits for the write lock.
 SQLITE_POOL_SIZE = 4
 
@@ -90,8 +91,19 @@ class Tx:
         if rows:
             await self._statement(sql, rows)
 
+    async def begin(self, isolation: str | None = None) -> None:
+        """Our own BEGIN (the connection is in autocommit otherwise): SQLite's takes the write lock at
+        once (BEGIN IMMEDIATE; a deferred one would fail, not wait, when another writer committed since
+        it began reading); MySQL's may name the isolation of this one transaction."""
+        if self.dialect.name == "sqlite":
+            await self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        if isolation is not None:
+            await self.connection.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {ISOLATIONS[isolation]}")
+        await self.connection.exec_driver_sql("START TRANSACTION")
+
     async def commit(self) -> None:
-        await self.connection.commit()
+        await self.connection.exec_driver_sql("COMMIT")
 
 
 class Database:
@@ -146,6 +158,11 @@ class Database:
             self.url.set(drivername="sqlite+aiosqlite"),
             pool_size=SQLITE_POOL_SIZE,
             max_overflow=0,
+            # Autocommit at the driver: a read is one statement and one thread hop; a unit of work that
+            # writes says BEGIN and COMMIT itself (Tx.begin), so the pool has nothing to reset.
+            isolation_level="AUTOCOMMIT",
+            skip_autocommit_rollback=True,
+            pool_reset_on_return=None,
             connect_args={"timeout": self.busy_timeout_seconds},
         )
         sqlite_transactions(engine.sync_engine)
@@ -156,6 +173,10 @@ class Database:
             self.url.set(drivername="mysql+aiomysql"),
             pool_size=self.pool_max_size,
             max_overflow=0,
+            # As on SQLite: a read is one round trip; a write's transaction is START TRANSACTION ... COMMIT.
+            isolation_level="AUTOCOMMIT",
+            skip_autocommit_rollback=True,
+            pool_reset_on_return=None,
             pool_recycle=self.pool_recycle_seconds,
             pool_timeout=self.connect_timeout_seconds + self.read_timeout_seconds,
             connect_args={
@@ -211,33 +232,44 @@ class Database:
             if write and self.name == "sqlite":
                 await self._guard(self._queue_for_writer(stack), committing=False, idempotent=idempotent)
             connection = await self._guard(self._checkout(stack), committing=False, idempotent=idempotent)
-            options: dict[str, Any] = {}
-            if isolation is not None:
-                options["isolation_level"] = isolation
-            if self.name == "sqlite":
-                options["sqlite_begin"] = "BEGIN IMMEDIATE" if write else "BEGIN"
-            if options:
-                await connection.execution_options(**options)
             tx = Tx(connection, self.dialect)
+            begun = False
             try:
                 async with asyncio.timeout(self._work_timeout()):
-                    await connection.begin()
+                    if write:
+                        await tx.begin(isolation)
+                        begun = True
                     yield tx
             except BaseException as exc:
-                await self._discard(connection, exc)
+                await self._end_failed(connection, exc, begun)
                 failure = self._failure(exc, committing=False, idempotent=idempotent)
                 if failure is exc:
                     raise
                 raise failure from exc
+            if not write:
+                return  # a read is one statement in autocommit: nothing to end
             try:
                 async with asyncio.timeout(self._work_timeout()):
                     await tx.commit()
             except BaseException as exc:
-                await self._discard(connection, exc)
+                await self._end_failed(connection, exc, begun)
                 failure = self._failure(exc, committing=True, idempotent=idempotent)
                 if failure is exc:
                     raise
                 raise failure from exc
+
+    async def _end_failed(self, connection: AsyncConnection, exc: BaseException, begun: bool) -> None:
+        """Roll back what a failed unit of work began, or drop a connection left out of step."""
+        if self._out_of_step(exc):
+            with contextlib.suppress(Exception):
+                await asyncio.shield(connection.invalidate())
+            return
+        if begun:
+            try:
+                await asyncio.shield(connection.exec_driver_sql("ROLLBACK"))
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(connection.invalidate())
 
     async def _queue_for_writer(self, stack: contextlib.AsyncExitStack) -> None:
         async with asyncio.timeout(self.busy_timeout_seconds):
@@ -261,13 +293,11 @@ class Database:
             raise self._failure(exc, committing=committing, idempotent=idempotent) from exc
 
     @staticmethod
-    async def _discard(connection: AsyncConnection, exc: BaseException) -> None:
-        """A timed-out, cancelled or broken exchange leaves the connection out of step: never pool it."""
-        if isinstance(exc, (TimeoutError, asyncio.CancelledError, OSError)) or (
-            isinstance(exc, DBAPIError) and classify(exc).kind in (Kind.CONNECTION_LOST, Kind.TIMEOUT)
-        ):
-            with contextlib.suppress(Exception):
-                await asyncio.shield(connection.invalidate())
+    def _out_of_step(exc: BaseException) -> bool:
+        """A timed-out, cancelled or broken exchange: the connection must never be pooled again."""
+        if isinstance(exc, (TimeoutError, asyncio.CancelledError, OSError)):
+            return True
+        return is_database_error(exc) and classify(exc).kind in (Kind.CONNECTION_LOST, Kind.TIMEOUT)
 
     def _failure(self, exc: BaseException, *, committing: bool, idempotent: bool) -> BaseException:
         """What a failed unit of work raises: the domain's error, Duplicate, or Retryable."""
@@ -345,18 +375,11 @@ class Database:
 
 
 def sqlite_transactions(sync_engine: Any) -> None:
-    """SQLite on our terms: the driver's implicit BEGIN off, our own at the start of every transaction
-    (BEGIN IMMEDIATE for a write, so it holds the write lock from the first statement on; a deferred
-    BEGIN would fail at once, not wait, when another writer committed since it began reading)."""
+    """Every SQLite connection in WAL mode (readers never wait for the writer), synchronous=NORMAL."""
 
     @event.listens_for(sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-
-    @event.listens_for(sync_engine, "begin")
-    def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
