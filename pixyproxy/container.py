@@ -10,7 +10,6 @@ from dependency_injector import containers, providers
 from pixyproxy.adapters.dns_resolver import SystemHostResolver
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
-from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
 from pixyproxy.adapters.sqlite_job_store import SQLiteJobStore
 from pixyproxy.adapters.sqlite_repository import SQLiteImageRepository
@@ -38,10 +37,37 @@ def file_root(url: str) -> Path:
 
 # Adapters with heavy client libraries are imported only when selected, so the embedded default starts
 # without loading the OpenAI SDK (seconds), boto3 (~100 ms) or the MySQL driver.
-def openai_generator(**options):
-    from pixyproxy.adapters.openai import OpenAIImageGenerator
+def routing_generator(settings: Settings, cooldowns):
+    """The catalogue's models behind the generator port: PIXYPROXY_MODELS_FILE, or today's settings as a
+    catalogue of one model. Each provider's SDK is imported only when the catalogue names it."""
+    from pixyproxy.adapters.catalogue_file import build_routing, legacy_file, read_catalogue_file
+    from pixyproxy.adapters.providers.base import ProviderContext
 
-    return OpenAIImageGenerator(**options)
+    context = ProviderContext(
+        timeout_seconds=settings.openai_timeout_seconds,
+        connect_timeout_seconds=settings.openai_connect_timeout_seconds,
+        max_retries=settings.openai_max_retries,
+        offline_latency_seconds=settings.offline_latency_seconds,
+        default_size=settings.openai_size,
+        default_quality=settings.openai_quality,
+        environment=settings.environment,
+    )
+    if settings.models_file is None:
+        file, legacy = legacy_file(settings.generator, settings.openai_model), True
+    else:
+        file, legacy = read_catalogue_file(settings.models_file), False
+    return build_routing(file, context, cooldowns, settings.cooldown_seconds, legacy=legacy)
+
+
+def cooldowns(redis_url: str | None, timeout_seconds: float):
+    """Deployment cooldowns: shared by every replica through Redis when configured, per process otherwise."""
+    if not redis_url:
+        from pixyproxy.adapters.memory_cooldowns import MemoryCooldowns
+
+        return MemoryCooldowns()
+    from pixyproxy.adapters.redis_cooldowns import RedisCooldowns
+
+    return RedisCooldowns(redis_url, timeout_seconds)
 
 
 def mysql_repository(url: str, **options):
@@ -197,22 +223,10 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    generator = providers.Selector(
-        settings.provided.generator,
-        offline=providers.Singleton(
-            OfflineImageGenerator, latency_seconds=settings.provided.offline_latency_seconds
-        ),
-        # OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
-        openai=providers.Singleton(
-            openai_generator,
-            model=settings.provided.openai_model,
-            size=settings.provided.openai_size,
-            quality=settings.provided.openai_quality,
-            timeout_seconds=settings.provided.openai_timeout_seconds,
-            connect_timeout_seconds=settings.provided.openai_connect_timeout_seconds,
-            max_retries=settings.provided.openai_max_retries,
-        ),
+    cooldowns = providers.Singleton(
+        cooldowns, settings.provided.redis_url, settings.provided.redis_timeout_seconds
     )
+    generator = providers.Singleton(routing_generator, settings, cooldowns)
 
     # Start-up and shut-down, declared once: `init_resources()` runs both, `storage.init()` only the stores
     # (what `pixyproxy init` and `gc` need: no generator, so no OpenAI key).

@@ -49,6 +49,9 @@ DETAIL_COLUMNS = (
     "reference_guids_json",
     "owner",
     "estimated_cost_usd",
+    "provider",
+    "deployment",
+    "attempts",
 )
 # Every SELECT returns these, in this order: the keyset id and the idempotency hash, then the detail.
 SELECT_COLUMNS = ("id", "request_hash", *DETAIL_COLUMNS)
@@ -128,6 +131,7 @@ USAGE_COLUMNS = (
     "input_tokens",
     "output_tokens",
     "estimated_cost_usd",
+    "provider",
 )
 USAGE_INSERT_LIST = ", ".join(USAGE_COLUMNS)
 USAGE_SELECT = (

@@ -134,6 +134,14 @@ MIGRATIONS = {
     );
     CREATE INDEX IF NOT EXISTS usage_events_created_at ON usage_events (created_at);
     """,
+    # The model catalogue: which provider and deployment made each image, after how many attempts; the
+    # provider of each usage row.
+    6: """
+    ALTER TABLE images ADD COLUMN provider TEXT;
+    ALTER TABLE images ADD COLUMN deployment TEXT;
+    ALTER TABLE images ADD COLUMN attempts INTEGER;
+    ALTER TABLE usage_events ADD COLUMN provider TEXT;
+    """,
 }
 # version -> a function of the connection, run in one transaction with its version stamp.
 MIGRATION_STEPS = {

@@ -77,6 +77,7 @@ def parse_guid(guid: str | UUID) -> UUID:
 # before them still matches a replay of the same body.
 _LATER_OPTIONS = frozenset(
     {"background", "output_format", "output_compression", "moderation", "n", "mask_guid", "reference_guids"}
+    | {"complexity", "frame_count", "frame_duration_ms", "svg"}
 )
 SEVERAL_IMAGES = (
     "n: this route makes one image; for several use POST /image/jobs or POST /v1/images/generations"
@@ -328,9 +329,19 @@ class ImageService:
                 await self.budgets.refund(reservation)
             raise
         spent_in, spent_out = tokens_of(generated.usage)
-        cost = estimate_cost(generated.model, generated.usage, self.prices)
+        cost = generated.cost_usd
+        if cost is None:  # the catalogue gave none: the price table (PIXYPROXY_PRICES) decides
+            cost = estimate_cost(generated.model, generated.usage, self.prices)
         entry = UsageEntry(
-            self._clock(), owner_of(caller), generated.model, operation, 1, spent_in, spent_out, cost
+            self._clock(),
+            owner_of(caller),
+            generated.model,
+            operation,
+            1,
+            spent_in,
+            spent_out,
+            cost,
+            generated.provider,
         )
         try:
             if self.budgets is not None:
@@ -488,6 +499,9 @@ class ImageService:
             safety_identifier=safety_identifier,
             owner=owner_of(caller),
             estimated_cost_usd=cost,
+            provider=generated.provider,
+            deployment=generated.deployment,
+            attempts=generated.attempts,
             **(lineage or {}),
         )
         # Bytes first, then the row: a client is never told of an image whose bytes are missing.

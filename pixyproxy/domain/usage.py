@@ -89,6 +89,7 @@ class UsageEntry:
     input_tokens: int
     output_tokens: int
     estimated_cost_usd: float | None
+    provider: str | None = None  # which provider made it (the catalogue's); None before there was one
 
 
 class UsageTotal(BaseModel):

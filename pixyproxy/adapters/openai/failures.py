@@ -109,8 +109,8 @@ def connection_error(exc: BaseException) -> GeneratorError:
     log.warning("generator connection failed: %s", root(exc))
     if timed_out:
         return GeneratorTimeout()
-    if never_sent:
-        return GeneratorError("the image generator could not be reached")
+    if never_sent:  # nothing was sent, so nothing billed: routing may try the next deployment
+        return GeneratorError("the image generator could not be reached", failover=True)
     return GeneratorError("the connection to the image generator broke before it answered")
 
 
@@ -162,7 +162,7 @@ def status_error(
     if status == 408:
         return GeneratorTimeout()
     if status >= 500:
-        return GeneratorError(f"the image generator failed (HTTP {status})")
+        return GeneratorError(f"the image generator failed (HTTP {status})", failover=True)
     return GeneratorError(f"the image generator refused the request (HTTP {status}): {message}")
 
 

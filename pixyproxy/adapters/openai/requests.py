@@ -20,7 +20,15 @@ from pixyproxy.domain.models import GeneratedImage, GenerationRequest, SourceIma
 
 # GPT image models always answer base64 and refuse `response_format`; a name is all that tells them apart.
 _BASE64_ONLY = re.compile(r"^(gpt-image|chatgpt-image)")
-OPTIONS = ("background", "output_format", "output_compression", "moderation")
+OPTIONS = (
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "complexity",
+    "frame_count",
+    "frame_duration_ms",
+)
 ResponseFormat = Literal["b64_json", "url"]
 
 
@@ -60,6 +68,8 @@ def generation_params(
         value = getattr(request, name)
         if value is not None:
             params[name] = value
+    if request.svg is not None:
+        params["svg"] = request.svg.model_dump(exclude_none=True)
     if safety_identifier:
         params["safety_identifier"] = safety_identifier
     if not answers_base64_only(model):
