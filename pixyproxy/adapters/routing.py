@@ -192,6 +192,27 @@ class RoutingGenerator:
             cost_usd=cost,
         )
 
+    def describe_models(self) -> list[dict[str, Any]]:
+        """The catalogue as GET /models lists it: each name, its provider(s), aliases, fallbacks, the
+        options it takes and its price."""
+        listed = []
+        for name, routes in self.routes.items():
+            price = routes[0].price
+            listed.append(
+                {
+                    "name": name,
+                    "provider": routes[0].provider,
+                    "providers": sorted({r.provider for r in routes}),
+                    "deployments": len(routes),
+                    "default": name == self.catalogue.default,
+                    "aliases": self.catalogue.aliases_of(name),
+                    "fallbacks": self.catalogue.fallbacks(name),
+                    **self.capabilities(name).describe(),
+                    "price": price.model_dump() if price is not None else None,
+                }
+            )
+        return listed
+
     # -- life -------------------------------------------------------------------------------------
 
     def all_routes(self) -> list[Route]:

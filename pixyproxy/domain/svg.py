@@ -9,6 +9,7 @@ from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 MAX_SVG_BYTES = 10 * 1024 * 1024
+_OUTSIDE_REFERENCE = re.compile(rb"""href\s*=\s*["'](?!\s*(#|data:))""", re.IGNORECASE)
 _LENGTH = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(px)?\s*$")
 
 
@@ -50,11 +51,19 @@ def svg_size(data: bytes) -> tuple[int, int]:
     return max(1, round(width)), max(1, round(height))
 
 
+def looks_like_svg(data: bytes) -> bool:
+    """Markup rather than a raster (every raster format starts with binary magic)."""
+    return data.lstrip()[:1] == b"<"
+
+
 def rasterise(data: bytes, width: int) -> bytes:
-    """PNG bytes of the SVG drawn `width` pixels wide (resvg: no scripts, no network, no system fonts
-    needed). CPU-bound: call it off the event loop."""
+    """PNG bytes of the SVG drawn `width` pixels wide (resvg: no scripts, no network). A reference to
+    anything but the SVG itself or a data: URL is refused, so no file of the server is ever drawn in.
+    CPU-bound: call it off the event loop."""
     import resvg_py
 
+    if _OUTSIDE_REFERENCE.search(data):
+        raise SvgError("it refers to files or URLs outside itself")
     try:
         return bytes(resvg_py.svg_to_bytes(svg_string=data.decode("utf-8"), width=width))
     except (ValueError, UnicodeDecodeError) as exc:

@@ -32,7 +32,14 @@ from pixyproxy.entrypoints.variant_content import VARIANT_PARAMETERS, variant_co
 from pixyproxy.settings import Settings
 
 router = APIRouter(tags=["images"])
-IMAGE_TYPES = {"image/png": {}, "image/webp": {}, "image/jpeg": {}, "image/avif": {}}
+IMAGE_TYPES = {
+    "image/png": {},
+    "image/webp": {},
+    "image/jpeg": {},
+    "image/avif": {},
+    "image/gif": {},
+    "image/svg+xml": {},
+}
 ONE_BODY = 1024 * 1024  # images up to this size are read whole and sent as one body
 _detail_json = TypeAdapter(ImageDetail).dump_json
 _list_json = TypeAdapter(list[ImageDetail]).dump_json

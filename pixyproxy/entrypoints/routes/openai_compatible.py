@@ -8,7 +8,7 @@ other: stored, listed, metered, logged.
   others are cancelled and nothing is stored.
 - Edits take uploaded bytes, not stored guids: the uploads are checked and sent to the generator, and
   only the result is stored (the uploads are the client's, not images this service made).
-- GET /v1/models lists the one configured model.
+- GET /v1/models lists the catalogue's models (GET /models has what each takes).
 
 Errors come out in OpenAI's shape (entrypoints/errors.py chooses it by the /v1 prefix).
 """
@@ -50,6 +50,7 @@ from pixyproxy.entrypoints.openai_schemas import (
     ModelList,
     openai_error_responses,
 )
+from pixyproxy.entrypoints.routes.models import catalogue_models
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.settings import Settings
 
@@ -209,11 +210,11 @@ async def edit_images(
     ["GET"],
     "/v1/models",
     response_model=ModelList,
-    summary="The configured image model (pixyproxy-offline on the embedded default)",
+    summary="The catalogue's models (pixyproxy-offline on the embedded default)",
     responses=openai_error_responses(),
 )
-async def list_models(service: ImageService = Depends(image_service)) -> Response:
-    return _json(ModelList(data=[_card(service)]).model_dump())
+async def list_models(request: Request) -> Response:
+    return _json(ModelList(data=[_card(m.name) for m in catalogue_models(request)]).model_dump())
 
 
 @twin_routes(
@@ -221,18 +222,17 @@ async def list_models(service: ImageService = Depends(image_service)) -> Respons
     ["GET"],
     "/v1/models/{model}",
     response_model=ModelCard,
-    summary="The configured image model, by its id",
+    summary="One of the catalogue's models, by its name",
     responses=openai_error_responses(404),
 )
-async def get_model(model: str, service: ImageService = Depends(image_service)) -> Response:
-    card = _card(service)
-    if model != card.id:
+async def get_model(model: str, request: Request) -> Response:
+    if model not in {m.name for m in catalogue_models(request)}:
         raise HTTPException(404, f"The model '{model[:100]}' does not exist here; GET /v1/models lists it")
-    return _json(card.model_dump())
+    return _json(_card(model).model_dump())
 
 
-def _card(service: ImageService) -> ModelCard:
-    return ModelCard(id=service.generator.default_model, created=STARTED, owned_by="pixyproxy")
+def _card(name: str) -> ModelCard:
+    return ModelCard(id=name, created=STARTED, owned_by="pixyproxy")
 
 
 # -- making n images ----------------------------------------------------------------------------------
