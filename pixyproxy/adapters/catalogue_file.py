@@ -80,7 +80,7 @@ def _check_entry(where: str, index: int, entry: ModelEntry) -> None:
             raise CatalogueError(f"{place}: {name}: required for a {entry.provider} entry")
     if entry.options is not None:
         try:
-            module.capabilities(entry.provider_model).restricted_to(entry.options)
+            entry_capabilities(entry).restricted_to(entry.options)
         except ValueError as exc:
             raise CatalogueError(f"{place}: options: {exc}") from None
 
@@ -131,7 +131,7 @@ def capabilities_of(catalogue: Catalogue) -> Callable[[str], Capabilities]:
     table: dict[str, Capabilities] = {}
     for name in catalogue.names:
         entry = catalogue.entry_for(name)
-        caps = provider_module(entry.provider).capabilities(entry.provider_model)
+        caps = entry_capabilities(entry)
         table[name] = caps.restricted_to(entry.options) if entry.options is not None else caps
     default_provider = catalogue.entry_for(catalogue.default).provider
 
@@ -140,6 +140,14 @@ def capabilities_of(catalogue: Catalogue) -> Callable[[str], Capabilities]:
         return found if found is not None else provider_module(default_provider).capabilities(name)
 
     return capabilities
+
+
+def entry_capabilities(entry: ModelEntry) -> Capabilities:
+    """What an entry's model takes: its provider's table (by the entry, where the provider looks at more
+    than the model id, as Azure's base_model)."""
+    module = provider_module(entry.provider)
+    by_entry = getattr(module, "entry_capabilities", None)
+    return by_entry(entry) if by_entry is not None else module.capabilities(entry.provider_model)
 
 
 def _check_keys(file: CatalogueFile, context: ProviderContext) -> None:

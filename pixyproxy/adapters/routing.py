@@ -223,25 +223,27 @@ class RoutingGenerator:
             await route.adapter.init()
 
     async def ping(self) -> None:
-        """Ready while the default model has a deployment that answers; the failing ones are named."""
+        """Not ready while a deployment cannot serve (each is named in /readyz's provider checks)."""
         if len(routes := self.all_routes()) == 1:
             await routes[0].adapter.ping()
             return
-        problems = await self.provider_checks()
-        failing = {label: state for label, state in problems.items() if state != "ok"}
-        default_labels = {r.label for r in self._routes_of(self.catalogue.default)}
-        if failing and default_labels <= set(failing):
-            raise GeneratorError("; ".join(f"{label}: {state}" for label, state in failing.items()))
+        failing = {name: state for name, state in (await self.provider_checks()).items() if state != "ok"}
+        if failing:
+            raise GeneratorError("; ".join(f"{name}: {state}" for name, state in failing.items()))
 
     async def provider_checks(self) -> dict[str, str]:
-        """Each deployment (`label (provider)`) and `ok` or what is wrong with it."""
+        """Each deployment, as `label (provider)`, and `ok` or what is wrong with it; none for a catalogue
+        of one deployment, whose state is the generator's own."""
         checks: dict[str, str] = {}
+        if len(self.all_routes()) == 1:
+            return checks
         for route in self.all_routes():
+            name = f"{route.label} ({route.provider})"
             try:
                 await route.adapter.ping()
-                checks[route.label] = "ok"
+                checks[name] = "ok"
             except GeneratorError as exc:
-                checks[route.label] = f"{route.provider}: {exc.message}"
+                checks[name] = exc.message
         return checks
 
     async def close(self) -> None:

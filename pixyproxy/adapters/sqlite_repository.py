@@ -46,8 +46,8 @@ DELETE_BY_GUID = "DELETE FROM images WHERE guid = :guid"
 _USAGE_MARKS = ", ".join(":" + c for c in USAGE_COLUMNS)
 INSERT_USAGE = f"INSERT INTO usage_events ({USAGE_INSERT_LIST}) VALUES ({_USAGE_MARKS})"  # noqa: S608
 USAGE_IN_PERIOD = f"{USAGE_SELECT} WHERE created_at >= :since AND created_at < :until"
-USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner"
-USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = :owner GROUP BY owner"
+USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner, model, provider"
+USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = :owner GROUP BY owner, model, provider"
 CREATED_BEFORE = f"{SELECT} WHERE created_at < :cutoff ORDER BY created_at, id LIMIT :limit"
 # Filtered lists: each condition is its constant text or the constant TRUE, so the statement stays
 # built from constants; the values travel as parameters. Words go through word_postings.py's table.

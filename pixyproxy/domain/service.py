@@ -39,12 +39,15 @@ from pixyproxy.domain.tenancy import owner_filter, owner_of, scoped_idempotency_
 from pixyproxy.domain.usage import (
     DEFAULT_PRICES,
     Budgets,
+    ModelUsage,
     Price,
+    ProviderUsage,
     UsageEntry,
     UsageReport,
     UsageTotal,
     estimate_cost,
     tokens_of,
+    totals_by,
 )
 from pixyproxy.domain.variants import all_variant_keys
 from pixyproxy.ports import BlobStore, BlobStream, ImageGenerator, ImageRepository, MetricsRecorder
@@ -358,7 +361,8 @@ class ImageService:
         if until <= since:
             raise InvalidImageRequest("until: must be after since")
         owner = owner_filter(caller)
-        totals = await self.repository.usage_totals(since, until, owner)
+        rows = await self.repository.usage_totals(since, until, owner)  # per key, model and provider
+        totals = totals_by(rows, UsageTotal, "key")
         if owner is not None and not totals:  # a key that made nothing still sees its own zero line
             totals = [
                 UsageTotal(
@@ -370,7 +374,13 @@ class ImageService:
                     estimated_cost_usd=0.0,
                 )
             ]
-        return UsageReport(since=since, until=until, keys=totals)
+        return UsageReport(
+            since=since,
+            until=until,
+            keys=totals,
+            models=totals_by([r for r in rows if r.model is not None], ModelUsage, "model", "provider"),
+            providers=totals_by(rows, ProviderUsage, "provider"),
+        )
 
     async def _once(
         self,
@@ -605,4 +615,9 @@ class ImageService:
                 readiness.checks[name] = "ok"
             except ImageException as exc:
                 readiness.checks[name] = exc.message
+        # The model catalogue's deployments, each by its label (the routing generator has them).
+        provider_checks = getattr(self.generator, "provider_checks", None)
+        if provider_checks is not None:
+            for label, state in (await provider_checks()).items():
+                readiness.checks[f"provider {label}"] = state
         return readiness

@@ -86,8 +86,8 @@ DELETE_BY_GUID = "DELETE FROM images WHERE guid = %(guid)s"
 _USAGE_MARKS = ", ".join(f"%({c})s" for c in USAGE_COLUMNS)
 INSERT_USAGE = f"INSERT INTO usage_events ({USAGE_INSERT_LIST}) VALUES ({_USAGE_MARKS})"  # noqa: S608
 USAGE_IN_PERIOD = f"{USAGE_SELECT} WHERE created_at >= %(since)s AND created_at < %(until)s"
-USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner"
-USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = %(owner)s GROUP BY owner"
+USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner, model, provider"
+USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = %(owner)s GROUP BY owner, model, provider"
 CREATED_BEFORE = f"{SELECT} WHERE created_at < %(cutoff)s ORDER BY created_at, id LIMIT %(limit)s"
 # Filtered lists: each condition is its constant text or the constant TRUE, so the statement stays
 # built from constants; values travel as parameters. Without words the created_at index (or the model's

@@ -39,7 +39,9 @@ class Defaults:
     model: str
     size: str | None = None
     quality: str | None = None
-    response_format: ResponseFormat = "b64_json"  # asked of models other than GPT image ones
+    # Asked of models other than GPT image ones; None: never (Azure, whose image deployments are GPT image
+    # models under a name of the user's choosing).
+    response_format: ResponseFormat | None = "b64_json"
 
     def check(self) -> None:
         """Refuse at start a default of the wrong shape, with the reason (a ValueError)."""
@@ -72,7 +74,7 @@ def generation_params(
         params["svg"] = request.svg.model_dump(exclude_none=True)
     if safety_identifier:
         params["safety_identifier"] = safety_identifier
-    if not answers_base64_only(model):
+    if not answers_base64_only(model) and defaults.response_format is not None:
         params["response_format"] = defaults.response_format
     return params
 

@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 from pixyproxy.domain.models import Caller, EditRequest, ImageDetail
 from pixyproxy.domain.service import ImageService
 from pixyproxy.entrypoints.dependencies import caller, idempotency_key, image_service, safety_identifier
+from pixyproxy.entrypoints.routes.images import cost_header
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import error_responses
 
@@ -42,4 +43,4 @@ async def edit_image(
     service: ImageService = Depends(image_service),
 ) -> Response:
     detail = await service.edit(guid, body, key, safety_identifier=safety, caller=who)
-    return Response(_detail_json(detail), media_type="application/json")
+    return Response(_detail_json(detail), headers=cost_header(detail), media_type="application/json")

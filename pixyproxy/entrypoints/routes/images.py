@@ -45,6 +45,13 @@ _detail_json = TypeAdapter(ImageDetail).dump_json
 _list_json = TypeAdapter(list[ImageDetail]).dump_json
 
 
+def cost_header(detail: ImageDetail) -> dict[str, str] | None:
+    """X-PixyProxy-Cost: the generation's estimated cost in US dollars, where it has one."""
+    if detail.estimated_cost_usd is None:
+        return None
+    return {"X-PixyProxy-Cost": f"{detail.estimated_cost_usd:.6f}"}
+
+
 def json_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
     return Response(body, headers=headers, media_type="application/json")
 
@@ -120,7 +127,7 @@ async def create_image(
     service: ImageService = Depends(image_service),
 ) -> Response:
     detail = await service.create(body, key, safety_identifier=safety, caller=who)
-    return json_response(_detail_json(detail))
+    return json_response(_detail_json(detail), cost_header(detail))
 
 
 @twin_routes(
