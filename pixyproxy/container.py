@@ -37,7 +37,7 @@ def file_root(url: str) -> Path:
 
 # Adapters with heavy client libraries are imported only when selected, so the embedded default starts
 # without loading the OpenAI SDK (seconds), boto3 (~100 ms) or the MySQL driver.
-def routing_generator(settings: Settings, cooldowns):
+def routing_generator(settings: Settings, cooldowns, metrics=None):
     """The catalogue's models behind the generator port: PIXYPROXY_MODELS_FILE, or today's settings as a
     catalogue of one model. Each provider's SDK is imported only when the catalogue names it."""
     from pixyproxy.adapters.catalogue_file import build_routing, legacy_file, read_catalogue_file
@@ -56,7 +56,17 @@ def routing_generator(settings: Settings, cooldowns):
         file, legacy = legacy_file(settings.generator, settings.openai_model), True
     else:
         file, legacy = read_catalogue_file(settings.models_file), False
-    return build_routing(file, context, cooldowns, settings.cooldown_seconds, legacy=legacy)
+    return build_routing(file, context, cooldowns, settings.cooldown_seconds, legacy=legacy, recorder=metrics)
+
+
+def check_models_file(settings: Settings) -> None:
+    """Refuse a models file that cannot be used before anything starts: a ValueError of one line naming
+    the entry and the field (or the key variable that is not set, never its value)."""
+    if settings.models_file is None:
+        return
+    from pixyproxy.adapters.catalogue_file import check_keys, read_catalogue_file
+
+    check_keys(read_catalogue_file(settings.models_file), settings.environment)
 
 
 def cooldowns(redis_url: str | None, timeout_seconds: float):
@@ -223,20 +233,21 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    metrics = providers.Singleton(
+        PrometheusMetrics, multiprocess_dir=settings.provided.prometheus_multiproc_dir
+    )
     cooldowns = providers.Singleton(
         cooldowns, settings.provided.redis_url, settings.provided.redis_timeout_seconds
     )
-    generator = providers.Singleton(routing_generator, settings, cooldowns)
+    generator = providers.Singleton(routing_generator, settings, cooldowns, metrics)
 
     # Start-up and shut-down, declared once: `init_resources()` runs both, `storage.init()` only the stores
     # (what `pixyproxy init` and `gc` need: no generator, so no OpenAI key).
     storage = providers.Resource(opened, repository, blobs)
     generator_started = providers.Resource(opened, generator)
 
-    # The service sees metered decorators; the adapters themselves stay unmeasured.
-    metrics = providers.Singleton(
-        PrometheusMetrics, multiprocess_dir=settings.provided.prometheus_multiproc_dir
-    )
+    # The service sees metered decorators; the adapters themselves stay unmeasured (routing counts each
+    # provider attempt).
     metered_generator = providers.Singleton(MeteredGenerator, generator, metrics)
     metered_blobs = providers.Singleton(MeteredBlobStore, blobs, metrics)
 

@@ -20,6 +20,7 @@ from pixyproxy.domain.capabilities import Capabilities
 from pixyproxy.domain.catalogue import Catalogue, CatalogueFile, ModelEntry
 from pixyproxy.domain.usage_prices import default_model_price
 from pixyproxy.ports.cooldowns import Cooldowns
+from pixyproxy.ports.metrics import MetricsRecorder
 
 
 class CatalogueError(ValueError):
@@ -74,10 +75,10 @@ def _check_entry(where: str, index: int, entry: ModelEntry) -> None:
     module = provider_module(entry.provider)
     for name in entry.extras:
         if name not in module.FIELDS:
-            raise CatalogueError(f"{place}: {name}: not a field of a {entry.provider} entry")
+            raise CatalogueError(f"{place}: {name}: not a field of {entry.provider} entries")
     for name in getattr(module, "REQUIRED", ()):
         if getattr(entry, name, None) is None and name not in entry.extras:
-            raise CatalogueError(f"{place}: {name}: required for a {entry.provider} entry")
+            raise CatalogueError(f"{place}: {name}: required for {entry.provider} entries")
     if entry.options is not None:
         try:
             entry_capabilities(entry).restricted_to(entry.options)
@@ -101,10 +102,11 @@ def build_routing(
     cooldown_seconds: float,
     *,
     legacy: bool = False,
+    recorder: MetricsRecorder | None = None,
 ) -> RoutingGenerator:
     """The routing generator over every entry's adapter (each built now, its SDK imported now)."""
     catalogue = Catalogue.of(file, passthrough=legacy and file.models[0].provider == "openai")
-    _check_keys(file, context)
+    check_keys(file, context.environment)
     routes: dict[str, list[Route]] = {}
     for name, deployments in catalogue.deployments.items():
         chain = len(deployments) + sum(len(catalogue.deployments[f]) for f in catalogue.fallbacks(name))
@@ -122,6 +124,7 @@ def build_routing(
         cooldowns,
         cooldown_seconds,
         estimate_costs=not legacy,
+        recorder=recorder,
     )
 
 
@@ -150,10 +153,13 @@ def entry_capabilities(entry: ModelEntry) -> Capabilities:
     return by_entry(entry) if by_entry is not None else module.capabilities(entry.provider_model)
 
 
-def _check_keys(file: CatalogueFile, context: ProviderContext) -> None:
+def check_keys(file: CatalogueFile, environment: Callable[[str], str | None]) -> None:
+    """Each entry's key variable (its api_key_env, or its provider's usual one) is set; named if not."""
     for index, entry in enumerate(file.models):
-        if entry.api_key_env and not context.environment(entry.api_key_env):
+        module = provider_module(entry.provider)
+        variable = entry.api_key_env or getattr(module, "DEFAULT_KEY_ENV", None)
+        if module.NEEDS_KEY and variable and not environment(variable):
             raise CatalogueError(
                 f"PIXYPROXY_MODELS_FILE: models[{index}] ({entry.name}): api_key_env: the variable "
-                f"{entry.api_key_env} is not set"
+                f"{variable} is not set"
             )

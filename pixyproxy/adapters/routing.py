@@ -10,6 +10,7 @@ The image says which model, provider and deployment made it, after how many atte
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,10 +18,12 @@ from typing import Any
 from pixyproxy.adapters.providers.base import fails_over
 from pixyproxy.domain.capabilities import Capabilities
 from pixyproxy.domain.catalogue import Catalogue, Deployment, ModelPrice
-from pixyproxy.domain.errors import GeneratorError, GeneratorRateLimited, InvalidImageRequest
+from pixyproxy.domain.errors import GeneratorError, GeneratorRateLimited, ImageException, InvalidImageRequest
+from pixyproxy.domain.generation_note import note_generation
 from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, SourceImage
 from pixyproxy.ports.cooldowns import Cooldowns
 from pixyproxy.ports.generator import ImageGenerator
+from pixyproxy.ports.metrics import MetricsRecorder
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,9 @@ class RoutingGenerator:
         cooldown_seconds: float,
         *,
         estimate_costs: bool = True,
+        recorder: MetricsRecorder | None = None,
     ) -> None:
+        self.recorder = recorder  # each provider attempt, by provider, deployment and outcome
         self.catalogue = catalogue
         self.routes = routes  # catalogue name -> its deployments
         self.capabilities = capabilities  # catalogue name (or a passthrough model) -> what it takes
@@ -172,12 +177,27 @@ class RoutingGenerator:
                 usable.append(fallback)
         return usable
 
-    @staticmethod
-    async def _call(route: Route, call: Call, asked: GenerationRequest) -> GeneratedImage:
-        if route.limit is None:
-            return await call(route.adapter, asked)
-        async with route.limit:
-            return await call(route.adapter, asked)
+    async def _call(self, route: Route, call: Call, asked: GenerationRequest) -> GeneratedImage:
+        started, outcome = time.perf_counter(), "error"
+        try:
+            if route.limit is None:
+                image = await call(route.adapter, asked)
+            else:
+                async with route.limit:
+                    image = await call(route.adapter, asked)
+            outcome = "success"
+            return image
+        except ImageException as exc:
+            outcome = exc.code
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            note_generation(route.provider, outcome)
+            if self.recorder is not None:
+                seconds = time.perf_counter() - started
+                self.recorder.observe_provider_attempt(route.provider, route.label, outcome, seconds)
 
     def _made(self, image: GeneratedImage, model: str, route: Route, attempts: int) -> GeneratedImage:
         cost = None

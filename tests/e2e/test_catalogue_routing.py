@@ -109,6 +109,15 @@ def test_a_500_falls_back_then_the_deployment_rests_and_another_replica_knows(
         2,
     )
     assert (len(a.generations), len(b.generations)) == (1, 1)
+    metrics = client.get("/metrics").text
+    failed = 'pixyproxy_provider_attempts_total{deployment="primary#1",outcome="generator_error",provider="openai"}'
+    assert f"{failed} 1.0" in metrics
+    assert (
+        'pixyproxy_provider_attempts_total{deployment="backup#1",outcome="success",provider="openai"}'
+        in metrics
+    )
+    ends = [line for line in server.log_text().splitlines() if "REQUEST END POST /image/ 200" in line]
+    assert ends and ends[-1].endswith("provider=openai outcome=success")
     # Resting: the next request goes straight to the fallback; the failed deployment is not asked.
     second = generate(client, model="primary").json()
     assert second["attempts"] == 1 and second["model"] == "backup"
@@ -198,3 +207,25 @@ def test_models_and_v1_models_list_the_catalogue(client):
     v1 = client.get("/v1/models").json()
     assert [card["id"] for card in v1["data"]] == names
     assert client.get("/v1/models/balanced").status_code == 200
+
+
+def test_a_bad_models_file_stops_the_start_with_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    models = tmp_path / "models.yaml"
+    models.write_text("models:\n  - name: a\n    provider: openai\n    wieght: 2\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXYPROXY_")}
+    env["PIXYPROXY_MODELS_FILE"] = str(models)
+    ran = subprocess.run(
+        [sys.executable, "-m", "pixyproxy.entrypoints.cli", "serve", "--port", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 2
+    [line] = ran.stderr.strip().splitlines()
+    assert "models[0] (a): wieght: not a field of openai entries" in line

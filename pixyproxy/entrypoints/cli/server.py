@@ -55,6 +55,13 @@ def serve(
 
     settings = Settings()
     configure_logging(settings.log_level)
+    from pixyproxy.container import check_models_file
+
+    try:
+        check_models_file(settings)
+    except ValueError as exc:  # one line naming the entry and the field, no traceback
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
     workers = workers or settings.workers
     # Several workers share one port: /metrics must add up every worker's figures, which
     # prometheus-client does through files in a shared folder (its multiprocess mode).
