@@ -77,7 +77,7 @@ def server_env(workdir, fakes, redis_url) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, fakes, redis_url):
     workdir = tmp_path_factory.mktemp("catalogue")
-    with run_server(workdir, server_env(workdir, fakes, redis_url)) as running:
+    with run_server(workdir, server_env(workdir, fakes, redis_url), timeout=60) as running:
         running.workdir = workdir
         yield running
 
@@ -121,7 +121,7 @@ def test_a_500_falls_back_then_the_deployment_rests_and_another_replica_knows(
     assert (len(a.generations), len(b.generations)) == (1, 2)
     # A second replica sharing Redis knows the deployment rests, without asking it once.
     with (
-        run_server(tmp_path, server_env(tmp_path, fakes, redis_url)) as other,
+        run_server(tmp_path, server_env(tmp_path, fakes, redis_url), timeout=60) as other,
         httpx.Client(base_url=other.base_url, timeout=30) as other_client,
     ):
         third = generate(other_client, model="primary").json()

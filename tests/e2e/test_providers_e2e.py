@@ -53,7 +53,7 @@ def server(tmp_path_factory, fakes):
         "TEST_GEMINI_KEY": fake_gemini.KEY,
         "TEST_AZURE_KEY": fake_azure.KEY,
     }
-    with run_server(workdir, env) as running:
+    with run_server(workdir, env, timeout=60) as running:
         yield running
 
 

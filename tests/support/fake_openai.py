@@ -108,10 +108,12 @@ def _encode(
     elif fmt == "gif":  # a few frames, each a shade darker, so it is animated
         frames = [image.convert("RGB").point(lambda v, i=i: max(0, v - 30 * i)) for i in range(3)]
         frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=200, loop=0)
-    elif fmt == "svg":
+    elif fmt == "svg":  # with a script in it, as a hostile or careless author might write: never run
         width, height = image.size
         out.write(
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f"onload=\"document.title='svg script ran'\">"
+            f'<script>document.title = "svg script ran"; window.parent.svgScriptRan = true;</script>'
             f'<rect width="{width}" height="{height}" fill="#2878c8"/></svg>'.encode()
         )
     else:
