@@ -136,7 +136,8 @@ class RoutingGenerator:
         chain = [name, *self._fallbacks(name, request, edits)]
         plans = [(model, self._routes_of(model)) for model in chain]
         alternatives = sum(len(routes) for _, routes in plans) > 1
-        attempts, last, resting = 0, None, []
+        attempts, last = 0, None
+        resting: list[float] = []  # the rests left of the deployments skipped
         for model, routes in plans:
             cooling = await self.cooldowns.cooling([r.label for r in routes]) if alternatives else {}
             resting += cooling.values()

@@ -94,7 +94,7 @@ class OpenAIImageGenerator:
         try:
             if self.azure:
                 self._client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
-                    azure_endpoint=base_url,
+                    azure_endpoint=base_url or "",  # the catalogue requires it of azure entries
                     api_version=azure_api_version,
                     api_key=api_key,
                     timeout=timeout,

@@ -62,7 +62,12 @@ OFFLOAD_BYTES = 1024 * 1024  # images above this are base64-encoded off the even
 ONE_STREAMED = "n: stream=true makes one image; leave n out (or 1) when streaming"
 _EVENT_STREAM = {
     "text/event-stream": {
-        "schema": {"type": "string"},
+        # Each server-sent event: its `event` name and its JSON `data` (schemathesis checks every one).
+        "schema": {
+            "type": "object",
+            "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+            "required": ["data"],
+        },
         "description": "With stream=true: `image_generation.partial_image` (or `image_edit.partial_image`) "
         "events, then `image_generation.completed` (`image_edit.completed`); `error` if it fails midway.",
     }
