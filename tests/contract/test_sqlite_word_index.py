@@ -8,7 +8,12 @@ from uuid import uuid4
 import pytest
 
 from pixyproxy.adapters import sqlite_word_index, word_postings
-from pixyproxy.adapters.sqlite_repository import MIGRATION_STEPS, SQLiteImageRepository
+from pixyproxy.adapters.sqlite_repository import (
+    MIGRATION_STEPS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SQLiteImageRepository,
+)
 from pixyproxy.domain.errors import MetadataUnavailable
 from pixyproxy.domain.search import ImageFilter, parse_filter
 from tests.contract.test_repository_contract import BASE, make_detail
@@ -104,6 +109,8 @@ async def test_an_upgrade_indexes_the_stored_prompts_and_retires_fts5(tmp_path, 
     path = tmp_path / "old.db"
     with monkeypatch.context() as patched:
         patched.delitem(MIGRATION_STEPS, 5)
+        for later in [v for v in MIGRATIONS if v > 5]:  # what came after 5 waits for it
+            patched.delitem(MIGRATIONS, later)
         old = SQLiteImageRepository(path)
         await old.init()  # version 4: FTS5 and its triggers
         await old.close()
@@ -125,6 +132,6 @@ async def test_an_upgrade_indexes_the_stored_prompts_and_retires_fts5(tmp_path, 
         assert query(repository, "SELECT COUNT(*) FROM image_words") == [(10,)]
         names = {name for (name,) in query(repository, "SELECT name FROM sqlite_master")}
         assert not {n for n in names if n.startswith("images_fts")}, names
-        assert query(repository, "PRAGMA user_version") == [(5,)]
+        assert query(repository, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     finally:
         await repository.close()
