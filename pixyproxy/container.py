@@ -11,7 +11,6 @@ from dependency_injector import containers, providers
 from pixyproxy.adapters.dns_resolver import SystemHostResolver
 from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
-from pixyproxy.adapters.offline_generator import OfflineImageGenerator
 from pixyproxy.adapters.otlp_tracing import otlp_tracer
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
 from pixyproxy.adapters.traced import JobTraces, traced, traced_job_runs, traced_job_store
@@ -69,10 +68,47 @@ def megabytes(mb: int) -> int:
 
 # Adapters with heavy client libraries are imported only when selected, so the embedded default starts
 # without loading the OpenAI SDK (seconds), boto3 (~100 ms) or the MySQL driver.
-def openai_generator(**options):
-    from pixyproxy.adapters.openai import OpenAIImageGenerator
+def routing_generator(settings: Settings, cooldowns, metrics=None):
+    """The catalogue's models behind the generator port: PIXYPROXY_MODELS_FILE, or today's settings as a
+    catalogue of one model. Each provider's SDK is imported only when the catalogue names it."""
+    from pixyproxy.adapters.catalogue_file import build_routing, legacy_file, read_catalogue_file
+    from pixyproxy.adapters.providers.base import ProviderContext
 
-    return OpenAIImageGenerator(**options)
+    context = ProviderContext(
+        timeout_seconds=settings.openai_timeout_seconds,
+        connect_timeout_seconds=settings.openai_connect_timeout_seconds,
+        max_retries=settings.openai_max_retries,
+        offline_latency_seconds=settings.offline_latency_seconds,
+        default_size=settings.openai_size,
+        default_quality=settings.openai_quality,
+        environment=settings.environment,
+    )
+    if settings.models_file is None:
+        file, legacy = legacy_file(settings.generator, settings.openai_model), True
+    else:
+        file, legacy = read_catalogue_file(settings.models_file), False
+    return build_routing(file, context, cooldowns, settings.cooldown_seconds, legacy=legacy, recorder=metrics)
+
+
+def check_models_file(settings: Settings) -> None:
+    """Refuse a models file that cannot be used before anything starts: a ValueError of one line naming
+    the entry and the field (or the key variable that is not set, never its value)."""
+    if settings.models_file is None:
+        return
+    from pixyproxy.adapters.catalogue_file import check_keys, read_catalogue_file
+
+    check_keys(read_catalogue_file(settings.models_file), settings.environment)
+
+
+def cooldowns(redis_url: str | None, timeout_seconds: float):
+    """Deployment cooldowns: shared by every replica through Redis when configured, per process otherwise."""
+    if not redis_url:
+        from pixyproxy.adapters.memory_cooldowns import MemoryCooldowns
+
+        return MemoryCooldowns()
+    from pixyproxy.adapters.redis_cooldowns import RedisCooldowns
+
+    return RedisCooldowns(redis_url, timeout_seconds)
 
 
 def sql_database(url: str, **options):
@@ -237,32 +273,21 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    generator = providers.Selector(
-        settings.provided.generator,
-        offline=providers.Singleton(
-            OfflineImageGenerator, latency_seconds=settings.provided.offline_latency_seconds
-        ),
-        # OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
-        openai=providers.Singleton(
-            openai_generator,
-            model=settings.provided.openai_model,
-            size=settings.provided.openai_size,
-            quality=settings.provided.openai_quality,
-            timeout_seconds=settings.provided.openai_timeout_seconds,
-            connect_timeout_seconds=settings.provided.openai_connect_timeout_seconds,
-            max_retries=settings.provided.openai_max_retries,
-        ),
+    metrics = providers.Singleton(
+        PrometheusMetrics, multiprocess_dir=settings.provided.prometheus_multiproc_dir
     )
+    cooldowns = providers.Singleton(
+        cooldowns, settings.provided.redis_url, settings.provided.redis_timeout_seconds
+    )
+    generator = providers.Singleton(routing_generator, settings, cooldowns, metrics)
 
     # Start-up and shut-down, declared once: `init_resources()` runs both, `storage.init()` only the stores
     # (what `pixyproxy init` and `gc` need: no generator, so no OpenAI key).
     storage = providers.Resource(opened, repository, blobs)
     generator_started = providers.Resource(opened, generator)
 
-    # The service sees metered decorators; the adapters themselves stay unmeasured.
-    metrics = providers.Singleton(
-        PrometheusMetrics, multiprocess_dir=settings.provided.prometheus_multiproc_dir
-    )
+    # The service sees metered decorators; the adapters themselves stay unmeasured (routing counts each
+    # provider attempt).
     metered_generator = providers.Singleton(MeteredGenerator, generator, metrics)
     metered_blobs = providers.Singleton(MeteredBlobStore, blobs, metrics)
     # Traces (OTEL_EXPORTER_OTLP_ENDPOINT set): spans around each port's calls; unset, the same objects.
@@ -337,6 +362,7 @@ class Container(containers.DeclarativeContainer):
             generator=traced_generator,
             redis=idempotency_locks,
         ),
+        generator,
     )
     # Generation jobs: the store beside the images' metadata, a worker per process (started after the
     # stores), and the hook told when a job ends (webhook delivery overrides the no-op).

@@ -187,6 +187,20 @@ class Settings(BaseSettings):
         default=2, ge=1, le=10, description="Attempts per S3 call, the first included."
     )
 
+    # The model catalogue (docs/providers.md): models, their deployments, fallbacks, aliases and prices.
+    models_file: Path | None = Field(
+        default=None,
+        description="A YAML catalogue of models; unset: PIXYPROXY_GENERATOR (and PIXYPROXY_OPENAI_MODEL) "
+        "as a catalogue of one model.",
+    )
+    cooldown_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="How long a deployment that answered 429 or 5xx, timed out or refused the connection "
+        "is skipped (shared through Redis when PIXYPROXY_REDIS_URL is set).",
+    )
+
     # OpenAI: OPENAI_API_KEY and OPENAI_BASE_URL are read by the SDK itself.
     openai_model: str = "gpt-image-2.6-sunburst"  # see docs/openai.md, "Models today"
     openai_size: str | None = None
@@ -333,6 +347,11 @@ class Settings(BaseSettings):
             password = quote(self.db_password.get_secret_value(), safe="")
             self.database_url = f"mysql://{user}:{password}@{self.db_host}:{self.db_port}/{self.db_name}"
         return self
+
+    @staticmethod
+    def environment(name: str) -> str | None:
+        """A variable a catalogue entry names for its key (api_key_env): its value, or None when unset."""
+        return os.environ.get(name) or None
 
     @property
     def price_table(self) -> dict[str, Price]:

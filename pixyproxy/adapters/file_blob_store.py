@@ -13,7 +13,7 @@ CHUNK = 256 * 1024
 # Keys come from the service (`{uuid}.png`, `.webp` or `.jpg`; variants `{uuid}.w256.webp`,
 # `{uuid}.full.avif`), never from a client; refuse anything else.
 _GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_NAME = _GUID + r"(\.(w\d{1,4}|full))?\.(png|webp|jpg|avif)"
+_NAME = _GUID + r"(\.(w\d{1,4}|full))?\.(png|webp|jpg|avif|gif|svg)"
 _KEY = re.compile(f"^{_NAME}$")
 _TEMP = re.compile(f"^\\.{_NAME}\\.\\d+\\.tmp$")
 

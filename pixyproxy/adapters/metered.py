@@ -95,6 +95,10 @@ class MeteredGenerator:
     async def ping(self) -> None:
         await self.inner.ping()
 
+    async def provider_checks(self) -> dict[str, str]:
+        checks = getattr(self.inner, "provider_checks", None)
+        return await checks() if checks is not None else {}
+
     async def close(self) -> None:
         await self.inner.close()
 

@@ -58,6 +58,20 @@ class PrometheusMetrics:
             ["model", "outcome"],
             registry=r,
         )
+        self.provider_attempts = Counter(
+            "pixyproxy_provider_attempts",
+            "Calls to each deployment of the model catalogue by provider, deployment and outcome "
+            "(`success` or the error code); a fallback adds one per deployment tried.",
+            ["provider", "deployment", "outcome"],
+            registry=r,
+        )
+        self.provider_seconds = Histogram(
+            "pixyproxy_provider_duration_seconds",
+            "Time each provider attempt took, by provider and outcome.",
+            ["provider", "outcome"],
+            buckets=GENERATOR_BUCKETS,
+            registry=r,
+        )
         self.generator_seconds = Histogram(
             "pixyproxy_generator_duration_seconds",
             "Time the image generator took, by model and outcome.",
@@ -135,6 +149,10 @@ class PrometheusMetrics:
     def observe_generation(self, model: str, outcome: str, seconds: float) -> None:
         self.generations.labels(model=model, outcome=outcome).inc()
         self.generator_seconds.labels(model=model, outcome=outcome).observe(seconds)
+
+    def observe_provider_attempt(self, provider: str, deployment: str, outcome: str, seconds: float) -> None:
+        self.provider_attempts.labels(provider=provider, deployment=deployment, outcome=outcome).inc()
+        self.provider_seconds.labels(provider=provider, outcome=outcome).observe(seconds)
 
     def add_stored(self, size_bytes: int) -> None:
         self.stored_images.inc()

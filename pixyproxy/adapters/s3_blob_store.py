@@ -316,7 +316,10 @@ class S3BlobStore:
         for page in pages:
             for item in page.get("Contents", []):
                 name = item["Key"][len(prefix) :]
-                if name.endswith((".png", ".webp", ".jpg", ".avif")) and item["LastModified"] < cutoff:
+                if (
+                    name.endswith((".png", ".webp", ".jpg", ".avif", ".gif", ".svg"))
+                    and item["LastModified"] < cutoff
+                ):
                     keys.append(name)
         return keys
 

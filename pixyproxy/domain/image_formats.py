@@ -1,8 +1,10 @@
-"""Checking generator output in the format it is to be stored in (Pillow is the one image library here).
+"""Checking generator output in the format it is to be stored in (Pillow for rasters, the svg module
+for SVG).
 
-An image is kept in the format it was made in (png, webp or jpeg). Bytes in that format are verified and
-kept as they are; bytes in another format (a compatible server that ignored output_format) are
-converted, so what is stored always matches its content type and filename.
+An image is kept in the format it was made in (png, webp, jpeg, gif or svg). Bytes in that format are
+verified and kept as they are; raster bytes in another raster format (a compatible server that ignored
+output_format) are converted, so what is stored always matches its content type and filename. An SVG is
+never made from a raster (nor a raster stored as an SVG): that is a generator failure.
 """
 
 import hashlib
@@ -14,10 +16,11 @@ from PIL import Image, UnidentifiedImageError
 from pixyproxy.domain.errors import GeneratorError, InvalidImageRequest
 from pixyproxy.domain.models import OUTPUT_FORMATS, SourceImage
 from pixyproxy.domain.pixel_budget import MAX_IMAGE_PIXELS, check_image_pixels, png_data_complete
+from pixyproxy.domain.svg import SvgError, svg_size
 
 # Pillow refuses larger images as possible decompression bombs; generators return at most ~16 MP.
 Image.MAX_IMAGE_PIXELS = 64_000_000
-PILLOW_NAMES = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
+PILLOW_NAMES = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG", "gif": "GIF"}
 MAX_UPLOAD_PIXELS = MAX_IMAGE_PIXELS
 _FORMAT_OF = {name: fmt for fmt, name in PILLOW_NAMES.items()}
 
@@ -47,6 +50,8 @@ def sniff_format(data: bytes) -> str | None:
         return "webp"
     if data.startswith(b"\xff\xd8\xff"):
         return "jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
     return None
 
 
@@ -57,6 +62,8 @@ def encode(image: Image.Image, fmt: str, compression: int | None = None) -> byte
         if image.mode not in ("RGB", "L"):
             image = image.convert("RGB")
         image.save(out, format="JPEG", quality=95 if compression is None else max(1, compression))
+    elif fmt == "gif":
+        image.save(out, format="GIF")
     elif fmt == "webp":
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert("RGBA" if "A" in image.mode or image.mode == "P" else "RGB")
@@ -71,10 +78,16 @@ def check_image(data: bytes, fmt: str = "png", compression: int | None = None) -
 
     CPU-bound (verify, maybe re-encode, hash): call it off the event loop.
     """
-    if fmt not in PILLOW_NAMES:
+    if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"unknown image format {fmt!r}")
     if not data:
         raise GeneratorError("the generator returned no image data")
+    if fmt == "svg":
+        try:
+            width, height = svg_size(data)
+        except SvgError as exc:
+            raise GeneratorError(f"the generator's SVG cannot be stored: {exc}") from None
+        return CheckedImage(data, width, height, hashlib.sha256(data).hexdigest(), fmt)
     if not png_data_complete(data):
         raise GeneratorError("the generator returned an image cut short (its pixel data ends early)")
     try:
@@ -89,7 +102,7 @@ def check_image(data: bytes, fmt: str = "png", compression: int | None = None) -
                     image = image.convert("RGBA")
                 data = encode(image, fmt, compression)
         elif fmt != "png":
-            # verify() checks little of webp and jpeg: decode once so truncated bytes are refused here
+            # verify() checks little of webp, jpeg and gif: decode once so truncated bytes are refused here
             with Image.open(io.BytesIO(data)) as image:
                 image.load()
     except (

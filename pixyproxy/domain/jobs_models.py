@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from pixyproxy.domain.models import GenerationRequest, ImageDetail, PagePosition
 
@@ -40,6 +40,13 @@ class JobRequest(GenerationRequest):
         description="Previews per image streamed as `partial_image` events (0..3), where the generator "
         "streams them.",
     )
+
+    @field_validator("partial_images")
+    @classmethod
+    def _previews_need_a_raster(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value and info.data.get("output_format") in ("gif", "svg"):
+            raise ValueError("partial_images: output_format gif and svg have no previews")
+        return value
 
     @property
     def count(self) -> int:

@@ -17,15 +17,53 @@ _FORBIDDEN_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 PROMPT_CEILING = 32_000
 PNG = "image/png"
 # The formats an image can be made and stored in: output_format -> (content type, file extension).
-OUTPUT_FORMATS = {"png": (PNG, "png"), "webp": ("image/webp", "webp"), "jpeg": ("image/jpeg", "jpg")}
+OUTPUT_FORMATS = {
+    "png": (PNG, "png"),
+    "webp": ("image/webp", "webp"),
+    "jpeg": ("image/jpeg", "jpg"),
+    "gif": ("image/gif", "gif"),  # animated: frame_count frames of frame_duration_ms each
+    "svg": ("image/svg+xml", "svg"),  # served under a sandboxing Content-Security-Policy
+}
+SVG = "image/svg+xml"
+# A request field is refused by name when the chosen model does not take it (domain/capabilities.py).
+OPTION_NAMES = (
+    "size",
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "complexity",
+    "frame_count",
+    "frame_duration_ms",
+    "svg",
+)
 MIN_SIDE, MAX_SIDE = 16, 4096  # the shape check on `size`; each generator decides what it can draw
 MAX_REFERENCES = 15  # an edit sends the source plus these: the Images API takes up to 16 images
 
 
-class GenerationRequest(BaseModel):
-    """What a client asks for. The web layer parses it; the service validates it again."""
+class SvgReasoning(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = Field(
+        default=None, description="How much the SVG author reasons; absent: its default."
+    )
+
+
+class SvgOptions(BaseModel):
+    """Who authors an SVG (output_format svg), as OpenAI's Images API takes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$", description="The SVG author model.")
+    reasoning: SvgReasoning | None = None
+
+
+class GenerationRequest(BaseModel):
+    """What a client asks for. The web layer parses it; the service validates it again. A field it does
+    not know is refused by name (extra="forbid"): nothing a client sends is silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     prompt: str = Field(
         min_length=1,
@@ -53,8 +91,10 @@ class GenerationRequest(BaseModel):
     background: Literal["auto", "transparent", "opaque"] | None = Field(
         default=None, description="`transparent` needs output_format png or webp."
     )
-    output_format: Literal["png", "webp", "jpeg"] | None = Field(
-        default=None, description="The format the image is made and stored in; absent means png."
+    output_format: Literal["png", "webp", "jpeg", "gif", "svg"] | None = Field(
+        default=None,
+        description="The format the image is made and stored in; absent means png. gif is animated "
+        "(frame_count, frame_duration_ms); svg is a vector drawing (its author in `svg`).",
     )
     output_compression: int | None = Field(
         default=None, ge=0, le=100, description="0..100, for webp and jpeg only."
@@ -62,6 +102,16 @@ class GenerationRequest(BaseModel):
     moderation: Literal["auto", "low"] | None = Field(
         default=None, description="The provider's filtering level."
     )
+    complexity: Literal["low", "medium", "high"] | None = Field(
+        default=None, description="Planning spent on the image, apart from its rendering quality."
+    )
+    frame_count: int | None = Field(
+        default=None, ge=2, le=16, description="Frames of a gif (2..16; the provider's default 9)."
+    )
+    frame_duration_ms: int | None = Field(
+        default=None, ge=10, le=655_350, description="Each gif frame's delay in milliseconds (default 200)."
+    )
+    svg: SvgOptions | None = Field(default=None, description="The SVG author, for output_format svg.")
     n: int | None = Field(
         default=None,
         ge=1,
@@ -100,13 +150,31 @@ class GenerationRequest(BaseModel):
     @field_validator("output_compression")
     @classmethod
     def _compression_needs_a_lossy_format(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if value is not None and (info.data.get("output_format") or "png") == "png":
+        if value is not None and (info.data.get("output_format") or "png") not in ("webp", "jpeg"):
             raise ValueError("output_compression is for output_format webp or jpeg only")
+        return value
+
+    @field_validator("frame_count", "frame_duration_ms")
+    @classmethod
+    def _frames_need_a_gif(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("output_format") != "gif":
+            raise ValueError(f"{info.field_name} is for output_format gif only")
+        return value
+
+    @field_validator("svg")
+    @classmethod
+    def _svg_needs_svg(cls, value: SvgOptions | None, info: ValidationInfo) -> SvgOptions | None:
+        if value is not None and info.data.get("output_format") != "svg":
+            raise ValueError("svg is for output_format svg only")
         return value
 
     @property
     def format(self) -> str:
         return self.output_format or "png"
+
+    def options(self) -> dict[str, Any]:
+        """The options the client set (OPTION_NAMES), by name."""
+        return {name: getattr(self, name) for name in OPTION_NAMES if getattr(self, name) is not None}
 
 
 class EditRequest(GenerationRequest):
@@ -176,6 +244,16 @@ class ImageDetail(BaseModel):
     estimated_cost_usd: float | None = Field(
         default=None, description="The generation's cost estimated from the configured price table."
     )
+    provider: str | None = Field(
+        default=None,
+        description="Which provider made it (openai, azure, gemini, offline); null on older images.",
+    )
+    deployment: str | None = Field(
+        default=None, description="Which of the model's deployments made it (`name#1`, `name#2` ...)."
+    )
+    attempts: int | None = Field(
+        default=None, description="Deployments tried for it, the one that made it included."
+    )
 
     @field_validator("created_at")
     @classmethod
@@ -197,6 +275,10 @@ class GeneratedImage:
     usage: dict[str, Any] | None = None
     background: str | None = None  # as the provider reports it
     output_format: str | None = None
+    provider: str | None = None  # set by the routing generator: who made it, where, after how many tries
+    deployment: str | None = None
+    attempts: int | None = None
+    cost_usd: float | None = None  # the catalogue's estimate; None: the service's price table decides
 
 
 @dataclass(frozen=True)

@@ -84,12 +84,10 @@ class UsageEntry:
     input_tokens: int
     output_tokens: int
     estimated_cost_usd: float | None
+    provider: str | None = None  # which provider made it (the catalogue's); None before there was one
 
 
-class UsageTotal(BaseModel):
-    """One key's generations in a period."""
-
-    key: str | None = Field(description="The API key's name; null for images made with keys off.")
+class UsageCounts(BaseModel):
     images: int
     input_tokens: int
     output_tokens: int
@@ -97,10 +95,57 @@ class UsageTotal(BaseModel):
     estimated_cost_usd: float
 
 
+class UsageTotal(UsageCounts):
+    """One key's generations in a period (the repository's rows also say which model and provider)."""
+
+    key: str | None = Field(description="The API key's name; null for images made with keys off.")
+    model: str | None = Field(default=None, exclude=True)
+    provider: str | None = Field(default=None, exclude=True)
+
+
+class ModelUsage(UsageCounts):
+    model: str
+    provider: str | None = Field(description="Null for generations recorded before the catalogue.")
+
+
+class ProviderUsage(UsageCounts):
+    provider: str | None = Field(description="Null for generations recorded before the catalogue.")
+
+
 class UsageReport(BaseModel):
     since: datetime
     until: datetime
     keys: list[UsageTotal]
+    models: list[ModelUsage] = Field(default_factory=list, description="Totals by model and provider.")
+    providers: list[ProviderUsage] = Field(default_factory=list, description="Totals by provider.")
+
+
+def totals_by(rows: list[UsageTotal], kind: type[BaseModel], *fields: str) -> list[Any]:
+    """The repository's rows (per key, model and provider) added up by `fields`, as `kind`."""
+    summed: dict[tuple[str | None, ...], list[float]] = {}
+    for row in rows:
+        t = summed.setdefault(tuple(getattr(row, f) for f in fields), [0, 0, 0, 0.0])
+        t[0] += row.images
+        t[1] += row.input_tokens
+        t[2] += row.output_tokens
+        t[3] += row.estimated_cost_usd
+
+    def order(
+        group: tuple[str | None, ...],
+    ) -> tuple[tuple[bool, str], ...]:  # null (keys off, older rows) first, then by name
+        return tuple((value is not None, value or "") for value in group)
+
+    return [
+        kind(
+            **dict(zip(fields, group, strict=True)),
+            images=int(t[0]),
+            input_tokens=int(t[1]),
+            output_tokens=int(t[2]),
+            total_tokens=int(t[1] + t[2]),
+            estimated_cost_usd=round(t[3], 6),
+        )
+        for group, t in sorted(summed.items(), key=lambda item: order(item[0]))
+    ]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pixyproxy.domain.models import ImageDetail
 from pixyproxy.domain.ports.blobs import BlobStore
 from pixyproxy.domain.single_flight import SingleFlight
 from pixyproxy.domain.streams import read_whole
+from pixyproxy.domain.svg import SvgError, looks_like_svg, rasterise, svg_size
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,9 @@ def plan(detail: ImageDetail, spec: VariantSpec) -> tuple[str, int | None, str] 
 
     A width at or above the original's is the original's width (never enlarged)."""
     own = original_format(detail)
-    fmt = spec.format or own
+    # A gif's or an svg's variants are rasters: a PNG of the gif's first frame, or of the svg drawn at
+    # the width asked, unless another format is asked.
+    fmt = spec.format or (own if own in VARIANT_FORMATS else "png")
     width = spec.width if spec.width is not None and spec.width < detail.width else None
     if width is None and fmt == own:
         return None
@@ -125,13 +128,23 @@ def plan(detail: ImageDetail, spec: VariantSpec) -> tuple[str, int | None, str] 
 
 
 def render(original: bytes, width: int | None, fmt: str) -> bytes:
-    """Decode, scale to `width` keeping the aspect ratio, encode as `fmt`. CPU-bound: run in a thread."""
-    with Image.open(io.BytesIO(original)) as image:
+    """Decode, scale to `width` keeping the aspect ratio, encode as `fmt`. CPU-bound: run in a thread.
+    An SVG is drawn at `width` by resvg first (a kept library, never by hand); a gif gives its first
+    frame."""
+    if looks_like_svg(original):
+        try:
+            original = rasterise(original, width or svg_size(original)[0])
+        except SvgError as exc:
+            raise InvalidImageRequest(f"query.width: this SVG cannot be drawn as a raster: {exc}") from None
+    with Image.open(io.BytesIO(original)) as opened:
+        image: Image.Image = opened
         if width is not None and width < image.width:
             height = max(1, round(image.height * width / image.width))
             if image.format == "JPEG":
                 image.draft(image.mode, (width, height))  # decode at a fraction of the size directly
             image.load()
+            if image.mode == "P":  # a gif's palette cannot be averaged: its first frame in full colour
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
             # A box reduction by the whole factor (an average of each block, cheap), then Lanczos for
             # what is left: near Lanczos quality at a fraction of its cost on a large original.
             factor = min(image.width // width, image.height // height)

@@ -2,11 +2,12 @@
 
 from dataclasses import dataclass
 
-from pixyproxy.domain.models import ContentRange, ImageDetail
+from pixyproxy.domain.models import SVG, ContentRange, ImageDetail
 from pixyproxy.domain.variants import Variant
 from pixyproxy.entrypoints.byte_ranges import parse_range
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+SVG_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; sandbox"
 _FIXED = [
     (b"cache-control", IMMUTABLE.encode()),
     (b"accept-ranges", b"bytes"),
@@ -53,4 +54,6 @@ def answer_content(
         content_range = f"bytes {byte_range.start}-{byte_range.end}/{detail.size_bytes}"
         headers.append((b"content-range", content_range.encode()))
     headers += [(b"content-length", str(length).encode()), (b"content-type", detail.content_type.encode())]
+    if detail.content_type == SVG:  # markup that could hold scripts: never run, never a page of ours
+        headers.append((b"content-security-policy", SVG_POLICY))
     return ContentAnswer(status, headers, byte_range, send_body=method != "HEAD")

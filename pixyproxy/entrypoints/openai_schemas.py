@@ -1,7 +1,8 @@
 """The /v1 face's request and response shapes, as OpenAI's Images API and its SDKs have them.
 
-Requests take what PixyProxy can honour and ignore the rest of OpenAI's parameters (style, user,
-input_fidelity ...), so a tool that sends them still works. The JSON body is strict about types (a
+Requests take every parameter OpenAI's Images API defines: what the chosen model takes is passed on,
+what it does not take is a 400 naming the parameter (never dropped unsaid). Parameters OpenAI does not
+define are ignored, so a tool that sends its own extras still works. The JSON body is strict about types (a
 number is a number); the multipart form of edits carries text, so its fields are read leniently.
 """
 
@@ -27,8 +28,17 @@ class ImagesBody(BaseModel):
     background: Literal["auto", "transparent", "opaque"] | None = Field(
         default=None, description=_OPTION["background"].description
     )
-    output_format: Literal["png", "webp", "jpeg"] | None = Field(
+    output_format: Literal["png", "webp", "jpeg", "gif", "svg"] | None = Field(
         default=None, description=_OPTION["output_format"].description
+    )
+    complexity: Literal["low", "medium", "high"] | None = Field(
+        default=None, description=_OPTION["complexity"].description
+    )
+    frame_count: int | None = Field(default=None, description=_OPTION["frame_count"].description)
+    frame_duration_ms: int | None = Field(default=None, description=_OPTION["frame_duration_ms"].description)
+    svg: dict[str, Any] | None = Field(default=None, description=_OPTION["svg"].description)
+    style: Literal["vivid", "natural"] | None = Field(
+        default=None, description="Retired DALL·E models only: refused (400), never dropped unsaid."
     )
     output_compression: int | None = Field(default=None, ge=0, le=100, description="0-100, webp and jpeg.")
     moderation: Literal["auto", "low"] | None = Field(
@@ -59,6 +69,11 @@ class ImagesBody(BaseModel):
                 "output_format",
                 "output_compression",
                 "moderation",
+                "complexity",
+                "frame_count",
+                "frame_duration_ms",
+                "svg",
+                "style",  # the domain knows no style: refused by name there
             },
             exclude_none=True,
         )
@@ -81,7 +96,7 @@ class ImagesAnswer(BaseModel):
     created: int = Field(description="Unix seconds.")
     data: list[ImageItem]
     background: Literal["transparent", "opaque"] | None = None
-    output_format: Literal["png", "webp", "jpeg"] | None = None
+    output_format: Literal["png", "webp", "jpeg", "gif", "svg"] | None = None
     quality: str | None = None
     size: str | None = Field(default=None, description="WIDTHxHEIGHT of the images made.")
     usage: dict[str, Any] | None = Field(default=None, description="Tokens, as the generator reported.")

@@ -171,6 +171,52 @@ CASES = [
     ),
     ("json-utf16-v1", post('{"prompt": "x"}'.encode("utf-16"), JSON, path=V1_GEN), 400),
     ("json-raw-nul-byte", post(b'{"prompt": "a\x00b"}', JSON), 422),
+    # New options and formats: each checked, an unknown field named, nothing made.
+    ("field-unknown", post(json={"prompt": "x", "sise": "1024x1024"}), 422),
+    (
+        "field-unknown-nested-svg",
+        post(json={"prompt": "x", "output_format": "svg", "svg": {"model": "a", "x": 1}}),
+        422,
+    ),
+    ("frames-without-gif", post(json={"prompt": "x", "frame_count": 4}), 422),
+    ("frames-too-many", post(json={"prompt": "x", "output_format": "gif", "frame_count": 17}), 422),
+    ("frames-too-few", post(json={"prompt": "x", "output_format": "gif", "frame_count": 1}), 422),
+    ("frame-duration-zero", post(json={"prompt": "x", "output_format": "gif", "frame_duration_ms": 0}), 422),
+    (
+        "frame-duration-string",
+        post(json={"prompt": "x", "output_format": "gif", "frame_duration_ms": "1e9"}),
+        422,
+    ),
+    ("svg-without-svg-format", post(json={"prompt": "x", "svg": {"model": "a"}}), 422),
+    (
+        "svg-model-injection",
+        post(json={"prompt": "x", "output_format": "svg", "svg": {"model": "<script>"}}),
+        422,
+    ),
+    (
+        "svg-effort-unknown",
+        post(
+            json={
+                "prompt": "x",
+                "output_format": "svg",
+                "svg": {"model": "a", "reasoning": {"effort": "ultra"}},
+            }
+        ),
+        422,
+    ),
+    ("complexity-unknown", post(json={"prompt": "x", "complexity": "extreme"}), 422),
+    ("gif-compressed", post(json={"prompt": "x", "output_format": "gif", "output_compression": 50}), 422),
+    ("format-bmp", post(json={"prompt": "x", "output_format": "bmp"}), 422),
+    ("size-over-3840", post(json={"prompt": "x", "size": "3856x2160"}), 422),
+    ("model-unknown", post(json={"prompt": "x", "model": "dall-e-3"}), 422),
+    (
+        "gif-job-previews",
+        post(json={"prompt": "x", "output_format": "gif", "partial_images": 2}, path="/image/jobs"),
+        422,
+    ),
+    ("v1-style", post(json={"prompt": "x", "style": "vivid"}, path=V1_GEN), 400),
+    ("v1-svg-no-model", post(json={"prompt": "x", "output_format": "svg", "svg": {}}, path=V1_GEN), 400),
+    ("models-post", post(json={}, path="/models"), 405),
     # Usage periods: only a date or an RFC 3339 date-time with a zone, until after since.
     ("usage-since-text", get("/usage?since=yesterday"), 422),
     ("usage-since-epoch", get("/usage?since=1700000000"), 422),

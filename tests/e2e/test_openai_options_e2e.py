@@ -71,8 +71,9 @@ def test_each_option_is_forwarded_stored_and_served(client, fake_openai, options
 @pytest.mark.parametrize(
     ("body", "calls", "in_detail"),
     [
-        ({"size": "1000x1000"}, 1, "size: the image generator refused it"),  # the provider's word
-        ({"quality": "hd"}, 1, "quality: the image generator refused it"),
+        # What the model's table (the SDK's own documentation) says it cannot take: nothing sent.
+        ({"size": "1000x1000"}, 0, f"size: model {DEFAULT_MODEL!r} cannot draw 1000x1000"),
+        ({"quality": "hd"}, 0, f"quality: model {DEFAULT_MODEL!r} takes"),
         ({"model": "gpt-image-1"}, 1, "model: "),  # shut down; the client named it
         ({"size": "8x8"}, 0, "size"),  # our shape check: nothing sent
         ({"output_format": "png", "output_compression": 50}, 0, "output_compression"),

@@ -88,6 +88,11 @@ IMAGE_MODELS = (
 )
 QUALITIES = ("auto", "low", "medium", "high", "xhigh", "max")
 PILLOW = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
+# The pinned SDK's types (image_generate_params.py): gif, svg, complexity and the frame options; xhigh and
+# max on the 2.5 models (and, as the issue says, the 2.6 ones).
+LATEST = re.compile(r"^gpt-image-2\.[56]-")
+FORMATS = (*PILLOW, "gif", "svg")
+SVG_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 
 def _dimensions(size: str) -> tuple[int, int]:
@@ -100,6 +105,17 @@ def _encode(
     out = io.BytesIO()
     if fmt == "png":
         image.save(out, format="PNG", compress_level=0 if fast else 6)
+    elif fmt == "gif":  # a few frames, each a shade darker, so it is animated
+        frames = [image.convert("RGB").point(lambda v, i=i: max(0, v - 30 * i)) for i in range(3)]
+        frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=200, loop=0)
+    elif fmt == "svg":  # with a script in it, as a hostile or careless author might write: never run
+        width, height = image.size
+        out.write(
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f"onload=\"document.title='svg script ran'\">"
+            f'<script>document.title = "svg script ran"; window.parent.svgScriptRan = true;</script>'
+            f'<rect width="{width}" height="{height}" fill="#2878c8"/></svg>'.encode()
+        )
     else:
         if fmt == "jpeg":
             image = image.convert("RGB")
@@ -565,10 +581,39 @@ def _gpt_image_refusal(body: dict[str, Any]) -> Response | None:
             code="unknown_parameter",
         )
     fmt = body.get("output_format") or "png"
-    if fmt not in PILLOW:
-        return refuse(
-            "output_format", f"Invalid value: '{fmt}'. Supported values are: 'png', 'webp' and 'jpeg'."
-        )
+    latest = bool(LATEST.match(str(body.get("model"))))
+    if fmt not in (FORMATS if latest else PILLOW):
+        shown = ", ".join(f"'{f}'" for f in (FORMATS if latest else PILLOW))
+        return refuse("output_format", f"Invalid value: '{fmt}'. Supported values are: {shown}.")
+    if not latest:
+        for name in ("complexity", "frame_count", "frame_duration_ms", "svg"):
+            if body.get(name) is not None:
+                return refuse(name, f"'{name}' is not supported with model '{body.get('model')}'.")
+        if body.get("quality") in ("xhigh", "max"):
+            return refuse("quality", f"Invalid value: '{body['quality']}' for this model.")
+    if body.get("complexity") not in (None, "low", "medium", "high"):
+        return refuse("complexity", f"Invalid value: '{body['complexity']}'.")
+    for name in ("frame_count", "frame_duration_ms"):
+        if body.get(name) is not None and fmt != "gif":
+            return refuse(name, f"'{name}' is only supported with output_format=gif.")
+    frames = body.get("frame_count")
+    if frames is not None and (not str(frames).isdigit() or not 2 <= int(frames) <= 16):
+        return refuse("frame_count", f"Invalid value: '{frames}'. Expected 2-16.")
+    svg = body.get("svg")
+    if svg is not None:
+        if fmt != "svg":
+            return refuse("svg", "'svg' requires output_format=svg.")
+        if (
+            not isinstance(svg, dict)
+            or not isinstance(svg.get("model"), str)
+            or set(svg) - {"model", "reasoning"}
+        ):
+            return refuse("svg.model", "'svg.model' is required; svg takes model and reasoning.")
+        effort = (svg.get("reasoning") or {}).get("effort")
+        if effort not in (None, *SVG_EFFORTS):
+            return refuse("svg.reasoning.effort", f"Invalid value: '{effort}'.")
+    if fmt in ("gif", "svg") and str(body.get("stream")).lower() == "true":
+        return refuse("stream", f"output_format={fmt} does not support streaming.")
     problem = _size_problem(str(body.get("size") or "auto"))
     if problem:
         return refuse("size", problem)
@@ -583,7 +628,7 @@ def _gpt_image_refusal(body: dict[str, Any]) -> Response | None:
         return refuse("moderation", f"Invalid value: '{body['moderation']}'.")
     compression = body.get("output_compression")
     if compression is not None:
-        if fmt == "png":
+        if fmt not in ("webp", "jpeg"):
             return refuse("output_compression", "output_compression is only supported for webp and jpeg.")
         if not str(compression).isdigit() or not 0 <= int(compression) <= 100:
             return refuse("output_compression", f"Invalid value: '{compression}'. Expected 0-100.")

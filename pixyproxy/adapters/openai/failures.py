@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_RETRY_WAIT = 10.0  # a 429 asking for a longer pause is answered 503 + Retry-After, not waited out
 INITIAL_BACKOFF, MAX_BACKOFF = 0.5, 4.0
-CONTENT_POLICY_CODES = {"content_policy_violation", "moderation_blocked"}
+CONTENT_POLICY_CODES = {"content_policy_violation", "moderation_blocked", "content_filter"}  # last: Azure
 _KEY_PATTERN = re.compile(r"\b(sk|key|rk)-[A-Za-z0-9_*.\-]{4,}")
 
 T = TypeVar("T")
@@ -109,8 +109,8 @@ def connection_error(exc: BaseException) -> GeneratorError:
     log.warning("generator connection failed: %s", root(exc))
     if timed_out:
         return GeneratorTimeout()
-    if never_sent:
-        return GeneratorError("the image generator could not be reached")
+    if never_sent:  # nothing was sent, so nothing billed: routing may try the next deployment
+        return GeneratorError("the image generator could not be reached", failover=True)
     return GeneratorError("the connection to the image generator broke before it answered")
 
 
@@ -140,6 +140,11 @@ def status_error(
             "the image generator is rate limiting us; try again later",
             retry_after=retry_after_seconds(exc.response.headers),
         )
+    if status == 400 and is_content_policy(exc) and (categories := filtered_categories(exc)):
+        return ContentPolicyViolation(
+            f"the image generator's content filter refused the prompt: {', '.join(categories)}",
+            categories=categories,
+        )
     if status == 400 and is_content_policy(exc):
         return ContentPolicyViolation(
             f"the image generator refused the prompt under its content policy: {message}"
@@ -162,7 +167,7 @@ def status_error(
     if status == 408:
         return GeneratorTimeout()
     if status >= 500:
-        return GeneratorError(f"the image generator failed (HTTP {status})")
+        return GeneratorError(f"the image generator failed (HTTP {status})", failover=True)
     return GeneratorError(f"the image generator refused the request (HTTP {status}): {message}")
 
 
@@ -197,6 +202,20 @@ def provider_message(exc: openai.APIError) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return body["message"]
     return ""
+
+
+def filtered_categories(exc: openai.APIError) -> list[str]:
+    """The categories an Azure content filter flagged (its error's inner error), each with its severity."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("innererror") or body.get("inner_error") or {}
+    results = inner.get("content_filter_result") or inner.get("content_filter_results") or {}
+    if not isinstance(results, dict):
+        return []
+    return [
+        f"{name} ({verdict.get('severity', 'filtered')})"
+        for name, verdict in results.items()
+        if isinstance(verdict, dict) and verdict.get("filtered")
+    ]
 
 
 def is_content_policy(exc: openai.APIError) -> bool:

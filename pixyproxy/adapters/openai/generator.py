@@ -71,11 +71,12 @@ class OpenAIImageGenerator:
         quality: str | None = None,
         api_key: str | None = None,  # None: the SDK reads OPENAI_API_KEY
         base_url: str | None = None,  # None: the SDK reads OPENAI_BASE_URL (default: OpenAI itself)
-        response_format: ResponseFormat = "b64_json",  # asked of models that take it
+        response_format: ResponseFormat | None = "b64_json",  # asked of models that take it
         transport: Transport = "aiohttp",
         max_download_bytes: int = MAX_DOWNLOAD_BYTES,
         download_timeout_seconds: float = DOWNLOAD_TIMEOUT,
         max_retry_wait: float = MAX_RETRY_WAIT,
+        azure_api_version: str | None = None,  # set: Azure OpenAI (base_url is the resource's endpoint)
     ) -> None:
         self.defaults = Defaults(model, size, quality, response_format)
         self.defaults.check()
@@ -87,14 +88,27 @@ class OpenAIImageGenerator:
             openai.DefaultAioHttpClient if transport == "aiohttp" else openai.DefaultAsyncHttpxClient
         )
         self._http = http_client(timeout=timeout, limits=limits)
+        # Azure: the SDK's AzureOpenAI puts the model (the deployment name) in the path, adds
+        # ?api-version= and sends the key as `api-key`; it lists no deployments, so no models check.
+        self.azure = azure_api_version is not None
         try:
-            self._client = openai.AsyncOpenAI(
-                api_key=api_key,
-                base_url=base_url,
-                timeout=timeout,
-                max_retries=0,  # ours (failures.py): the SDK's would also retry what may have been billed
-                http_client=self._http,
-            )
+            if self.azure:
+                self._client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
+                    azure_endpoint=base_url or "",  # the catalogue requires it of azure entries
+                    api_version=azure_api_version,
+                    api_key=api_key,
+                    timeout=timeout,
+                    max_retries=0,
+                    http_client=self._http,
+                )
+            else:
+                self._client = openai.AsyncOpenAI(
+                    api_key=api_key,
+                    base_url=base_url,
+                    timeout=timeout,
+                    max_retries=0,  # ours (failures.py): the SDK's would also retry what may be billed
+                    http_client=self._http,
+                )
         except openai.OpenAIError as exc:
             raise ValueError(f"the OpenAI generator is not configured: {exc}") from None
         self._redact = Redactor(self._client.api_key)
@@ -211,11 +225,14 @@ class OpenAIImageGenerator:
     # -- readiness ----------------------------------------------------------------------------
 
     async def init(self) -> None:
-        await self._check_models()
+        if not self.azure:
+            await self._check_models()
 
     async def ping(self) -> None:
         """Fails only when the server answered that it does not offer the configured model; a server
         that could not be asked (or has no /v1/models) is not held against readiness."""
+        if self.azure:
+            return
         if self._checked_at is None and time.monotonic() - self._tried_at >= RECHECK_SECONDS:
             await self._check_models()
         if self._unready is not None:

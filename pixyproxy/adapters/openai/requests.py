@@ -20,7 +20,15 @@ from pixyproxy.domain.models import GeneratedImage, GenerationRequest, SourceIma
 
 # GPT image models always answer base64 and refuse `response_format`; a name is all that tells them apart.
 _BASE64_ONLY = re.compile(r"^(gpt-image|chatgpt-image)")
-OPTIONS = ("background", "output_format", "output_compression", "moderation")
+OPTIONS = (
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "complexity",
+    "frame_count",
+    "frame_duration_ms",
+)
 ResponseFormat = Literal["b64_json", "url"]
 
 
@@ -31,7 +39,9 @@ class Defaults:
     model: str
     size: str | None = None
     quality: str | None = None
-    response_format: ResponseFormat = "b64_json"  # asked of models other than GPT image ones
+    # Asked of models other than GPT image ones; None: never (Azure, whose image deployments are GPT image
+    # models under a name of the user's choosing).
+    response_format: ResponseFormat | None = "b64_json"
 
     def check(self) -> None:
         """Refuse at start a default of the wrong shape, with the reason (a ValueError)."""
@@ -60,9 +70,11 @@ def generation_params(
         value = getattr(request, name)
         if value is not None:
             params[name] = value
+    if request.svg is not None:
+        params["svg"] = request.svg.model_dump(exclude_none=True)
     if safety_identifier:
         params["safety_identifier"] = safety_identifier
-    if not answers_base64_only(model):
+    if not answers_base64_only(model) and defaults.response_format is not None:
         params["response_format"] = defaults.response_format
     return params
 

@@ -49,6 +49,9 @@ DETAIL_COLUMNS = (
     "reference_guids_json",
     "owner",
     "estimated_cost_usd",
+    "provider",
+    "deployment",
+    "attempts",
 )
 # Every SELECT returns these, in this order: the keyset id and the idempotency hash, then the detail.
 SELECT_COLUMNS = ("id", "request_hash", *DETAIL_COLUMNS)
@@ -117,8 +120,9 @@ def page_from_rows(rows: Sequence[Sequence[Any]], limit: int) -> ImagePage:
     return ImagePage(items=[s.detail for s in stored], next=next_position)
 
 
-# The `usage_events` table: one row per provider call, kept when its images are deleted. Per-owner
-# totals over a period are one GROUP BY; each adapter adds its markers for the bounds (and the owner).
+# The `usage_events` table: one row per provider call, kept when its images are deleted. Totals per
+# owner, model and provider over a period are one GROUP BY; each adapter adds its markers for the
+# bounds (and the owner).
 USAGE_COLUMNS = (
     "created_at",
     "owner",
@@ -128,10 +132,11 @@ USAGE_COLUMNS = (
     "input_tokens",
     "output_tokens",
     "estimated_cost_usd",
+    "provider",
 )
 USAGE_INSERT_LIST = ", ".join(USAGE_COLUMNS)
 USAGE_SELECT = (
-    "SELECT owner, COALESCE(SUM(images), 0), COALESCE(SUM(input_tokens), 0), "
+    "SELECT owner, model, provider, COALESCE(SUM(images), 0), COALESCE(SUM(input_tokens), 0), "
     "COALESCE(SUM(output_tokens), 0), COALESCE(SUM(estimated_cost_usd), 0) FROM usage_events"
 )
 
@@ -146,15 +151,17 @@ def usage_totals(rows: Sequence[Sequence[Any]]) -> list[UsageTotal]:
     totals = [
         UsageTotal(
             key=owner,
+            model=model,
+            provider=provider,
             images=int(images),  # SUM may come back as Decimal (MySQL)
             input_tokens=int(spent_in),
             output_tokens=int(spent_out),
             total_tokens=int(spent_in) + int(spent_out),
             estimated_cost_usd=round(float(cost), 6),
         )
-        for owner, images, spent_in, spent_out, cost in rows
+        for owner, model, provider, images, spent_in, spent_out, cost in rows
     ]
-    return sorted(totals, key=lambda t: (t.key is not None, t.key or ""))
+    return sorted(totals, key=lambda t: (t.key is not None, t.key or "", t.model or "", t.provider or ""))
 
 
 def chunks(values: Sequence[str], size: int = IN_LIST_CHUNK) -> Iterator[Sequence[str]]:

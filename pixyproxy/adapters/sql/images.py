@@ -56,8 +56,8 @@ INSERT_USAGE = (
     f"INSERT INTO usage_events ({USAGE_INSERT_LIST}) VALUES ({', '.join(':' + c for c in USAGE_COLUMNS)})"  # noqa: S608
 )
 USAGE_IN_PERIOD = f"{USAGE_SELECT} WHERE created_at >= :since AND created_at < :until"
-USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner"
-USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = :owner GROUP BY owner"
+USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner, model, provider"
+USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = :owner GROUP BY owner, model, provider"
 CREATED_BEFORE = f"{SELECT} WHERE created_at < :cutoff ORDER BY created_at, id LIMIT :limit"
 # Filters: each condition is its constant text or the dialect's constant TRUE.
 MODEL_IS = "model = :model"

@@ -8,6 +8,10 @@ class MetricsRecorder(Protocol):
 
     def observe_generation(self, model: str, outcome: str, seconds: float) -> None: ...
 
+    def observe_provider_attempt(self, provider: str, deployment: str, outcome: str, seconds: float) -> None:
+        """One call to one deployment of the catalogue (a generation may make several: fallbacks)."""
+        ...
+
     def add_stored(self, size_bytes: int) -> None: ...
 
     def add_usage(

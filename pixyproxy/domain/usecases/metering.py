@@ -70,9 +70,19 @@ class ProviderCalls:
                 await self.budgets.refund(reservation)
             raise
         spent_in, spent_out = tokens_of(generated.usage)
-        cost = estimate_cost(generated.model, generated.usage, self.prices)
+        cost = generated.cost_usd
+        if cost is None:  # the catalogue gave none: the price table (PIXYPROXY_PRICES) decides
+            cost = estimate_cost(generated.model, generated.usage, self.prices)
         entry = UsageEntry(
-            self._clock(), owner_of(caller), generated.model, operation, 1, spent_in, spent_out, cost
+            self._clock(),
+            owner_of(caller),
+            generated.model,
+            operation,
+            1,
+            spent_in,
+            spent_out,
+            cost,
+            generated.provider,
         )
         try:
             if self.budgets is not None:

@@ -13,10 +13,19 @@ class Pingable(Protocol):
         ...
 
 
+class ProviderChecks(Protocol):
+    """A generator that reaches several deployments: each one's state by its label."""
+
+    async def provider_checks(self) -> Mapping[str, str]: ...
+
+
 class CheckReadiness:
-    def __init__(self, dependencies: Mapping[str, Pingable | None]) -> None:
+    def __init__(
+        self, dependencies: Mapping[str, Pingable | None], providers: ProviderChecks | None = None
+    ) -> None:
         # None: not configured (Redis without PIXYPROXY_REDIS_URL), so not checked.
         self.dependencies = {name: d for name, d in dependencies.items() if d is not None}
+        self.providers = providers
 
     async def __call__(self) -> Readiness:
         readiness = Readiness()
@@ -26,4 +35,9 @@ class CheckReadiness:
                 readiness.checks[name] = "ok"
             except ImageException as exc:
                 readiness.checks[name] = exc.message
+        # The model catalogue's deployments, each by its label (the routing generator has them).
+        provider_checks = getattr(self.providers, "provider_checks", None)
+        if provider_checks is not None:
+            for label, state in (await provider_checks()).items():
+                readiness.checks[f"provider {label}"] = state
         return readiness

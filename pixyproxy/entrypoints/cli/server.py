@@ -79,6 +79,13 @@ def serve(
     configure_logging(settings.log_level)
     for warning in validated.warnings:
         logging.getLogger("pixyproxy").warning(warning)
+    from pixyproxy.container import check_models_file
+
+    try:
+        check_models_file(settings)
+    except ValueError as exc:  # one line naming the entry and the field, no traceback
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
     run_reporting(_schema_upgraded())  # once, before any worker starts; a refusal is one line
     workers = workers or settings.workers
     # Several workers share one port: /metrics must add up every worker's figures, which

@@ -240,12 +240,92 @@
 
   function remember(detail) {
     state.images.set(detail.guid, detail);
-    if (detail.model && !state.models.has(detail.model)) {
-      state.models.add(detail.model);
-      const option = document.createElement("option");
-      option.value = detail.model;
-      $("models").append(option);
+    addModelName(detail.model);
+  }
+
+  function addModelName(name) {
+    if (!name || state.models.has(name)) return;
+    state.models.add(name);
+    const option = document.createElement("option");
+    option.value = name;
+    $("models").append(option);
+  }
+
+  // ---- the model catalogue (GET /models): the filter's names, and what the form offers per model --
+
+  // Each option of the generate form by the name GET /models gives it.
+  const OPTION_FIELDS = {
+    size: "gen-size", quality: "gen-quality", background: "gen-background", output_format: "gen-format",
+    output_compression: "gen-compression", moderation: "gen-moderation", complexity: "gen-complexity",
+    frame_count: "gen-frames", frame_duration_ms: "gen-frame-ms",
+  };
+  const SIZES = ["auto", "256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "2048x2048", "3840x2160"];
+  const catalogue = new Map(); // a model's name or alias -> what GET /models says of it
+
+  async function readModels() {
+    let listed;
+    try {
+      listed = await json("/models");
+    } catch {
+      return; // an older service: the form offers everything and the service refuses what it must
     }
+    for (const model of listed) {
+      catalogue.set(model.name, model);
+      for (const alias of model.aliases || []) catalogue.set(alias, model);
+      addModelName(model.name);
+    }
+    fitForm();
+  }
+
+  function chosenModel() {
+    const name = $("gen-model").value.trim();
+    if (name) return catalogue.get(name) || null;
+    for (const model of catalogue.values()) if (model.default) return model;
+    return null;
+  }
+
+  function offeredSizes(rule) {
+    if (Array.isArray(rule.sizes) && rule.min_side === undefined) return rule.sizes;
+    return SIZES.filter((size) => {
+      if (size === "auto") return true;
+      const [w, h] = size.split("x").map(Number);
+      return Math.min(w, h) >= (rule.min_side || 1) && Math.max(w, h) <= (rule.max_side || Infinity);
+    }).concat(rule.sizes || []).filter((size, i, all) => all.indexOf(size) === i);
+  }
+
+  function fillSelect(select, values) {
+    const kept = select.value;
+    const first = select.options[0]; // "default"
+    select.replaceChildren(first);
+    for (const value of values) {
+      const option = document.createElement("option");
+      option.textContent = String(value);
+      select.append(option);
+    }
+    select.value = values.map(String).includes(kept) ? kept : "";
+  }
+
+  // Only what the chosen model takes is offered (an unknown model, or one without a table: everything).
+  function fitForm() {
+    const model = chosenModel();
+    const checked = model && model.checked;
+    const format = () => $("gen-format").value;
+    for (const [name, id] of Object.entries(OPTION_FIELDS)) {
+      const element = $(id);
+      let takes = !checked || name in model.options;
+      if (takes && checked && element.tagName === "SELECT") {
+        const values = model.options[name];
+        if (name === "size" && values) fillSelect(element, offeredSizes(values));
+        else if (Array.isArray(values)) fillSelect(element, values);
+      }
+      if (name === "frame_count" || name === "frame_duration_ms") takes = takes && format() === "gif";
+      if (name === "output_compression") takes = takes && ["webp", "jpeg"].includes(format());
+      element.disabled = !takes;
+      element.parentElement.hidden = !takes;
+    }
+    const previews = !(model && model.partial_images === false) && !["gif", "svg"].includes(format());
+    $("gen-previews").disabled = !previews;
+    $("gen-previews").parentElement.hidden = !previews;
   }
 
   function makeTile(detail) {
@@ -655,7 +735,7 @@
     const form = $("generate");
     const body = {};
     for (const element of form.elements) {
-      if (!element.name || element.value.trim() === "") continue;
+      if (!element.name || element.disabled || element.value.trim() === "") continue;
       const numeric = element.type === "number" || element.name === "partial_images";
       body[element.name] = numeric ? Number(element.value) : element.value.trim();
     }
@@ -846,6 +926,8 @@
     $("open-generate").addEventListener("click", () => toggleGenerate());
     $("gen-cancel").addEventListener("click", () => toggleGenerate(false));
     $("generate").addEventListener("submit", submitGeneration);
+    $("gen-model").addEventListener("input", fitForm);
+    $("gen-format").addEventListener("change", fitForm);
     $("edit").addEventListener("submit", submitEdit);
     $("share").addEventListener("click", copyShareLink);
     $("delete").addEventListener("click", deleteCurrent);
@@ -870,6 +952,7 @@
     if (state.can.keys && !state.key) await askForKey("");
     route();
     resetGrid();
+    readModels();
     // Infinite scroll: the next page as the end of the grid comes near (the button does it by keyboard).
     new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting) && !$("grid-view").hidden) loadMore();

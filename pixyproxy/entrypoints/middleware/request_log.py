@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 
+from pixyproxy.domain.generation_note import generation_note
 from pixyproxy.entrypoints.logging_setup import LogHandler
 from pixyproxy.entrypoints.request_id import new_request_id, request_id_var
 
@@ -46,10 +47,26 @@ class RequestLogMiddleware:
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
+        note: dict[str, str] = {}
+        note_token = generation_note.set(note)
         request_line("REQUEST START")
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            request_line("REQUEST END %s %s %d %.1fms", scope["method"], scope["path"], status, elapsed_ms)
+            if note:  # a generation: which provider answered last, and how it ended
+                request_line(
+                    "REQUEST END %s %s %d %.1fms provider=%s outcome=%s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    elapsed_ms,
+                    note["provider"],
+                    note["outcome"],
+                )
+            else:
+                request_line(
+                    "REQUEST END %s %s %d %.1fms", scope["method"], scope["path"], status, elapsed_ms
+                )
+            generation_note.reset(note_token)
             request_id_var.reset(token)

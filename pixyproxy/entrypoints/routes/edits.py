@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 
 from pixyproxy.domain.models import Caller, EditRequest, ImageDetail
 from pixyproxy.entrypoints.dependencies import caller, idempotency_key, services
+from pixyproxy.entrypoints.routes.images import cost_header
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import error_responses
 
@@ -40,4 +41,4 @@ async def edit_image(
     who: Caller | None = Depends(caller),
 ) -> Response:
     detail = await services(request).edit_stored_image()(guid, body, who, key)
-    return Response(_detail_json(detail), media_type="application/json")
+    return Response(_detail_json(detail), headers=cost_header(detail), media_type="application/json")

@@ -32,10 +32,19 @@ IMAGE_TYPES: dict[str, dict[str, Any]] = {
     "image/webp": {},
     "image/jpeg": {},
     "image/avif": {},
+    "image/gif": {},
+    "image/svg+xml": {},
 }
 ONE_BODY = 1024 * 1024  # images up to this size are read whole and sent as one body
 _detail_json = TypeAdapter(ImageDetail).dump_json
 _list_json = TypeAdapter(list[ImageDetail]).dump_json
+
+
+def cost_header(detail: ImageDetail) -> dict[str, str] | None:
+    """X-PixyProxy-Cost: the generation's estimated cost in US dollars, where it has one."""
+    if detail.estimated_cost_usd is None:
+        return None
+    return {"X-PixyProxy-Cost": f"{detail.estimated_cost_usd:.6f}"}
 
 
 def json_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -110,7 +119,7 @@ async def create_image(
     who: Caller | None = Depends(caller),
 ) -> Response:
     detail = await services(request).generate_image()(body, who, key)
-    return json_response(_detail_json(detail))
+    return json_response(_detail_json(detail), cost_header(detail))
 
 
 @twin_routes(

@@ -8,7 +8,7 @@ any other (GenerateImage, EditUploads): stored, listed, metered, logged. This mo
   others are cancelled and nothing is stored.
 - Edits take uploaded bytes, not stored guids: the uploads are checked and sent to the generator, and
   only the result is stored (the uploads are the client's, not images this service made).
-- GET /v1/models lists the one configured model.
+- GET /v1/models lists the catalogue's models (GET /models has what each takes).
 
 Errors come out in OpenAI's shape (entrypoints/errors.py chooses it by the /v1 prefix).
 """
@@ -44,6 +44,7 @@ from pixyproxy.entrypoints.openai_schemas import (
     ModelList,
     openai_error_responses,
 )
+from pixyproxy.entrypoints.routes.models import catalogue_models
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.settings import Settings
 
@@ -55,7 +56,7 @@ OFFLOAD_BYTES = 1024 * 1024  # images above this are base64-encoded off the even
 ONE_STREAMED = "n: stream=true makes one image; leave n out (or 1) when streaming"
 _EVENT_STREAM = {
     "text/event-stream": {
-        # Each server-sent event: its name and its data (a JSON object as text).
+        # Each server-sent event: its `event` name and its JSON `data` (schemathesis checks every one).
         "schema": {
             "type": "object",
             "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
@@ -176,11 +177,11 @@ async def edit_images(
     ["GET"],
     "/v1/models",
     response_model=ModelList,
-    summary="The configured image model (pixyproxy-offline on the embedded default)",
+    summary="The catalogue's models (pixyproxy-offline on the embedded default)",
     responses=openai_error_responses(),
 )
 async def list_models(request: Request) -> Response:
-    return _json(ModelList(data=[_card(request)]).model_dump())
+    return _json(ModelList(data=[_card(m.name) for m in catalogue_models(request)]).model_dump())
 
 
 @twin_routes(
@@ -188,19 +189,17 @@ async def list_models(request: Request) -> Response:
     ["GET"],
     "/v1/models/{model}",
     response_model=ModelCard,
-    summary="The configured image model, by its id",
+    summary="One of the catalogue's models, by its name",
     responses=openai_error_responses(404),
 )
 async def get_model(model: str, request: Request) -> Response:
-    card = _card(request)
-    if model != card.id:
+    if model not in {m.name for m in catalogue_models(request)}:
         raise HTTPException(404, f"The model '{model[:100]}' does not exist here; GET /v1/models lists it")
-    return _json(card.model_dump())
+    return _json(_card(model).model_dump())
 
 
-def _card(request: Request) -> ModelCard:
-    generator = services(request).generate_image().generator
-    return ModelCard(id=generator.default_model, created=STARTED, owned_by="pixyproxy")
+def _card(name: str) -> ModelCard:
+    return ModelCard(id=name, created=STARTED, owned_by="pixyproxy")
 
 
 # -- answers ------------------------------------------------------------------------------------------

@@ -214,6 +214,18 @@ MIGRATIONS: dict[int, tuple[str, tuple[Step, ...]]] = {
             "ALTER TABLE images DROP INDEX ft_images_prompt_words, DROP COLUMN prompt_words",
         ),
     ),
+    6: (
+        "the model catalogue: each image's provider, deployment and attempts; each usage row's provider",
+        (
+            """
+            ALTER TABLE images
+                ADD COLUMN provider VARCHAR(32) NULL,
+                ADD COLUMN deployment VARCHAR(128) NULL,
+                ADD COLUMN attempts INT NULL
+            """,
+            "ALTER TABLE usage_events ADD COLUMN provider VARCHAR(32) NULL",
+        ),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 ALREADY_APPLIED = {1060, 1061, 1091}  # duplicate column name, duplicate key name, nothing to drop
