@@ -14,7 +14,7 @@ from pixyproxy.container import Container, done
 from pixyproxy.domain.errors import ImageException
 from pixyproxy.entrypoints.api_docs import documented_app
 from pixyproxy.entrypoints.errors import error_response
-from pixyproxy.entrypoints.logging_setup import configure_logging
+from pixyproxy.entrypoints.logging_setup import LogHandler, configure_logging
 from pixyproxy.entrypoints.malloc_tuning import return_large_blocks
 from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
 from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
@@ -104,7 +104,8 @@ def serve_app() -> FastAPI:
     """What `pixyproxy serve` runs in each worker: with `--workers N` every worker is a process of its
     own that inherits no logging, so each configures it before it logs its ready line and requests."""
     container = Container()
-    configure_logging(container.settings().log_level)
+    if not any(isinstance(handler, LogHandler) for handler in logging.getLogger().handlers):
+        configure_logging(container.settings().log_level)  # one worker runs in `serve`'s own process
     return create_app(container)
 
 
