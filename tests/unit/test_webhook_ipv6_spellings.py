@@ -8,7 +8,8 @@ import pytest
 from pixyproxy.domain.embedded_ipv4 import embedded_ipv4
 from pixyproxy.domain.errors import InvalidWebhookUrl
 from pixyproxy.domain.webhook_dispatcher import WebhookDispatcher
-from pixyproxy.domain.webhooks import RetryPolicy, WebhookDelivery, check_webhook_url, validate_webhook_url
+from pixyproxy.domain.webhook_urls import check_webhook_url
+from pixyproxy.domain.webhooks import RetryPolicy, WebhookDelivery, validate_webhook_url
 from tests.unit.test_webhook_urls import StaticResolver
 
 PRIVATE_V4 = ["127.0.0.1", "10.0.0.5", "169.254.169.254", "192.168.1.1", "0.0.0.0", "100.64.0.1"]
