@@ -38,11 +38,11 @@ class LostAnswers(InMemoryImageRepository):
             await super().delete(guid)
         raise MetadataOutcomeUnknown(LOST)
 
-    async def get(self, guid):
+    async def get(self, guid, owner=None):
         if self.silent_reads:
             self.silent_reads -= 1
             raise MetadataUnavailable("still not answering")
-        return await super().get(guid)
+        return await super().get(guid, owner)
 
 
 @pytest.fixture

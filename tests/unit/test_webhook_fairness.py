@@ -94,7 +94,7 @@ async def test_dead_receivers_delay_only_their_own(outbox, sender, dead_tenant, 
                 url = f"http://127.0.0.1:{dead[i % origins].port}/hook/{i}"
                 await worker.announce(f"dead-{i}", url, "succeeded", {**JOB, "id": f"dead-{i}"}, dead_tenant)
             await until(lambda: accepted(dead) >= cap)
-            await until(lambda: worker._wake.is_set() is False and len(worker._in_flight) == cap)
+            await until(lambda: worker._claims._wake.is_set() is False and len(worker._in_flight) == cap)
 
             ended = time.monotonic()
             await worker.announce("live-1", live.url, "succeeded", {**JOB, "id": "live-1"}, live_tenant)
