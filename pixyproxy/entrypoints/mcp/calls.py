@@ -1,0 +1,221 @@
+"""The MCP tools served by the use cases in this process: the ONE module of the MCP entrypoint that
+calls into the domain (and the container), for the caller whose API key the HTTP request carried.
+
+Errors are described exactly as the HTTP API describes them (entrypoints/errors.describe), so a tool's
+error text is the HTTP answer's `detail`.
+"""
+
+import contextlib
+import math
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import anyio
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from pixyproxy.container import Container
+from pixyproxy.domain.clock import utc_now
+from pixyproxy.domain.errors import ImageException
+from pixyproxy.domain.jobs_models import JobRequest, JobStatus
+from pixyproxy.domain.models import Caller, EditRequest, GenerationRequest, ImageDetail
+from pixyproxy.domain.search import parse_filter
+from pixyproxy.domain.usage import usage_period
+from pixyproxy.domain.variants import OriginalMissing, VariantSpec, plan
+from pixyproxy.entrypoints.errors import describe
+from pixyproxy.entrypoints.mcp.backend import ReportProgress
+from pixyproxy.entrypoints.mcp.tools import DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, ToolFailure
+from pixyproxy.entrypoints.middleware.rate_limit import TOO_MANY
+
+# A generation run as a job reports these steps (of this many) as its progress.
+JOB_STEPS = {JobStatus.queued: 1, JobStatus.running: 2}
+JOB_TOTAL = 3
+
+
+def _failure(exc: Exception) -> ToolFailure:
+    return ToolFailure(describe(exc).detail)
+
+
+M = TypeVar("M", bound=GenerationRequest)
+
+
+def _parsed(model: type[M], arguments: dict[str, Any]) -> M:
+    """The arguments as the HTTP API reads a body: the same model, the same 422 message."""
+    try:
+        return model.model_validate(arguments)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise _failure(RequestValidationError(errors)) from None
+
+
+def _json(detail: ImageDetail) -> dict[str, Any]:
+    return detail.model_dump(mode="json")
+
+
+class InProcessTools:
+    """ImageTools for one request: its caller (None with keys off), the client the rate limit counts
+    (`key:<name>` or the peer address) and the base URL content links start with."""
+
+    def __init__(self, container: Container, caller: Caller | None, client: str, base_url: str) -> None:
+        self.container = container
+        self.caller = caller
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+
+    async def _limit(self) -> None:
+        """The HTTP API's per-key limit on generating routes; a POST to /mcp is not one of them."""
+        limiter = self.container.rate_limiter()
+        if limiter is None:
+            return
+        wait = await limiter.take(self.client)
+        if wait > 0:
+            raise ToolFailure(TOO_MANY.format(seconds=max(1, math.ceil(wait))))
+
+    async def generate(self, arguments: dict[str, Any], progress: ReportProgress | None) -> dict[str, Any]:
+        request = _parsed(JobRequest, arguments)
+        try:
+            await self._limit()
+            if progress is None:
+                service = self.container.image_service()
+                image = request.image_request()
+                detail = await service.create(image, caller=self.caller)
+                return _json(detail)
+            return await self._as_job(request, progress)
+        except ImageException as exc:
+            raise _failure(exc) from None
+
+    async def _as_job(self, request: JobRequest, progress: ReportProgress) -> dict[str, Any]:
+        """Run the generation as a job, reporting its status (and previews) until it ends; a call
+        cancelled meanwhile cancels the job, which then stores nothing."""
+        jobs = self.container.job_service()
+        job = await jobs.submit(request, self.caller)
+        previews = 0
+        try:
+            async for event in jobs.events(job.id, self.caller):
+                if event.name == "status" and event.data.status in JOB_STEPS:
+                    step = JOB_STEPS[event.data.status]
+                    await progress(step, JOB_TOTAL, f"job {job.id} {event.data.status}")
+                elif event.name == "partial_image":
+                    previews += 1
+                    await progress(2, JOB_TOTAL, f"job {job.id} running: preview {previews} received")
+                elif event.name == "done":
+                    job = event.data
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if not job.finished:
+                    with contextlib.suppress(ImageException):  # it ended meanwhile
+                        await jobs.cancel(job.id, self.caller)
+            raise
+        if job.status is not JobStatus.succeeded or not job.images:
+            detail = job.error.detail if job.error else f"the job ended {job.status}"
+            raise ToolFailure(detail)
+        await progress(JOB_TOTAL, JOB_TOTAL, f"job {job.id} succeeded")
+        return job.images[0].model_dump(mode="json", exclude={"deleted"})
+
+    async def edit(self, guid: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        request = _parsed(EditRequest, arguments)
+        try:
+            await self._limit()
+            detail = await self.container.image_service().edit(guid, request, caller=self.caller)
+        except ImageException as exc:
+            raise _failure(exc) from None
+        return _json(detail)
+
+    async def get(self, guid: str) -> dict[str, Any]:
+        return _json(await self._detail(guid))
+
+    async def _detail(self, guid: str) -> ImageDetail:
+        try:
+            return await self.container.image_service().get(guid, self.caller)
+        except ImageException as exc:
+            raise _failure(exc) from None
+
+    async def search(self, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+        limit = arguments.get("limit", DEFAULT_SEARCH_LIMIT)
+        if type(limit) is not int or not 1 <= limit <= MAX_SEARCH_LIMIT:
+            raise ToolFailure(f"limit: must be an integer between 1 and {MAX_SEARCH_LIMIT}")
+        try:
+            filters = parse_filter(
+                arguments.get("q"),
+                arguments.get("model"),
+                arguments.get("created_after"),
+                arguments.get("created_before"),
+            )
+            items, _ = await self.container.image_service().list_images(limit, None, filters, self.caller)
+        except (ImageException, TypeError) as exc:
+            raise ToolFailure(describe(exc).detail if isinstance(exc, ImageException) else str(exc)) from None
+        return [_json(item) for item in items]
+
+    async def page(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        try:
+            items, next_cursor = await self.container.image_service().list_images(
+                limit, cursor, caller=self.caller
+            )
+        except ImageException as exc:
+            raise _failure(exc) from None
+        return [_json(item) for item in items], next_cursor
+
+    async def models(self) -> list[dict[str, Any]]:
+        """What GET /v1/models lists today: the generator's default model."""
+        return [{"id": self.container.image_service().generator.default_model, "default": True}]
+
+    async def delete(self, guid: str) -> None:
+        try:
+            await self.container.image_service().delete(guid, self.caller)
+        except ImageException as exc:
+            raise _failure(exc) from None
+
+    async def usage(self, since: str | None, until: str | None) -> dict[str, Any]:
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and not isinstance(value, str):
+                raise ToolFailure(f"{name}: Input should be a valid string")
+        try:
+            start, end = usage_period(since, until, utc_now())
+            report = await self.container.image_service().usage(start, end, self.caller)
+        except ImageException as exc:
+            raise _failure(exc) from None
+        return report.model_dump(mode="json")
+
+    async def preview(self, detail: dict[str, Any], width: int) -> bytes:
+        image = ImageDetail.model_validate(detail)
+        planned = plan(image, VariantSpec(width, "webp"))
+        try:
+            if planned is None:  # already a WebP that small
+                return (await self.content(str(image.guid)))[0]
+            variants = self.container.variants()
+            variant, data = await variants.find_or_make(image, *planned)
+            if data is None:
+                stream = await variants.blobs.open(variant.key)
+                if stream is None:
+                    raise ToolFailure("the image's preview is missing from storage")
+                try:
+                    data = b"".join([chunk async for chunk in stream.chunks()])
+                finally:
+                    await stream.aclose()
+            return data
+        except OriginalMissing:
+            await self.content(str(image.guid))  # 404 when deleted meanwhile
+            raise ToolFailure("the image's bytes could not be read to make its preview") from None
+        except ImageException as exc:
+            raise _failure(exc) from None
+
+    async def content(self, guid: str) -> tuple[bytes, str]:
+        detail = await self._detail(guid)
+        try:
+            stream = await self.container.image_service().open_content(detail)
+            try:
+                data = b"".join([chunk async for chunk in stream.chunks()])
+            finally:
+                await stream.aclose()
+        except ImageException as exc:
+            raise _failure(exc) from None
+        return data, detail.content_type
+
+    async def link(self, detail: dict[str, Any]) -> str:
+        image = ImageDetail.model_validate(detail)
+        ttl = timedelta(seconds=self.container.settings().url_ttl_seconds)
+        try:
+            presigned = await self.container.image_service().content_url(image, ttl)
+        except ImageException as exc:
+            raise _failure(exc) from None
+        return presigned or f"{self.base_url}/image/{image.guid}/content"
