@@ -16,10 +16,9 @@ from starlette.types import Receive, Scope, Send
 
 from pixyproxy.container import Container
 from pixyproxy.entrypoints.mcp.calls import InProcessTools
+from pixyproxy.entrypoints.mcp.errors import MCP_PATHS
 from pixyproxy.entrypoints.mcp.server import build_server
 from pixyproxy.entrypoints.middleware.api_keys import CALLER_SCOPE_KEY, CLIENT_SCOPE_KEY
-
-MCP_PATHS = frozenset({"/mcp", "/mcp/"})
 
 
 class McpEndpoint:
