@@ -24,7 +24,7 @@ from pixyproxy.domain.usage import usage_period
 from pixyproxy.domain.variants import OriginalMissing, VariantSpec, plan
 from pixyproxy.entrypoints.errors import describe
 from pixyproxy.entrypoints.mcp.backend import ReportProgress
-from pixyproxy.entrypoints.mcp.tools import DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, ToolFailure
+from pixyproxy.entrypoints.mcp.tools import ToolFailure, search_limit
 from pixyproxy.entrypoints.middleware.rate_limit import TOO_MANY
 
 # A generation run as a job reports these steps (of this many) as its progress.
@@ -131,9 +131,7 @@ class InProcessTools:
             raise _failure(exc) from None
 
     async def search(self, arguments: dict[str, Any]) -> list[dict[str, Any]]:
-        limit = arguments.get("limit", DEFAULT_SEARCH_LIMIT)
-        if type(limit) is not int or not 1 <= limit <= MAX_SEARCH_LIMIT:
-            raise ToolFailure(f"limit: must be an integer between 1 and {MAX_SEARCH_LIMIT}")
+        limit = search_limit(arguments)
         try:
             filters = parse_filter(
                 arguments.get("q"),

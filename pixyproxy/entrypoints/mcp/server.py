@@ -88,6 +88,8 @@ async def call(
 ) -> types.CallToolResult:
     """One tool call, its arguments already checked by name."""
     if name == t.GENERATE:
+        if arguments.get("partial_images") and progress is None:
+            raise t.ToolFailure(t.PREVIEWS_NEED_PROGRESS)
         return await _image_result(images, await images.generate(arguments, progress))
     if name == t.EDIT:
         guid = arguments.pop("guid")

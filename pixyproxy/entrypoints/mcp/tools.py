@@ -26,6 +26,9 @@ THUMBNAIL_WIDTH = 128  # search results' thumbnails
 DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT = 10, 50
 GUID = {"type": "string", "format": "uuid", "description": "The image's guid."}
 INSTANT = {"type": "string", "maxLength": 40}
+PREVIEWS_NEED_PROGRESS = (
+    "partial_images: previews are reported as progress notifications; call with a progress token"
+)
 
 
 class ToolFailure(Exception):
@@ -193,3 +196,10 @@ def check_arguments(tool: types.Tool, arguments: dict[str, Any] | None) -> dict[
     if "guid" in known and "guid" in arguments and not isinstance(arguments["guid"], str):
         raise ToolFailure("guid: Input should be a valid string")
     return arguments
+
+
+def search_limit(arguments: dict[str, Any]) -> int:
+    limit = arguments.get("limit", DEFAULT_SEARCH_LIMIT)
+    if type(limit) is not int or not 1 <= limit <= MAX_SEARCH_LIMIT:
+        raise ToolFailure(f"limit: must be an integer between 1 and {MAX_SEARCH_LIMIT}")
+    return limit
