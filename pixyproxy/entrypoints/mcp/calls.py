@@ -6,12 +6,14 @@ error text is the HTTP answer's `detail`.
 """
 
 import contextlib
+import io
 import math
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import anyio
 from fastapi.exceptions import RequestValidationError
+from PIL import Image
 from pydantic import ValidationError
 
 from pixyproxy.container import Container
@@ -21,7 +23,6 @@ from pixyproxy.domain.jobs_models import JobRequest, JobStatus
 from pixyproxy.domain.models import Caller, EditRequest, GenerationRequest, ImageDetail
 from pixyproxy.domain.search import parse_filter
 from pixyproxy.domain.usage import usage_period
-from pixyproxy.domain.variants import OriginalMissing, VariantSpec, plan
 from pixyproxy.entrypoints.errors import describe
 from pixyproxy.entrypoints.mcp.backend import ReportProgress
 from pixyproxy.entrypoints.mcp.tools import ToolFailure, search_limit
@@ -46,6 +47,20 @@ def _parsed(model: type[M], arguments: dict[str, Any]) -> M:
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         raise _failure(RequestValidationError(errors)) from None
+
+
+def webp_preview(data: bytes, side: int) -> bytes:
+    """The image as a WebP whose longest side is at most `side` (never enlarged). Encoded fast rather
+    than small (method 0): a preview is made on every call and kept nowhere."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (side, side))  # a JPEG decodes at a fraction of its size directly
+        image.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        shown: Image.Image = image
+        if image.mode not in ("RGB", "RGBA"):
+            shown = image.convert("RGBA" if "A" in image.mode or image.mode == "P" else "RGB")
+        out = io.BytesIO()
+        shown.save(out, format="WEBP", quality=75, method=0)
+        return out.getvalue()
 
 
 def _json(detail: ImageDetail) -> dict[str, Any]:
@@ -176,38 +191,24 @@ class InProcessTools:
 
     async def preview(self, detail: dict[str, Any], width: int) -> bytes:
         image = ImageDetail.model_validate(detail)
-        planned = plan(image, VariantSpec(width, "webp"))
-        try:
-            if planned is None:  # already a WebP that small
-                return (await self.content(str(image.guid)))[0]
-            variants = self.container.variants()
-            variant, data = await variants.find_or_make(image, *planned)
-            if data is None:
-                stream = await variants.blobs.open(variant.key)
-                if stream is None:
-                    raise ToolFailure("the image's preview is missing from storage")
-                try:
-                    data = b"".join([chunk async for chunk in stream.chunks()])
-                finally:
-                    await stream.aclose()
-            return data
-        except OriginalMissing:
-            await self.content(str(image.guid))  # 404 when deleted meanwhile
-            raise ToolFailure("the image's bytes could not be read to make its preview") from None
-        except ImageException as exc:
-            raise _failure(exc) from None
+        data = await self._bytes(image)
+        if image.content_type == "image/webp" and max(image.width, image.height) <= width:
+            return data  # already a WebP that small
+        return await anyio.to_thread.run_sync(webp_preview, data, width)
 
     async def content(self, guid: str) -> tuple[bytes, str]:
         detail = await self._detail(guid)
+        return await self._bytes(detail), detail.content_type
+
+    async def _bytes(self, detail: ImageDetail) -> bytes:
         try:
             stream = await self.container.image_service().open_content(detail)
             try:
-                data = b"".join([chunk async for chunk in stream.chunks()])
+                return b"".join([chunk async for chunk in stream.chunks()])
             finally:
                 await stream.aclose()
         except ImageException as exc:
             raise _failure(exc) from None
-        return data, detail.content_type
 
     async def link(self, detail: dict[str, Any]) -> str:
         image = ImageDetail.model_validate(detail)

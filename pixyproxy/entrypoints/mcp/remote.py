@@ -19,6 +19,8 @@ from pixyproxy.client.models import DoneEvent, Job, JobEvent, PartialImageEvent,
 from pixyproxy.entrypoints.mcp.backend import ReportProgress
 from pixyproxy.entrypoints.mcp.tools import ToolFailure, search_limit
 
+# The widths the server makes variants at (GET /image/{guid}/content?width=).
+VARIANT_WIDTHS = (64, 128, 256, 512, 1024)
 JOB_STEPS = {"queued": 1, "running": 2}
 JOB_TOTAL = 3
 
@@ -121,8 +123,11 @@ class RemoteTools:
         return dict((await self._send("GET", "/usage", params=params)).json())
 
     async def preview(self, detail: dict[str, Any], width: int) -> bytes:
+        """The server's WebP variant at the widest width whose longest side is at most `width`."""
+        fit = width * int(detail["width"]) // max(int(detail["width"]), int(detail["height"]), 1)
+        variant = max((w for w in VARIANT_WIDTHS if w <= fit), default=VARIANT_WIDTHS[0])
         path = client_base.guid_path(str(detail["guid"]), "/content")
-        return (await self._send("GET", path, params={"width": width, "format": "webp"})).content
+        return (await self._send("GET", path, params={"width": variant, "format": "webp"})).content
 
     async def content(self, guid: str) -> tuple[bytes, str]:
         response = await self._send("GET", client_base.guid_path(guid, "/content"))
