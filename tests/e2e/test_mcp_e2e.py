@@ -75,6 +75,9 @@ async def test_every_tool_on_the_embedded_default(server):
         assert hashlib.sha256(original.content).hexdigest() == detail["sha256"]
         assert link.mime_type == "image/png" and link.size == detail["size_bytes"]
 
+        tall = await session.call_tool("generate_image", {"prompt": "a tall mcp tower", "size": "512x1024"})
+        assert webp_side(image_parts(tall)[1]) == (256, 512)  # the longest side at most 512 px
+
         fetched = image_parts(await session.call_tool("get_image", {"guid": detail["guid"]}))[0]
         assert fetched == detail
 

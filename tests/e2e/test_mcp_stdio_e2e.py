@@ -49,6 +49,8 @@ async def test_every_tool_forwarded_to_the_server(server):
         assert max(webp_side(preview)) <= 512
         assert link.uri == f"{server.base_url}/image/{detail['guid']}/content"
         assert image_parts(await session.call_tool("get_image", {"guid": detail["guid"]}))[0] == detail
+        tall = await session.call_tool("generate_image", {"prompt": "a tall tower", "size": "512x1024"})
+        assert webp_side(image_parts(tall)[1]) == (256, 512)
         arguments = {"guid": detail["guid"], "prompt": "a stdio owl at night"}
         edited = image_parts(await session.call_tool("edit_image", arguments))[0]
         assert edited["parent_guid"] == detail["guid"]
