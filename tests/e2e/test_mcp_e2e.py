@@ -231,6 +231,28 @@ async def test_one_key_never_sees_anothers_image(server):
     assert ann.get(f"/image/{guid}").status_code == 200
 
 
+def test_a_session_is_bound_to_the_key_that_opened_it(server):
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    opening = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    ann = {**accept, "Authorization": f"Bearer {KEYS['ann']}"}
+    opened = httpx.post(f"{server.base_url}/mcp", json=opening, headers=ann)
+    session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18"}
+    ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+    assert httpx.post(f"{server.base_url}/mcp", json=ping, headers={**ann, **session}).status_code == 200
+    bob = {**accept, **session, "Authorization": f"Bearer {KEYS['bob']}"}
+    taken = httpx.post(f"{server.base_url}/mcp", json=ping, headers=bob)
+    assert taken.status_code == 404 and taken.json()["error"]["message"] == "Session not found"
+
+
 async def test_each_http_request_logs_two_lines_and_is_counted(server):
     start = len(server.log_text())
     async with http_session(server.base_url, KEYS["ann"]) as session:
