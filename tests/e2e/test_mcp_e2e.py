@@ -17,6 +17,8 @@ from pixyproxy.domain.jobs_models import JobRequest
 from pixyproxy.domain.models import EditRequest, ImageDetail
 from tests.e2e.mcp_support import http_session, image_parts, text_of, webp_side
 from tests.e2e.server import run_server
+from tests.e2e.test_jobs_e2e import wait_for
+from tests.e2e.test_openai_e2e import openai_env
 
 KEYS = {"ann": "ann-mcp-key-0001", "bob": "bob-mcp-key-0002"}
 ENV = {"PIXYPROXY_API_KEYS": ",".join(f"{name}:user:{key}" for name, key in KEYS.items())}
@@ -328,3 +330,26 @@ async def test_a_cancelled_call_stores_nothing(tmp_path):
         await anyio.sleep(3.5)  # past the generator's latency: nothing is stored late either
         assert http.get("/image/").json() == []
         assert not list((tmp_path / "pixyproxy-data" / "images").glob("*.png"))
+
+
+async def test_a_cancelled_call_without_progress_stops_the_provider_call(tmp_path, fake_openai):
+    fake_openai.fail_next("hang")
+    with run_server(tmp_path, {**ENV, **openai_env(fake_openai, timeout_seconds="30")}) as server:
+        async with http_session(server.base_url, KEYS["ann"]) as session:
+            async with anyio.create_task_group() as group:
+
+                async def call() -> None:
+                    await session.call_tool("generate_image", {"prompt": "never stored"})
+
+                group.start_soon(call)
+                await anyio.to_thread.run_sync(
+                    wait_for, "the provider call", lambda: fake_openai.in_flight == 1
+                )
+                group.cancel_scope.cancel()
+            await session.send_ping()  # answered after the cancellation before it was applied
+            fake_openai.reset()  # the hanging answer comes now; nothing may be stored from it
+            assert not (await session.call_tool("list_models", {})).is_error
+        http = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {KEYS['ann']}"})
+        assert http.get("/image/").json() == []
+        assert all(line["images"] == 0 for line in http.get("/usage").json()["keys"])
+    assert not list((tmp_path / "pixyproxy-data" / "images").glob("*"))
