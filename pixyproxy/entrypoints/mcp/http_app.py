@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.requests import Request
@@ -39,6 +41,12 @@ class McpEndpoint:
         return InProcessTools(self.container, scope.get(CALLER_SCOPE_KEY), client, str(request.base_url))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = scope.get(CALLER_SCOPE_KEY)
+        if caller is not None:
+            # The SDK binds a session to the principal that opened it: another key presenting its id is
+            # answered as if the session did not exist. Named by the key's name, never the key.
+            identity = AccessToken(token="", client_id=f"key:{caller.name}", scopes=[])
+            scope["user"] = AuthenticatedUser(identity)
         await self.sessions.handle_request(scope, receive, send)
 
     @asynccontextmanager
