@@ -4,6 +4,7 @@ limit and budgets apply to the generating tools (calls.py).
 
 The session manager runs inside the app's lifespan (McpEndpoint.running)."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -51,5 +52,23 @@ class McpEndpoint:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        async with self.sessions.run():
+        """The session manager, run in a task of its own: its task group must be left by the task that
+        entered it, and a lifespan may be started and stopped by different tasks (test fixtures)."""
+        ready, stop = asyncio.Event(), asyncio.Event()
+
+        async def serve() -> None:
+            async with self.sessions.run():
+                ready.set()
+                await stop.wait()
+
+        task = asyncio.create_task(serve(), name="mcp-sessions")
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if task.done():
+            task.result()  # it failed to start: raise why
+        try:
             yield
+        finally:
+            stop.set()
+            await task
