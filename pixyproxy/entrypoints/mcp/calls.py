@@ -8,8 +8,9 @@ error text is the HTTP answer's `detail`.
 import contextlib
 import io
 import math
+from collections.abc import AsyncGenerator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from pixyproxy.container import Container
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.errors import ImageException
-from pixyproxy.domain.jobs_models import JobRequest, JobStatus
+from pixyproxy.domain.jobs_models import JobEvent, JobRequest, JobStatus
 from pixyproxy.domain.models import Caller, EditRequest, GenerationRequest, ImageDetail
 from pixyproxy.domain.search import parse_filter
 from pixyproxy.domain.usage import usage_period
@@ -106,15 +107,18 @@ class InProcessTools:
         job = await jobs.submit(request, self.caller)
         previews = 0
         try:
-            async for event in jobs.events(job.id, self.caller):
-                if event.name == "status" and event.data.status in JOB_STEPS:
-                    step = JOB_STEPS[event.data.status]
-                    await progress(step, JOB_TOTAL, f"job {job.id} {event.data.status}")
-                elif event.name == "partial_image":
-                    previews += 1
-                    await progress(2, JOB_TOTAL, f"job {job.id} running: preview {previews} received")
-                elif event.name == "done":
-                    job = event.data
+            stream = cast(AsyncGenerator[JobEvent, None], jobs.events(job.id, self.caller))
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
+                    if event.name == "status" and event.data.status in JOB_STEPS:
+                        step = JOB_STEPS[event.data.status]
+                        await progress(step, JOB_TOTAL, f"job {job.id} {event.data.status}")
+                    elif event.name == "partial_image":
+                        previews += 1  # progress grows with each: 2.2, 2.4, 2.6 (at most 3 previews)
+                        message = f"job {job.id} running: preview {previews} received"
+                        await progress(2 + previews / 5, JOB_TOTAL, message)
+                    elif event.name == "done":
+                        job = event.data
         except BaseException:
             with anyio.CancelScope(shield=True):
                 if not job.finished:

@@ -67,8 +67,9 @@ class RemoteTools:
                         step = JOB_STEPS[event.job.status]
                         await progress(step, JOB_TOTAL, f"job {job.id} {event.job.status}")
                     elif isinstance(event, PartialImageEvent):
-                        previews += 1
-                        await progress(2, JOB_TOTAL, f"job {job.id} running: preview {previews} received")
+                        previews += 1  # progress grows with each: 2.2, 2.4, 2.6 (at most 3 previews)
+                        message = f"job {job.id} running: preview {previews} received"
+                        await progress(2 + previews / 5, JOB_TOTAL, message)
                     elif isinstance(event, DoneEvent):
                         job = event.job
         except BaseException:
