@@ -345,8 +345,13 @@ async def test_a_cancelled_call_without_progress_stops_the_provider_call(tmp_pat
                 await anyio.to_thread.run_sync(
                     wait_for, "the provider call", lambda: fake_openai.in_flight == 1
                 )
+                before = len(server.log_text())
                 group.cancel_scope.cancel()
-            await session.send_ping()  # answered after the cancellation before it was applied
+            # The client sends its cancellation on its own: once the server has taken it (202), a ping
+            # is answered only after it, as the session's messages are read in order.
+            cancelled = lambda: "REQUEST END POST /mcp 202" in server.log_text()[before:]  # noqa: E731
+            await anyio.to_thread.run_sync(wait_for, "the cancellation", cancelled)
+            await session.send_ping()
             fake_openai.reset()  # the hanging answer comes now; nothing may be stored from it
             assert not (await session.call_tool("list_models", {})).is_error
         http = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {KEYS['ann']}"})
