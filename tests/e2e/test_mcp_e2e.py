@@ -259,10 +259,18 @@ async def test_each_http_request_logs_two_lines_and_is_counted(server):
     start = len(server.log_text())
     async with http_session(server.base_url, KEYS["ann"]) as session:
         await session.call_tool("list_models", {})
+
+    def request_ids(kind: str) -> list[str]:
+        pattern = r"INFO (\S+) .*REQUEST " + kind
+        return re.findall(pattern, server.log_text()[start:], re.MULTILINE)
+
+    # Each request's END is written once its answer has gone, the session's GET stream last: polled.
+    def all_ended() -> bool:
+        return sorted(request_ids("START$")) == sorted(request_ids(r"END (?:POST|GET|DELETE) /mcp \d{3} "))
+
+    await anyio.to_thread.run_sync(wait_for, "every request's END line", all_ended)
+    assert len(request_ids("START")) >= 4  # initialize, initialized, tools/call, the session's DELETE
     lines = server.log_text()[start:].splitlines()
-    starts = [line for line in lines if line.endswith("REQUEST START")]
-    ends = [line for line in lines if re.search(r"REQUEST END (POST|GET|DELETE) /mcp \d{3} ", line)]
-    assert len(starts) == len(ends) >= 4  # initialize, initialized, tools/call, the session's DELETE
     assert not [line for line in lines if " ERROR " in line or "Traceback" in line]
     metrics = httpx.get(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {KEYS['ann']}"})
     assert re.search(
