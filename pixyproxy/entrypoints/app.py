@@ -16,6 +16,7 @@ from pixyproxy.entrypoints.api_docs import documented_app
 from pixyproxy.entrypoints.errors import error_response
 from pixyproxy.entrypoints.logging_setup import LogHandler, configure_logging
 from pixyproxy.entrypoints.malloc_tuning import return_large_blocks
+from pixyproxy.entrypoints.mcp.http_app import McpEndpoint
 from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
 from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
 from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
@@ -76,7 +77,8 @@ def create_app(container: Container | None = None) -> FastAPI:
             container.generator().name,
         )
         try:
-            yield
+            async with mcp.running():  # the MCP session manager, inside the stores' lifetime
+                yield
         finally:
             await done(container.shutdown_resources())
 
@@ -92,7 +94,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     # Straight into the app's router, ahead of the docs: the router tries routes in order, and
     # include_router() would wrap each router in a layer that matched every request twice over.
-    app.router.routes[0:0] = [route for router in ROUTERS for route in router.routes]
+    mcp = McpEndpoint(container)
+    app.router.routes[0:0] = [*(route for router in ROUTERS for route in router.routes), *mcp.routes]
     app.state.routes = RouteTable(app.router.routes)
     for exc_type in (ImageException, RequestValidationError, HTTPException):
         app.add_exception_handler(exc_type, _handle_error)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from pixyproxy.domain import errors as domain
 from pixyproxy.entrypoints.described import Described
+from pixyproxy.entrypoints.jsonrpc_errors import is_mcp_path, jsonrpc_error
 from pixyproxy.entrypoints.openai_errors import is_openai_path, openai_error
 from pixyproxy.entrypoints.request_id import request_id_var
 
@@ -93,6 +94,8 @@ def error_response(exc: Exception, path: str = "") -> Response:
     status = described.status
     if is_openai_path(path):
         status, shaped = openai_error(described)
+    elif is_mcp_path(path):
+        shaped = jsonrpc_error(status, described.code, described.detail, request_id_var.get())
     else:
         shaped = {"detail": described.detail, "code": described.code, "request_id": request_id_var.get()}
     # Errors are never to be sniffed as HTML.

@@ -775,3 +775,144 @@ def test_a_stored_guid_has_one_spelling_every_other_is_a_404(server, client, spe
             assert_json_error(client.post(f"/image/{guid}/edits", json=body), 422)
     assert snapshot(client, server.log_path.parent) == before
     assert client.get(f"/image/{guid.upper()}").status_code == 200  # hex digits in either case (RFC 9562)
+
+
+# The MCP endpoint: each row is one message in an initialized session. Malformed JSON-RPC, an unknown
+# method or tool and an oversized body get the protocol's error; a bad argument is a tool result with
+# isError. None of them changes anything or logs above WARNING.
+MCP_ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+PROTOCOL, TOOL_ERROR = "protocol", "tool"
+
+
+def _call(tool: str, arguments) -> bytes:
+    message = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments},
+    }
+    return json.dumps(message).encode()
+
+
+def _rpc(method: str, params=None) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": 8, "method": method, "params": params or {}}).encode()
+
+
+MCP_CASES = [
+    ("mcp-not-json", b"{not json", 400, -32700),
+    ("mcp-truncated", b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"', 400, -32700),
+    (
+        "mcp-nested-deep",
+        b'{"jsonrpc": "2.0", "id": 1, "params": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        400,
+        -32700,
+    ),
+    ("mcp-batch-array", b'[{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}]', 400, -32602),
+    ("mcp-number", b"12", 400, -32602),
+    ("mcp-null", b"null", 400, -32602),
+    ("mcp-no-jsonrpc", b'{"id": 1, "method": "tools/list"}', 400, -32602),
+    ("mcp-params-string", b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": "x"}', 400, -32602),
+    ("mcp-id-huge", b'{"jsonrpc": "2.0", "id": ' + b"9" * 5000 + b', "method": "tools/list"}', 400, -32700),
+    ("mcp-unknown-method", _rpc("tools/bogus"), 200, -32601),
+    ("mcp-unknown-tool", _call("rm_rf", {}), 200, -32602),
+    ("mcp-tool-name-10kb", _call("t" * 10_240, {}), 200, -32602),
+    ("mcp-arguments-list", _call("get_image", [1, 2]), 200, -32602),
+    ("mcp-over-body-limit", _call("generate_image", {"prompt": "x" * 1_100_000}), 413, -32600),
+    ("mcp-read-file-uri", _rpc("resources/read", {"uri": "file:///etc/passwd"}), 200, -32002),
+    (
+        "mcp-read-traversal",
+        _rpc("resources/read", {"uri": "image://../../pixyproxy-data/pixyproxy.db"}),
+        200,
+        -32002,
+    ),
+    ("mcp-read-unknown", _rpc("resources/read", {"uri": f"image://{GUID}"}), 200, -32002),
+    ("mcp-list-cursor-garbage", _rpc("resources/list", {"cursor": "%%%"}), 200, -32602),
+    ("mcp-prompt-empty", _call("generate_image", {"prompt": ""}), 200, TOOL_ERROR),
+    ("mcp-prompt-nul", _call("generate_image", {"prompt": "a\x00b"}), 200, TOOL_ERROR),
+    ("mcp-prompt-over-limit", _call("generate_image", {"prompt": "x" * 4001}), 200, TOOL_ERROR),
+    ("mcp-prompt-object", _call("generate_image", {"prompt": {"$ne": ""}}), 200, TOOL_ERROR),
+    ("mcp-size-sql", _call("generate_image", {"prompt": "x", "size": "1x1'; --"}), 200, TOOL_ERROR),
+    ("mcp-unknown-argument", _call("generate_image", {"prompt": "x", "n": 5}), 200, TOOL_ERROR),
+    (
+        "mcp-partial-without-progress",
+        _call("generate_image", {"prompt": "x", "partial_images": 2}),
+        200,
+        TOOL_ERROR,
+    ),
+    ("mcp-guid-traversal", _call("get_image", {"guid": "../../etc/passwd"}), 200, TOOL_ERROR),
+    ("mcp-guid-number", _call("delete_image", {"guid": 5}), 200, TOOL_ERROR),
+    ("mcp-delete-unknown", _call("delete_image", {"guid": GUID}), 200, TOOL_ERROR),
+    ("mcp-edit-unknown", _call("edit_image", {"guid": GUID, "prompt": "x"}), 200, TOOL_ERROR),
+    (
+        "mcp-edit-mask-sql",
+        _call("edit_image", {"guid": GUID, "prompt": "x", "mask_guid": "1' OR '1'='1"}),
+        200,
+        TOOL_ERROR,
+    ),
+    ("mcp-search-limit-huge", _call("search_images", {"limit": 10**30}), 200, TOOL_ERROR),
+    ("mcp-search-q-10kb", _call("search_images", {"q": "q" * 10_240}), 200, TOOL_ERROR),
+    ("mcp-search-after-epoch", _call("search_images", {"created_after": "1700000000"}), 200, TOOL_ERROR),
+    ("mcp-usage-since-sql", _call("get_usage", {"since": "2026-01-01' OR '1'='1"}), 200, TOOL_ERROR),
+]
+
+
+@pytest.fixture(scope="module")
+def mcp_headers(server):
+    """The headers of an initialized MCP session."""
+    opening = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    answer = httpx.post(f"{server.base_url}/mcp", json=opening, headers=MCP_ACCEPT, timeout=30)
+    assert answer.status_code == 200, answer.text
+    headers = {
+        **MCP_ACCEPT,
+        "Mcp-Session-Id": answer.headers["mcp-session-id"],
+        "MCP-Protocol-Version": "2025-06-18",
+    }
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert httpx.post(f"{server.base_url}/mcp", json=initialized, headers=headers).status_code == 202
+    return headers
+
+
+def mcp_answer(response: httpx.Response) -> dict:
+    """The one JSON-RPC message an answer carries (a JSON body or an SSE stream's data line)."""
+    if response.headers["content-type"].startswith("text/event-stream"):
+        (data,) = [
+            line[5:] for line in response.text.splitlines() if line.startswith("data:") and line[5:].strip()
+        ]
+        return json.loads(data)
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "expected"), [c[1:] for c in MCP_CASES], ids=[c[0] for c in MCP_CASES]
+)
+def test_hostile_mcp_message_gets_the_protocols_error_and_changes_nothing(
+    server, client, mcp_headers, body, status, expected
+):
+    workdir = server.log_path.parent
+    before = snapshot(client, workdir)
+    start = len(server.log_text())
+    response = client.post("/mcp", content=body, headers=mcp_headers)
+    assert response.status_code == status, response.text[:300]
+    answer = mcp_answer(response)
+    assert answer["jsonrpc"] == "2.0"
+    if expected == TOOL_ERROR:
+        result = answer["result"]
+        assert result["isError"] is True and result["content"][0]["type"] == "text"
+        assert result["content"][0]["text"] and "Traceback" not in result["content"][0]["text"]
+    else:
+        assert answer["error"]["code"] == expected, answer
+        assert "Traceback" not in answer["error"]["message"]
+    assert snapshot(client, workdir) == before
+    assert client.get("/healthz").status_code == 200  # the END line is written by now
+    written = server.log_text()[start:]
+    worse = [line for line in written.splitlines() if " ERROR " in line or " CRITICAL " in line]
+    assert worse == [] and "Traceback" not in written, "\n".join(worse) or written[-3000:]

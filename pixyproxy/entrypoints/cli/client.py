@@ -574,3 +574,17 @@ def usage(
     out.print(table)
     if not report.keys:
         err.print("no provider calls in that period")
+
+
+@app.command("mcp")
+def mcp_stdio(url: Url = DEFAULT_URL) -> None:
+    """Serve PixyProxy's MCP tools over stdio for a desktop assistant, forwarding every call to the
+    server at --url (API key from $PIXYPROXY_API_KEY). See docs/mcp.md."""
+    try:
+        import anyio
+
+        from pixyproxy.entrypoints.mcp.stdio import serve_stdio
+    except ImportError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}: install pixyproxy[mcp]", highlight=False)
+        raise typer.Exit(1) from exc
+    anyio.run(serve_stdio, url)

@@ -1,0 +1,74 @@
+"""/mcp in the app: the SDK's streamable-HTTP session manager behind the app's own middleware, so MCP
+requests get the same API keys, request log lines, metrics and error answers as every route; the rate
+limit and budgets apply to the generating tools (calls.py).
+
+The session manager runs inside the app's lifespan (McpEndpoint.running)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.context import ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.requests import Request
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from pixyproxy.container import Container
+from pixyproxy.entrypoints.jsonrpc_errors import MCP_PATHS
+from pixyproxy.entrypoints.mcp.calls import InProcessTools
+from pixyproxy.entrypoints.mcp.server import build_server
+from pixyproxy.entrypoints.middleware.api_keys import CALLER_SCOPE_KEY, CLIENT_SCOPE_KEY
+
+
+class McpEndpoint:
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.server = build_server(self._tools_for)
+        # Stateful sessions: a client's cancellation (a second POST) reaches the call it cancels.
+        self.sessions = StreamableHTTPSessionManager(app=self.server, max_request_body_size=1 << 62)
+        self.routes = [Route(path, endpoint=self) for path in sorted(MCP_PATHS)]
+
+    def _tools_for(self, ctx: ServerRequestContext[Any, Any]) -> InProcessTools:
+        """The tools as the HTTP request that carried this message may use them: its key's caller."""
+        request = ctx.request
+        if not isinstance(request, Request):  # every message at /mcp comes in an HTTP request
+            raise RuntimeError("an MCP request without its HTTP request")
+        scope = request.scope
+        client = scope.get(CLIENT_SCOPE_KEY) or f"addr:{(scope.get('client') or ('-',))[0]}"
+        return InProcessTools(self.container, scope.get(CALLER_SCOPE_KEY), client, str(request.base_url))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = scope.get(CALLER_SCOPE_KEY)
+        if caller is not None:
+            # The SDK binds a session to the principal that opened it: another key presenting its id is
+            # answered as if the session did not exist. Named by the key's name, never the key.
+            identity = AccessToken(token="", client_id=f"key:{caller.name}", scopes=[])
+            scope["user"] = AuthenticatedUser(identity)
+        await self.sessions.handle_request(scope, receive, send)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The session manager, run in a task of its own: its task group must be left by the task that
+        entered it, and a lifespan may be started and stopped by different tasks (test fixtures)."""
+        ready, stop = asyncio.Event(), asyncio.Event()
+
+        async def serve() -> None:
+            async with self.sessions.run():
+                ready.set()
+                await stop.wait()
+
+        task = asyncio.create_task(serve(), name="mcp-sessions")
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if task.done():
+            task.result()  # it failed to start: raise why
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
