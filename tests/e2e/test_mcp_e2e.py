@@ -21,7 +21,11 @@ from tests.e2e.test_jobs_e2e import wait_for
 from tests.e2e.test_openai_e2e import openai_env
 
 KEYS = {"ann": "ann-mcp-key-0001", "bob": "bob-mcp-key-0002"}
-ENV = {"PIXYPROXY_API_KEYS": ",".join(f"{name}:user:{key}" for name, key in KEYS.items())}
+SCRAPE_KEY = "mcp-scrape-key-0003"  # /metrics shows every key's usage: a user key may not read it
+ENV = {
+    "PIXYPROXY_API_KEYS": ",".join(f"{name}:user:{key}" for name, key in KEYS.items()),
+    "PIXYPROXY_METRICS_KEY": SCRAPE_KEY,
+}
 MISSING = "00000000-0000-4000-8000-000000000000"
 TOOLS = {
     "generate_image",
@@ -272,7 +276,7 @@ async def test_each_http_request_logs_two_lines_and_is_counted(server):
     assert len(request_ids("START")) >= 4  # initialize, initialized, tools/call, the session's DELETE
     lines = server.log_text()[start:].splitlines()
     assert not [line for line in lines if " ERROR " in line or "Traceback" in line]
-    metrics = httpx.get(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {KEYS['ann']}"})
+    metrics = httpx.get(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {SCRAPE_KEY}"})
     assert re.search(
         r'pixyproxy_http_requests_total\{method="POST",route="/mcp",status="200"\} \d', metrics.text
     )
