@@ -12,6 +12,7 @@ MODULES = {
     "gemini": "pixyproxy.adapters.providers.gemini",
     "bfl": "pixyproxy.adapters.providers.bfl",
     "a1111": "pixyproxy.adapters.providers.a1111",
+    "comfyui": "pixyproxy.adapters.providers.comfyui",
 }
 
 
