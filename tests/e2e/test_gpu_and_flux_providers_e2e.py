@@ -4,8 +4,12 @@ edits, jobs with n > 1, /v1, /readyz, and a fallback from a local server that is
 
 import base64
 import io
+import json
+import shutil
 import textwrap
+import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,20 +19,22 @@ from tests.e2e.server import free_port, run_server
 from tests.support import fake_bfl
 from tests.support.fake_a1111 import FakeA1111
 from tests.support.fake_bfl import FakeBfl
+from tests.support.fake_comfyui import FakeComfyUI
 
 FORGE_AUTH = "forge:s3cret"
 
 
 @pytest.fixture(scope="module")
 def fakes():
-    with FakeBfl(pending_polls=1) as flux, FakeA1111(auth=FORGE_AUTH) as forge:
-        yield flux, forge
+    with FakeBfl(pending_polls=1) as flux, FakeA1111(auth=FORGE_AUTH) as forge, FakeComfyUI() as comfy:
+        yield flux, forge, comfy
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, fakes):
-    flux, forge = fakes
+    flux, forge, comfy = fakes
     workdir = tmp_path_factory.mktemp("gpu-providers")
+    shutil.copytree(Path(__file__).parents[1] / "support" / "workflows", workdir / "workflows")
     models = workdir / "models.yaml"
     models.write_text(
         textwrap.dedent(
@@ -54,6 +60,21 @@ def server(tmp_path_factory, fakes):
                 base_url: http://127.0.0.1:{free_port()}
                 timeout_seconds: 5
                 fallbacks: [flux]
+              - name: my-sdxl
+                provider: comfyui
+                base_url: {comfy.base_url}
+                workflow: workflows/sdxl_api.json
+                inputs:
+                  prompt: "6.text"
+                  negative_prompt: "7.text"
+                  width: "5.width"
+                  height: "5.height"
+                  seed: "3.seed"
+              - name: my-sdxl-edit
+                provider: comfyui
+                base_url: {comfy.base_url}
+                workflow: workflows/img2img_api.json
+                inputs: {{prompt: "6.text", image: "10.image"}}
             """
         )
     )
@@ -68,16 +89,17 @@ def server(tmp_path_factory, fakes):
 
 @pytest.fixture
 def client(server, fakes):
-    flux, forge = fakes
+    flux, forge, comfy = fakes
     flux.reset()
     flux.pending_polls = 1
     forge.reset()
+    comfy.reset()
     with httpx.Client(base_url=server.base_url, timeout=60) as http:
         yield http
 
 
 def test_a_flux_image_is_polled_fetched_at_once_and_stored(client, fakes):
-    flux, _ = fakes
+    flux = fakes[0]
     response = client.post("/image/", json={"prompt": "a fox", "model": "flux", "size": "1024x768"})
     assert response.status_code == 200, response.text
     detail = response.json()
@@ -93,7 +115,7 @@ def test_a_flux_image_is_polled_fetched_at_once_and_stored(client, fakes):
 
 
 def test_flux_refusals_are_named(client, fakes):
-    flux, _ = fakes
+    flux = fakes[0]
     refused = client.post("/image/", json={"prompt": "x", "model": "flux", "size": "1000x1000"})
     assert refused.status_code == 422 and "multiple of 16" in refused.json()["detail"]
     moderated = client.post("/image/", json={"prompt": "something forbidden", "model": "flux"})
@@ -104,7 +126,7 @@ def test_flux_refusals_are_named(client, fakes):
 
 
 def test_a_forge_image_keeps_its_seed_and_sampler(client, fakes):
-    _, forge = fakes
+    forge = fakes[1]
     response = client.post("/image/", json={"prompt": "a barn", "model": "forge", "size": "832x1216"})
     assert response.status_code == 200, response.text
     detail = response.json()
@@ -115,7 +137,7 @@ def test_a_forge_image_keeps_its_seed_and_sampler(client, fakes):
 
 
 def test_edits_through_flux_and_forge(client, fakes):
-    flux, forge = fakes
+    flux, forge, _ = fakes
     source = client.post("/image/", json={"prompt": "a square", "size": "512x512"}).json()["guid"]
     for model in ("flux", "forge"):
         edited = client.post(f"/image/{source}/edits", json={"prompt": "make it red", "model": model})
@@ -131,7 +153,7 @@ def test_a_local_server_that_is_down_falls_back_to_flux(client):
 
 
 def test_a_job_of_two_forge_images_and_v1(client, fakes):
-    _, forge = fakes
+    forge = fakes[1]
     job = client.post("/image/jobs", json={"prompt": "two barns", "model": "forge", "n": 2}).json()
     deadline = time.monotonic() + 30
     while (state := client.get(f"/image/jobs/{job['id']}").json())["status"] not in ("succeeded", "failed"):
@@ -149,3 +171,44 @@ def test_readyz_reports_each_provider(client):
     assert checks["provider flux#1 (bfl)"] == "ok"
     assert checks["provider forge#1 (a1111)"] == "ok"
     assert checks["provider gpu-box#1 (a1111)"] != "ok"
+    assert checks["provider my-sdxl#1 (comfyui)"] == "ok"
+
+
+def test_a_comfyui_image_and_edit(client, fakes):
+    comfy = fakes[2]
+    made = client.post("/image/", json={"prompt": "a lighthouse", "model": "my-sdxl", "size": "768x512"})
+    assert made.status_code == 200, made.text
+    assert (made.json()["provider"], made.json()["width"], made.json()["height"]) == ("comfyui", 768, 512)
+    assert comfy.prompts[-1]["prompt"]["6"]["inputs"]["text"] == "a lighthouse"
+    edited = client.post(
+        f"/image/{made.json()['guid']}/edits", json={"prompt": "at night", "model": "my-sdxl-edit"}
+    )
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["width"], edited.json()["height"]) == (768, 512)
+    refused = client.post(f"/image/{made.json()['guid']}/edits", json={"prompt": "x", "model": "my-sdxl"})
+    assert refused.status_code == 422 and "does not make edits" in refused.json()["detail"]
+
+
+def test_a_comfyui_job_streams_its_previews(client, fakes):
+    comfy = fakes[2]
+    comfy.gate = threading.Event()
+    try:
+        job = client.post("/image/jobs", json={"prompt": "a fox", "model": "my-sdxl", "partial_images": 2})
+        assert job.status_code in (200, 202), job.text
+        events = []
+        with client.stream("GET", f"/image/jobs/{job.json()['id']}/events") as stream:
+            comfy.gate.set()  # the stream is open: the prompt may run now
+            name = None
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and name:
+                    events.append((name, json.loads(line.split(":", 1)[1])))
+                    if name == "done":
+                        break
+    finally:
+        comfy.gate = None
+    partials = [data for name, data in events if name == "partial_image"]
+    assert [p["index"] for p in partials] == [0, 1] and partials[0]["b64_json"]
+    final = client.get(f"/image/jobs/{job.json()['id']}").json()
+    assert final["status"] == "succeeded", final

@@ -18,6 +18,7 @@
 import asyncio
 import io
 import struct
+import threading
 import uuid
 from typing import Any
 
@@ -57,7 +58,7 @@ class FakeComfyUI(LocalServer):
         self.history: dict[str, Any] = {}
         self.files: dict[tuple[str, str, str], bytes] = {}  # (type, subfolder, filename) -> bytes
         self.previews_sent = 0
-        self.next_fails = False
+        self.gate: threading.Event | None = None  # set: prompts wait for it before running
         self.app = Starlette(
             routes=[
                 WebSocketRoute("/ws", self._ws),
@@ -212,7 +213,8 @@ class FakeComfyUI(LocalServer):
             if socket is not None:
                 await socket.send_json({"type": kind, "data": {**data, "prompt_id": prompt_id}})
 
-        await asyncio.sleep(0)
+        if self.gate is not None:
+            await asyncio.to_thread(self.gate.wait, 30)
         await send("execution_start", {"timestamp": 0})
         by_class = {node["class_type"]: node_id for node_id, node in graph.items()}
         texts = " ".join(
