@@ -110,7 +110,7 @@ def test_a_flux_image_is_polled_fetched_at_once_and_stored(client, fakes):
         768,
     )
     assert [status for _, status in flux.downloads] == [200]
-    assert detail["estimated_cost_usd"] == pytest.approx(0.03 * 1024 * 768 / 1e6)  # per_megapixel
+    assert detail["estimated_cost_usd"] == pytest.approx(0.03 * 1024 * 768 / 1e6, abs=1e-6)  # per_megapixel
     stored = client.get(f"/image/{detail['guid']}/content")
     assert stored.status_code == 200 and Image.open(io.BytesIO(stored.content)).size == (1024, 768)
 
