@@ -6,10 +6,10 @@ import io
 import pytest
 from PIL import Image
 
-from pixyproxy.adapters.catalogue_file import CatalogueError, read_catalogue_file
+from pixyproxy.adapters.catalogue_file import CatalogueError, check_keys, read_catalogue_file
 from pixyproxy.adapters.providers import a1111
 from pixyproxy.adapters.providers.base import ProviderContext, fails_over
-from pixyproxy.domain.catalogue import ModelEntry
+from pixyproxy.domain.catalogue import CatalogueFile, ModelEntry
 from pixyproxy.domain.errors import GeneratorError, InvalidImageRequest
 from pixyproxy.domain.models import EditRequest, GenerationRequest, SourceImage
 from tests.support.fake_a1111 import FakeA1111
@@ -116,6 +116,13 @@ def test_auth_env_must_be_set_to_user_and_password(fake):
         generator(fake, auth=None)
     with pytest.raises(ValueError, match="FORGE_AUTH is not set to user:password"):
         generator(fake, auth="no-colon")
+
+
+def test_an_auth_env_not_set_stops_the_start_naming_it():
+    file = CatalogueFile(models=[ModelEntry(name="forge", provider="a1111", auth_env="FORGE_AUTH")])
+    with pytest.raises(CatalogueError, match=r"\(forge\): auth_env: the variable FORGE_AUTH is not set"):
+        check_keys(file, lambda name: None)
+    check_keys(file, lambda name: AUTH if name == "FORGE_AUTH" else None)
 
 
 def test_auth_env_is_a_field_of_a1111_entries_only(tmp_path):

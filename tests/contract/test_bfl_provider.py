@@ -187,6 +187,8 @@ async def test_edits_send_the_image_and_references_as_input_images(fake):
     body = fake.submitted[0]
     assert set(body) == {"prompt", "width", "height", "input_image", "input_image_2"}
     assert (body["width"], body["height"]) == (512, 400) and image.size == "512x400"
+    huge = SourceImage(b"", "image/png", "big.png", 4000, 3000)
+    assert bfl._size(EditRequest(prompt="x"), [huge]) == (2352, 1760)  # within 4 MP, multiples of 16
     with pytest.raises(InvalidImageRequest, match="mask"):
         await gen.edit(EditRequest(prompt="x"), [source((64, 64))], source((64, 64)))
 

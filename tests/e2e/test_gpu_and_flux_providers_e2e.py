@@ -148,9 +148,18 @@ def test_edits_through_flux_and_forge(client, fakes):
     assert forge.calls[-1][1] == "img2img" and forge.calls[-1][2]["init_images"]
 
 
-def test_a_local_server_that_is_down_falls_back_to_flux(client):
+def test_a_local_server_that_is_down_falls_back_to_flux(client, server):
     detail = client.post("/image/", json={"prompt": "a kite", "model": "gpu-box"}).json()
     assert (detail["model"], detail["provider"], detail["attempts"]) == ("flux", "bfl", 2)
+    metrics = client.get("/metrics").text
+    attempts = "pixyproxy_provider_attempts_total"
+    assert f'{attempts}{{deployment="gpu-box#1",outcome="generator_error",provider="a1111"}}' in metrics
+    assert f'{attempts}{{deployment="flux#1",outcome="success",provider="bfl"}}' in metrics
+    ends = [line for line in server.log_text().splitlines() if "REQUEST END POST /image/ 200" in line]
+    assert ends and ends[-1].endswith("provider=bfl outcome=success")
+    # Resting: the next request goes straight to the fallback.
+    again = client.post("/image/", json={"prompt": "a kite", "model": "gpu-box"}).json()
+    assert (again["model"], again["attempts"]) == ("flux", 1)
 
 
 def test_a_job_of_two_forge_images_and_v1(client, fakes):

@@ -221,8 +221,10 @@ def _size(request: GenerationRequest, images: list[SourceImage]) -> tuple[int, i
     if request.size not in (None, "auto"):
         width, height = (int(n) for n in request.size.split("x"))
         return width, height
-    if images:  # an edit keeps its source's shape, rounded to FLUX's multiples of 16
-        return max(64, images[0].width // 16 * 16), max(64, images[0].height // 16 * 16)
+    if images:  # an edit keeps its source's shape, within 4 MP, rounded to FLUX's multiples of 16
+        width, height = images[0].width, images[0].height
+        scale = min(1.0, (FLUX_SIZES.max_pixels or 0) ** 0.5 / (width * height) ** 0.5)
+        return max(64, int(width * scale) // 16 * 16), max(64, int(height * scale) // 16 * 16)
     return DEFAULT_SIZE
 
 
