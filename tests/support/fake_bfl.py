@@ -5,9 +5,9 @@
   unknown model 404; a width or height not a multiple of 16, or more than 4 MP, 422 with `detail`;
   an `input_image...` that is not base64 422. Out of credits (`credits = 0`): 402. More than
   `concurrency` tasks unfinished at once: 429.
-- `GET /v1/get_result?id=` answers `Pending` for `pending_polls` polls, then `Ready` with
-  `result.sample`, a URL that expires `sample_ttl` seconds (on the fake's clock, which a test can
-  advance) after it is made: fetched later it answers 403. An unknown id: `Task not found`.
+- `GET /v1/get_result?id=` answers `Pending` for `pending_polls` polls (or `ready_after_seconds`),
+  then `Ready` with `result.sample`, a URL that expires `sample_ttl` seconds (on the fake's clock,
+  which a test can advance) after it is made: fetched later it answers 403. An unknown id: `Task not found`.
 - A prompt with "forbidden" ends `Request Moderated`, with "explicit" `Content Moderated`, with
   "broken" `Error`.
 - Scripted failures: `fail_next("rate_limit" | "server_error", on="submit" | "poll")`.
@@ -42,14 +42,24 @@ class Task:
     output_format: str
     images: int
     polls: int = 0
+    submitted_at: float = field(default_factory=time.monotonic)
+    finished: bool = False  # a final status was answered: no longer counts against concurrency
     sample_made_at: float | None = None
     poll_times: list[float] = field(default_factory=list)
 
 
 class FakeBfl(LocalServer):
-    def __init__(self, *, pending_polls: int = 2, sample_ttl: float = 600.0, concurrency: int = 24) -> None:
+    def __init__(
+        self,
+        *,
+        pending_polls: int = 2,
+        sample_ttl: float = 600.0,
+        concurrency: int = 24,
+        ready_after_seconds: float | None = None,
+    ) -> None:
         super().__init__()
         self.pending_polls = pending_polls
+        self.ready_after_seconds = ready_after_seconds  # set: Pending by time, not by polls
         self.sample_ttl = sample_ttl
         self.concurrency = concurrency
         self.credits = 1_000_000
@@ -111,9 +121,7 @@ class FakeBfl(LocalServer):
         self.submitted.append(body)
         if self.credits <= 0:
             return JSONResponse({"detail": "Insufficient credits"}, 402)
-        busy = sum(
-            1 for t in self.tasks.values() if t.sample_made_at is None and t.polls <= self.pending_polls
-        )
+        busy = sum(1 for t in self.tasks.values() if not t.finished)
         if busy >= self.concurrency:
             return JSONResponse({"detail": "Too many active tasks"}, 429, headers={"retry-after": "1"})
         width, height = body.get("width", 1024), body.get("height", 1024)
@@ -152,7 +160,11 @@ class FakeBfl(LocalServer):
         if (scripted := self._scripted("poll")) is not None:
             return scripted
         task.polls += 1
-        if task.polls <= self.pending_polls:
+        if self.ready_after_seconds is not None:
+            pending = time.monotonic() - task.submitted_at < self.ready_after_seconds
+        else:
+            pending = task.polls <= self.pending_polls
+        if pending:
             return JSONResponse(
                 {"id": task_id, "status": "Pending", "progress": task.polls / (self.pending_polls + 1)}
             )
@@ -162,9 +174,10 @@ class FakeBfl(LocalServer):
             ("broken", "Error"),
         ):
             if word in task.prompt:
+                task.finished = True
                 return JSONResponse({"id": task_id, "status": status, "details": {"reason": word}})
         if task.sample_made_at is None:
-            task.sample_made_at = self.now()
+            task.sample_made_at, task.finished = self.now(), True
         ext = "png" if task.output_format == "png" else "jpeg"
         sample = f"{self.base_url}/delivery/{task_id}.{ext}?se=signed"
         return JSONResponse(

@@ -14,6 +14,7 @@
 import asyncio
 import base64
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ MODERATED = ("Request Moderated", "Content Moderated")
 MAX_REFERENCES = 8  # input_image plus input_image_2 .. input_image_8
 FIRST_POLL_SECONDS = 0.5  # BFL's own examples poll every half second
 MAX_POLL_SECONDS = 4.0
+LEARNED_FIRST_POLL = 0.9  # of the typical time to Ready
 MAX_POLL_FAILURES = 5  # 5xx or broken connections in a row while polling
 
 
@@ -104,6 +106,7 @@ class BflImageGenerator(HttpProvider):
         self._base_url = base_url.rstrip("/")
         self._deadline_seconds = timeout_seconds
         self._first_poll = first_poll_seconds
+        self._typical: float | None = None  # seconds this deployment's tasks lately took to be seen Ready
 
     def validate(self, request: GenerationRequest) -> None:
         """What it takes is checked by the catalogue (CAPABILITIES) before any call."""
@@ -174,19 +177,25 @@ class BflImageGenerator(HttpProvider):
 
     async def _poll(self, polling_url: str, task: str) -> Any:
         headers = self._headers() if self._trusted(polling_url) else {"accept": "application/json"}
-        wait, failures = self._first_poll, 0
+        started = time.monotonic()
+        # The first poll where this deployment's tasks have lately been ready, then backoff from there:
+        # few polls, and a task seen Ready soon after it is.
+        learned = self._typical is not None and self._typical * LEARNED_FIRST_POLL > self._first_poll
+        wait = self._typical * LEARNED_FIRST_POLL if learned and self._typical else self._first_poll
+        failures = 0
         while True:
             await asyncio.sleep(wait)
             try:
                 status, answer, _ = await self.request_json("GET", polling_url, headers=headers)
             except GeneratorRateLimited as exc:  # the provider's pace: its Retry-After, or twice as long
-                wait = min(max(exc.retry_after or 0.0, wait * 2), MAX_POLL_SECONDS * 4)
+                pace = self._first_poll if learned else wait
+                wait, learned = min(max(exc.retry_after or 0.0, pace * 2), MAX_POLL_SECONDS * 4), False
                 continue
             except GeneratorError as exc:
                 failures += 1
                 if failures >= MAX_POLL_FAILURES or not exc.details.get("failover"):
                     raise GeneratorError(f"polling the FLUX task failed: {exc.message}") from None
-                wait = min(wait * 2, MAX_POLL_SECONDS)
+                wait, learned = min((self._first_poll if learned else wait) * 2, MAX_POLL_SECONDS), False
                 continue
             failures = 0
             state = answer.get("status") if isinstance(answer, dict) else None
@@ -195,12 +204,16 @@ class BflImageGenerator(HttpProvider):
             if status != 200:
                 raise GeneratorError(f"polling the FLUX task answered HTTP {status}: {_detail(answer)}")
             if state == "Ready":
+                seen = time.monotonic() - started
+                self._typical = seen if self._typical is None else 0.8 * self._typical + 0.2 * seen
                 return answer.get("result")
             if state in MODERATED:
                 raise ContentPolicyViolation(f"the FLUX API refused under its content policy: {state}")
             if state in ("Error", "Failed"):
                 raise unavailable(f"the FLUX API failed the task: {_detail(answer)}")
-            wait = min(wait * 1.5, MAX_POLL_SECONDS)  # Pending (or a state we do not know): later
+            # Pending (or a state we do not know): later; after a learned first wait, from the first pace.
+            wait = self._first_poll if learned else min(wait * 1.5, MAX_POLL_SECONDS)
+            learned = False
 
     def _headers(self) -> dict[str, str]:
         return {"x-key": self._key, "accept": "application/json"}
