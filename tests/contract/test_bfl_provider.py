@@ -213,3 +213,17 @@ def test_the_key_is_required_at_start_and_never_sent_to_another_domain(fake):
     assert gen._trusted("https://api.us1.bfl.ai/v1/get_result?id=1")
     assert not gen._trusted("https://bfl.ai.evil.example/v1/get_result?id=1")
     assert not gen._trusted("https://example.com/v1/get_result")
+
+
+async def test_the_first_poll_comes_where_the_deployments_tasks_lately_were_ready(fake):
+    fake.ready_after_seconds = 1.0
+    gen = generator(fake)
+    try:
+        await gen.generate(GenerationRequest(prompt="first"))
+        await gen.generate(GenerationRequest(prompt="second"))
+    finally:
+        await gen.close()
+        fake.ready_after_seconds = None
+    first, second = (len(task.poll_times) for task in fake.tasks.values())
+    assert first >= 5 and second <= 3, (first, second)  # backoff from 50 ms, then a learned first wait
+    assert gen._typical is not None and gen._typical >= 1.0

@@ -97,6 +97,7 @@ class FakeBfl(LocalServer):
         for script in self._script.values():
             script.clear()
         self.credits, self.offset, self.pending_polls = 1_000_000, 0.0, 2
+        self.ready_after_seconds = None
 
     def _scripted(self, on: str) -> Response | None:
         if not self._script[on]:
