@@ -45,7 +45,20 @@ def read_catalogue_file(path: Path) -> CatalogueFile:
         raise CatalogueError(f"{where}: {_first_error(exc, raw)}") from None
     for index, entry in enumerate(file.models):
         _check_entry(where, index, entry)
-    return file
+    return _prepared(where, file, path.parent)
+
+
+def _prepared(where: str, file: CatalogueFile, base: Path) -> CatalogueFile:
+    """Each entry as its provider's `prepare_entry` reads it (files it names, relative to the models
+    file, checked and made absolute); a ValueError from it names the entry and the field."""
+    models = []
+    for index, entry in enumerate(file.models):
+        prepare = getattr(provider_module(entry.provider), "prepare_entry", None)
+        try:
+            models.append(prepare(entry, base) if prepare is not None else entry)
+        except ValueError as exc:
+            raise CatalogueError(f"{where}: models[{index}] ({entry.name}): {exc}") from None
+    return file.model_copy(update={"models": models})
 
 
 def _first_error(exc: ValidationError, raw: dict[str, Any]) -> str:
@@ -163,3 +176,7 @@ def check_keys(file: CatalogueFile, environment: Callable[[str], str | None]) ->
                 f"PIXYPROXY_MODELS_FILE: models[{index}] ({entry.name}): api_key_env: the variable "
                 f"{variable} is not set"
             )
+        check_environment = getattr(module, "check_environment", None)
+        problem = check_environment(entry, environment) if check_environment is not None else None
+        if problem:
+            raise CatalogueError(f"PIXYPROXY_MODELS_FILE: models[{index}] ({entry.name}): {problem}")

@@ -64,7 +64,7 @@ class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN, description="What clients ask for.")
-    provider: str = Field(description="openai, azure, gemini or offline.")
+    provider: str = Field(description="openai, azure, gemini, bfl, a1111, comfyui or offline.")
     model: str | None = Field(default=None, description="The provider's own id; defaults to name.")
     base_url: str | None = Field(default=None, pattern=r"^https?://")
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -10,6 +10,9 @@ MODULES = {
     "openai": "pixyproxy.adapters.providers.openai",
     "azure": "pixyproxy.adapters.providers.azure",
     "gemini": "pixyproxy.adapters.providers.gemini",
+    "bfl": "pixyproxy.adapters.providers.bfl",
+    "a1111": "pixyproxy.adapters.providers.a1111",
+    "comfyui": "pixyproxy.adapters.providers.comfyui",
 }
 
 

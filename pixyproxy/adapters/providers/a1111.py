@@ -1,0 +1,238 @@
+"""AUTOMATIC1111's Stable Diffusion web UI API (and Forge, SD.Next, which speak it) as a catalogue
+provider: a server on the user's own GPU, started with `--api`.
+
+- `POST /sdapi/v1/txt2img` (and `/img2img` for edits, the stored image as `init_images`) answers
+  `{images: [base64], parameters, info}`; `info` (a JSON string: seed, sampler, steps...) is kept with
+  the image as its provider details (in `usage.provider_details`).
+- The entry's `model` is the checkpoint: read from `GET /sdapi/v1/options` and set through
+  `POST /sdapi/v1/options` only when it differs (switching checkpoints is slow; one switch at a time).
+- `auth_env` names a variable holding `user:password` for `--api-auth` (HTTP Basic).
+- Readiness is `GET /sdapi/v1/options`.
+"""
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pixyproxy.adapters.providers.base import ProviderContext
+from pixyproxy.adapters.providers.http_calls import HttpProvider
+from pixyproxy.domain.capabilities import ANY, Capabilities, SizeRule
+from pixyproxy.domain.catalogue import ModelEntry
+from pixyproxy.domain.errors import GeneratorError, InvalidImageRequest
+from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, OnPartial, SourceImage
+
+log = logging.getLogger(__name__)
+
+FIELDS: frozenset[str] = frozenset({"auth_env"})
+NEEDS_KEY = False
+DEFAULT_BASE_URL = "http://127.0.0.1:7860"
+DEFAULT_SIZE = (1024, 1024)
+AUTH_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DETAILS = ("seed", "sampler_name", "steps", "cfg_scale", "sd_model_name", "denoising_strength")
+
+# Stable Diffusion draws sides in multiples of 8 (the latent space is an eighth of the image).
+SD_SIZES = SizeRule(free=True, min_side=64, max_side=2048, multiple_of=8)
+CAPABILITIES = Capabilities(
+    options={"size": ANY},
+    sizes=SD_SIZES,
+    partial_images=False,
+    notes={
+        "quality": "the web UI's quality is its steps and sampler, set on the server",
+        "background": "Stable Diffusion draws no transparent background",
+        "output_format": "the web UI answers PNG",
+    },
+)
+
+
+def capabilities(model: str) -> Capabilities:
+    return CAPABILITIES
+
+
+def prepare_entry(entry: ModelEntry, base: Path) -> ModelEntry:
+    variable = entry.extras.get("auth_env")
+    if variable is not None and not (isinstance(variable, str) and AUTH_ENV.match(variable)):
+        raise ValueError("auth_env: must name an environment variable")
+    return entry
+
+
+def check_environment(entry: ModelEntry, environment: Callable[[str], str | None]) -> str | None:
+    """auth_env, when given, names a variable set to user:password (never printed)."""
+    variable = entry.extras.get("auth_env")
+    if variable is None:
+        return None
+    value = environment(variable)
+    return (
+        None if value and ":" in value else f"auth_env: the variable {variable} is not set to user:password"
+    )
+
+
+def build(entry: ModelEntry, context: ProviderContext, *, alternatives: bool) -> "A1111ImageGenerator":
+    auth = None
+    if (problem := check_environment(entry, context.environment)) is not None:
+        raise ValueError(f"the a1111 model {entry.name!r}: {problem}")
+    if (variable := entry.extras.get("auth_env")) is not None:
+        user, _, password = str(context.environment(variable)).partition(":")
+        auth = aiohttp.encode_basic_auth(user, password)
+    return A1111ImageGenerator(
+        checkpoint=entry.model,
+        base_url=entry.base_url or DEFAULT_BASE_URL,
+        auth=auth,
+        timeout_seconds=context.timeout(entry),
+        connect_timeout_seconds=context.connect_timeout_seconds,
+    )
+
+
+class A1111ImageGenerator(HttpProvider):
+    name = "a1111"
+    label = "the Stable Diffusion web UI"
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str | None,
+        base_url: str,
+        auth: str | None,
+        timeout_seconds: float,
+        connect_timeout_seconds: float = 10.0,
+    ) -> None:
+        super().__init__(timeout_seconds=timeout_seconds, connect_timeout_seconds=connect_timeout_seconds)
+        self.default_model = checkpoint or "a1111"
+        self._checkpoint = checkpoint
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": auth} if auth else {}
+        self._switch = asyncio.Lock()
+
+    def validate(self, request: GenerationRequest) -> None:
+        """What it takes is checked by the catalogue (CAPABILITIES) before any call."""
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+    ) -> GeneratedImage:
+        return await self._call("txt2img", request, self._body(request, None))
+
+    async def edit(
+        self,
+        request: EditRequest,
+        images: list[SourceImage],
+        mask: SourceImage | None = None,
+        *,
+        safety_identifier: str | None = None,
+        partial_images: int = 0,
+        on_partial: OnPartial | None = None,
+    ) -> GeneratedImage:
+        if len(images) != 1:
+            raise InvalidImageRequest("the web UI edits one image; references are not taken", param="images")
+        body = self._body(request, images[0])
+        body["init_images"] = [base64.b64encode(images[0].data).decode()]
+        if mask is not None:
+            body["mask"] = base64.b64encode(mask.data).decode()
+        return await self._call("img2img", request, body)
+
+    def _body(self, request: GenerationRequest, source: SourceImage | None) -> dict[str, Any]:
+        if request.size not in (None, "auto"):
+            width, height = (int(n) for n in request.size.split("x"))
+        elif source is not None:
+            width, height = max(64, source.width // 8 * 8), max(64, source.height // 8 * 8)
+        else:
+            width, height = DEFAULT_SIZE
+        return {
+            "prompt": request.prompt,
+            "width": width,
+            "height": height,
+            "batch_size": 1,
+            "n_iter": 1,
+            "send_images": True,
+            "save_images": False,
+        }
+
+    async def _call(self, route: str, request: GenerationRequest, body: dict[str, Any]) -> GeneratedImage:
+        await self._ensure_checkpoint()
+        status, answer, _ = await self._json("POST", f"/sdapi/v1/{route}", json=body)
+        if status != 200 or not isinstance(answer, dict):
+            raise GeneratorError(f"the web UI refused the request (HTTP {status}): {_detail(answer)}")
+        images = answer.get("images") or []
+        try:
+            data = base64.b64decode(images[0].split(",", 1)[-1], validate=True)
+        except (IndexError, AttributeError, binascii.Error):
+            raise GeneratorError("the web UI answered without an image") from None
+        details = _details(answer.get("info"))
+        return GeneratedImage(
+            data=data,
+            model=details.get("sd_model_name") or self.default_model,
+            size=f"{body['width']}x{body['height']}",
+            usage={"provider_details": details} if details else None,
+            output_format="png",
+        )
+
+    async def _ensure_checkpoint(self) -> None:
+        if self._checkpoint is None:
+            return
+        async with self._switch:
+            current = await self._options()
+            if _same_checkpoint(current.get("sd_model_checkpoint"), self._checkpoint):
+                return
+            log.info("switching the web UI's checkpoint to %s", self._checkpoint)
+            status, answer, _ = await self._json(
+                "POST", "/sdapi/v1/options", json={"sd_model_checkpoint": self._checkpoint}
+            )
+            if status != 200:
+                raise GeneratorError(
+                    f"the web UI would not load checkpoint {self._checkpoint!r}: {_detail(answer)}"
+                )
+
+    async def _options(self) -> dict[str, Any]:
+        status, answer, _ = await self._json("GET", "/sdapi/v1/options")
+        if status != 200 or not isinstance(answer, dict):
+            raise GeneratorError(f"the web UI's options answered HTTP {status}")
+        return answer
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        status, answer, headers = await self.request_json(
+            method, f"{self._base_url}{path}", headers=self._headers, **kwargs
+        )
+        if status == 401:
+            raise GeneratorError("the web UI refused our credentials (check the entry's auth_env)")
+        if status == 404:
+            raise GeneratorError("the web UI has no API here: start it with --api")
+        return status, answer, headers
+
+    async def ping(self) -> None:
+        await self._options()
+
+
+def _same_checkpoint(current: Any, wanted: str) -> bool:
+    """The web UI names checkpoints `file.safetensors [hash]`; the entry may give the title or the stem."""
+    if not isinstance(current, str):
+        return False
+    title = current.split(" [", 1)[0]
+    return wanted in (current, title, title.rsplit(".", 1)[0])
+
+
+def _details(info: Any) -> dict[str, Any]:
+    if isinstance(info, str):
+        try:
+            info = json.loads(info)
+        except ValueError:
+            return {}
+    if not isinstance(info, dict):
+        return {}
+    return {name: info[name] for name in DETAILS if info.get(name) is not None}
+
+
+def _detail(answer: Any) -> str:
+    if isinstance(answer, dict):
+        return str(answer.get("detail") or answer.get("error") or answer)[:300]
+    return "no details"

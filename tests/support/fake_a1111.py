@@ -1,0 +1,153 @@
+"""A fake of the AUTOMATIC1111 / Forge web UI API (`--api`), from its source (modules/api/api.py and
+models.py): real HTTP on a random 127.0.0.1 port.
+
+- With `auth` ("user:password", as `--api-auth`), every /sdapi route wants HTTP Basic: otherwise 401
+  `{"detail": "Incorrect username or password"}` with `WWW-Authenticate: Basic`.
+- `GET /sdapi/v1/options` answers the options, `sd_model_checkpoint` among them, as the title
+  `name.safetensors [hash]`; `POST /sdapi/v1/options` sets them (an unknown checkpoint: 500, as the web
+  UI fails loading it) and answers null.
+- `POST /sdapi/v1/txt2img` / `img2img` (img2img needs `init_images` of base64) answer
+  `{images: [base64 PNG], parameters, info}` with `info` a JSON string (seed, sampler_name, steps...);
+  width and height not multiples of 8 are a 422 (pydantic's shape). `fail_next("server_error")` scripts a 500.
+"""
+
+import base64
+import binascii
+import io
+import json
+from collections import deque
+from typing import Any
+
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.support.local_server import LocalServer
+
+CHECKPOINTS = {"sd_xl_base_1.0": "31e35c80fc", "v1-5-pruned-emaonly": "6ce0161689"}
+
+
+def title(name: str) -> str:
+    return f"{name}.safetensors [{CHECKPOINTS[name]}]"
+
+
+class FakeA1111(LocalServer):
+    def __init__(self, auth: str | None = None) -> None:
+        super().__init__()
+        self.auth = auth
+        self.options: dict[str, Any] = {
+            "sd_model_checkpoint": title("v1-5-pruned-emaonly"),
+            "CLIP_stop_at_last_layers": 1,
+        }
+        self.calls: list[tuple[str, str, Any]] = []
+        self.checkpoint_switches = 0
+        self._script: deque[str] = deque()
+        self.app = Starlette(
+            routes=[
+                Route("/sdapi/v1/options", self._get_options, methods=["GET"]),
+                Route("/sdapi/v1/options", self._set_options, methods=["POST"]),
+                Route("/sdapi/v1/{route}", self._generate, methods=["POST"]),
+            ]
+        )
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self._script.clear()
+        self.checkpoint_switches = 0
+        self.options["sd_model_checkpoint"] = title("v1-5-pruned-emaonly")
+
+    def fail_next(self, kind: str = "server_error", times: int = 1) -> None:
+        self._script.extend([kind] * times)
+
+    def _refused(self, request: Request) -> Response | None:
+        if self.auth is None:
+            return None
+        header = request.headers.get("authorization", "")
+        try:
+            given = (
+                base64.b64decode(header.removeprefix("Basic ")).decode()
+                if header.startswith("Basic ")
+                else ""
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            given = ""
+        if given == self.auth:
+            return None
+        return JSONResponse(
+            {"detail": "Incorrect username or password"}, 401, headers={"WWW-Authenticate": "Basic"}
+        )
+
+    async def _get_options(self, request: Request) -> Response:
+        self.calls.append(("GET", "options", None))
+        return self._refused(request) or JSONResponse(self.options)
+
+    async def _set_options(self, request: Request) -> Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        body = await request.json()
+        self.calls.append(("POST", "options", body))
+        wanted = body.get("sd_model_checkpoint")
+        if wanted is not None:
+            name = wanted.split(" [", 1)[0].removesuffix(".safetensors")
+            if name not in CHECKPOINTS:
+                return JSONResponse({"error": "RuntimeError", "detail": f"model {wanted!r} not found"}, 500)
+            self.options["sd_model_checkpoint"] = title(name)
+            self.checkpoint_switches += 1
+        self.options.update({k: v for k, v in body.items() if k != "sd_model_checkpoint"})
+        return JSONResponse(None)
+
+    async def _generate(self, request: Request) -> Response:
+        route = request.path_params["route"]
+        if route not in ("txt2img", "img2img"):
+            return JSONResponse({"detail": "Not Found"}, 404)
+        if (refused := self._refused(request)) is not None:
+            return refused
+        body = await request.json()
+        self.calls.append(("POST", route, body))
+        if self._script:
+            self._script.popleft()
+            return JSONResponse({"error": "OutOfMemoryError", "detail": "CUDA out of memory"}, 500)
+        width, height = body.get("width", 512), body.get("height", 512)
+        problems = [
+            f"{n} must be a multiple of 8" for n, v in (("width", width), ("height", height)) if v % 8
+        ]
+        if route == "img2img":
+            sources = body.get("init_images")
+            if not isinstance(sources, list) or not sources:
+                problems.append("init_images is required")
+            else:
+                try:
+                    Image.open(io.BytesIO(base64.b64decode(sources[0], validate=True))).load()
+                except Exception:
+                    problems.append("init_images[0] is not an image")
+        if problems:
+            return JSONResponse(
+                {"detail": [{"loc": ["body"], "msg": p, "type": "value_error"} for p in problems]}, 422
+            )
+        out = io.BytesIO()
+        Image.new("RGB", (width, height), (30, 120, 60)).save(out, format="PNG")
+        seed = 1234567 + len(self.calls)
+        checkpoint = self.options["sd_model_checkpoint"].split(" [", 1)[0].removesuffix(".safetensors")
+        info = {
+            "prompt": body.get("prompt", ""),
+            "seed": seed,
+            "all_seeds": [seed],
+            "sampler_name": body.get("sampler_name") or "DPM++ 2M",
+            "steps": body.get("steps", 20),
+            "cfg_scale": body.get("cfg_scale", 7.0),
+            "width": width,
+            "height": height,
+            "sd_model_name": checkpoint,
+            "sd_model_hash": CHECKPOINTS[checkpoint],
+        }
+        if route == "img2img":
+            info["denoising_strength"] = body.get("denoising_strength", 0.75)
+        return JSONResponse(
+            {
+                "images": [base64.b64encode(out.getvalue()).decode()],
+                "parameters": body,
+                "info": json.dumps(info),
+            }
+        )
