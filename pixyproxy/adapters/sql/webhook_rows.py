@@ -26,6 +26,7 @@ COLUMNS = (
     "last_status_code",
     "last_error",
     "delivered_at",
+    "tenant",
 )
 COLUMN_LIST = ", ".join(COLUMNS)
 TIMES = ("created_at", "next_attempt_at", "delivered_at")
@@ -64,6 +65,7 @@ def delivery_params(delivery: WebhookDelivery, stamp: Callable[[datetime], Any])
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
         "delivered_at": delivery.delivered_at,
+        "tenant": delivery.tenant,
     }
     for name in TIMES:
         if params[name] is not None:

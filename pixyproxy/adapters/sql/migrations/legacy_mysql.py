@@ -214,25 +214,15 @@ MIGRATIONS: dict[int, tuple[str, tuple[Step, ...]]] = {
             "ALTER TABLE images DROP INDEX ft_images_prompt_words, DROP COLUMN prompt_words",
         ),
     ),
-    6: (
-        "the model catalogue: each image's provider, deployment and attempts; each usage row's provider",
-        (
-            """
-            ALTER TABLE images
-                ADD COLUMN provider VARCHAR(32) NULL,
-                ADD COLUMN deployment VARCHAR(128) NULL,
-                ADD COLUMN attempts INT NULL
-            """,
-            "ALTER TABLE usage_events ADD COLUMN provider VARCHAR(32) NULL",
-        ),
-    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 ALREADY_APPLIED = {1060, 1061, 1091}  # duplicate column name, duplicate key name, nothing to drop
 
 # What the repository reads and writes; checked after migrating so a foreign `images` table that
 # happens to share the name is reported clearly instead of failing on the first request.
-REQUIRED_COLUMNS = frozenset({*SELECT_COLUMNS, *INSERT_COLUMNS})
+# What version 5 has: today's columns less those Alembic's later revisions add (versions/0002 on).
+ADDED_BY_LATER_REVISIONS = frozenset({"provider", "deployment", "attempts"})
+REQUIRED_COLUMNS = frozenset({*SELECT_COLUMNS, *INSERT_COLUMNS}) - ADDED_BY_LATER_REVISIONS
 
 
 def _scalar(cursor, sql: str, params: dict | None = None):

@@ -1,5 +1,6 @@
 """The model catalogue: which provider and deployment made each image, after how many attempts, and the
-provider of each usage row.
+provider of each usage row; and each webhook delivery's tenant, so its fair share of the delivery slots
+holds after a restart and on every replica.
 
 Each column is added only where it is missing, so a run cut short (MySQL commits each ALTER on its own)
 finishes on the next start.
@@ -21,6 +22,7 @@ depends_on = None
 COLUMNS: dict[str, dict[str, Any]] = {
     "images": {"provider": sa.String(64), "deployment": sa.String(255), "attempts": sa.Integer()},
     "usage_events": {"provider": sa.String(64)},
+    "webhook_deliveries": {"tenant": sa.String(255)},
 }
 
 
