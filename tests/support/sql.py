@@ -48,9 +48,11 @@ async def init_as_an_older_release(repository) -> None:
     forget the Alembic stamp: the next start's baseline brings the rest, as an upgrade would."""
     from sqlalchemy import create_engine, text
 
-    await repository.init()
-    await repository.close()
+    from pixyproxy.adapters.sql import schema
+
     url = repository.db.url
+    # The baseline alone: later revisions expect the tables the release's whole chain makes.
+    schema.upgrade(url, repository.db.migration_options(), "0001")
     driver = "sqlite+pysqlite" if url.get_backend_name() == "sqlite" else "mysql+pymysql"
     engine = create_engine(url.set(drivername=driver))
     try:

@@ -155,13 +155,31 @@ async def _redis(container: Any) -> str:
 
 
 async def _generator(container: Any) -> str:
+    """Every deployment of the model catalogue reached with its cheap call (the generator itself when it
+    has no catalogue)."""
     generator = container.generator()
+    routes = getattr(generator, "all_routes", None)
+    adapters = [route.adapter for route in routes()] if routes is not None else [generator]
     await generator.init()
     try:
         await generator.ping()
+        problems = [f"{label}: {state}" for label, state in (await _provider_checks(generator)).items()]
         # Readiness lets a server that cannot be asked pass; a check of the configuration does not.
-        if getattr(generator, "models_checked", True) is False:
-            raise RuntimeError(f"{generator.name}: the server could not be asked which models it offers")
+        problems += [
+            f"{adapter.name}: the server could not be asked which models it offers"
+            for adapter in adapters
+            if getattr(adapter, "models_checked", True) is False
+        ]
+        if problems:
+            raise RuntimeError("; ".join(problems))
     finally:
         await generator.close()
-    return f"{generator.name}, default model {generator.default_model}"
+    names = sorted({adapter.name for adapter in adapters})
+    return f"{', '.join(names)}, default model {generator.default_model}"
+
+
+async def _provider_checks(generator: Any) -> dict[str, str]:
+    checks = getattr(generator, "provider_checks", None)
+    if checks is None:
+        return {}
+    return {label: state for label, state in (await checks()).items() if state != "ok"}
