@@ -48,7 +48,7 @@ async def measure(mode: str, iterations: int) -> float:
         repository = app.state.container.repository()
         ready = await repository.get(UUID(guids[0]))
 
-        async def get(guid):
+        async def get(guid, owner=None):
             return ready
 
         repository.get = get
