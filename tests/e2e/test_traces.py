@@ -3,6 +3,7 @@ attribute), one per provider call, storage and database operation, one per job r
 request that submitted the job. With no endpoint configured nothing is wrapped at all."""
 
 import json
+import time
 
 import pytest
 from dependency_injector import providers
@@ -57,7 +58,7 @@ def test_a_request_its_provider_call_storage_and_database_are_one_trace(client, 
     assert format(request.context.trace_id, "032x") == TRACEPARENT.split("-")[1]  # the caller's trace
     under = in_trace(spans, request)
     assert {"generator.generate", "storage.put", "db.add"} <= set(under), sorted(under)
-    assert under["generator.generate"].attributes["pixyproxy.adapter"] == "offline"
+    assert under["generator.generate"].attributes["pixyproxy.adapter"] == "catalogue"  # the routing port
     assert under["db.add"].attributes["pixyproxy.adapter"] == "sqlite"
 
 
@@ -75,7 +76,8 @@ def test_a_job_runs_in_the_trace_of_the_request_that_submitted_it(client, export
     with client.stream("GET", f"/image/jobs/{job_id}/events") as events:
         ended = [json.loads(line[5:]) for line in events.iter_lines() if line.startswith("data:")][-1]
     assert ended["status"] == "succeeded"
-    spans = exporter.get_finished_spans()
+    # The run's span ends once the worker's task returns, just after the job's end was announced.
+    spans = wait_for_spans(exporter, lambda spans: any(s.name == "job.run" for s in spans))
     (submit,) = [s for s in spans if s.name == "POST /image/jobs"]
     (run,) = [s for s in spans if s.name == "job.run"]
     assert run.attributes["pixyproxy.job_id"] == job_id
@@ -86,13 +88,21 @@ def test_a_job_runs_in_the_trace_of_the_request_that_submitted_it(client, export
     assert len(made) == 2
 
 
+def wait_for_spans(exporter, ready, seconds: float = 10.0) -> tuple[ReadableSpan, ...]:
+    deadline = time.monotonic() + seconds
+    while not ready(spans := exporter.get_finished_spans()):
+        assert time.monotonic() < deadline, sorted({s.name for s in spans})
+        time.sleep(0.01)
+    return spans
+
+
 def test_with_no_endpoint_nothing_is_wrapped(tmp_path):
     assert otlp_tracer(None) is None and otlp_tracer("") is None
     container = embedded_container(tmp_path)
     assert container.tracer() is None
     assert container.traced_repository() is container.repository()
     assert container.traced_blobs() is container.metered_blobs()
-    assert container.image_service().generator is container.metered_generator()
+    assert container.generate_image().generator is container.metered_generator()
     app = create_app(container)
     assert TracingMiddleware not in [m.cls for m in app.user_middleware]
 
@@ -105,7 +115,7 @@ def test_calls_outside_any_trace_make_no_spans(client, exporter):
     """The job worker polls the job store every 50 ms here: none of that is a trace of its own."""
     client.post("/image/jobs", json={"prompt": "one job", "n": 1})
     worker = client.app.state.container.job_worker()
-    before = len(exporter.get_finished_spans())
+    before = len(wait_for_spans(exporter, lambda spans: any(s.name == "job.run" for s in spans)))
     for _ in range(3):  # a claim pass outside any request, like the worker's own loop
         client.portal.call(worker.store.claim, "test-worker", *_lease(), 1, 1)
     assert len(exporter.get_finished_spans()) == before
