@@ -82,6 +82,12 @@ class Capabilities:
         """Raise InvalidImageRequest naming the first option `model` does not take (or not that value)."""
         if self.open:
             return
+        # A job's (or a stream's) previews: refused by name where the model streams none, never dropped.
+        if getattr(request, "partial_images", None) and not self.partial_images:
+            raise InvalidImageRequest(
+                f"partial_images: model {model!r} streams no previews; leave partial_images out",
+                param="partial_images",
+            )
         for name, value in request.options().items():
             if name not in self.options:
                 why = self.notes.get(name, "")

@@ -93,3 +93,14 @@ def test_without_a_file_today_s_settings_are_a_catalogue_of_one_model():
     assert [e.name for e in legacy_file("offline", "gpt-image-2.6-sunburst").models] == ["pixyproxy-offline"]
     openai = legacy_file("openai", "gpt-image-2.6-flare")
     assert [(e.name, e.provider) for e in openai.models] == [("gpt-image-2.6-flare", "openai")]
+
+
+def test_previews_from_a_model_that_streams_none_are_refused_by_name():
+    from pixyproxy.adapters.providers import gemini
+    from pixyproxy.domain.jobs_models import JobRequest
+
+    takes = gemini.capabilities("gemini-nano-banana-2.1")
+    assert not takes.partial_images
+    with pytest.raises(InvalidImageRequest, match="^partial_images: model 'nano-banana' streams no previews"):
+        takes.check(JobRequest(prompt="a fox", partial_images=2), "nano-banana")
+    takes.check(JobRequest(prompt="a fox"), "nano-banana")  # without previews it is taken
