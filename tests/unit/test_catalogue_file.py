@@ -101,6 +101,7 @@ def test_previews_from_a_model_that_streams_none_are_refused_by_name():
 
     takes = gemini.capabilities("gemini-nano-banana-2.1")
     assert not takes.partial_images
-    with pytest.raises(InvalidImageRequest, match="^partial_images: model 'nano-banana' streams no previews"):
+    refused = r"^partial_images: model 'nano-banana' streams no previews"
+    with pytest.raises(InvalidImageRequest, match=refused):
         takes.check(JobRequest(prompt="a fox", partial_images=2), "nano-banana")
     takes.check(JobRequest(prompt="a fox"), "nano-banana")  # without previews it is taken
