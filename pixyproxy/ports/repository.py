@@ -58,7 +58,8 @@ class ImageRepository(Protocol):
     async def usage_totals(
         self, since: datetime, until: datetime, owner: str | None = None
     ) -> list[UsageTotal]:
-        """Per-owner totals of the usage recorded in [since, until); only `owner`'s when given."""
+        """Totals of the usage recorded in [since, until), one per owner, model and provider (each a
+        UsageTotal with its model and provider set); only `owner`'s when given."""
         ...
 
     async def reindex_words(self) -> int:
