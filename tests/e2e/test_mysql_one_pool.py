@@ -63,9 +63,14 @@ def test_the_server_holds_at_most_the_pool_size_under_load(tmp_path, mysql_serve
         seen, over = [], []
         try:
             while len(seen) < 60:  # sampled while the load runs
-                seen.append(mysql_server.query(mysql_database, PROCESSLIST, {"db": mysql_database})[0][0])
-                if seen[-1] > POOL_MAX:
-                    over.append(mysql_server.query(mysql_database, CONNECTIONS, {"db": mysql_database}))
+                count = mysql_server.query(mysql_database, PROCESSLIST, {"db": mysql_database})[0][0]
+                if count > POOL_MAX:
+                    # MariaDB still lists a connection the pool has just closed (one it replaced) until
+                    # that thread notices; a connection really held is still listed a moment later.
+                    listed = mysql_server.query(mysql_database, CONNECTIONS, {"db": mysql_database})
+                    over.append(listed)
+                    count = len(listed)
+                seen.append(count)
         finally:
             done.set()
             for thread in threads:
