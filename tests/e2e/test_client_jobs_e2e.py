@@ -3,6 +3,7 @@ real service in a subprocess (offline generator, which streams partial images), 
 verifying what the server sends."""
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -156,4 +157,6 @@ async def test_the_async_client_does_the_same(server, monkeypatch) -> None:
         with pytest.raises(PixyProxyTimeout):
             await client.wait(slow, timeout=0.5, use_events=True)
         assert time.monotonic() - started < 2.5
-        await client.cancel(slow)
+        # Only tidying up: on a busy machine the job may have finished by now.
+        with contextlib.suppress(JobFinished):
+            await client.cancel(slow)
