@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8001, ge=1, le=65535, description="Port to listen on.")
     workers: int = Field(default=1, ge=1, description="Worker processes (the service is stateless).")
+    server: Literal["uvicorn", "granian"] = Field(
+        default="uvicorn",
+        description="The ASGI server `serve` runs: uvicorn, or Granian (see docs/operations.md).",
+    )
     graceful_timeout: int = Field(
         default=30,
         ge=0,

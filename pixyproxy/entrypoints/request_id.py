@@ -24,8 +24,21 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
+# The second's formatted stamp, remade only when the second changes: strftime on every request costs
+# more than the rest of the id. A tuple so a reader in another thread sees one consistent pair.
+_stamp: tuple[int, str] = (-1, "")
+
+
+def _second_stamp(second: int) -> str:
+    global _stamp
+    cached_second, stamp = _stamp
+    if cached_second != second:
+        stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(second))
+        _stamp = (second, stamp)
+    return stamp
+
+
 def new_request_id() -> str:
     """`host-YYYYMMDDHHMMSSffffff-pid-threadid-n`: readable, and the counter makes it unique."""
     second, micros = divmod(time.time_ns() // 1000, 1_000_000)
-    stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(second))
-    return f"{_HOST}-{stamp}{micros:06d}-{_pid}-{threading.get_ident()}-{next(_sequence)}"
+    return f"{_HOST}-{_second_stamp(second)}{micros:06d}-{_pid}-{threading.get_ident()}-{next(_sequence)}"

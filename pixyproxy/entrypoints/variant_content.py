@@ -9,11 +9,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote_plus
 
 from fastapi import Request, Response
-from fastapi.responses import StreamingResponse
 
 from pixyproxy.container import Container
 from pixyproxy.domain.models import ImageDetail
-from pixyproxy.domain.streams import read_whole
 from pixyproxy.domain.variants import (
     VARIANT_FORMATS,
     WIDTHS,
@@ -25,8 +23,8 @@ from pixyproxy.domain.variants import (
 )
 from pixyproxy.entrypoints.content import answer_content
 from pixyproxy.entrypoints.schemas import ContentUrl
+from pixyproxy.entrypoints.stored_body import body_response
 
-ONE_BODY = 1024 * 1024
 _VARY = (b"vary", b"accept")
 # DirectRoutes take no query parameters of their own: documented here, checked by parse_variant.
 VARIANT_PARAMETERS = {
@@ -90,10 +88,8 @@ async def variant_content(request: Request, container: Container, detail: ImageD
         else:
             stream = await container.image_content().open(detail, answer.byte_range)
         length = answer.byte_range.length if answer.byte_range else served.size_bytes
-        if length <= ONE_BODY:
-            response = Response(await read_whole(stream), status_code=answer.status)
-        else:
-            response = StreamingResponse(stream.chunks(), status_code=answer.status)
+        whole = answer.byte_range is None
+        response = await body_response(stream, length, whole, answer.status, request.scope)
     response.raw_headers = answer.headers + extra
     return response
 

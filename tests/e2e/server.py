@@ -31,7 +31,7 @@ class RunningServer:
 
 @contextlib.contextmanager
 def run_server(
-    workdir: Path, env: dict[str, str] | None = None, timeout: float = 20.0
+    workdir: Path, env: dict[str, str] | None = None, timeout: float = 60.0
 ) -> Iterator[RunningServer]:
     """Start the service in `workdir` (its embedded default data lands there) with extra `env`."""
     port = free_port()

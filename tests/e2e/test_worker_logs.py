@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.server import free_port
 
@@ -22,14 +23,25 @@ WORKERS = ("--workers", "2")
 READY_LINE = re.compile(r" INFO - \[\d+\] \[\w+:\d+\] PixyProxy \S+ ready in process (?P<pid>\d+): ")
 
 
-def test_each_worker_logs_its_ready_line_and_its_requests(tmp_path: Path):
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_each_worker_logs_its_ready_line_and_its_requests(tmp_path: Path, server: str):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIXYPROXY_", "DB_"))}
     env["TMPDIR"] = str(tmp_path)
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pixyproxy.entrypoints.cli", "serve", "--port", str(port), *WORKERS],
+            [
+                sys.executable,
+                "-m",
+                "pixyproxy.entrypoints.cli",
+                "serve",
+                "--port",
+                str(port),
+                *WORKERS,
+                "--server",
+                server,
+            ],
             cwd=tmp_path,
             env={**env, "PIXYPROXY_JOB_WORKER": "false"},
             stdout=log,

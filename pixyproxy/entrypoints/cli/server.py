@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -60,11 +61,17 @@ def serve(
     graceful_timeout: int = typer.Option(
         None, min=0, help="On SIGTERM, seconds for in-flight requests to finish. Default: 30."
     ),
+    server: str = typer.Option(
+        None, help="The ASGI server: uvicorn or granian. Default: $PIXYPROXY_SERVER or uvicorn."
+    ),
 ) -> None:
     """Run the HTTP service."""
+    if server not in (None, "uvicorn", "granian"):
+        err.print(
+            f"[red]error:[/red] --server must be uvicorn or granian, not {escape(server)!r}", highlight=False
+        )
+        raise typer.Exit(2)
     with server_extra():
-        import uvicorn
-
         from pixyproxy.entrypoints.configuration import validated_settings
         from pixyproxy.entrypoints.logging_setup import configure_logging
         from pixyproxy.settings import PROMETHEUS_MULTIPROC_ENV, ConfigurationError
@@ -94,21 +101,68 @@ def serve(
     if workers > 1 and settings.prometheus_multiproc_dir is None:
         metrics_dir = tempfile.mkdtemp(prefix="pixyproxy-metrics-")
         os.environ[PROMETHEUS_MULTIPROC_ENV] = metrics_dir  # read by every worker's Settings and client
+    listen = ListenOn(
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        graceful_timeout=settings.graceful_timeout if graceful_timeout is None else graceful_timeout,
+    )
     try:
-        uvicorn.run(
-            "pixyproxy.entrypoints.app:serve_app",
-            factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
-            workers=workers,
-            timeout_graceful_shutdown=settings.graceful_timeout
-            if graceful_timeout is None
-            else graceful_timeout,
-            **UVICORN_OPTIONS,
-        )
+        with server_extra():
+            if (server or settings.server) == "granian":
+                _run_granian(listen, settings.log_level)
+            else:
+                _run_uvicorn(listen)
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ListenOn:
+    host: str
+    port: int
+    workers: int
+    graceful_timeout: int
+
+
+APP_FACTORY = "pixyproxy.entrypoints.app:serve_app"
+
+
+def _run_uvicorn(listen: ListenOn) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=listen.host,
+        port=listen.port,
+        workers=listen.workers,
+        timeout_graceful_shutdown=listen.graceful_timeout,
+        **UVICORN_OPTIONS,
+    )
+
+
+def _run_granian(listen: ListenOn, log_level: str) -> None:
+    """Granian, a Rust ASGI server. Its own log says only warnings (the service writes the request lines);
+    it answers malformed HTTP itself, in plain text (docs/operations.md)."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
+    level = log_level.lower()
+    Granian(
+        APP_FACTORY,
+        factory=True,
+        address=listen.host,
+        port=listen.port,
+        interface=Interfaces.ASGI,
+        workers=listen.workers,
+        loop=Loops.uvloop,
+        log_level=LogLevels(level) if level not in ("debug", "info") else LogLevels.warning,
+        log_access=False,
+        workers_kill_timeout=listen.graceful_timeout or None,
+    ).serve()
 
 
 async def _schema_upgraded() -> None:

@@ -17,11 +17,10 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.larger.get(scope["path"], self.max_bytes)
-        message = TOO_LARGE.format(limit=limit)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > limit:
-                    raise PayloadTooLarge(message)
+                    raise PayloadTooLarge(TOO_LARGE.format(limit=limit))
                 break
         seen = 0
 
@@ -30,7 +29,7 @@ class BodyLimitMiddleware:
             event = await receive()
             seen += len(event.get("body", b""))
             if seen > limit:  # a chunked body that grows past the limit
-                raise PayloadTooLarge(message)
+                raise PayloadTooLarge(TOO_LARGE.format(limit=limit))
             return event
 
         await self.app(scope, counted_receive, send)

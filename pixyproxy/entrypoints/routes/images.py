@@ -9,13 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
 from pixyproxy.domain.cursor import MAX_CURSOR_LENGTH
 from pixyproxy.domain.models import Caller, GenerationRequest, ImageDetail
 from pixyproxy.domain.search import MAX_QUERY_LENGTH, parse_filter
-from pixyproxy.domain.streams import read_whole
 from pixyproxy.domain.usecases.listing import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from pixyproxy.entrypoints.content import answer_content
 from pixyproxy.entrypoints.dependencies import caller, idempotency_key, services, settings
@@ -23,6 +21,7 @@ from pixyproxy.entrypoints.middleware.api_keys import CALLER_SCOPE_KEY
 from pixyproxy.entrypoints.routes.direct import DirectRoute
 from pixyproxy.entrypoints.routes.paths import twin_routes
 from pixyproxy.entrypoints.schemas import ContentUrl, error_responses
+from pixyproxy.entrypoints.stored_body import body_response
 from pixyproxy.entrypoints.variant_content import VARIANT_PARAMETERS, variant_content, variant_url
 from pixyproxy.settings import Settings
 
@@ -35,7 +34,6 @@ IMAGE_TYPES: dict[str, dict[str, Any]] = {
     "image/gif": {},
     "image/svg+xml": {},
 }
-ONE_BODY = 1024 * 1024  # images up to this size are read whole and sent as one body
 _detail_json = TypeAdapter(ImageDetail).dump_json
 _list_json = TypeAdapter(list[ImageDetail]).dump_json
 
@@ -96,10 +94,9 @@ async def image_content(request: Request, guid: str) -> Response:
     else:
         stream = await container.image_content().open(detail, answer.byte_range)
         length = answer.byte_range.length if answer.byte_range else detail.size_bytes
-        if length <= ONE_BODY:  # one read, one body; an error now is still a proper error answer
-            response = Response(await read_whole(stream), status_code=answer.status)
-        else:  # a few chunks in memory at a time, however large the image
-            response = StreamingResponse(stream.chunks(), status_code=answer.status)
+        response = await body_response(
+            stream, length, answer.byte_range is None, answer.status, request.scope
+        )
     response.raw_headers = answer.headers  # exactly the planned headers (length, type, ETag, range)
     return response
 
