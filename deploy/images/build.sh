@@ -54,9 +54,19 @@ build() {
   root="$(mktemp -d /var/tmp/pixyproxy-rootfs-XXXXXX)"
   mkdir -p "$CACHE"
   echo "building $tag: debootstrap $suite + $packages" >&2
-  # shellcheck disable=SC2086
-  debootstrap --variant=minbase --cache-dir="$CACHE" --include="$packages" "$suite" "$root" ${DEBIAN_MIRROR:-} \
-    >"$root.log" 2>&1 || { tail -30 "$root.log" >&2; rm -rf "$root" "$root.log"; return 1; }
+  # Each image its own package cache: debootstraps running side by side on one cache read each other's
+  # half-downloaded packages. A second try for a mirror's hiccup.
+  mkdir -p "$CACHE/$name"
+  local try
+  for try in 1 2; do
+    # shellcheck disable=SC2086
+    debootstrap --variant=minbase --cache-dir="$CACHE/$name" --include="$packages" "$suite" "$root" \
+      ${DEBIAN_MIRROR:-} >"$root.log" 2>&1 && break
+    tail -30 "$root.log" >&2
+    rm -rf "$root" && mkdir -p "$root"
+    [ "$try" = 2 ] && { rm -rf "$root" "$root.log"; return 1; }
+    echo "building $tag: debootstrap failed, trying once more" >&2
+  done
   rm -f "$root.log"
   if [ -d "$HERE/$name" ]; then cp -a "$HERE/$name/." "$root/"; fi
   if [ "$name" = python ] && [ -n "$(local_cas)" ]; then
