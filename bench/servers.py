@@ -118,11 +118,14 @@ def pixyproxy_server(
     workers: int = 1,
     name: str = "pixyproxy",
     python: str = sys.executable,
+    server: str = "uvicorn",
 ):
     """The real service, started as users start it: `pixyproxy serve` (on `python`, which may be another
     tree's, with `env` naming that tree in PYTHONPATH)."""
     command = [python, "-m", "pixyproxy.entrypoints.cli", "serve", "--port", "{port}"]
     command += ["--workers", str(workers)]
+    if server != "uvicorn":  # a tree from before `--server` knows only uvicorn
+        command += ["--server", server]
     return start_server(name, command, workdir, env)
 
 
