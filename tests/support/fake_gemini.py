@@ -10,6 +10,7 @@ real HTTP on a random 127.0.0.1 port, driven through the real google-genai SDK.
   (an aspect ratio or size Gemini does not draw: 400 INVALID_ARGUMENT).
 - The answer: `candidates[0].content.parts` with a text part and an `inlineData` PNG of the size the
   image config means, `finishReason` STOP, and `usageMetadata` (prompt and candidate tokens by modality).
+- `GET /v1beta/models/{model}` (models.get): the model's card, with the same key and model refusals.
 - A prompt with "forbidden" finishes IMAGE_SAFETY, with "prohibited" IMAGE_PROHIBITED_CONTENT: no image.
 - Failures scripted per request (`fail_next`): rate_limit (429 RESOURCE_EXHAUSTED), server_error (500
   INTERNAL), unavailable (503 UNAVAILABLE).
@@ -72,7 +73,12 @@ class FakeGemini:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
-        self.app = Starlette(routes=[Route("/{version}/models/{call}", self._call, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/{version}/models/{call}", self._call, methods=["POST"]),
+                Route("/{version}/models/{model}", self._model, methods=["GET"]),
+            ]
+        )
 
     @property
     def base_url(self) -> str:
@@ -85,6 +91,27 @@ class FakeGemini:
     def reset(self) -> None:
         self.requests.clear()
         self._script.clear()
+
+    async def _model(self, request: Request) -> JSONResponse:
+        """models.get: the model's card, after the same key and model checks as a call."""
+        model = request.path_params["model"]
+        self.requests.append(Recorded(model, dict(request.headers), None))
+        if request.path_params["version"] not in ("v1", "v1beta"):
+            return _error(404, "NOT_FOUND", "Not found.")
+        if request.headers.get("x-goog-api-key") != KEY:
+            return _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+        if model not in MODELS:
+            return _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta.")
+        return JSONResponse(
+            {
+                "name": f"models/{model}",
+                "version": "001",
+                "displayName": model,
+                "inputTokenLimit": 32768,
+                "outputTokenLimit": 32768,
+                "supportedGenerationMethods": ["generateContent", "countTokens"],
+            }
+        )
 
     async def _call(self, request: Request) -> JSONResponse:
         model, _, method = request.path_params["call"].partition(":")

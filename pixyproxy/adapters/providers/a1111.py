@@ -7,6 +7,7 @@ provider: a server on the user's own GPU, started with `--api`.
 - The entry's `model` is the checkpoint: read from `GET /sdapi/v1/options` and set through
   `POST /sdapi/v1/options` only when it differs (switching checkpoints is slow; one switch at a time).
 - `auth_env` names a variable holding `user:password` for `--api-auth` (HTTP Basic).
+- `negative_prompt` is the web UI's own field of the same name.
 - Readiness is `GET /sdapi/v1/options`.
 """
 
@@ -36,12 +37,20 @@ NEEDS_KEY = False
 DEFAULT_BASE_URL = "http://127.0.0.1:7860"
 DEFAULT_SIZE = (1024, 1024)
 AUTH_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DETAILS = ("seed", "sampler_name", "steps", "cfg_scale", "sd_model_name", "denoising_strength")
+DETAILS = (
+    "seed",
+    "sampler_name",
+    "steps",
+    "cfg_scale",
+    "sd_model_name",
+    "denoising_strength",
+    "negative_prompt",
+)
 
 # Stable Diffusion draws sides in multiples of 8 (the latent space is an eighth of the image).
 SD_SIZES = SizeRule(free=True, min_side=64, max_side=2048, multiple_of=8)
 CAPABILITIES = Capabilities(
-    options={"size": ANY},
+    options={"size": ANY, "negative_prompt": ANY},
     sizes=SD_SIZES,
     partial_images=False,
     notes={
@@ -148,7 +157,7 @@ class A1111ImageGenerator(HttpProvider):
             width, height = max(64, source.width // 8 * 8), max(64, source.height // 8 * 8)
         else:
             width, height = DEFAULT_SIZE
-        return {
+        body: dict[str, Any] = {
             "prompt": request.prompt,
             "width": width,
             "height": height,
@@ -157,6 +166,9 @@ class A1111ImageGenerator(HttpProvider):
             "send_images": True,
             "save_images": False,
         }
+        if request.negative_prompt is not None:
+            body["negative_prompt"] = request.negative_prompt
+        return body
 
     async def _call(self, route: str, request: GenerationRequest, body: dict[str, Any]) -> GeneratedImage:
         await self._ensure_checkpoint()
@@ -229,7 +241,7 @@ def _details(info: Any) -> dict[str, Any]:
             return {}
     if not isinstance(info, dict):
         return {}
-    return {name: info[name] for name in DETAILS if info.get(name) is not None}
+    return {name: info[name] for name in DETAILS if info.get(name) not in (None, "")}
 
 
 def _detail(answer: Any) -> str:

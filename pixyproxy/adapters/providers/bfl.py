@@ -62,6 +62,7 @@ CAPABILITIES = Capabilities(
         "quality": "FLUX models take no quality level",
         "background": "FLUX models draw no transparent background",
         "output_format": "FLUX answers png or jpeg",
+        "negative_prompt": "FLUX models take no negative prompt; say what to leave out in the prompt",
     },
 )
 

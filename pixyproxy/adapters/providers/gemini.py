@@ -53,6 +53,7 @@ SIZES: dict[str, tuple[str, str, str]] = {
     "21:9": ("1584x672", "3168x1344", "6336x2688"),
 }
 TIERS = ("1K", "2K", "4K")
+PING_SECONDS = 10
 IMAGE_CONFIG = {size: (ratio, TIERS[i]) for ratio, sizes in SIZES.items() for i, size in enumerate(sizes)}
 
 
@@ -88,6 +89,7 @@ CAPABILITIES = Capabilities(
     notes={
         "quality": "Gemini image models take no quality level; size picks 1K, 2K or 4K",
         "background": "Gemini image models draw no transparent background",
+        "negative_prompt": "Gemini image models take no negative prompt; say what to leave out in the prompt",
     },
 )
 
@@ -231,7 +233,17 @@ class GeminiImageGenerator:
         return None
 
     async def ping(self) -> None:
-        """No call: Gemini has no free readiness endpoint, and the key was checked at start."""
+        """models.get of the model: free, and it answers whether the key is taken and the model is
+        there (a wrong key is named, never shown)."""
+        try:
+            await self._client.aio.models.get(
+                model=self.default_model, config={"http_options": {"timeout": PING_SECONDS * 1000}}
+            )
+        except Exception as exc:
+            failure = self._failure(exc)
+            raise (
+                failure if isinstance(failure, GeneratorError) else GeneratorError(failure.message)
+            ) from None
 
     async def close(self) -> None:
         await self._client.aio.aclose()
