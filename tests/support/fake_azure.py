@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_openai import _gpt_image_refusal, _parse_multipart, _png
+from tests.support.local_server import LocalServer
 
 KEY = "fake-azure-key-0000"
 API_VERSIONS = ("2025-04-01-preview", "2025-10-01-preview")
@@ -45,11 +45,11 @@ def _error(status: int, code: str, message: str, **more: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **more}}, status)
 
 
-class FakeAzure(FakeGemini):  # the same thread-and-socket life as the Gemini fake
+class FakeAzure(LocalServer):
     def __init__(self, deployments: dict[str, str] | None = None) -> None:
         super().__init__()
         self.deployments = deployments or {"my-gpt-image": "gpt-image-2.6-sunburst"}
-        self.requests: list[Recorded] = []  # type: ignore[assignment]
+        self.requests: list[Recorded] = []
         self._failures: deque[str] = deque()
         path = "/openai/deployments/{deployment}/images/{operation}"
         self.app = Starlette(

@@ -19,19 +19,18 @@ real HTTP on a random 127.0.0.1 port, driven through the real google-genai SDK.
 import base64
 import io
 import json
-import socket
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.support.local_server import LocalServer
 
 KEY = "fake-gemini-key-0000"
 MODELS = ("gemini-nano-banana-2.1", "gemini-3-pro-image")
@@ -66,23 +65,17 @@ def _error(code: int, status: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "status": status}}, code)
 
 
-class FakeGemini:
+class FakeGemini(LocalServer):
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Recorded] = []
         self._script: deque[str] = deque()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
         self.app = Starlette(
             routes=[
                 Route("/{version}/models/{call}", self._call, methods=["POST"]),
                 Route("/{version}/models/{model}", self._model, methods=["GET"]),
             ]
         )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         assert kind in FAILURES, kind
@@ -196,41 +189,3 @@ class FakeGemini:
                 "responseId": str(time.time()),
             }
         )
-
-    def start(self) -> "FakeGemini":
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        started = threading.Event()
-
-        def run() -> None:
-            import asyncio
-
-            async def serve() -> None:
-                assert self._server is not None
-                task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
-                while not self._server.started and not task.done():
-                    await asyncio.sleep(0.01)
-                started.set()
-                await task
-
-            asyncio.run(serve())
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        started.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> "FakeGemini":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -23,12 +23,12 @@ from typing import Any
 
 import aiohttp
 
-from pixyproxy.adapters.providers.base import ProviderContext
+from pixyproxy.adapters.providers.base import Call, ProviderContext, fixed
 from pixyproxy.adapters.providers.http_calls import HttpProvider
 from pixyproxy.domain.capabilities import ANY, Capabilities, SizeRule
 from pixyproxy.domain.catalogue import ModelEntry
-from pixyproxy.domain.errors import GeneratorError, InvalidImageRequest
-from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, OnPartial, SourceImage
+from pixyproxy.domain.errors import GeneratorError
+from pixyproxy.domain.models import GeneratedImage, GenerationRequest, SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ CAPABILITIES = Capabilities(
 )
 
 
-def capabilities(model: str) -> Capabilities:
-    return CAPABILITIES
+capabilities = fixed(CAPABILITIES)
 
 
 def prepare_entry(entry: ModelEntry, base: Path) -> ModelEntry:
@@ -102,6 +101,8 @@ def build(entry: ModelEntry, context: ProviderContext, *, alternatives: bool) ->
 class A1111ImageGenerator(HttpProvider):
     name = "a1111"
     label = "the Stable Diffusion web UI"
+    takes_mask = True
+    max_sources = 1
 
     def __init__(
         self,
@@ -119,35 +120,15 @@ class A1111ImageGenerator(HttpProvider):
         self._headers = {"Authorization": auth} if auth else {}
         self._switch = asyncio.Lock()
 
-    def validate(self, request: GenerationRequest) -> None:
-        """What it takes is checked by the catalogue (CAPABILITIES) before any call."""
-
-    async def generate(
-        self,
-        request: GenerationRequest,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
+    async def _make(
+        self, request: GenerationRequest, images: list[SourceImage], call: Call
     ) -> GeneratedImage:
-        return await self._call("txt2img", request, self._body(request, None))
-
-    async def edit(
-        self,
-        request: EditRequest,
-        images: list[SourceImage],
-        mask: SourceImage | None = None,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
-    ) -> GeneratedImage:
-        if len(images) != 1:
-            raise InvalidImageRequest("the web UI edits one image; references are not taken", param="images")
+        if not images:
+            return await self._call("txt2img", request, self._body(request, None))
         body = self._body(request, images[0])
         body["init_images"] = [base64.b64encode(images[0].data).decode()]
-        if mask is not None:
-            body["mask"] = base64.b64encode(mask.data).decode()
+        if call.mask is not None:
+            body["mask"] = base64.b64encode(call.mask.data).decode()
         return await self._call("img2img", request, body)
 
     def _body(self, request: GenerationRequest, source: SourceImage | None) -> dict[str, Any]:

@@ -26,13 +26,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from pixyproxy.adapters.providers.base import ProviderContext, unavailable
+from pixyproxy.adapters.providers.base import Call, ProviderContext, unavailable
 from pixyproxy.adapters.providers.http_calls import HttpProvider
 from pixyproxy.domain.capabilities import ANY, Capabilities, SizeRule
 from pixyproxy.domain.catalogue import ModelEntry
 from pixyproxy.domain.errors import GeneratorError, GeneratorTimeout, InvalidImageRequest
 from pixyproxy.domain.models import (
-    EditRequest,
     GeneratedImage,
     GenerationRequest,
     OnPartial,
@@ -131,6 +130,7 @@ def build(entry: ModelEntry, context: ProviderContext, *, alternatives: bool) ->
 class ComfyImageGenerator(HttpProvider):
     name = "comfyui"
     label = "ComfyUI"
+    max_sources = 1  # the workflow's one mapped image input
 
     def __init__(
         self,
@@ -149,40 +149,10 @@ class ComfyImageGenerator(HttpProvider):
         self._base_url = base_url.rstrip("/")
         self._deadline_seconds = timeout_seconds
 
-    def validate(self, request: GenerationRequest) -> None:
-        """What it takes is checked by the catalogue (entry_capabilities) before any call."""
-
-    async def generate(
-        self,
-        request: GenerationRequest,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
+    async def _make(
+        self, request: GenerationRequest, images: list[SourceImage], call: Call
     ) -> GeneratedImage:
-        return await self._run(request, None, partial_images, on_partial)
-
-    async def edit(
-        self,
-        request: EditRequest,
-        images: list[SourceImage],
-        mask: SourceImage | None = None,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
-    ) -> GeneratedImage:
-        if mask is not None or len(images) != 1:
-            raise InvalidImageRequest("this ComfyUI workflow edits one image, with no mask", param="images")
-        return await self._run(request, images[0], partial_images, on_partial)
-
-    async def _run(
-        self,
-        request: GenerationRequest,
-        source: SourceImage | None,
-        partial_images: int,
-        on_partial: OnPartial | None,
-    ) -> GeneratedImage:
+        source = images[0] if images else None
         try:
             async with asyncio.timeout(self._deadline_seconds):
                 uploaded = await self._upload(source) if source is not None else None
@@ -193,10 +163,11 @@ class ComfyImageGenerator(HttpProvider):
                 ) as socket:
                     # Shielded: a cancel while queueing still learns the prompt's id, to withdraw it.
                     queued = asyncio.ensure_future(self._queue(graph, client_id))
-                    previews = min(partial_images, MAX_PREVIEWS) if on_partial is not None else 0
                     try:
                         prompt_id = await asyncio.shield(queued)
-                        await self._follow(socket, prompt_id, previews, on_partial)
+                        await self._follow(
+                            socket, prompt_id, min(call.previews, MAX_PREVIEWS), call.on_partial
+                        )
                     except BaseException:  # cancelled, timed out or broken: nobody will take the image
                         await asyncio.shield(self._withdraw(queued))
                         raise
