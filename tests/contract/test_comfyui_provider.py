@@ -90,10 +90,14 @@ async def test_a_negative_prompt_goes_to_its_mapped_input_and_is_refused_where_u
 
     gen = generator(tmp_path, fake)
     try:
-        await gen.generate(GenerationRequest(prompt="a lighthouse", negative_prompt="fog, people"))
+        image = await gen.generate(GenerationRequest(prompt="a lighthouse", negative_prompt="fog, people"))
     finally:
         await gen.close()
-    assert fake.prompts[0]["prompt"]["7"]["inputs"]["text"] == "fog, people"
+    graph = fake.prompts[0]["prompt"]
+    assert graph["7"]["inputs"]["text"] == "fog, people"
+    details = image.usage["provider_details"]
+    assert details["negative_prompt"] == "fog, people" and details["seed"] == graph["3"]["inputs"]["seed"]
+    assert details["prompt_id"] in fake.history
     bare = read_catalogue_file(models_file(tmp_path, fake.base_url, inputs={"prompt": "6.text"})).models[0]
     with pytest.raises(InvalidImageRequest, match="negative_prompt: model 'my-sdxl' does not take"):
         entry_capabilities(bare).check(GenerationRequest(prompt="x", negative_prompt="fog"), "my-sdxl")

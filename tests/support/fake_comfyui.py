@@ -55,9 +55,10 @@ def _png(size: tuple[int, int], color: tuple[int, int, int]) -> bytes:
 
 
 class FakeComfyUI(LocalServer):
-    def __init__(self, steps: int = 3) -> None:
+    def __init__(self, steps: int = 3, step_seconds: float = 0.0) -> None:
         super().__init__()
         self.steps = steps
+        self.step_seconds = step_seconds  # a sampler step's time, before its progress and preview
         self.sockets: dict[str, WebSocket] = {}
         self.prompts: list[dict[str, Any]] = []
         self.history: dict[str, Any] = {}
@@ -317,6 +318,8 @@ class FakeComfyUI(LocalServer):
                     }
                     return
                 for step in range(1, self.steps + 1):
+                    if self.step_seconds:
+                        await asyncio.sleep(self.step_seconds)
                     if self._interrupt.is_set():
                         await self._stopped(prompt_id, graph, node_id, send)
                         return

@@ -156,7 +156,7 @@ class ComfyImageGenerator(HttpProvider):
         try:
             async with asyncio.timeout(self._deadline_seconds):
                 uploaded = await self._upload(source) if source is not None else None
-                graph = self._filled(request, uploaded)
+                graph, graph_values = self._filled(request, uploaded)
                 client_id = uuid.uuid4().hex
                 async with self.session.ws_connect(
                     f"{self._base_url}/ws?{urlencode({'clientId': client_id})}", heartbeat=30
@@ -178,9 +178,17 @@ class ComfyImageGenerator(HttpProvider):
             log.warning("ComfyUI call failed: %s", type(exc).__name__)
             raise unavailable("ComfyUI could not be reached or broke the connection") from None
         size = request.size if request.size not in (None, "auto") else None
-        return GeneratedImage(data=data, model=self.default_model, size=size)
+        # What was put into the workflow that a request cannot repeat by itself: kept with the image.
+        details: dict[str, Any] = {"prompt_id": prompt_id}
+        details |= {what: graph_values[what] for what in ("seed", "negative_prompt") if what in graph_values}
+        return GeneratedImage(
+            data=data, model=self.default_model, size=size, usage={"provider_details": details}
+        )
 
-    def _filled(self, request: GenerationRequest, uploaded: str | None) -> dict[str, Any]:
+    def _filled(
+        self, request: GenerationRequest, uploaded: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The workflow filled in, and the values that went into its mapped inputs."""
         graph = json.loads(json.dumps(self._graph))  # a copy per generation
         values: dict[str, Any] = {"prompt": request.prompt, "seed": random.randrange(2**48)}
         if request.size not in (None, "auto"):
@@ -189,11 +197,11 @@ class ComfyImageGenerator(HttpProvider):
             values["negative_prompt"] = request.negative_prompt
         if uploaded is not None:
             values["image"] = uploaded
-        for what, target in self._inputs.items():
-            if what in values:
-                node, _, name = target.partition(".")
-                graph[node]["inputs"][name] = values[what]
-        return graph
+        mapped = {what: values[what] for what in self._inputs if what in values}
+        for what, value in mapped.items():
+            node, _, name = self._inputs[what].partition(".")
+            graph[node]["inputs"][name] = value
+        return graph, mapped
 
     async def _upload(self, source: SourceImage) -> str:
         form = aiohttp.FormData()
