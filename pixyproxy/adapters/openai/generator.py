@@ -132,7 +132,8 @@ class OpenAIImageGenerator:
     # -- requests -----------------------------------------------------------------------------
 
     def validate(self, request: GenerationRequest) -> None:
-        """Nothing beyond the request's own shape checks: the provider decides what a model takes."""
+        """Nothing beyond the request's own shape checks: the catalogue and the provider decide what a
+        model takes."""
 
     async def generate(
         self,
@@ -143,10 +144,7 @@ class OpenAIImageGenerator:
         on_partial: OnPartial | None = None,
     ) -> GeneratedImage:
         params = generation_params(request, self.defaults, safety_identifier)
-        images = self._client.images
-        if on_partial is not None and partial_images > 0:
-            return await self._stream(request, params, images.generate, partial_images, on_partial)
-        return await self._answer(request, params, images.with_raw_response.generate)
+        return await self._make(request, params, "generate", partial_images, on_partial)
 
     async def edit(
         self,
@@ -159,10 +157,21 @@ class OpenAIImageGenerator:
         on_partial: OnPartial | None = None,
     ) -> GeneratedImage:
         params = edit_params(request, self.defaults, images, mask, safety_identifier)
-        resource = self._client.images
+        return await self._make(request, params, "edit", partial_images, on_partial)
+
+    async def _make(
+        self,
+        request: GenerationRequest,
+        params: dict[str, Any],
+        operation: Literal["generate", "edit"],
+        partial_images: int,
+        on_partial: OnPartial | None,
+    ) -> GeneratedImage:
+        """The Images API's `operation`, streamed where previews are wanted."""
+        images = self._client.images
         if on_partial is not None and partial_images > 0:
-            return await self._stream(request, params, resource.edit, partial_images, on_partial)
-        return await self._answer(request, params, resource.with_raw_response.edit)
+            return await self._stream(request, params, getattr(images, operation), partial_images, on_partial)
+        return await self._answer(request, params, getattr(images.with_raw_response, operation))
 
     async def _answer(
         self, request: GenerationRequest, params: dict[str, Any], method: Any

@@ -119,7 +119,7 @@ class Provider:
             taken = (
                 "one image; references are not taken"
                 if self.max_sources == 1
-                else (f"at most {self.max_sources} images, the source and its references")
+                else f"at most {self.max_sources} images, the source and its references"
             )
             raise InvalidImageRequest(f"{self.label} edits {taken}", param="images")
         return await self._make(request, images, Call(mask, safety_identifier, partial_images, on_partial))
