@@ -334,6 +334,10 @@ class OfflineImageGenerator:
             quality=request.quality,
             background=request.background,
             output_format=request.format,
+            # Nothing to leave out of its shapes: what was asked is kept with the image, to be seen.
+            usage={"provider_details": {"negative_prompt": request.negative_prompt}}
+            if request.negative_prompt
+            else None,
         )
 
     async def init(self) -> None:

@@ -37,7 +37,9 @@ OPTION_NAMES = (
     "frame_count",
     "frame_duration_ms",
     "svg",
+    "negative_prompt",
 )
+NEGATIVE_PROMPT_MAX = 4000  # the default limit of a prompt
 MIN_SIDE, MAX_SIDE = 16, 4096  # the shape check on `size`; each generator decides what it can draw
 MAX_REFERENCES = 15  # an edit sends the source plus these: the Images API takes up to 16 images
 
@@ -57,6 +59,15 @@ class SvgOptions(BaseModel):
 
     model: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$", description="The SVG author model.")
     reasoning: SvgReasoning | None = None
+
+
+def _clean_text(value: str, name: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if _FORBIDDEN_CONTROL.search(value):
+        raise ValueError(f"{name} must not contain control characters other than newline and tab")
+    return value
 
 
 class GenerationRequest(BaseModel):
@@ -112,6 +123,14 @@ class GenerationRequest(BaseModel):
         default=None, ge=10, le=655_350, description="Each gif frame's delay in milliseconds (default 200)."
     )
     svg: SvgOptions | None = Field(default=None, description="The SVG author, for output_format svg.")
+    negative_prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=NEGATIVE_PROMPT_MAX,
+        description=f"What not to draw (1..{NEGATIVE_PROMPT_MAX} characters), for models that take one "
+        "(Stable Diffusion servers: a1111, comfyui; offline); refused by name by the others.",
+        examples=["blurry, text, watermark"],
+    )
     n: int | None = Field(
         default=None,
         ge=1,
@@ -123,12 +142,12 @@ class GenerationRequest(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _clean_prompt(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("prompt must not be empty")
-        if _FORBIDDEN_CONTROL.search(value):
-            raise ValueError("prompt must not contain control characters other than newline and tab")
-        return value
+        return _clean_text(value, "prompt")
+
+    @field_validator("negative_prompt")
+    @classmethod
+    def _clean_negative_prompt(cls, value: str | None) -> str | None:
+        return _clean_text(value, "negative_prompt") if value is not None else None
 
     @field_validator("size")
     @classmethod

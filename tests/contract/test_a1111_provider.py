@@ -54,6 +54,20 @@ async def test_txt2img_sets_the_checkpoint_once_and_keeps_seed_and_sampler(fake)
     assert (second.size, fake.calls[-1][2]["width"]) == ("1024x1024", 1024)
 
 
+async def test_a_negative_prompt_is_sent_and_kept_with_the_details(fake):
+    gen = generator(fake)
+    try:
+        image = await gen.generate(GenerationRequest(prompt="a barn", negative_prompt="people, text"))
+        plain = await gen.generate(GenerationRequest(prompt="a barn"))
+    finally:
+        await gen.close()
+    assert fake.calls[-3][2]["negative_prompt"] == "people, text"
+    assert image.usage["provider_details"]["negative_prompt"] == "people, text"
+    assert "negative_prompt" not in fake.calls[-1][2]
+    assert "negative_prompt" not in plain.usage["provider_details"]
+    a1111.capabilities("sd_xl").check(GenerationRequest(prompt="x", negative_prompt="fog"), "forge")
+
+
 async def test_img2img_edits_send_the_stored_image(fake):
     out = io.BytesIO()
     Image.new("RGB", (515, 300), "red").save(out, format="PNG")

@@ -102,3 +102,31 @@ def test_what_it_takes_is_its_base_models(fake):
     caps = azure.entry_capabilities(entry(fake, base_model="gpt-image-2"))
     assert "complexity" not in caps.options and not caps.open
     assert azure.entry_capabilities(entry(fake)).open  # a deployment name alone says nothing of its model
+
+
+async def test_readiness_lists_the_resources_models_and_names_a_wrong_key_without_it(generator, fake):
+    await generator.ping()
+    [call] = fake.requests
+    assert call.path == "/openai/models" and call.query == {"api-version": "2025-04-01-preview"}
+    assert call.headers["api-key"] == KEY
+    wrong = azure.build(entry(fake), context("wrong-key-000000"), alternatives=True)
+    old = azure.build(
+        entry(fake).model_copy(update={"api_version": "2023-01-01"}), context(), alternatives=True
+    )
+    try:
+        with pytest.raises(GeneratorError, match="refused our key") as refused:
+            await wrong.ping()
+        assert "wrong-key" not in refused.value.message
+        with pytest.raises(GeneratorError, match="base_url and api_version"):
+            await old.ping()
+    finally:
+        await wrong.close()
+        await old.close()
+
+
+def test_a_negative_prompt_is_refused_by_name(fake):
+    from pixyproxy.domain.errors import InvalidImageRequest
+
+    caps = azure.entry_capabilities(entry(fake, base_model="gpt-image-2"))
+    with pytest.raises(InvalidImageRequest, match="negative_prompt: model 'azure-image' does not take"):
+        caps.check(GenerationRequest(prompt="x", negative_prompt="fog"), "azure-image")

@@ -2,8 +2,10 @@
 with the WebSocket followed (previews as partial images), outputs through /history and /view, edits
 through /upload/image, graph errors naming the node, and a mapping the workflow lacks refused at start."""
 
+import asyncio
 import io
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,49 @@ async def test_the_mapped_inputs_are_filled_and_previews_become_partial_images(t
     assert [(p.index, p.output_format) for p in partials] == [(0, "png"), (1, "png")]  # of 3 sent, 2 asked
     assert Image.open(io.BytesIO(partials[0].data)).size == (64, 64)
     assert other.data and fake.previews_sent == 6
+
+
+async def test_a_negative_prompt_goes_to_its_mapped_input_and_is_refused_where_unmapped(tmp_path, fake):
+    from pixyproxy.adapters.catalogue_file import entry_capabilities
+
+    gen = generator(tmp_path, fake)
+    try:
+        image = await gen.generate(GenerationRequest(prompt="a lighthouse", negative_prompt="fog, people"))
+    finally:
+        await gen.close()
+    graph = fake.prompts[0]["prompt"]
+    assert graph["7"]["inputs"]["text"] == "fog, people"
+    details = image.usage["provider_details"]
+    assert details["negative_prompt"] == "fog, people" and details["seed"] == graph["3"]["inputs"]["seed"]
+    assert details["prompt_id"] in fake.history
+    bare = read_catalogue_file(models_file(tmp_path, fake.base_url, inputs={"prompt": "6.text"})).models[0]
+    with pytest.raises(InvalidImageRequest, match="negative_prompt: model 'my-sdxl' does not take"):
+        entry_capabilities(bare).check(GenerationRequest(prompt="x", negative_prompt="fog"), "my-sdxl")
+
+
+async def test_a_generation_given_up_leaves_the_queue_or_stops_running(tmp_path, fake):
+    gen = generator(tmp_path, fake)
+    fake.gate = threading.Event()  # the first prompt runs and holds; the second waits in the queue
+    try:
+        first = asyncio.create_task(gen.generate(GenerationRequest(prompt="first")))
+        await asyncio.to_thread(fake.wait_until, lambda: fake.running is not None)
+        second = asyncio.create_task(gen.generate(GenerationRequest(prompt="second")))
+        await asyncio.to_thread(fake.wait_until, lambda: len(fake.pending) == 1)
+        running, pending = fake.running[1], fake.pending[0][1]
+        second.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        assert fake.deleted == [pending] and not fake.interrupted  # dequeued; the running one untouched
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.to_thread(fake.wait_until, lambda: fake.running is None)
+        assert fake.interrupted == [running] and fake.deleted == [pending]
+        assert fake.history[running]["status"]["status_str"] == "error" and pending not in fake.history
+    finally:
+        fake.gate.set()
+        fake.gate = None
+        await gen.close()
 
 
 async def test_edits_upload_the_source_and_map_it(tmp_path, fake):

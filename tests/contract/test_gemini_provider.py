@@ -102,3 +102,31 @@ def test_a_size_gemini_does_not_draw_names_the_nearest_and_other_options_are_ref
     with pytest.raises(InvalidImageRequest, match="quality: model 'nano-banana' does not take quality"):
         caps.check(GenerationRequest(prompt="x", quality="high"), "nano-banana")
     caps.check(GenerationRequest(prompt="x", size="1024x1024", output_format="webp"), "nano-banana")
+
+
+async def test_readiness_asks_for_the_model_and_names_a_wrong_key_or_model_without_the_key(generator, fake):
+    await generator.ping()
+    [call] = fake.requests
+    assert call.model == "gemini-3-pro-image" and call.body is None  # models.get, not a generation
+    wrong = gemini.GeminiImageGenerator(
+        model="gemini-3-pro-image", api_key="wrong-key-123456", base_url=fake.base_url, timeout_seconds=10
+    )
+    gone = gemini.GeminiImageGenerator(
+        model="imagen-4.0-generate", api_key=KEY, base_url=fake.base_url, timeout_seconds=10
+    )
+    try:
+        with pytest.raises(GeneratorError, match="refused our key") as refused:
+            await wrong.ping()
+        assert "wrong-key" not in refused.value.message
+        with pytest.raises(GeneratorError, match=r"has no model 'imagen-4\.0-generate'"):
+            await gone.ping()
+    finally:
+        await wrong.close()
+        await gone.close()
+
+
+def test_a_negative_prompt_is_refused_by_name():
+    with pytest.raises(InvalidImageRequest, match="negative_prompt: model 'nano-banana' does not take"):
+        gemini.capabilities("gemini-3-pro-image").check(
+            GenerationRequest(prompt="x", negative_prompt="fog"), "nano-banana"
+        )

@@ -222,3 +222,54 @@ def test_a_comfyui_job_streams_its_previews(client, fakes):
     assert [p["index"] for p in partials] == [0, 1] and partials[0]["b64_json"]
     final = client.get(f"/image/jobs/{job.json()['id']}").json()
     assert final["status"] == "succeeded", final
+
+
+def _finished(client, job_id: str) -> dict:
+    deadline = time.monotonic() + 30
+    while (state := client.get(f"/image/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)  # the job runs in the server's process: polled with a deadline
+    return state
+
+
+def test_a_negative_prompt_reaches_the_models_that_take_it_and_is_refused_by_the_others(client, fakes):
+    forge, comfy = fakes[1], fakes[2]
+    made = client.post("/image/", json={"prompt": "a barn", "model": "forge", "negative_prompt": "people"})
+    assert made.status_code == 200, made.text
+    assert made.json()["usage"]["provider_details"]["negative_prompt"] == "people"
+    assert forge.calls[-1][2]["negative_prompt"] == "people"
+    offline = client.post("/image/", json={"prompt": "a barn", "model": "offline", "negative_prompt": "fog"})
+    assert offline.status_code == 200, offline.text
+    assert offline.json()["usage"]["provider_details"] == {"negative_prompt": "fog"}
+    job = client.post(
+        "/image/jobs", json={"prompt": "a fox", "model": "my-sdxl", "n": 2, "negative_prompt": "rain"}
+    )
+    assert job.status_code in (200, 202), job.text
+    assert _finished(client, job.json()["id"])["status"] == "succeeded"
+    assert [p["prompt"]["7"]["inputs"]["text"] for p in comfy.prompts] == ["rain", "rain"]
+    refused = client.post("/image/", json={"prompt": "x", "model": "flux", "negative_prompt": "fog"})
+    assert refused.status_code == 422, refused.text
+    assert "negative_prompt: model 'flux' does not take negative_prompt" in refused.json()["detail"]
+    edit = client.post(
+        f"/image/{made.json()['guid']}/edits",
+        json={"prompt": "at night", "model": "my-sdxl-edit", "negative_prompt": "fog"},
+    )
+    assert edit.status_code == 422 and "my-sdxl-edit" in edit.json()["detail"], edit.text
+
+
+def test_a_cancelled_comfyui_job_stops_its_prompt_at_comfyui(client, fakes):
+    comfy = fakes[2]
+    comfy.gate = threading.Event()  # the prompt runs and holds until interrupted
+    try:
+        job = client.post("/image/jobs", json={"prompt": "a fox", "model": "my-sdxl"})
+        assert job.status_code in (200, 202), job.text
+        comfy.wait_until(lambda: comfy.running is not None)
+        prompt_id = comfy.running[1]
+        cancelled = client.delete(f"/image/jobs/{job.json()['id']}")
+        assert cancelled.status_code == 202, cancelled.text
+        comfy.wait_until(lambda: comfy.running is None)
+    finally:
+        comfy.gate.set()
+        comfy.gate = None
+    assert comfy.interrupted == [prompt_id] and not comfy.history[prompt_id]["outputs"]
+    assert _finished(client, job.json()["id"])["status"] == "canceled"

@@ -113,6 +113,8 @@ class FakeA1111(LocalServer):
         problems = [
             f"{n} must be a multiple of 8" for n, v in (("width", width), ("height", height)) if v % 8
         ]
+        if not isinstance(body.get("negative_prompt", ""), str):
+            problems.append("negative_prompt must be a string")
         if route == "img2img":
             sources = body.get("init_images")
             if not isinstance(sources, list) or not sources:
@@ -132,6 +134,7 @@ class FakeA1111(LocalServer):
         checkpoint = self.options["sd_model_checkpoint"].split(" [", 1)[0].removesuffix(".safetensors")
         info = {
             "prompt": body.get("prompt", ""),
+            "negative_prompt": body.get("negative_prompt", ""),
             "seed": seed,
             "all_seeds": [seed],
             "sampler_name": body.get("sampler_name") or "DPM++ 2M",

@@ -5,6 +5,8 @@
   `?api-version=` (missing: 400 MissingApiVersionParameter; one the resource does not know: 404 Resource
   not found) and the key in the `api-key` header (wrong or missing: 401 "Access denied due to invalid
   subscription key"); a deployment it does not have: 404 DeploymentNotFound.
+- `GET /openai/models?api-version=` (Models - List): the models the resource's deployments serve, behind
+  the same api-version and key refusals.
 - Each deployment serves an OpenAI model and refuses what that model refuses (fake_openai's rules).
 - A prompt with "filtered" is refused by the content filter: 400 `content_filter`, its inner error
   ResponsibleAIPolicyViolation with `content_filter_result` per category (violence filtered, medium).
@@ -23,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_openai import _gpt_image_refusal, _parse_multipart, _png
+from tests.support.local_server import LocalServer
 
 KEY = "fake-azure-key-0000"
 API_VERSIONS = ("2025-04-01-preview", "2025-10-01-preview")
@@ -43,14 +45,19 @@ def _error(status: int, code: str, message: str, **more: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **more}}, status)
 
 
-class FakeAzure(FakeGemini):  # the same thread-and-socket life as the Gemini fake
+class FakeAzure(LocalServer):
     def __init__(self, deployments: dict[str, str] | None = None) -> None:
         super().__init__()
         self.deployments = deployments or {"my-gpt-image": "gpt-image-2.6-sunburst"}
-        self.requests: list[Recorded] = []  # type: ignore[assignment]
+        self.requests: list[Recorded] = []
         self._failures: deque[str] = deque()
         path = "/openai/deployments/{deployment}/images/{operation}"
-        self.app = Starlette(routes=[Route(path, self._images, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route(path, self._images, methods=["POST"]),
+                Route("/openai/models", self._models, methods=["GET"]),
+            ]
+        )
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         assert kind in ("rate_limit", "server_error"), kind
@@ -60,14 +67,33 @@ class FakeAzure(FakeGemini):  # the same thread-and-socket life as the Gemini fa
         self.requests.clear()
         self._failures.clear()
 
-    async def _images(self, request: Request) -> Response:
-        deployment, operation = request.path_params["deployment"], request.path_params["operation"]
-        raw = await request.body()
-        content_type = request.headers.get("content-type", "")
-        body: Any = _parse_multipart(content_type, raw) if "multipart" in content_type else json.loads(raw)
+    async def _models(self, request: Request) -> Response:
+        """Models - List: what the resource can deploy, behind the same api-version and key checks."""
         self.requests.append(
-            Recorded(deployment, request.url.path, dict(request.query_params), dict(request.headers), body)
+            Recorded("", request.url.path, dict(request.query_params), dict(request.headers), None)
         )
+        refusal = self._refused(request)
+        if refusal is not None:
+            return refusal
+        models = sorted(set(self.deployments.values()))
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": model,
+                        "object": "model",
+                        "created_at": 1764547200,
+                        "status": "succeeded",
+                        "lifecycle_status": "generally-available",
+                        "capabilities": {"inference": True, "fine_tune": False},
+                    }
+                    for model in models
+                ],
+            }
+        )
+
+    def _refused(self, request: Request) -> Response | None:
         version = request.query_params.get("api-version")
         if not version:
             return _error(
@@ -75,7 +101,7 @@ class FakeAzure(FakeGemini):  # the same thread-and-socket life as the Gemini fa
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
-        if version not in API_VERSIONS or operation not in ("generations", "edits"):
+        if version not in API_VERSIONS:
             return _error(404, "404", "Resource not found")
         if request.headers.get("api-key") != KEY:
             return _error(
@@ -85,6 +111,21 @@ class FakeAzure(FakeGemini):  # the same thread-and-socket life as the Gemini fa
                 "a valid key for an active subscription and use a correct regional API endpoint for your "
                 "resource.",
             )
+        return None
+
+    async def _images(self, request: Request) -> Response:
+        deployment, operation = request.path_params["deployment"], request.path_params["operation"]
+        raw = await request.body()
+        content_type = request.headers.get("content-type", "")
+        body: Any = _parse_multipart(content_type, raw) if "multipart" in content_type else json.loads(raw)
+        self.requests.append(
+            Recorded(deployment, request.url.path, dict(request.query_params), dict(request.headers), body)
+        )
+        if operation not in ("generations", "edits"):
+            return _error(404, "404", "Resource not found")
+        refusal = self._refused(request)
+        if refusal is not None:
+            return refusal
         if deployment not in self.deployments:
             return _error(
                 404,

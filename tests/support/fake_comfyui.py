@@ -13,6 +13,11 @@
 - `GET /history/{prompt_id}` names the outputs; `GET /view?filename=&subfolder=&type=` returns the bytes
   (404 otherwise); `POST /upload/image` (multipart `image`, `type`, `overwrite`) answers
   `{name, subfolder, type}`; `GET /system_stats`.
+- One prompt runs at a time, the others wait in the queue in order. `GET /queue` answers
+  `{queue_running, queue_pending}` (items `[number, prompt_id, prompt, extra_data, outputs]`);
+  `POST /queue {"delete": [prompt_id...]}` takes pending prompts out (a running one is not touched);
+  `POST /interrupt` stops the running prompt between steps (with `{"prompt_id"}`: only when that one is
+  running), which sends `execution_interrupted` and leaves an error in its history.
 """
 
 import asyncio
@@ -50,15 +55,24 @@ def _png(size: tuple[int, int], color: tuple[int, int, int]) -> bytes:
 
 
 class FakeComfyUI(LocalServer):
-    def __init__(self, steps: int = 3) -> None:
+    def __init__(self, steps: int = 3, step_seconds: float = 0.0) -> None:
         super().__init__()
         self.steps = steps
+        self.step_seconds = step_seconds  # a sampler step's time, before its progress and preview
         self.sockets: dict[str, WebSocket] = {}
         self.prompts: list[dict[str, Any]] = []
         self.history: dict[str, Any] = {}
         self.files: dict[tuple[str, str, str], bytes] = {}  # (type, subfolder, filename) -> bytes
         self.previews_sent = 0
         self.gate: threading.Event | None = None  # set: prompts wait for it before running
+        self.running: list[Any] | None = None  # the queue item being run
+        self.pending: list[list[Any]] = []
+        self.deleted: list[str] = []  # prompt ids taken out of the queue by POST /queue
+        self.interrupted: list[str] = []  # prompt ids stopped by POST /interrupt
+        self._interrupt = threading.Event()
+        self._changed = threading.Condition()  # told of each change of the queue (wait_until)
+        self._turn: asyncio.Lock | None = None  # made on the server's loop
+        self.on_preview: Any = None  # called with each binary preview frame's send time (benches)
         self.app = Starlette(
             routes=[
                 WebSocketRoute("/ws", self._ws),
@@ -67,13 +81,26 @@ class FakeComfyUI(LocalServer):
                 Route("/view", self._view, methods=["GET"]),
                 Route("/upload/image", self._upload, methods=["POST"]),
                 Route("/system_stats", self._stats, methods=["GET"]),
+                Route("/queue", self._queue, methods=["GET", "POST"]),
+                Route("/interrupt", self._interrupt_route, methods=["POST"]),
             ]
         )
+
+    def wait_until(self, condition: Any, timeout: float = 20.0) -> None:
+        """Blocks (a test's thread) until `condition()` holds after a change of the queue."""
+        with self._changed:
+            assert self._changed.wait_for(condition, timeout), "the fake ComfyUI never got there"
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def reset(self) -> None:
         self.prompts.clear()
         self.history.clear()
         self.previews_sent = 0
+        self.deleted.clear()
+        self.interrupted.clear()
         self.files = {k: v for k, v in self.files.items() if k[0] != "output"}
 
     async def _ws(self, socket: WebSocket) -> None:
@@ -98,6 +125,31 @@ class FakeComfyUI(LocalServer):
                 "devices": [{"name": "cpu", "type": "cpu", "vram_total": 0, "vram_free": 0}],
             }
         )
+
+    async def _queue(self, request: Request) -> Response:
+        if request.method == "GET":
+            running = [self.running] if self.running is not None else []
+            return JSONResponse({"queue_running": running, "queue_pending": list(self.pending)})
+        body = await request.json()
+        if body.get("clear"):
+            self.deleted += [item[1] for item in self.pending]
+            self.pending.clear()
+        for prompt_id in body.get("delete") or []:
+            if any(item[1] == prompt_id for item in self.pending):
+                self.pending = [item for item in self.pending if item[1] != prompt_id]
+                self.deleted.append(prompt_id)
+        self._notify()
+        return Response(status_code=200)
+
+    async def _interrupt_route(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        wanted = body.get("prompt_id") if isinstance(body, dict) else None
+        if self.running is not None and wanted in (None, self.running[1]):
+            self._interrupt.set()
+        return Response(status_code=200)
 
     async def _upload(self, request: Request) -> Response:
         form = await request.form()
@@ -186,8 +238,27 @@ class FakeComfyUI(LocalServer):
             )
         prompt_id = str(uuid.uuid4())
         self.prompts.append(body)
-        asyncio.get_running_loop().create_task(self._execute(prompt_id, graph, body.get("client_id")))
+        item = [len(self.prompts), prompt_id, graph, {"client_id": body.get("client_id")}, []]
+        self.pending.append(item)
+        self._notify()
+        asyncio.get_running_loop().create_task(self._take_turn(item))
         return JSONResponse({"prompt_id": prompt_id, "number": len(self.prompts), "node_errors": {}})
+
+    async def _take_turn(self, item: list[Any]) -> None:
+        """One prompt at a time, in the order queued; one deleted meanwhile never runs."""
+        self._turn = self._turn or asyncio.Lock()
+        async with self._turn:  # asyncio's Lock wakes its waiters in order
+            if item not in self.pending:
+                return
+            self.pending.remove(item)
+            self.running = item
+            self._interrupt.clear()
+            self._notify()
+            try:
+                await self._execute(item[1], item[2], item[3]["client_id"])
+            finally:
+                self.running = None
+                self._notify()
 
     def _input_problem(self, node: dict[str, Any]) -> str | None:
         inputs, kind = node.get("inputs") or {}, node["class_type"]
@@ -213,9 +284,10 @@ class FakeComfyUI(LocalServer):
             if socket is not None:
                 await socket.send_json({"type": kind, "data": {**data, "prompt_id": prompt_id}})
 
-        if self.gate is not None:
-            await asyncio.to_thread(self.gate.wait, 30)
         await send("execution_start", {"timestamp": 0})
+        if self.gate is not None:  # running, held until the test lets it go (or interrupts it)
+            while not self.gate.is_set() and not self._interrupt.is_set():
+                await asyncio.to_thread(self.gate.wait, 0.05)
         by_class = {node["class_type"]: node_id for node_id, node in graph.items()}
         texts = " ".join(
             n["inputs"].get("text", "") for n in graph.values() if n["class_type"] == "CLIPTextEncode"
@@ -246,10 +318,17 @@ class FakeComfyUI(LocalServer):
                     }
                     return
                 for step in range(1, self.steps + 1):
+                    if self.step_seconds:
+                        await asyncio.sleep(self.step_seconds)
+                    if self._interrupt.is_set():
+                        await self._stopped(prompt_id, graph, node_id, send)
+                        return
                     await send("progress", {"value": step, "max": self.steps, "node": node_id})
                     socket = self.sockets.get(client_id or "")
                     if socket is not None:
                         frame = struct.pack(">II", 1, 2) + _png((64, 64), (step * 60, 0, 0))
+                        if self.on_preview is not None:
+                            self.on_preview(frame)
                         await socket.send_bytes(frame)
                         self.previews_sent += 1
         save = by_class["SaveImage"]
@@ -264,3 +343,17 @@ class FakeComfyUI(LocalServer):
         }
         await send("executing", {"node": None})
         await send("execution_success", {"timestamp": 1})
+
+    async def _stopped(self, prompt_id: str, graph: dict[str, Any], node_id: str, send: Any) -> None:
+        """As ComfyUI answers an interrupted prompt: execution_interrupted, an error in its history."""
+        self.interrupted.append(prompt_id)
+        self._notify()
+        await send(
+            "execution_interrupted",
+            {"node_id": node_id, "node_type": graph[node_id]["class_type"], "executed": []},
+        )
+        self.history[prompt_id] = {
+            "prompt": [0, prompt_id, graph, {}, []],
+            "outputs": {},
+            "status": {"status_str": "error", "completed": False},
+        }

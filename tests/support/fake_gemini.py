@@ -10,6 +10,7 @@ real HTTP on a random 127.0.0.1 port, driven through the real google-genai SDK.
   (an aspect ratio or size Gemini does not draw: 400 INVALID_ARGUMENT).
 - The answer: `candidates[0].content.parts` with a text part and an `inlineData` PNG of the size the
   image config means, `finishReason` STOP, and `usageMetadata` (prompt and candidate tokens by modality).
+- `GET /v1beta/models/{model}` (models.get): the model's card, with the same key and model refusals.
 - A prompt with "forbidden" finishes IMAGE_SAFETY, with "prohibited" IMAGE_PROHIBITED_CONTENT: no image.
 - Failures scripted per request (`fail_next`): rate_limit (429 RESOURCE_EXHAUSTED), server_error (500
   INTERNAL), unavailable (503 UNAVAILABLE).
@@ -18,19 +19,18 @@ real HTTP on a random 127.0.0.1 port, driven through the real google-genai SDK.
 import base64
 import io
 import json
-import socket
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.support.local_server import LocalServer
 
 KEY = "fake-gemini-key-0000"
 MODELS = ("gemini-nano-banana-2.1", "gemini-3-pro-image")
@@ -65,18 +65,17 @@ def _error(code: int, status: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "status": status}}, code)
 
 
-class FakeGemini:
+class FakeGemini(LocalServer):
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Recorded] = []
         self._script: deque[str] = deque()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
-        self.app = Starlette(routes=[Route("/{version}/models/{call}", self._call, methods=["POST"])])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        self.app = Starlette(
+            routes=[
+                Route("/{version}/models/{call}", self._call, methods=["POST"]),
+                Route("/{version}/models/{model}", self._model, methods=["GET"]),
+            ]
+        )
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         assert kind in FAILURES, kind
@@ -85,6 +84,27 @@ class FakeGemini:
     def reset(self) -> None:
         self.requests.clear()
         self._script.clear()
+
+    async def _model(self, request: Request) -> JSONResponse:
+        """models.get: the model's card, after the same key and model checks as a call."""
+        model = request.path_params["model"]
+        self.requests.append(Recorded(model, dict(request.headers), None))
+        if request.path_params["version"] not in ("v1", "v1beta"):
+            return _error(404, "NOT_FOUND", "Not found.")
+        if request.headers.get("x-goog-api-key") != KEY:
+            return _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+        if model not in MODELS:
+            return _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta.")
+        return JSONResponse(
+            {
+                "name": f"models/{model}",
+                "version": "001",
+                "displayName": model,
+                "inputTokenLimit": 32768,
+                "outputTokenLimit": 32768,
+                "supportedGenerationMethods": ["generateContent", "countTokens"],
+            }
+        )
 
     async def _call(self, request: Request) -> JSONResponse:
         model, _, method = request.path_params["call"].partition(":")
@@ -169,41 +189,3 @@ class FakeGemini:
                 "responseId": str(time.time()),
             }
         )
-
-    def start(self) -> "FakeGemini":
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        started = threading.Event()
-
-        def run() -> None:
-            import asyncio
-
-            async def serve() -> None:
-                assert self._server is not None
-                task = asyncio.ensure_future(self._server.serve(sockets=[sock]))
-                while not self._server.started and not task.done():
-                    await asyncio.sleep(0.01)
-                started.set()
-                await task
-
-            asyncio.run(serve())
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        started.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> "FakeGemini":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

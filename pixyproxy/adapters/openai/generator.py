@@ -39,6 +39,7 @@ from pixyproxy.domain.errors import (
     ContentPolicyViolation,
     GeneratorError,
     GeneratorModelUnavailable,
+    GeneratorTimeout,
     ImageException,
 )
 from pixyproxy.domain.models import (
@@ -53,7 +54,8 @@ from pixyproxy.domain.models import (
 log = logging.getLogger(__name__)
 
 OFFLOAD_BYTES = 256 * 1024  # JSON + base64 above this is decoded off the event loop
-RECHECK_SECONDS = 60.0  # a models check that could not be made is tried again at most this often
+RECHECK_SECONDS = 60.0
+PING_SECONDS = 10.0  # a models check that could not be made is tried again at most this often
 Transport = Literal["aiohttp", "httpx"]
 
 
@@ -89,7 +91,8 @@ class OpenAIImageGenerator:
         )
         self._http = http_client(timeout=timeout, limits=limits)
         # Azure: the SDK's AzureOpenAI puts the model (the deployment name) in the path, adds
-        # ?api-version= and sends the key as `api-key`; it lists no deployments, so no models check.
+        # ?api-version= and sends the key as `api-key`; it lists no deployments, so readiness asks the
+        # resource's models list instead (_ping_azure).
         self.azure = azure_api_version is not None
         try:
             if self.azure:
@@ -129,7 +132,8 @@ class OpenAIImageGenerator:
     # -- requests -----------------------------------------------------------------------------
 
     def validate(self, request: GenerationRequest) -> None:
-        """Nothing beyond the request's own shape checks: the provider decides what a model takes."""
+        """Nothing beyond the request's own shape checks: the catalogue and the provider decide what a
+        model takes."""
 
     async def generate(
         self,
@@ -140,10 +144,7 @@ class OpenAIImageGenerator:
         on_partial: OnPartial | None = None,
     ) -> GeneratedImage:
         params = generation_params(request, self.defaults, safety_identifier)
-        images = self._client.images
-        if on_partial is not None and partial_images > 0:
-            return await self._stream(request, params, images.generate, partial_images, on_partial)
-        return await self._answer(request, params, images.with_raw_response.generate)
+        return await self._make(request, params, "generate", partial_images, on_partial)
 
     async def edit(
         self,
@@ -156,10 +157,21 @@ class OpenAIImageGenerator:
         on_partial: OnPartial | None = None,
     ) -> GeneratedImage:
         params = edit_params(request, self.defaults, images, mask, safety_identifier)
-        resource = self._client.images
+        return await self._make(request, params, "edit", partial_images, on_partial)
+
+    async def _make(
+        self,
+        request: GenerationRequest,
+        params: dict[str, Any],
+        operation: Literal["generate", "edit"],
+        partial_images: int,
+        on_partial: OnPartial | None,
+    ) -> GeneratedImage:
+        """The Images API's `operation`, streamed where previews are wanted."""
+        images = self._client.images
         if on_partial is not None and partial_images > 0:
-            return await self._stream(request, params, resource.edit, partial_images, on_partial)
-        return await self._answer(request, params, resource.with_raw_response.edit)
+            return await self._stream(request, params, getattr(images, operation), partial_images, on_partial)
+        return await self._answer(request, params, getattr(images.with_raw_response, operation))
 
     async def _answer(
         self, request: GenerationRequest, params: dict[str, Any], method: Any
@@ -232,11 +244,33 @@ class OpenAIImageGenerator:
         """Fails only when the server answered that it does not offer the configured model; a server
         that could not be asked (or has no /v1/models) is not held against readiness."""
         if self.azure:
+            await self._ping_azure()
             return
         if self._checked_at is None and time.monotonic() - self._tried_at >= RECHECK_SECONDS:
             await self._check_models()
         if self._unready is not None:
             raise self._unready
+
+    async def _ping_azure(self) -> None:
+        """Azure's cheapest data-plane call: the resource's models list for the api-version. It answers
+        whether the endpoint, the api-version and the key are taken (a wrong key is named, never shown);
+        it lists models, not deployments, so a deployment's name is checked by its first call."""
+        try:
+            await self._client.models.list(timeout=PING_SECONDS)
+        except openai.AuthenticationError:
+            raise GeneratorError("Azure OpenAI refused our key (check the entry's api_key_env)") from None
+        except openai.NotFoundError:
+            raise GeneratorError(
+                "Azure OpenAI answered 404: check the entry's base_url and api_version"
+            ) from None
+        except openai.APIStatusError as exc:
+            message = self._redact(provider_message(exc)) or "no reason given"
+            raise GeneratorError(f"Azure OpenAI answered HTTP {exc.status_code}: {message}") from None
+        except openai.APITimeoutError:
+            raise GeneratorTimeout("Azure OpenAI did not answer the readiness check in time") from None
+        except (openai.OpenAIError, ValueError) as exc:
+            log.warning("Azure OpenAI readiness check failed: %s", type(exc).__name__)
+            raise GeneratorError("Azure OpenAI could not be reached") from None
 
     @property
     def models_checked(self) -> bool:

@@ -72,6 +72,10 @@ def generation_params(
             params[name] = value
     if request.svg is not None:
         params["svg"] = request.svg.model_dump(exclude_none=True)
+    # Not an Images API parameter: sent as asked only to a compatible server whose models are not
+    # checked (OpenAI's own are refused before any call), and its refusal is the answer.
+    if request.negative_prompt is not None:
+        params["extra_body"] = {"negative_prompt": request.negative_prompt}
     if safety_identifier:
         params["safety_identifier"] = safety_identifier
     if not answers_base64_only(model) and defaults.response_format is not None:

@@ -7,6 +7,7 @@ provider: a server on the user's own GPU, started with `--api`.
 - The entry's `model` is the checkpoint: read from `GET /sdapi/v1/options` and set through
   `POST /sdapi/v1/options` only when it differs (switching checkpoints is slow; one switch at a time).
 - `auth_env` names a variable holding `user:password` for `--api-auth` (HTTP Basic).
+- `negative_prompt` is the web UI's own field of the same name.
 - Readiness is `GET /sdapi/v1/options`.
 """
 
@@ -22,12 +23,12 @@ from typing import Any
 
 import aiohttp
 
-from pixyproxy.adapters.providers.base import ProviderContext
+from pixyproxy.adapters.providers.base import Call, ProviderContext, fixed
 from pixyproxy.adapters.providers.http_calls import HttpProvider
 from pixyproxy.domain.capabilities import ANY, Capabilities, SizeRule
 from pixyproxy.domain.catalogue import ModelEntry
-from pixyproxy.domain.errors import GeneratorError, InvalidImageRequest
-from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, OnPartial, SourceImage
+from pixyproxy.domain.errors import GeneratorError
+from pixyproxy.domain.models import GeneratedImage, GenerationRequest, SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,20 @@ NEEDS_KEY = False
 DEFAULT_BASE_URL = "http://127.0.0.1:7860"
 DEFAULT_SIZE = (1024, 1024)
 AUTH_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DETAILS = ("seed", "sampler_name", "steps", "cfg_scale", "sd_model_name", "denoising_strength")
+DETAILS = (
+    "seed",
+    "sampler_name",
+    "steps",
+    "cfg_scale",
+    "sd_model_name",
+    "denoising_strength",
+    "negative_prompt",
+)
 
 # Stable Diffusion draws sides in multiples of 8 (the latent space is an eighth of the image).
 SD_SIZES = SizeRule(free=True, min_side=64, max_side=2048, multiple_of=8)
 CAPABILITIES = Capabilities(
-    options={"size": ANY},
+    options={"size": ANY, "negative_prompt": ANY},
     sizes=SD_SIZES,
     partial_images=False,
     notes={
@@ -52,8 +61,7 @@ CAPABILITIES = Capabilities(
 )
 
 
-def capabilities(model: str) -> Capabilities:
-    return CAPABILITIES
+capabilities = fixed(CAPABILITIES)
 
 
 def prepare_entry(entry: ModelEntry, base: Path) -> ModelEntry:
@@ -93,6 +101,8 @@ def build(entry: ModelEntry, context: ProviderContext, *, alternatives: bool) ->
 class A1111ImageGenerator(HttpProvider):
     name = "a1111"
     label = "the Stable Diffusion web UI"
+    takes_mask = True
+    max_sources = 1
 
     def __init__(
         self,
@@ -110,35 +120,15 @@ class A1111ImageGenerator(HttpProvider):
         self._headers = {"Authorization": auth} if auth else {}
         self._switch = asyncio.Lock()
 
-    def validate(self, request: GenerationRequest) -> None:
-        """What it takes is checked by the catalogue (CAPABILITIES) before any call."""
-
-    async def generate(
-        self,
-        request: GenerationRequest,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
+    async def _make(
+        self, request: GenerationRequest, images: list[SourceImage], call: Call
     ) -> GeneratedImage:
-        return await self._call("txt2img", request, self._body(request, None))
-
-    async def edit(
-        self,
-        request: EditRequest,
-        images: list[SourceImage],
-        mask: SourceImage | None = None,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
-    ) -> GeneratedImage:
-        if len(images) != 1:
-            raise InvalidImageRequest("the web UI edits one image; references are not taken", param="images")
+        if not images:
+            return await self._call("txt2img", request, self._body(request, None))
         body = self._body(request, images[0])
         body["init_images"] = [base64.b64encode(images[0].data).decode()]
-        if mask is not None:
-            body["mask"] = base64.b64encode(mask.data).decode()
+        if call.mask is not None:
+            body["mask"] = base64.b64encode(call.mask.data).decode()
         return await self._call("img2img", request, body)
 
     def _body(self, request: GenerationRequest, source: SourceImage | None) -> dict[str, Any]:
@@ -148,7 +138,7 @@ class A1111ImageGenerator(HttpProvider):
             width, height = max(64, source.width // 8 * 8), max(64, source.height // 8 * 8)
         else:
             width, height = DEFAULT_SIZE
-        return {
+        body: dict[str, Any] = {
             "prompt": request.prompt,
             "width": width,
             "height": height,
@@ -157,6 +147,9 @@ class A1111ImageGenerator(HttpProvider):
             "send_images": True,
             "save_images": False,
         }
+        if request.negative_prompt is not None:
+            body["negative_prompt"] = request.negative_prompt
+        return body
 
     async def _call(self, route: str, request: GenerationRequest, body: dict[str, Any]) -> GeneratedImage:
         await self._ensure_checkpoint()
@@ -229,7 +222,7 @@ def _details(info: Any) -> dict[str, Any]:
             return {}
     if not isinstance(info, dict):
         return {}
-    return {name: info[name] for name in DETAILS if info.get(name) is not None}
+    return {name: info[name] for name in DETAILS if info.get(name) not in (None, "")}
 
 
 def _detail(answer: Any) -> str:

@@ -5,7 +5,7 @@ the Azure deployment's name; what it takes is the table of the OpenAI model it d
 refusal is a 422 content_policy_violation naming the filter's categories."""
 
 from pixyproxy.adapters.providers import openai as openai_provider
-from pixyproxy.adapters.providers.base import ProviderContext
+from pixyproxy.adapters.providers.base import ProviderContext, required_key
 from pixyproxy.domain.capabilities import Capabilities
 from pixyproxy.domain.catalogue import ModelEntry
 
@@ -26,11 +26,7 @@ def entry_capabilities(entry: ModelEntry) -> Capabilities:
 def build(entry: ModelEntry, context: ProviderContext, *, alternatives: bool):
     from pixyproxy.adapters.openai import OpenAIImageGenerator
 
-    key = context.key(entry, DEFAULT_KEY_ENV)
-    if not key:
-        raise ValueError(
-            f"the azure model {entry.name!r} needs a key: set {entry.api_key_env or DEFAULT_KEY_ENV}"
-        )
+    key = required_key(entry, context, DEFAULT_KEY_ENV)
     return OpenAIImageGenerator(
         model=entry.provider_model,
         timeout_seconds=context.timeout(entry),

@@ -18,7 +18,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from pixyproxy.adapters.providers.base import ProviderContext, unavailable
+from pixyproxy.adapters.providers.base import Call, ProviderContext, fixed, required_key, unavailable
 from pixyproxy.adapters.providers.http_calls import HttpProvider
 from pixyproxy.domain.capabilities import ANY, Capabilities, SizeRule
 from pixyproxy.domain.catalogue import ModelEntry
@@ -28,9 +28,8 @@ from pixyproxy.domain.errors import (
     GeneratorModelUnavailable,
     GeneratorRateLimited,
     GeneratorTimeout,
-    InvalidImageRequest,
 )
-from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, OnPartial, SourceImage
+from pixyproxy.domain.models import GeneratedImage, GenerationRequest, SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +61,18 @@ CAPABILITIES = Capabilities(
         "quality": "FLUX models take no quality level",
         "background": "FLUX models draw no transparent background",
         "output_format": "FLUX answers png or jpeg",
+        "negative_prompt": "FLUX models take no negative prompt; say what to leave out in the prompt",
     },
 )
 
 
-def capabilities(model: str) -> Capabilities:
-    return CAPABILITIES
+capabilities = fixed(CAPABILITIES)
 
 
 def build(entry: ModelEntry, context: ProviderContext, *, alternatives: bool) -> "BflImageGenerator":
-    key = context.key(entry, DEFAULT_KEY_ENV)
-    if not key:
-        raise ValueError(
-            f"the bfl model {entry.name!r} needs a key: set {entry.api_key_env or DEFAULT_KEY_ENV}"
-        )
     return BflImageGenerator(
         model=entry.provider_model,
-        api_key=key,
+        api_key=required_key(entry, context, DEFAULT_KEY_ENV),
         base_url=entry.base_url or DEFAULT_BASE_URL,
         timeout_seconds=context.timeout(entry),
         connect_timeout_seconds=context.connect_timeout_seconds,
@@ -88,6 +82,7 @@ def build(entry: ModelEntry, context: ProviderContext, *, alternatives: bool) ->
 class BflImageGenerator(HttpProvider):
     name = "bfl"
     label = "the FLUX API"
+    max_sources = MAX_REFERENCES
 
     def __init__(
         self,
@@ -108,36 +103,9 @@ class BflImageGenerator(HttpProvider):
         self._first_poll = first_poll_seconds
         self._typical: float | None = None  # seconds this deployment's tasks lately took to be seen Ready
 
-    def validate(self, request: GenerationRequest) -> None:
-        """What it takes is checked by the catalogue (CAPABILITIES) before any call."""
-
-    async def generate(
-        self,
-        request: GenerationRequest,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
+    async def _make(
+        self, request: GenerationRequest, images: list[SourceImage], call: Call
     ) -> GeneratedImage:
-        return await self._made(request, [])
-
-    async def edit(
-        self,
-        request: EditRequest,
-        images: list[SourceImage],
-        mask: SourceImage | None = None,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
-    ) -> GeneratedImage:
-        if mask is not None:
-            raise InvalidImageRequest("mask_guid: FLUX models take no mask; say where in the prompt")
-        if len(images) > MAX_REFERENCES:
-            raise InvalidImageRequest(f"FLUX models take at most {MAX_REFERENCES} images", param="images")
-        return await self._made(request, images)
-
-    async def _made(self, request: GenerationRequest, images: list[SourceImage]) -> GeneratedImage:
         try:
             async with asyncio.timeout(self._deadline_seconds):
                 return await self._submit_and_poll(request, images)

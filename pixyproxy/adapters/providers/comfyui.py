@@ -1,13 +1,16 @@
 """ComfyUI as a catalogue provider: an API-format workflow graph on the user's own GPU.
 
 - The entry's `workflow` (a JSON file exported with "Export (API)", relative to the models file) and
-  `inputs` ({what: "node.input"}) say where the prompt, size, seed and (for edits) the source image go;
+  `inputs` ({what: "node.input"}) say where the prompt, negative_prompt, size, seed and (for edits) the
+  source image go (the workflow's own values stay where the request sets none);
   a mapping to a node or input not in the graph stops the start, naming it.
 - A generation opens the WebSocket `/ws?clientId=` first, then queues `POST /prompt` with that
   client_id (a graph error, `node_errors`, is a 422 naming the node), follows the `executing` /
   `progress` events and binary preview frames (the job's `partial_image` events), then reads the outputs
   from `GET /history/{prompt_id}` and their bytes from `GET /view`.
 - Edits upload the source through `POST /upload/image` and put its name in the mapped `image` input.
+- A generation given up (its job cancelled, its deadline passed) takes its prompt out of ComfyUI's
+  queue (`POST /queue {"delete"}`) or, when it is the one running, stops it (`POST /interrupt`).
 - Readiness is `GET /system_stats`.
 """
 
@@ -23,13 +26,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from pixyproxy.adapters.providers.base import ProviderContext, unavailable
+from pixyproxy.adapters.providers.base import Call, ProviderContext, unavailable
 from pixyproxy.adapters.providers.http_calls import HttpProvider
 from pixyproxy.domain.capabilities import ANY, Capabilities, SizeRule
 from pixyproxy.domain.catalogue import ModelEntry
 from pixyproxy.domain.errors import GeneratorError, GeneratorTimeout, InvalidImageRequest
 from pixyproxy.domain.models import (
-    EditRequest,
     GeneratedImage,
     GenerationRequest,
     OnPartial,
@@ -43,12 +45,12 @@ FIELDS: frozenset[str] = frozenset({"workflow", "inputs"})
 REQUIRED = ("workflow", "inputs")
 NEEDS_KEY = False
 DEFAULT_BASE_URL = "http://127.0.0.1:8188"
-# What PixyProxy can put into a workflow. negative_prompt keeps the workflow's own text for now: no
-# request field carries one.
+# What PixyProxy can put into a workflow; an unmapped one the request sets is refused by name.
 MAPPABLE = ("prompt", "negative_prompt", "width", "height", "seed", "image")
 PREVIEW_IMAGE = 1  # the binary frame's event type; then 1 = JPEG or 2 = PNG
 PREVIEW_FORMATS = {1: "jpeg", 2: "png"}
 MAX_PREVIEWS = 3
+WITHDRAW_SECONDS = 5.0
 SD_SIZES = SizeRule(free=True, min_side=64, max_side=4096, multiple_of=8)
 
 
@@ -92,12 +94,16 @@ def entry_capabilities(entry: ModelEntry) -> Capabilities:
     """Size only where width and height are mapped; edits only where an image input is."""
     inputs = entry.extras.get("inputs") or {}
     sized = "width" in inputs and "height" in inputs
+    options: dict[str, tuple[Any, ...] | None] = {"size": ANY} if sized else {}
+    if "negative_prompt" in inputs:
+        options["negative_prompt"] = ANY
     return Capabilities(
-        options={"size": ANY} if sized else {},
+        options=options,
         sizes=SD_SIZES,
         edits="image" in inputs,
         notes={
             "size": "the workflow maps no width and height",
+            "negative_prompt": "the workflow maps no negative_prompt",
             "quality": "a workflow's quality is its own (steps, sampler)",
             "output_format": "the workflow decides what it saves",
             "background": "the workflow decides what it draws",
@@ -124,6 +130,7 @@ def build(entry: ModelEntry, context: ProviderContext, *, alternatives: bool) ->
 class ComfyImageGenerator(HttpProvider):
     name = "comfyui"
     label = "ComfyUI"
+    max_sources = 1  # the workflow's one mapped image input
 
     def __init__(
         self,
@@ -142,51 +149,28 @@ class ComfyImageGenerator(HttpProvider):
         self._base_url = base_url.rstrip("/")
         self._deadline_seconds = timeout_seconds
 
-    def validate(self, request: GenerationRequest) -> None:
-        """What it takes is checked by the catalogue (entry_capabilities) before any call."""
-
-    async def generate(
-        self,
-        request: GenerationRequest,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
+    async def _make(
+        self, request: GenerationRequest, images: list[SourceImage], call: Call
     ) -> GeneratedImage:
-        return await self._run(request, None, partial_images, on_partial)
-
-    async def edit(
-        self,
-        request: EditRequest,
-        images: list[SourceImage],
-        mask: SourceImage | None = None,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
-    ) -> GeneratedImage:
-        if mask is not None or len(images) != 1:
-            raise InvalidImageRequest("this ComfyUI workflow edits one image, with no mask", param="images")
-        return await self._run(request, images[0], partial_images, on_partial)
-
-    async def _run(
-        self,
-        request: GenerationRequest,
-        source: SourceImage | None,
-        partial_images: int,
-        on_partial: OnPartial | None,
-    ) -> GeneratedImage:
+        source = images[0] if images else None
         try:
             async with asyncio.timeout(self._deadline_seconds):
                 uploaded = await self._upload(source) if source is not None else None
-                graph = self._filled(request, uploaded)
+                graph, graph_values = self._filled(request, uploaded)
                 client_id = uuid.uuid4().hex
                 async with self.session.ws_connect(
                     f"{self._base_url}/ws?{urlencode({'clientId': client_id})}", heartbeat=30
                 ) as socket:
-                    prompt_id = await self._queue(graph, client_id)
-                    previews = min(partial_images, MAX_PREVIEWS) if on_partial is not None else 0
-                    await self._follow(socket, prompt_id, previews, on_partial)
+                    # Shielded: a cancel while queueing still learns the prompt's id, to withdraw it.
+                    queued = asyncio.ensure_future(self._queue(graph, client_id))
+                    try:
+                        prompt_id = await asyncio.shield(queued)
+                        await self._follow(
+                            socket, prompt_id, min(call.previews, MAX_PREVIEWS), call.on_partial
+                        )
+                    except BaseException:  # cancelled, timed out or broken: nobody will take the image
+                        await asyncio.shield(self._withdraw(queued))
+                        raise
                 data = await self._output(prompt_id)
         except TimeoutError:
             raise GeneratorTimeout("ComfyUI did not finish the workflow in time") from None
@@ -194,20 +178,30 @@ class ComfyImageGenerator(HttpProvider):
             log.warning("ComfyUI call failed: %s", type(exc).__name__)
             raise unavailable("ComfyUI could not be reached or broke the connection") from None
         size = request.size if request.size not in (None, "auto") else None
-        return GeneratedImage(data=data, model=self.default_model, size=size)
+        # What was put into the workflow that a request cannot repeat by itself: kept with the image.
+        details: dict[str, Any] = {"prompt_id": prompt_id}
+        details |= {what: graph_values[what] for what in ("seed", "negative_prompt") if what in graph_values}
+        return GeneratedImage(
+            data=data, model=self.default_model, size=size, usage={"provider_details": details}
+        )
 
-    def _filled(self, request: GenerationRequest, uploaded: str | None) -> dict[str, Any]:
+    def _filled(
+        self, request: GenerationRequest, uploaded: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The workflow filled in, and the values that went into its mapped inputs."""
         graph = json.loads(json.dumps(self._graph))  # a copy per generation
         values: dict[str, Any] = {"prompt": request.prompt, "seed": random.randrange(2**48)}
         if request.size not in (None, "auto"):
             values["width"], values["height"] = (int(n) for n in request.size.split("x"))
+        if request.negative_prompt is not None:
+            values["negative_prompt"] = request.negative_prompt
         if uploaded is not None:
             values["image"] = uploaded
-        for what, target in self._inputs.items():
-            if what in values:
-                node, _, name = target.partition(".")
-                graph[node]["inputs"][name] = values[what]
-        return graph
+        mapped = {what: values[what] for what in self._inputs if what in values}
+        for what, value in mapped.items():
+            node, _, name = self._inputs[what].partition(".")
+            graph[node]["inputs"][name] = value
+        return graph, mapped
 
     async def _upload(self, source: SourceImage) -> str:
         form = aiohttp.FormData()
@@ -272,11 +266,33 @@ class ComfyImageGenerator(HttpProvider):
                     f"ComfyUI failed at node {data.get('node_id')} ({data.get('node_type')}): "
                     f"{data.get('exception_message', '')}".strip()
                 )
+            if kind == "execution_interrupted":  # stopped at ComfyUI (its UI, another client)
+                raise GeneratorError(f"ComfyUI's prompt was interrupted at node {data.get('node_id')}")
             if kind == "execution_success" or (
                 kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id
             ):
                 return
         raise unavailable("ComfyUI closed the WebSocket before the workflow finished")
+
+    async def _withdraw(self, queued: "asyncio.Future[str]") -> None:
+        """The prompt leaves ComfyUI's queue, or stops if it is the one running: the GPU is not kept
+        busy for an image nobody waits for. Only this prompt: GET /queue says whether it runs, and
+        /interrupt names it (a server too old to read the name stops what runs, which is ours)."""
+        try:
+            prompt_id = await queued
+        except Exception:
+            return
+        try:
+            async with asyncio.timeout(WITHDRAW_SECONDS):
+                await self.request_json("POST", f"{self._base_url}/queue", json={"delete": [prompt_id]})
+                _, queue, _ = await self.request_json("GET", f"{self._base_url}/queue")
+                running = queue.get("queue_running") if isinstance(queue, dict) else None
+                if any(isinstance(item, list) and prompt_id in item[1:2] for item in running or []):
+                    await self.request_json(
+                        "POST", f"{self._base_url}/interrupt", json={"prompt_id": prompt_id}
+                    )
+        except Exception as exc:
+            log.warning("could not withdraw ComfyUI prompt %s: %s", prompt_id, type(exc).__name__)
 
     async def _output(self, prompt_id: str) -> bytes:
         status, history, _ = await self.request_json("GET", f"{self._base_url}/history/{prompt_id}")

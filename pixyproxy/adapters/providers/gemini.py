@@ -16,8 +16,15 @@ import asyncio
 import logging
 from typing import Any
 
-from pixyproxy.adapters.openai.failures import Redactor, root, transport_failure
-from pixyproxy.adapters.providers.base import ProviderContext, retry_after_seconds, unavailable
+from pixyproxy.adapters.openai.failures import Redactor, retry_after_seconds, root, transport_failure
+from pixyproxy.adapters.providers.base import (
+    Call,
+    Provider,
+    ProviderContext,
+    fixed,
+    required_key,
+    unavailable,
+)
 from pixyproxy.domain.capabilities import ANY, Capabilities, SizeRule
 from pixyproxy.domain.catalogue import ModelEntry
 from pixyproxy.domain.errors import (
@@ -29,7 +36,7 @@ from pixyproxy.domain.errors import (
     ImageException,
     InvalidImageRequest,
 )
-from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, OnPartial, SourceImage
+from pixyproxy.domain.models import GeneratedImage, GenerationRequest, SourceImage
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,7 @@ SIZES: dict[str, tuple[str, str, str]] = {
     "21:9": ("1584x672", "3168x1344", "6336x2688"),
 }
 TIERS = ("1K", "2K", "4K")
+PING_SECONDS = 10
 IMAGE_CONFIG = {size: (ratio, TIERS[i]) for ratio, sizes in SIZES.items() for i, size in enumerate(sizes)}
 
 
@@ -88,30 +96,26 @@ CAPABILITIES = Capabilities(
     notes={
         "quality": "Gemini image models take no quality level; size picks 1K, 2K or 4K",
         "background": "Gemini image models draw no transparent background",
+        "negative_prompt": "Gemini image models take no negative prompt; say what to leave out in the prompt",
     },
 )
 
 
-def capabilities(model: str) -> Capabilities:
-    return CAPABILITIES
+capabilities = fixed(CAPABILITIES)
 
 
 def build(entry: ModelEntry, context: ProviderContext, *, alternatives: bool) -> "GeminiImageGenerator":
-    key = context.key(entry, DEFAULT_KEY_ENV)
-    if not key:
-        raise ValueError(
-            f"the gemini model {entry.name!r} needs a key: set {entry.api_key_env or DEFAULT_KEY_ENV}"
-        )
     return GeminiImageGenerator(
         model=entry.provider_model,
-        api_key=key,
+        api_key=required_key(entry, context, DEFAULT_KEY_ENV),
         base_url=entry.base_url or DEFAULT_BASE_URL,
         timeout_seconds=context.timeout(entry),
     )
 
 
-class GeminiImageGenerator:
+class GeminiImageGenerator(Provider):
     name = "gemini"
+    label = "the Gemini API"
 
     def __init__(self, *, model: str, api_key: str, base_url: str, timeout_seconds: float) -> None:
         from google import genai
@@ -129,34 +133,9 @@ class GeminiImageGenerator:
             ),
         )
 
-    def validate(self, request: GenerationRequest) -> None:
-        """What it takes is checked by the catalogue (CAPABILITIES) before any call."""
-
-    async def generate(
-        self,
-        request: GenerationRequest,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
+    async def _make(
+        self, request: GenerationRequest, images: list[SourceImage], call: Call
     ) -> GeneratedImage:
-        return await self._call(request, [])
-
-    async def edit(
-        self,
-        request: EditRequest,
-        images: list[SourceImage],
-        mask: SourceImage | None = None,
-        *,
-        safety_identifier: str | None = None,
-        partial_images: int = 0,
-        on_partial: OnPartial | None = None,
-    ) -> GeneratedImage:
-        if mask is not None:
-            raise InvalidImageRequest("mask_guid: Gemini image models take no mask; say where in the prompt")
-        return await self._call(request, images)
-
-    async def _call(self, request: GenerationRequest, images: list[SourceImage]) -> GeneratedImage:
         types = self._types
         parts = [types.Part.from_text(text=request.prompt)]
         parts += [types.Part.from_bytes(data=image.data, mime_type=image.content_type) for image in images]
@@ -227,11 +206,18 @@ class GeminiImageGenerator:
             return unavailable("the Gemini API could not be reached")
         return GeneratorError("the connection to the Gemini API broke before it answered")
 
-    async def init(self) -> None:
-        return None
-
     async def ping(self) -> None:
-        """No call: Gemini has no free readiness endpoint, and the key was checked at start."""
+        """models.get of the model: free, and it answers whether the key is taken and the model is
+        there (a wrong key is named, never shown)."""
+        try:
+            await self._client.aio.models.get(
+                model=self.default_model, config={"http_options": {"timeout": PING_SECONDS * 1000}}
+            )
+        except Exception as exc:
+            failure = self._failure(exc)
+            raise (
+                failure if isinstance(failure, GeneratorError) else GeneratorError(failure.message)
+            ) from None
 
     async def close(self) -> None:
         await self._client.aio.aclose()

@@ -8,7 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from pixyproxy.adapters.providers.base import retry_after_seconds, unavailable
+from pixyproxy.adapters.openai.failures import retry_after_seconds
+from pixyproxy.adapters.providers.base import Provider, unavailable
 from pixyproxy.domain.errors import GeneratorError, GeneratorRateLimited, GeneratorTimeout, ImageException
 
 log = logging.getLogger(__name__)
@@ -16,10 +17,8 @@ log = logging.getLogger(__name__)
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 
 
-class HttpProvider:
+class HttpProvider(Provider):
     """A session made lazily (on the running loop) and closed with the adapter."""
-
-    label = "the provider"
 
     def __init__(self, *, timeout_seconds: float, connect_timeout_seconds: float = 10.0) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=connect_timeout_seconds)
@@ -80,9 +79,6 @@ class HttpProvider:
             raise GeneratorTimeout(f"the image {self.label} made was not downloaded in time") from None
         except aiohttp.ClientError:
             raise GeneratorError(f"the image {self.label} made could not be downloaded") from None
-
-    async def init(self) -> None:
-        return None
 
     async def close(self) -> None:
         if self._session is not None:

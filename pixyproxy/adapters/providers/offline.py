@@ -23,6 +23,7 @@ def capabilities(model: str) -> Capabilities:
             "frame_count": ANY,
             "frame_duration_ms": ANY,
             "svg": ANY,
+            "negative_prompt": ANY,
         },
         sizes=OFFLINE_SIZES,
     )

@@ -41,12 +41,16 @@ _LATEST = {
     "frame_duration_ms": ANY,
     "svg": ANY,
 }
+NO_NEGATIVE = "OpenAI's image models take no negative prompt; say what to leave out in the prompt"
 _NOTES = {
     name: "gif, svg, complexity and the frame options are for the gpt-image-2.5 and 2.6 models"
     for name in ("complexity", "frame_count", "frame_duration_ms", "svg")
-}
+} | {"negative_prompt": NO_NEGATIVE}
 FAMILIES: list[tuple[re.Pattern[str], Capabilities]] = [
-    (re.compile(r"^gpt-image-2\.[56]-"), Capabilities(_LATEST, FREE_SIZES)),
+    (
+        re.compile(r"^gpt-image-2\.[56]-"),
+        Capabilities(_LATEST, FREE_SIZES, notes={"negative_prompt": NO_NEGATIVE}),
+    ),
     (re.compile(r"^gpt-image-2(-\d{4}-\d{2}-\d{2})?$"), Capabilities(_COMMON, FREE_SIZES, notes=_NOTES)),
     (
         re.compile(r"^(gpt-image-1(\.5|-mini)?|chatgpt-image-latest)$"),

@@ -34,7 +34,7 @@ T = TypeVar("T")
 # before them still matches a replay of the same body.
 _LATER_OPTIONS = frozenset(
     {"background", "output_format", "output_compression", "moderation", "n", "mask_guid", "reference_guids"}
-    | {"complexity", "frame_count", "frame_duration_ms", "svg"}
+    | {"complexity", "frame_count", "frame_duration_ms", "svg", "negative_prompt"}
 )
 
 
