@@ -108,10 +108,21 @@ async def test_a_thousand_reports_within_an_interval_are_shown_twice():
     progress = JobProgress(1, shown.append, 0.25, clock=Clock(), call_later=timers.call_later)
     reporter = progress.reporter(0)
     for step in range(1, 1001):
-        reporter(step / 1000)
+        reporter(step / 1001)
     assert shown == [0.001] and len(timers.waiting) == 1
     timers.fire()
-    assert shown == [0.001, 1.0]
+    assert shown == [0.001, 0.999]
+
+
+async def test_one_is_left_to_the_jobs_end():
+    """Every image stored: the end of the job writes 1 (with its status) and tells it, so no write here."""
+    shown: list[float] = []
+    timers = Timers()
+    progress = JobProgress(2, shown.append, 0.25, clock=Clock(), call_later=timers.call_later)
+    progress.done(0)
+    progress.done(1)
+    timers.fire()
+    assert shown == [0.5] and progress.value == 1.0
 
 
 async def test_a_report_from_a_worker_thread_is_combined_on_the_loop():
@@ -227,3 +238,23 @@ async def test_a_job_whose_provider_tells_nothing_has_no_progress_until_an_image
     generator.release()
     await run
     assert (await store.get(job.id)).progress == 1.0  # the end says so, whatever the throttle held
+
+
+async def test_events_see_progress_kept_by_another_process(store, repository, blobs):
+    clock = ManualClock()
+    images = build_use_cases(ScriptedGenerator(), repository, blobs, clock=clock)
+    jobs = build_job_use_cases(store, images, clock=clock, events_poll_seconds=0.01)
+    job = await jobs.submit({"prompt": "fox"})
+    stream = jobs.events(job.id)
+    assert (await anext(stream)).data.progress is None
+    await store.claim("elsewhere", clock(), clock() + LEASE, 1, jobs.max_attempts)
+    assert (await anext(stream)).data.status == JobStatus.running  # polled: nothing told this process
+    await store.set_progress(job.id, "elsewhere", 0.4)
+    event = await anext(stream)
+    assert (event.name, event.data) == ("progress", {"progress": 0.4})
+    await store.finish(job.id, "elsewhere", JobStatus.succeeded, clock(), [])
+    assert [(e.name, e.data if e.name == "progress" else e.data.progress) async for e in stream] == [
+        ("progress", {"progress": 1.0}),
+        ("status", 1.0),
+        ("done", 1.0),
+    ]

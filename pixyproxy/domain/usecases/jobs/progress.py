@@ -102,6 +102,8 @@ class JobProgress:
         if self.value is not None and value <= self.value:
             return  # a provider starting a second pass (or a fallback) does not take the job back
         self.value = value
+        if value >= 1.0:
+            return  # every image stored: the job's end writes and tells 1 (one write fewer per job)
         now = self._clock()
         if self._shown_at is None or now - self._shown_at >= self.interval:
             self._show_now(now)
@@ -110,7 +112,7 @@ class JobProgress:
 
     def _due(self) -> None:
         self._timer = None
-        if not self._closed and self.value != self.shown:
+        if not self._closed and self.value != self.shown and self.value is not None and self.value < 1.0:
             self._show_now(self._clock())
 
     def _show_now(self, now: float) -> None:
