@@ -87,7 +87,8 @@ class JobProgress:
             if _running_loop() is self._loop:
                 self._set(index, fraction)
             else:
-                self._loop.call_soon_threadsafe(self._set, index, fraction)
+                with contextlib.suppress(RuntimeError):  # the loop closed under a thread still drawing
+                    self._loop.call_soon_threadsafe(self._set, index, fraction)
 
         return report
 
