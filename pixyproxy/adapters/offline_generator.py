@@ -6,7 +6,8 @@ everything a request can ask of OpenAI's Images API, each in a way the drawing s
 background (an alpha channel), png, webp or jpeg with their compression, gif (its shapes sliding across
 frame_count frames of frame_duration_ms each), svg (the shapes as vector shapes, the author model named
 in its metadata), edits of a stored image (blended with the prompt's drawing, only where a mask is
-transparent) and streamed previews.
+transparent) and streamed previews. It reports its progress by stage (the imitated latency in tenths,
+the drawing, each preview), so a job on the embedded default shows progress as a provider's would.
 """
 
 import asyncio
@@ -29,6 +30,7 @@ from pixyproxy.domain.models import (
     SourceImage,
 )
 from pixyproxy.domain.pixel_budget import in_decode_slot
+from pixyproxy.domain.progress import report_progress
 
 MODEL = "pixyproxy-offline"
 QUALITIES = {"auto", "low", "medium", "high", "xhigh", "max", "standard", "hd"}
@@ -37,6 +39,7 @@ DEFAULT_SIDE = 512
 DEFAULT_FRAMES, DEFAULT_FRAME_MS = 4, 200  # a few frames: the offline gif stays small
 # Shapes drawn: more for a higher quality or complexity, so each visibly changes the picture.
 _EXTRA_SHAPES = {"xhigh": 2, "max": 4, "high": 1, "medium": 2, "low": 0}
+LATENCY_STEPS = 10  # the imitated latency is waited, and reported, in this many steps
 
 
 def _size(size: str | None) -> tuple[int, int] | None:
@@ -241,6 +244,24 @@ def _made_size(source: SourceImage, max_side: int) -> str:
     return f"{width}x{max(MIN_SIDE, round(source.height * scale))}"
 
 
+def _preview_count(request: GenerationRequest, partial_images: int, on_partial: OnPartial | None) -> int:
+    if on_partial is None or request.format in ("gif", "svg"):  # neither has previews
+        return 0
+    return max(0, min(3, partial_images))
+
+
+class _Stages:
+    """Stages done of a known number, each reported as a fraction."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+
+    def step(self) -> None:
+        self.done += 1
+        report_progress(self.done / self.total)
+
+
 class OfflineImageGenerator:
     name = "offline"
 
@@ -266,8 +287,8 @@ class OfflineImageGenerator:
         on_partial: OnPartial | None = None,
     ) -> GeneratedImage:
         self.validate(request)
-        if self.latency_seconds:
-            await asyncio.sleep(self.latency_seconds)
+        stages = self._stages(request, partial_images, on_partial)
+        await self._wait(stages)
         width, height = _size(request.size) or (DEFAULT_SIDE, DEFAULT_SIDE)
         data = await asyncio.to_thread(
             draw,
@@ -282,7 +303,8 @@ class OfflineImageGenerator:
             frame_ms=request.frame_duration_ms,
             svg_author=request.svg.model if request.svg else None,
         )
-        return await self._answer(request, data, f"{width}x{height}", partial_images, on_partial)
+        stages.step()
+        return await self._answer(request, data, f"{width}x{height}", partial_images, on_partial, stages)
 
     async def edit(
         self,
@@ -297,8 +319,8 @@ class OfflineImageGenerator:
         self.validate(request)
         if not images:
             raise InvalidImageRequest("an edit needs an image")
-        if self.latency_seconds:
-            await asyncio.sleep(self.latency_seconds)
+        stages = self._stages(request, partial_images, on_partial)
+        await self._wait(stages)
         data = await in_decode_slot(  # decodes every image it is given: a few at a time per process
             edit,
             request.prompt,
@@ -311,8 +333,9 @@ class OfflineImageGenerator:
             frames=request.frame_count,
             frame_ms=request.frame_duration_ms,
         )
+        stages.step()
         size = request.size if request.size not in (None, "auto") else _made_size(images[0], MAX_SIDE)
-        return await self._answer(request, data, size, partial_images, on_partial)
+        return await self._answer(request, data, size, partial_images, on_partial, stages)
 
     async def _answer(
         self,
@@ -321,12 +344,14 @@ class OfflineImageGenerator:
         size: str,
         partial_images: int,
         on_partial: OnPartial | None,
+        stages: _Stages,
     ) -> GeneratedImage:
-        if on_partial is not None and request.format not in ("gif", "svg"):  # neither has previews
-            count = max(0, min(3, partial_images))
+        count = _preview_count(request, partial_images, on_partial)
+        if on_partial is not None:
             for index in range(count):
                 partial = await asyncio.to_thread(preview, data, index, count, request.format)
                 await on_partial(PartialImage(index, partial, request.format))
+                stages.step()
         return GeneratedImage(
             data=data,
             model=self.default_model,
@@ -339,6 +364,19 @@ class OfflineImageGenerator:
             if request.negative_prompt
             else None,
         )
+
+    def _stages(
+        self, request: GenerationRequest, partial_images: int, on_partial: OnPartial | None
+    ) -> _Stages:
+        waits = LATENCY_STEPS if self.latency_seconds else 0
+        return _Stages(waits + 1 + _preview_count(request, partial_images, on_partial))
+
+    async def _wait(self, stages: _Stages) -> None:
+        """The imitated latency, in steps, each reported."""
+        if self.latency_seconds:
+            for _ in range(LATENCY_STEPS):
+                await asyncio.sleep(self.latency_seconds / LATENCY_STEPS)
+                stages.step()
 
     async def init(self) -> None:
         return None

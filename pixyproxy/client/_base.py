@@ -29,6 +29,7 @@ from pixyproxy.client.models import (
     Job,
     JobEvent,
     PartialImageEvent,
+    ProgressEvent,
     StatusEvent,
     UsageReport,
 )
@@ -327,4 +328,6 @@ def job_event(event: str, data: str) -> JobEvent | None:
         return DoneEvent(job=Job.model_validate_json(data))
     if event == "partial_image":
         return PartialImageEvent.model_validate_json(data)
+    if event == "progress":
+        return ProgressEvent.model_validate_json(data)
     return None

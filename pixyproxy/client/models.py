@@ -106,6 +106,9 @@ class Job(BaseModel):
     images: list[JobImage] = []
     error: JobError | None = None
     attempts: int = 0
+    # 0..1: images stored plus what the provider reports of those being made, over n; None until the
+    # server has something to tell (or it is older than progress); 1 once succeeded.
+    progress: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -122,6 +125,14 @@ class StatusEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     job: Job
+
+
+class ProgressEvent(BaseModel):
+    """How far the job has got (0..1), each time it moves: at most a few times a second."""
+
+    model_config = ConfigDict(frozen=True)
+
+    progress: float
 
 
 class PartialImageEvent(BaseModel):
@@ -148,4 +159,4 @@ class DoneEvent(BaseModel):
     job: Job
 
 
-JobEvent = StatusEvent | PartialImageEvent | DoneEvent
+JobEvent = StatusEvent | ProgressEvent | PartialImageEvent | DoneEvent

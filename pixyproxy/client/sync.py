@@ -304,7 +304,8 @@ class PixyProxyClient:
 
     def events(self, job: JobLike) -> Generator[JobEvent, None, None]:
         """The job's events as they happen: a StatusEvent with the job first, another on every change,
-        PartialImageEvent previews where the generator streams them, and a DoneEvent last. A dropped
+        a ProgressEvent each time its progress (0..1) moves, PartialImageEvent previews where the
+        generator streams them, and a DoneEvent last. A dropped
         connection is opened again (the server starts again with the job as it is)."""
         return self._follow(job, None)
 

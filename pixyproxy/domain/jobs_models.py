@@ -88,6 +88,14 @@ class Job(BaseModel):
     )
     error: JobError | None = None
     attempts: int = Field(default=0, description="How many times a worker started the job.")
+    progress: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="How far the job has got, 0..1: its images stored plus what the provider reports of "
+        "those being made (where it reports), over n. Null until there is something to tell; 1 once "
+        "succeeded.",
+    )
     # Who submitted it (an API key's name); kept, never shown.
     owner: str | None = Field(default=None, exclude=True)
 
@@ -125,7 +133,8 @@ class StoredJob:
 
 @dataclass(frozen=True)
 class JobEvent:
-    """What an events stream sends: `status` (data: the job), `partial_image` or `done`."""
+    """What an events stream sends: `status` (data: the job), `progress` (data: {"progress": 0..1}),
+    `partial_image` or `done`."""
 
     name: str
     data: Any

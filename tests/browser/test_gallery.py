@@ -174,6 +174,33 @@ def test_a_generation_shows_its_progress_then_appears_at_the_top(server, open_pa
     expect(first.locator("img")).to_have_attribute("alt", prompt)
 
 
+def test_a_jobs_progress_fills_the_generate_panels_bar(server, open_page):
+    """The offline generator reports its (imitated) latency in steps: the bar takes values between 0 and
+    1 while the job runs, the status says how far in percent, and the bar is full once done."""
+    needs(server, "jobs", "events")
+    page, _ = open_gallery(open_page, server)
+    page.evaluate("""() => {
+        const bar = document.getElementById('progress-bar');
+        const status = document.getElementById('progress-status');
+        window.seenValues = [];
+        window.seenStatus = [];
+        new MutationObserver(() => bar.hasAttribute('value') && window.seenValues.push(bar.value))
+            .observe(bar, {attributes: true, attributeFilter: ['value']});
+        new MutationObserver(() => window.seenStatus.push(status.textContent))
+            .observe(status, {childList: true, characterData: true, subtree: true});
+    }""")
+    page.get_by_role("button", name="Generate", exact=True).first.click()
+    page.get_by_label("Prompt", exact=True).fill("a slow heron at dawn, ink sketch")
+    page.locator("#gen-submit").click()
+    expect(page.locator("#progress-status")).to_have_text(re.compile(r"^Done\. The new image is at the top"))
+    values = page.evaluate("window.seenValues")
+    assert any(0 < value < 1 for value in values), values
+    assert values == sorted(values) and values[-1] == 1, values
+    seen = page.evaluate("window.seenStatus")
+    assert any(re.fullmatch(r"Generating… \d{1,2}%", text) for text in seen), seen
+    expect(page.locator("#progress-bar")).to_have_js_property("value", 1)
+
+
 def test_an_edit_opens_its_result_with_the_lineage(server, open_page, screenshot):
     page, _ = open_gallery(open_page, server)
     source = page.locator("#grid .tile").nth(3)

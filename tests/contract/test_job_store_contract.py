@@ -191,3 +191,26 @@ async def test_renew_finish_cancel_release_and_the_notified_mark(store):
     assert ended == {jobs[0].id, jobs[1].id}
     await store.mark_notified(jobs[0].id)
     assert [j.id for j in await store.unnotified(NOW + timedelta(seconds=1), 10)] == [jobs[1].id]
+
+
+async def test_progress_is_kept_while_running_read_by_another_replica_and_one_once_succeeded(stores):
+    store, other = stores
+    jobs = [new_job() for _ in range(3)]
+    for job in jobs:
+        await store.add(job)
+    assert (await other.get(jobs[0].id)).progress is None  # nothing told yet
+    await store.set_progress(jobs[0].id, "w", 0.5)  # queued: not running under w, nothing kept
+    assert (await other.get(jobs[0].id)).progress is None
+    assert len(await store.claim("w", NOW, NOW + LEASE, 3, 2)) == 3
+    await store.set_progress(jobs[0].id, "w", 1 / 3)
+    await store.set_progress(jobs[1].id, "w", 0.25)
+    await store.set_progress(jobs[1].id, "x", 0.75)  # another worker's word counts for nothing
+    assert (await other.get(jobs[0].id)).progress == pytest.approx(1 / 3, abs=1e-12)
+    assert [j.progress for j in (await other.list_page(None, JobStatus.running, 10)).items] == [
+        None, 0.25, pytest.approx(1 / 3, abs=1e-12)
+    ]  # fmt: skip
+    done = await store.finish(jobs[0].id, "w", JobStatus.succeeded, NOW, [detail()])
+    failed = await store.finish(jobs[1].id, "w", JobStatus.failed, NOW, [], JobError(code="c", detail="d"))
+    assert (done.progress, failed.progress) == (1.0, 0.25)  # a failure shows how far it got
+    await store.set_progress(jobs[0].id, "w", 0.5)  # ended: a late write changes nothing
+    assert (await other.get(jobs[0].id)).progress == 1.0

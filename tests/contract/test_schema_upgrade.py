@@ -65,6 +65,7 @@ def assert_nothing_lost(client: TestClient, expected: dict, images: Path) -> Non
     assert [d["guid"] for d in client.get("/image/?q=cafe", headers=AUTH["bob"]).json()] == [second["guid"]]
     job = client.get(f"/image/jobs/{expected['job']['id']}", headers=AUTH["alice"])
     assert job.status_code == 200 and as_that_release(job.json(), expected["job"]) == expected["job"]
+    assert job.json()["progress"] is None  # that release kept none: not made up from the status
     usage = client.get("/usage?since=2026-01-01T00:00:00Z", headers=AUTH["alice"]).json()
     assert usage, "usage recorded by the old release is gone"
     # A new image after the upgrade joins the old ones.

@@ -42,11 +42,14 @@ def test_a_job_has_the_contracts_shape_and_ends_with_n_images(client):
     job = response.json()
     assert response.headers["location"] == f"/image/jobs/{job['id']}"
     assert set(job) == {
-        "id", "status", "created_at", "started_at", "finished_at", "request", "images", "error", "attempts"
+        "id", "status", "created_at", "started_at", "finished_at", "request", "images", "error", "attempts",
+        "progress",
     }  # fmt: skip
     assert job["status"] == "queued" and job["request"]["n"] == 2 and "owner" not in job
+    assert job["progress"] is None
     ended = done(client, job["id"], ALICE)
     assert ended["status"] == "succeeded" and len(ended["images"]) == 2 and ended["attempts"] == 1
+    assert ended["progress"] == 1.0
     assert client.get(f"/image/jobs/{job['id']}/", headers=auth(ALICE)).json() == ended  # the twin path
     for image in ended["images"]:
         assert client.get(f"/image/{image['guid']}/content", headers=auth(ALICE)).status_code == 200

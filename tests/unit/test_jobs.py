@@ -373,12 +373,16 @@ async def test_events_show_queued_running_partials_succeeded_and_done(store, rep
     assert (first.name, first.data.status) == ("status", JobStatus.queued)
     running = await claim_one(jobs, clock)
     run = asyncio.create_task(jobs.run(running, "w1"))
-    names = []
+    names, progress = [], []
     async for event in stream:
+        if event.name == "progress":  # how many depends on the throttle's clock: only their order counts
+            progress.append(event.data["progress"])
+            continue
         names.append((event.name, getattr(event.data, "status", None)))
         if event.name == "partial_image":
             assert set(event.data) == {"image", "index", "b64_json"} and event.data["image"] == 0
     await run
+    assert 0 < progress[0] < 1 and progress[-1] == 1.0 and progress == sorted(set(progress))
     assert names == [
         ("status", JobStatus.running),
         ("partial_image", None),

@@ -38,6 +38,7 @@ from pixyproxy.domain.models import (
     PartialImage,
     SourceImage,
 )
+from pixyproxy.domain.progress import report_steps
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +262,8 @@ class ComfyImageGenerator(HttpProvider):
             if data.get("prompt_id") not in (None, prompt_id):
                 continue
             kind = event.get("type")
+            if kind == "progress":  # a sampler's step: the job's progress
+                report_steps(data.get("value"), data.get("max"))
             if kind == "execution_error":
                 raise GeneratorError(
                     f"ComfyUI failed at node {data.get('node_id')} ({data.get('node_type')}): "

@@ -29,6 +29,7 @@ JOB_COLUMNS = (
     "images_json",
     "error_code",
     "error_detail",
+    "progress",
 )
 COLUMN_LIST = ", ".join(JOB_COLUMNS)
 # The owner of jobs submitted with API keys off: a value, so (owner, idempotency_key) stays unique.
@@ -87,11 +88,16 @@ RENEW = (
     "WHERE lease_owner = :worker AND status = 'running' AND job_id IN"
 )
 MINE = "SELECT job_id FROM jobs WHERE lease_owner = :worker AND status = 'running' AND job_id IN"
+SET_PROGRESS = (
+    "UPDATE jobs SET progress = :progress "
+    "WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker"
+)
 IS_RUNNING = "SELECT 1 FROM jobs WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker"
 FINISH = (
     "UPDATE jobs SET status = :status, finished_at = :finished_at, images_json = :images_json, "
-    "error_code = :error_code, error_detail = :error_detail, lease_owner = NULL, lease_until = NULL "
-    "WHERE job_id = :job_id AND status = 'running' AND lease_owner = :worker"
+    "error_code = :error_code, error_detail = :error_detail, progress = COALESCE(:progress, progress), "
+    "lease_owner = NULL, lease_until = NULL WHERE job_id = :job_id AND status = 'running' "
+    "AND lease_owner = :worker"
 )
 CANCEL = (
     "UPDATE jobs SET status = 'canceled', finished_at = :finished_at, lease_until = NULL "
@@ -140,6 +146,7 @@ def finish_params(
         "images_json": json.dumps([json.loads(d.model_dump_json()) for d in images]),
         "error_code": error.code if error else None,
         "error_detail": error.detail if error else None,
+        "progress": 1.0 if status == JobStatus.succeeded else None,  # a failure keeps how far it got
     }
 
 
@@ -167,6 +174,7 @@ def row_to_job(row: Sequence[Any]) -> tuple[Job, int, str | None]:
         images=[ImageDetail.model_validate(d) for d in json.loads(values["images_json"] or "[]")],
         error=error,
         attempts=values["attempts"],
+        progress=values["progress"],
         owner=values["owner"] or None,
     )
     return job, values["id"], values["request_hash"]

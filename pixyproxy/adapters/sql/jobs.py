@@ -147,6 +147,10 @@ class SQLJobStore:
     async def is_running(self, job_id: UUID, worker: str) -> bool:
         return bool(await self.db.rows(q.IS_RUNNING, {"job_id": str(job_id), "worker": worker}))
 
+    async def set_progress(self, job_id: UUID, worker: str, progress: float) -> None:
+        params = {"job_id": str(job_id), "worker": worker, "progress": progress}
+        await self.db.execute(q.SET_PROGRESS, params, idempotent=True)
+
     async def _change_then_read(self, change: str, params: dict[str, Any]) -> Job | None:
         async def work(tx: Tx) -> Job | None:
             if not await tx.execute(change, params):

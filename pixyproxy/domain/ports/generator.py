@@ -8,6 +8,12 @@ class ImageGenerator(Protocol):
 
     Failures raise GeneratorError subclasses (GeneratorTimeout, GeneratorRateLimited,
     ContentPolicyViolation); a request the generator cannot serve raises InvalidImageRequest.
+
+    Progress is not a parameter: while generate() or edit() runs, a generator whose provider tells how
+    far it has got calls pixyproxy.domain.progress.report_progress(fraction of this image, 0..1), or
+    report_steps(step, steps), as often as it is told. A job sets who hears it around each of its images
+    (a context variable, so the decorators, routing and fallbacks in between pass it on untouched) and
+    shows the combined value as its `progress`; outside a job the call does nothing.
     """
 
     # Read-only, so a decorator (adapters/metered.py) may pass them on from what it wraps.

@@ -63,6 +63,10 @@ class JobStore(Protocol):
         """Whether the job is still running under `worker`'s lease."""
         ...
 
+    async def set_progress(self, job_id: UUID, worker: str, progress: float) -> None:
+        """Keep the job's progress (0..1) while it is running under `worker`; otherwise change nothing."""
+        ...
+
     async def finish(
         self,
         job_id: UUID,
@@ -72,7 +76,8 @@ class JobStore(Protocol):
         images: list[ImageDetail],
         error: JobError | None = None,
     ) -> Job | None:
-        """End a job running under `worker`; None (and no change) when it is not (canceled, taken over)."""
+        """End a job running under `worker`; None (and no change) when it is not (canceled, taken over).
+        A job that succeeded has progress 1; otherwise its progress stays as it was."""
         ...
 
     async def cancel(self, job_id: UUID, finished_at: datetime) -> Job | None:

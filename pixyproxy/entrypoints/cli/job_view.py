@@ -1,8 +1,9 @@
 """`pixyproxy generate --async`: submit a generation job and show it live (rich) until it ends.
 
-The job runs on the server; this only watches its event stream: a line for each change of status, and,
-where the generator streams previews (`--partial-images`), a bar per image filling with each preview.
-Ctrl-C stops watching, not the job.
+The job runs on the server; this only watches its event stream: a line for each change of status, the
+job's bar filling with its progress (where the provider reports it, or as its images are made) with a
+line at each quarter, and, where the generator streams previews (`--partial-images`), a bar per image
+filling with each preview. Ctrl-C stops watching, not the job.
 """
 
 import time
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pixyproxy.client import DoneEvent, Job, PartialImageEvent, PixyProxyClient, StatusEvent
+from pixyproxy.client import DoneEvent, Job, PartialImageEvent, PixyProxyClient, ProgressEvent, StatusEvent
 
 STATUS_STYLE = {
     "queued": "yellow",
@@ -23,6 +24,7 @@ STATUS_STYLE = {
     "failed": "red",
     "canceled": "magenta",
 }
+MILESTONES = 4  # a line each time the progress passes a quarter: a log shows it without a line per step
 
 
 def status_text(job: Job) -> str:
@@ -31,6 +33,10 @@ def status_text(job: Job) -> str:
     if job.status == "running" and job.attempts > 1:
         text += f" (attempt {job.attempts})"
     return text
+
+
+def percent(progress: float) -> str:
+    return f"{int(progress * 100)}%"
 
 
 def output_paths(output: Path, job: Job) -> list[Path]:
@@ -51,6 +57,7 @@ def watch(client: PixyProxyClient, job: Job, partial_images: int, err: Console) 
     count = int(job.request.get("n") or 1)
     final = job
     last_status = None
+    milestone = 0
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -64,6 +71,17 @@ def watch(client: PixyProxyClient, job: Job, partial_images: int, err: Console) 
         if partial_images:
             for index in range(count):
                 bars[index] = progress.add_task(f"  image {index + 1}: waiting", total=partial_images)
+
+        def show(fraction: float | None) -> None:
+            nonlocal milestone
+            if fraction is None:
+                return
+            progress.update(status_task, total=1, completed=fraction)
+            reached = int(fraction * MILESTONES)
+            if milestone < reached < MILESTONES:
+                progress.console.print(f"job {short} {percent(reached / MILESTONES)}", highlight=False)
+            milestone = max(milestone, reached)
+
         for event in client.events(job):
             if isinstance(event, StatusEvent):
                 final = event.job
@@ -71,6 +89,9 @@ def watch(client: PixyProxyClient, job: Job, partial_images: int, err: Console) 
                 if final.status != last_status:
                     last_status = final.status
                     progress.console.print(f"job {short} {status_text(final)}", highlight=False)
+                show(final.progress)
+            elif isinstance(event, ProgressEvent):
+                show(event.progress)
             elif isinstance(event, PartialImageEvent):
                 bar = bars.get(event.image)
                 size = f"{len(event.data) / 1024:.0f} KB"

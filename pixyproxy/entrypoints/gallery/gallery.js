@@ -742,13 +742,15 @@
     return body;
   }
 
-  function setProgress(text, done) {
+  // The bar shows `fraction` (0..1) where one is known, and moves without a value otherwise.
+  function setProgress(text, done, fraction = null) {
     $("progress").hidden = false;
     $("progress-status").textContent = text;
     const bar = $("progress-bar");
-    if (done) {
+    const value = done ? 1 : fraction;
+    if (typeof value === "number" && Number.isFinite(value)) {
       bar.max = 1;
-      bar.value = 1;
+      bar.value = Math.min(1, Math.max(0, value));
     } else {
       bar.removeAttribute("value");
     }
@@ -762,7 +764,7 @@
     img.src = `data:image/${format || "png"};base64,${data.b64_json}`;
     li.append(img);
     $("partials").append(li);
-    setProgress(`Generating… preview ${Number(data.index) + 1} arrived.`, false);
+    $("progress-status").textContent = `Generating… preview ${Number(data.index) + 1} arrived.`;
   }
 
   // Server-Sent Events read from fetch() (EventSource cannot send the key).
@@ -797,15 +799,22 @@
     }
   }
 
-  function describeJob(job) {
+  function fractionOf(value) {
+    return typeof value === "number" && Number.isFinite(value) ? value : null;
+  }
+
+  function describeJob(job, fraction) {
     let text = STATUS_WORDS[job.status] || job.status;
     if (job.status === "running" && job.attempts > 1) text += ` (attempt ${job.attempts})`;
+    if (job.status === "running" && fraction !== null) text += ` ${Math.floor(fraction * 100)}%`;
     return text;
   }
 
   async function followJob(job, format) {
     let latest = job;
-    setProgress(describeJob(job), false);
+    let fraction = fractionOf(job.progress);
+    const show = () => setProgress(describeJob(latest, fraction), false, fraction);
+    show();
     if (state.can.events) {
       try {
         const response = await api(`/image/jobs/${encodeURIComponent(job.id)}/events`, {
@@ -819,9 +828,15 @@
             data = null;
           }
           if (event.name === "partial_image") addPartial(data, format);
-          else if (data && data.status) {
+          else if (event.name === "progress") {
+            if (data && fractionOf(data.progress) !== null) {
+              fraction = data.progress;
+              show();
+            }
+          } else if (data && data.status) {
             latest = data;
-            if (!TERMINAL.has(data.status)) setProgress(describeJob(data), false);
+            fraction = fractionOf(data.progress) ?? fraction;
+            if (!TERMINAL.has(data.status)) show();
           }
           if (event.name === "done" || TERMINAL.has(latest.status)) break;
         }
@@ -833,7 +848,8 @@
     while (!TERMINAL.has(latest.status)) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       latest = await json(`/image/jobs/${encodeURIComponent(job.id)}`);
-      setProgress(describeJob(latest), false);
+      fraction = fractionOf(latest.progress) ?? fraction;
+      show();
     }
     return latest;
   }

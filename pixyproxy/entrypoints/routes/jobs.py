@@ -119,8 +119,10 @@ async def cancel_job(job_id: str, request: Request, who: Caller | None = Depends
     response_class=EventSourceResponse,
     summary="A job's events as server-sent events",
     description="First a `status` event with the job as it is; then a `status` event (data: the job) "
-    'on every change, `partial_image` events (data: `{"image", "index", "b64_json"}`) where the '
-    "generator streams previews and the job asked for `partial_images`, and `done` once it has ended.",
+    'on every change, a `progress` event (data: `{"progress": 0..1}`) each time the job\'s progress '
+    'moves (at most a few a second), `partial_image` events (data: `{"image", "index", "b64_json"}`) '
+    "where the generator streams previews and the job asked for `partial_images`, and `done` once it "
+    "has ended.",
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
         **_responses(404, 503),

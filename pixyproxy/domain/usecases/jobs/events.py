@@ -1,6 +1,6 @@
-"""A job's events: its state now, a `status` event on each change, `partial_image` previews where this
-process runs the job, and `done` once it has ended. Changes made by another process are seen by polling
-the store."""
+"""A job's events: its state now, a `status` event on each change, a `progress` event each time its
+progress moves, `partial_image` previews where this process runs the job, and `done` once it has ended.
+Changes made by another process (its progress too) are seen by polling the store."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -35,12 +35,18 @@ class JobEvents:
             job = await self.read.get(job.id, caller)  # read again once subscribed: no change falls between
             yield JobEvent("status", job)
             last = (job.status, job.attempts)
+            shown = job.progress
             while not job.finished:
                 try:
                     async with asyncio.timeout(self.poll_seconds):
                         event: JobEvent | None = await queue.get()
                 except TimeoutError:
                     event = None
+                if event is not None and event.name == "progress":
+                    if event.data["progress"] != shown:
+                        shown = event.data["progress"]
+                        yield event
+                    continue
                 if event is not None and event.name != "status":
                     yield event
                     continue
@@ -48,6 +54,9 @@ class JobEvents:
                 if fresh is None:
                     return
                 job = fresh
+                if job.progress is not None and job.progress != shown:
+                    shown = job.progress
+                    yield JobEvent("progress", {"progress": shown})
                 if (job.status, job.attempts) != last:
                     last = (job.status, job.attempts)
                     yield JobEvent("status", job)
