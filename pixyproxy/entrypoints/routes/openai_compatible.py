@@ -71,8 +71,17 @@ _EVENT_STREAM = {
 Streamed = Callable[[Previews], Awaitable[list[ImageDetail]]]
 
 
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), headers=headers, media_type="application/json")
+
+
+def _cost(details: list[ImageDetail]) -> dict[str, str]:
+    """X-PixyProxy-Cost: the request's estimated cost in US dollars, its n images' added up; none when an
+    image has no estimate (a partial sum would understate what was paid)."""
+    costs = [d.estimated_cost_usd for d in details]
+    if not costs or any(cost is None for cost in costs):
+        return {}
+    return {"X-PixyProxy-Cost": f"{sum(c for c in costs if c is not None):.6f}"}
 
 
 # -- routes -------------------------------------------------------------------------------------------
@@ -264,7 +273,7 @@ async def _answer(
     answer: dict[str, Any] = {"created": int(time.time()), "data": data, **_report(details[0])}
     if usage := _usage(details):
         answer["usage"] = usage
-    return _json(answer)
+    return _json(answer, _cost(details))
 
 
 # -- streaming ----------------------------------------------------------------------------------------
@@ -335,7 +344,9 @@ async def _stream(prefix: str, body: ImagesBody, content: ImageContent, streamed
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    # The headers leave with the first event: the cost is known then only if no preview came before it.
+    headers = {"Cache-Control": "no-cache", **(_cost([first[1]]) if first[0] == "done" else {})}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 async def _completed(
