@@ -11,6 +11,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from pixyproxy.adapters.deployment_slots import Slots
 from pixyproxy.adapters.memory_cooldowns import MemoryCooldowns
 from pixyproxy.adapters.routing import Route, RoutingGenerator
 from pixyproxy.domain.capabilities import OPEN
@@ -58,8 +59,8 @@ def router(
             index = next(i for i, e in enumerate(entries) if e is deployment.entry and i not in used)
             used.add(index)
             stub = stubs[index]
-            semaphore = asyncio.Semaphore(limit) if limit else None
-            routes.setdefault(name, []).append(Route(deployment, stub, "stub", None, semaphore))  # type: ignore[arg-type]
+            slots = Slots(limit) if limit else None
+            routes.setdefault(name, []).append(Route(deployment, stub, "stub", None, slots))  # type: ignore[arg-type]
     return RoutingGenerator(catalogue, routes, lambda name: OPEN, cooldowns, 30.0)
 
 
