@@ -5,7 +5,8 @@ any other (GenerateImage, EditUploads): stored, listed, metered, logged. This mo
 - POST /v1/images/generations (JSON) and POST /v1/images/edits (multipart: `image` or `image[]` files,
   `mask`, `prompt` and the options) answer OpenAI's ImagesResponse, or with `stream` its server-sent
   events. `n` images are made concurrently and stored only once all of them are made: if one fails, the
-  others are cancelled and nothing is stored.
+  others are cancelled and nothing is stored. `X-PixyProxy-Cost` is their estimated cost added up (on a
+  stream, only when the finished image is its first event: headers leave with it).
 - Edits take uploaded bytes, not stored guids: the uploads are checked and sent to the generator, and
   only the result is stored (the uploads are the client's, not images this service made).
 - GET /v1/models lists the catalogue's models (GET /models has what each takes).
