@@ -164,10 +164,16 @@ class RoutingGenerator:
                 image, last = await self._attempt(route, call, request, model, attempts, len(labels) > 1)
                 if image is not None:
                     return image
+        resting = list(cooling.values())
         while full:  # every deployment and fallback left is full: the first to free a slot serves
             freed = await first_free([route.limit for _, route in full if route.limit is not None])
             model, route = next(pair for pair in full if pair[1].limit is freed)
             full.remove((model, route))
+            # A slot freed by a call that failed over: that deployment rests now, and is passed over.
+            if len(labels) > 1 and (rest := await self.cooldowns.cooling([route.label])):
+                freed.give_back()
+                resting += rest.values()
+                continue
             attempts += 1
             image, last = await self._attempt(route, call, request, model, attempts, len(labels) > 1)
             if image is not None:
@@ -176,7 +182,7 @@ class RoutingGenerator:
             raise last
         raise GeneratorRateLimited(
             f"every deployment of model {name!r} is resting after failures; try again shortly",
-            retry_after=min(cooling.values(), default=self.cooldown_seconds),
+            retry_after=min(resting, default=self.cooldown_seconds),
         )
 
     async def _attempt(

@@ -107,3 +107,24 @@ async def test_a_slot_handed_to_a_request_cancelled_in_that_instant_goes_on_to_t
     assert await second is slots and slots.taken == 1
     slots.give_back()
     assert slots.taken == 0 and slots.try_take()
+
+
+async def test_a_slot_freed_by_a_call_that_failed_over_is_passed_over_while_it_rests(providers):
+    """Its deployment rests now: the waiting request does not spend a call on it, it waits for another."""
+    a, b, f = providers
+    routing = gated_routing(entries(), list(providers))
+    tasks = [asyncio.create_task(routing.generate(REQUEST)) for _ in range(3)]
+    on_a, on_b, on_f = [await p.started.get() for p in providers]
+    waiting = asyncio.create_task(routing.generate(REQUEST))
+    await settle()
+    on_a.fail_over()  # m#1 rests; its request goes on to wait for b or f, as ours does
+    await settle()
+    assert a.calls == 1 and not waiting.done()
+    on_f.answer()  # f's slot goes to one waiting request, then, when it is answered, to the other
+    (await f.started.get()).answer()
+    (await f.started.get()).answer()
+    on_b.answer()
+    images = [await waiting, *[await task for task in tasks]]
+    assert (a.calls, b.calls) == (1, 1)
+    assert sorted(image.deployment for image in images) == ["f#1", "f#1", "f#1", "m#2"]
+    assert [route.limit.taken for route in routing.all_routes()] == [0, 0, 0]
