@@ -170,8 +170,7 @@ class RoutingGenerator:
             model, route = next(pair for pair in full if pair[1].limit is freed)
             full.remove((model, route))
             # A slot freed by a call that failed over: that deployment rests now, and is passed over.
-            if len(labels) > 1 and (rest := await self.cooldowns.cooling([route.label])):
-                freed.give_back()
+            if len(labels) > 1 and (rest := await self._resting(route, freed)):
                 resting += rest.values()
                 continue
             attempts += 1
@@ -184,6 +183,18 @@ class RoutingGenerator:
             f"every deployment of model {name!r} is resting after failures; try again shortly",
             retry_after=min(resting, default=self.cooldown_seconds),
         )
+
+    async def _resting(self, route: Route, held: Slots) -> dict[str, float]:
+        """Whether `route`, whose slot is `held`, rests now; if so (or if the asking is cancelled), the
+        slot is given back."""
+        try:
+            rest = await self.cooldowns.cooling([route.label])
+        except BaseException:
+            held.give_back()
+            raise
+        if rest:
+            held.give_back()
+        return rest
 
     async def _attempt(
         self,

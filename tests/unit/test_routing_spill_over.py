@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from pixyproxy.adapters.deployment_slots import Slots, first_free
+from pixyproxy.adapters.memory_cooldowns import MemoryCooldowns
 from pixyproxy.domain.catalogue import ModelEntry
 from tests.support.routing import REQUEST, Gated, gated_routing, settle
 
@@ -127,4 +128,31 @@ async def test_a_slot_freed_by_a_call_that_failed_over_is_passed_over_while_it_r
     images = [await waiting, *[await task for task in tasks]]
     assert (a.calls, b.calls) == (1, 1)
     assert sorted(image.deployment for image in images) == ["f#1", "f#1", "f#1", "m#2"]
+    assert [route.limit.taken for route in routing.all_routes()] == [0, 0, 0]
+
+
+async def test_a_request_cancelled_while_it_asks_whether_its_freed_deployment_rests_keeps_no_slot(providers):
+    """The cooldowns store answers only when told: the request is cancelled while it asks."""
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    class SlowCooldowns(MemoryCooldowns):
+        async def cooling(self, keys):
+            if len(keys) == 1:  # the question asked when a slot is handed over
+                asked.set()
+                await answer.wait()
+            return await super().cooling(keys)
+
+    routing = gated_routing(entries(), list(providers), SlowCooldowns())
+    tasks = [asyncio.create_task(routing.generate(REQUEST)) for _ in range(3)]
+    on_a, on_b, on_f = [await p.started.get() for p in providers]
+    waiting = asyncio.create_task(routing.generate(REQUEST))
+    await settle()
+    on_a.answer()  # its slot goes to the waiting request, which asks whether m#1 rests...
+    await asked.wait()
+    waiting.cancel()  # ...and goes away meanwhile
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    for call in (on_b, on_f):
+        call.answer()
+    await asyncio.gather(*tasks)
     assert [route.limit.taken for route in routing.all_routes()] == [0, 0, 0]
