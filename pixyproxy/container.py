@@ -13,7 +13,7 @@ from pixyproxy.adapters.file_blob_store import FileBlobStore
 from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.otlp_tracing import otlp_tracer
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics
-from pixyproxy.adapters.traced import JobTraces, traced, traced_job_runs, traced_job_store
+from pixyproxy.adapters.traced import JobTraces, traced, traced_attempts, traced_job_runs, traced_job_store
 from pixyproxy.domain.jobs_worker import JobWorker
 from pixyproxy.domain.maintenance import GarbageCollector
 from pixyproxy.domain.usecases.delete import DeleteImage
@@ -68,7 +68,7 @@ def megabytes(mb: int) -> int:
 
 # Adapters with heavy client libraries are imported only when selected, so the embedded default starts
 # without loading the OpenAI SDK (seconds), boto3 (~100 ms) or the MySQL driver.
-def routing_generator(settings: Settings, cooldowns, metrics=None):
+def routing_generator(settings: Settings, cooldowns, metrics=None, tracer=None):
     """The catalogue's models behind the generator port: PIXYPROXY_MODELS_FILE, or today's settings as a
     catalogue of one model. Each provider's SDK is imported only when the catalogue names it."""
     from pixyproxy.adapters.catalogue_file import build_routing, legacy_file, read_catalogue_file
@@ -87,7 +87,10 @@ def routing_generator(settings: Settings, cooldowns, metrics=None):
         file, legacy = legacy_file(settings.generator, settings.openai_model), True
     else:
         file, legacy = read_catalogue_file(settings.models_file), False
-    return build_routing(file, context, cooldowns, settings.cooldown_seconds, legacy=legacy, recorder=metrics)
+    routing = build_routing(
+        file, context, cooldowns, settings.cooldown_seconds, legacy=legacy, recorder=metrics
+    )
+    return traced_attempts(routing, tracer)  # with traces on: a span per provider attempt
 
 
 def check_models_file(settings: Settings) -> None:
@@ -279,7 +282,8 @@ class Container(containers.DeclarativeContainer):
     cooldowns = providers.Singleton(
         cooldowns, settings.provided.redis_url, settings.provided.redis_timeout_seconds
     )
-    generator = providers.Singleton(routing_generator, settings, cooldowns, metrics)
+    tracer = providers.Singleton(otlp_tracer, settings.provided.otel_exporter_otlp_endpoint)
+    generator = providers.Singleton(routing_generator, settings, cooldowns, metrics, tracer)
 
     # Start-up and shut-down, declared once: `init_resources()` runs both, `storage.init()` only the stores
     # (what `pixyproxy init` and `gc` need: no generator, so no OpenAI key).
@@ -291,7 +295,6 @@ class Container(containers.DeclarativeContainer):
     metered_generator = providers.Singleton(MeteredGenerator, generator, metrics)
     metered_blobs = providers.Singleton(MeteredBlobStore, blobs, metrics)
     # Traces (OTEL_EXPORTER_OTLP_ENDPOINT set): spans around each port's calls; unset, the same objects.
-    tracer = providers.Singleton(otlp_tracer, settings.provided.otel_exporter_otlp_endpoint)
     job_traces = providers.Singleton(JobTraces)
     traced_generator = providers.Singleton(traced, metered_generator, tracer, "generator")
     traced_blobs = providers.Singleton(traced, metered_blobs, tracer, "storage")

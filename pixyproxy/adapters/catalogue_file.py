@@ -5,7 +5,6 @@ A file that is wrong stops the start with one line naming the entry and the fiel
 key variable an entry names but the environment lacks is named, never printed.
 """
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from pixyproxy.adapters.deployment_slots import Slots
 from pixyproxy.adapters.providers import MODULES, provider_module
 from pixyproxy.adapters.providers.base import ProviderContext
 from pixyproxy.adapters.routing import Route, RoutingGenerator
@@ -128,7 +128,7 @@ def build_routing(
             module = provider_module(entry.provider)
             adapter = module.build(entry, context, alternatives=chain > 1)
             price = None if legacy else entry.price or default_model_price(entry.provider_model)
-            limit = asyncio.Semaphore(entry.max_concurrency) if entry.max_concurrency else None
+            limit = Slots(entry.max_concurrency) if entry.max_concurrency else None
             routes.setdefault(name, []).append(Route(deployment, adapter, entry.provider, price, limit))
     return RoutingGenerator(
         catalogue,

@@ -5,16 +5,21 @@ that model takes (a 422 naming option and model otherwise). Its deployments are 
 round-robin order; one that answers 429 or 5xx, times out or cannot be reached rests for the cooldown
 (per process, or shared through Redis) and the next is tried, then the model's fallbacks in order (each
 only if it takes every option asked). A client's mistake or a content-policy refusal answers at once.
+A deployment at its max_concurrency is passed over the same way, without waiting; only when every
+deployment and fallback left is full does a request wait, for the first of them to free a slot.
 The image says which model, provider and deployment made it, after how many attempts, and its cost.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pixyproxy.adapters.deployment_slots import Slots, first_free
 from pixyproxy.adapters.providers.base import fails_over
 from pixyproxy.domain.capabilities import Capabilities
 from pixyproxy.domain.catalogue import Catalogue, Deployment, ModelPrice
@@ -28,6 +33,14 @@ from pixyproxy.domain.ports.metrics import MetricsRecorder
 log = logging.getLogger(__name__)
 
 Call = Callable[[ImageGenerator, GenerationRequest], Awaitable[GeneratedImage]]
+# Around each provider attempt: (the request as sent, provider, deployment, attempt number) -> a scope.
+AttemptScope = Callable[[GenerationRequest, str, str, int], AbstractContextManager[object]]
+
+
+def _no_scope(
+    asked: GenerationRequest, provider: str, deployment: str, attempt: int
+) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
 
 
 @dataclass
@@ -38,7 +51,7 @@ class Route:
     adapter: ImageGenerator
     provider: str
     price: ModelPrice | None
-    limit: asyncio.Semaphore | None = None
+    limit: Slots | None = None
 
     @property
     def label(self) -> str:
@@ -86,6 +99,7 @@ class RoutingGenerator:
         self.cooldown_seconds = cooldown_seconds
         self.estimate_costs = estimate_costs  # False: the service's price table (PIXYPROXY_PRICES) decides
         self._balancers = {name: _Balancer() for name in routes}
+        self.attempt_scope: AttemptScope = _no_scope  # traces set one: a span per provider attempt
 
     @property
     def default_model(self) -> str:
@@ -135,34 +149,74 @@ class RoutingGenerator:
         name = self.catalogue.resolve(request.model)
         chain = [name, *self._fallbacks(name, request, edits)]
         plans = [(model, self._routes_of(model)) for model in chain]
-        alternatives = sum(len(routes) for _, routes in plans) > 1
+        labels = [route.label for _, routes in plans for route in routes]
+        # One read of the whole chain's rests per request, and none with nowhere else to go.
+        cooling = await self.cooldowns.cooling(labels) if len(labels) > 1 else {}
         attempts, last = 0, None
-        resting: list[float] = []  # the rests left of the deployments skipped
+        full: list[tuple[str, Route]] = []  # deployments passed over at their max_concurrency, in order
         for model, routes in plans:
-            cooling = await self.cooldowns.cooling([r.label for r in routes]) if alternatives else {}
-            resting += cooling.values()
             ready = [r for r in routes if r.label not in cooling]
             for route in self._balancers[model].order(ready) if model in self._balancers else ready:
-                attempts += 1
-                try:
-                    image = await self._call(route, call, self._for_provider(request, model, route))
-                except GeneratorError as exc:
-                    if not fails_over(exc):
-                        raise
-                    last = exc
-                    log.warning(
-                        "deployment %s (%s) failed over: %s", route.label, route.provider, exc.message
-                    )
-                    if alternatives:
-                        await self.cooldowns.cool(route.label, self.cooldown_seconds)
+                if route.limit is not None and not route.limit.try_take():
+                    full.append((model, route))
                     continue
-                return self._made(image, model, route, attempts)
+                attempts += 1
+                image, last = await self._attempt(route, call, request, model, attempts, len(labels) > 1)
+                if image is not None:
+                    return image
+        resting = list(cooling.values())
+        while full:  # every deployment and fallback left is full: the first to free a slot serves
+            freed = await first_free([route.limit for _, route in full if route.limit is not None])
+            model, route = next(pair for pair in full if pair[1].limit is freed)
+            full.remove((model, route))
+            # A slot freed by a call that failed over: that deployment rests now, and is passed over.
+            if len(labels) > 1 and (rest := await self._resting(route, freed)):
+                resting += rest.values()
+                continue
+            attempts += 1
+            image, last = await self._attempt(route, call, request, model, attempts, len(labels) > 1)
+            if image is not None:
+                return image
         if last is not None:
             raise last
         raise GeneratorRateLimited(
             f"every deployment of model {name!r} is resting after failures; try again shortly",
             retry_after=min(resting, default=self.cooldown_seconds),
         )
+
+    async def _resting(self, route: Route, held: Slots) -> dict[str, float]:
+        """Whether `route`, whose slot is `held`, rests now; if so (or if the asking is cancelled), the
+        slot is given back."""
+        try:
+            rest = await self.cooldowns.cooling([route.label])
+        except BaseException:
+            held.give_back()
+            raise
+        if rest:
+            held.give_back()
+        return rest
+
+    async def _attempt(
+        self,
+        route: Route,
+        call: Call,
+        request: GenerationRequest,
+        model: str,
+        attempt: int,
+        alternatives: bool,
+    ) -> tuple[GeneratedImage | None, GeneratorError | None]:
+        """One deployment's try, its slot (if capped) already held: (the image, None), or (None, the
+        error) when it failed over; any other error is raised at once."""
+        try:
+            image = await self._call(route, call, self._for_provider(request, model, route), attempt)
+        except GeneratorError as exc:
+            if not fails_over(exc):
+                raise
+            log.warning("deployment %s (%s) failed over: %s", route.label, route.provider, exc.message)
+            if alternatives:
+                await self.cooldowns.cool(route.label, self.cooldown_seconds)
+            return None, exc
+        return self._made(image, model, route, attempt), None
 
     def _fallbacks(self, name: str, request: GenerationRequest, edits: bool) -> list[str]:
         """The model's fallbacks that take every option asked (one that does not is passed over)."""
@@ -178,14 +232,11 @@ class RoutingGenerator:
                 usable.append(fallback)
         return usable
 
-    async def _call(self, route: Route, call: Call, asked: GenerationRequest) -> GeneratedImage:
+    async def _call(self, route: Route, call: Call, asked: GenerationRequest, attempt: int) -> GeneratedImage:
         started, outcome = time.perf_counter(), "error"
         try:
-            if route.limit is None:
+            with self.attempt_scope(asked, route.provider, route.label, attempt):
                 image = await call(route.adapter, asked)
-            else:
-                async with route.limit:
-                    image = await call(route.adapter, asked)
             outcome = "success"
             return image
         except ImageException as exc:
@@ -195,6 +246,8 @@ class RoutingGenerator:
             outcome = "cancelled"
             raise
         finally:
+            if route.limit is not None:
+                route.limit.give_back()
             note_generation(route.provider, outcome)
             if self.recorder is not None:
                 seconds = time.perf_counter() - started

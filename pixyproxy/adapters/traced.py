@@ -1,5 +1,7 @@
 """Decorators that give each call through a port an OpenTelemetry span: the generator's (the provider
-call), the blob store's, the metadata and job stores', and a job's run.
+call), the blob store's, the metadata and job stores', and a job's run. Under the generator's span, each
+provider attempt routing makes is a span of its own (`generate openai`), naming provider, deployment and
+attempt; the generator's span names the model, provider and deployment that served, and the attempts.
 
 Like metered.py they stand in for what they wrap, so neither the domain nor the adapters know they are
 traced; the container wires them only when traces are on. They wrap every public coroutine method, and
@@ -7,13 +9,19 @@ pass everything else (attributes, plain methods) through, so a port that gains a
 A call outside any trace (the job worker's polling, housekeeping) makes no span.
 """
 
+import contextlib
 import inspect
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from opentelemetry import context, trace
-from opentelemetry.trace import SpanContext, SpanKind, Tracer
+from opentelemetry.trace import Span, SpanContext, SpanKind, Tracer
+
+from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest
+
+if TYPE_CHECKING:  # routing's module loads the providers' shared code: not needed with traces off
+    from pixyproxy.adapters.routing import RoutingGenerator
 
 _MAX_CARRIED = 10_000  # jobs submitted and not yet run whose request span is kept; the oldest forgotten
 
@@ -44,10 +52,50 @@ class Traced:
             # Only within a request's or a job run's trace: a worker polling for jobs is not a trace.
             if not trace.get_current_span().get_span_context().is_valid:
                 return await method(*args, **kwargs)
-            with tracer.start_as_current_span(span_name, kind=SpanKind.CLIENT, attributes=attributes):
-                return await method(*args, **kwargs)
+            with tracer.start_as_current_span(span_name, kind=SpanKind.CLIENT, attributes=attributes) as span:
+                result = await method(*args, **kwargs)
+                self._describe(span, result)
+                return result
 
         return traced
+
+    def _describe(self, span: Span, result: Any) -> None:
+        """What the span learns from the call's result (a generated image: where it was made)."""
+        if isinstance(result, GeneratedImage) and result.provider is not None:
+            span.set_attributes(
+                {
+                    "pixyproxy.model": result.model,
+                    "pixyproxy.provider": result.provider,
+                    "pixyproxy.deployment": result.deployment or "",
+                    "pixyproxy.attempts": result.attempts or 1,
+                }
+            )
+
+
+def traced_attempts(routing: "RoutingGenerator", tracer: Tracer | None) -> "RoutingGenerator":
+    """`routing` with a span around each provider attempt it makes (within a trace), when traces are on."""
+    if tracer is None:
+        return routing
+
+    @contextlib.contextmanager
+    def attempt(asked: GenerationRequest, provider: str, deployment: str, number: int) -> Iterator[None]:
+        if not trace.get_current_span().get_span_context().is_valid:
+            yield
+            return
+        operation = "edit" if isinstance(asked, EditRequest) else "generate"
+        attributes: dict[str, str | int] = {
+            "pixyproxy.component": "provider",
+            "pixyproxy.provider": provider,
+            "pixyproxy.deployment": deployment,
+            "pixyproxy.attempt": number,
+        }
+        with tracer.start_as_current_span(
+            f"{operation} {provider}", kind=SpanKind.CLIENT, attributes=attributes
+        ):
+            yield
+
+    routing.attempt_scope = attempt
+    return routing
 
 
 def traced(inner: Any, tracer: Tracer | None, component: str) -> Any:

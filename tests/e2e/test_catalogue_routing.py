@@ -3,10 +3,13 @@ servers (the real SDK against each), balanced by weight, resting after a 500 (co
 shared through Redis between two replicas), falling back in order, never on a refusal; aliases; unknown
 fields and options a model does not take refused by name, on /image/ and /v1."""
 
+import io
+import json
 import textwrap
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.e2e.server import run_server
 from tests.support.fake_openai import FakeOpenAI
@@ -226,3 +229,51 @@ def test_a_bad_models_file_stops_the_start_with_one_line(tmp_path):
     assert ran.returncode == 2
     [line] = ran.stderr.strip().splitlines()
     assert "models[0] (a): wieght: not a field of openai entries" in line
+
+
+def _png_upload() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _estimated(client, answer) -> float:
+    """What the stored images of a /v1 answer were estimated to cost, added up."""
+    return sum(client.get(f"/image/{item['guid']}").json()["estimated_cost_usd"] for item in answer["data"])
+
+
+def test_generating_answers_carry_their_cost_on_v1_too_n_images_added_up(client):
+    single = generate(client, model="balanced")
+    assert float(single.headers["x-pixyproxy-cost"]) == pytest.approx(single.json()["estimated_cost_usd"])
+    assert single.json()["estimated_cost_usd"] > 0
+    made = client.post(
+        "/v1/images/generations", json={"prompt": "a harbour at night", "model": "balanced", "n": 2}
+    )
+    assert made.status_code == 200, made.text
+    cost = float(made.headers["x-pixyproxy-cost"])
+    assert cost == pytest.approx(_estimated(client, made.json()), abs=2e-6)
+    assert cost == pytest.approx(2 * single.json()["estimated_cost_usd"])
+    edited = client.post(
+        "/v1/images/edits",
+        files=[("image", ("a.png", _png_upload(), "image/png"))],
+        data={"prompt": "add a moon", "model": "balanced", "n": "2"},
+    )
+    assert edited.status_code == 200, edited.text
+    assert float(edited.headers["x-pixyproxy-cost"]) == pytest.approx(
+        _estimated(client, edited.json()), abs=2e-6
+    )
+
+
+def test_a_stream_carries_its_cost_when_no_preview_went_out_before_it(client):
+    """The headers leave with the first event: without previews that is the finished image, whose cost
+    is known; with previews, the cost is not known yet, and no header claims one."""
+    body = {"prompt": "a stream", "model": "balanced", "stream": True}
+    with client.stream("POST", "/v1/images/generations", json=body) as whole:
+        text = "".join(whole.iter_text())
+        cost = whole.headers["x-pixyproxy-cost"]
+    completed = json.loads(next(line for line in text.splitlines() if line.startswith("data:"))[5:])
+    detail = client.get(f"/image/{completed['guid']}").json()
+    assert float(cost) == pytest.approx(detail["estimated_cost_usd"]) and float(cost) > 0
+    with client.stream("POST", "/v1/images/generations", json={**body, "partial_images": 2}) as previewed:
+        assert "image_generation.partial_image" in "".join(previewed.iter_text())
+        assert "x-pixyproxy-cost" not in previewed.headers

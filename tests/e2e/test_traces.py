@@ -1,5 +1,6 @@
 """OpenTelemetry spans, read with the SDK's in-memory exporter: one per request (its request id an
-attribute), one per provider call, storage and database operation, one per job run in the trace of the
+attribute), one per generator call (naming the provider and deployment that served) with one per provider
+attempt under it, one per storage and database operation, one per job run in the trace of the
 request that submitted the job. With no endpoint configured nothing is wrapped at all."""
 
 import json
@@ -57,9 +58,25 @@ def test_a_request_its_provider_call_storage_and_database_are_one_trace(client, 
     assert request.attributes["http.response.status_code"] == 200
     assert format(request.context.trace_id, "032x") == TRACEPARENT.split("-")[1]  # the caller's trace
     under = in_trace(spans, request)
-    assert {"generator.generate", "storage.put", "db.add"} <= set(under), sorted(under)
-    assert under["generator.generate"].attributes["pixyproxy.adapter"] == "catalogue"  # the routing port
+    assert {"generator.generate", "generate offline", "storage.put", "db.add"} <= set(under), sorted(under)
+    generation, attempt = under["generator.generate"], under["generate offline"]
+    assert generation.attributes["pixyproxy.adapter"] == "catalogue"  # the routing port, and who served:
+    assert {k: generation.attributes[k] for k in ("pixyproxy.provider", "pixyproxy.deployment")} == {
+        "pixyproxy.provider": "offline",
+        "pixyproxy.deployment": "pixyproxy-offline#1",
+    }
+    assert generation.attributes["pixyproxy.attempts"] == 1
+    assert attempt.parent.span_id == generation.context.span_id  # the provider's call, under routing's
+    assert attempt.attributes["pixyproxy.deployment"] == "pixyproxy-offline#1"
+    assert attempt.attributes["pixyproxy.attempt"] == 1
     assert under["db.add"].attributes["pixyproxy.adapter"] == "sqlite"
+    guid = response.json()["guid"]
+    edited = client.post(
+        f"/image/{guid}/edits", json={"prompt": "add a moon"}, headers={"traceparent": TRACEPARENT}
+    )
+    assert edited.status_code == 200, edited.text
+    (edit,) = [s for s in exporter.get_finished_spans() if s.name == "edit offline"]
+    assert edit.attributes["pixyproxy.provider"] == "offline"
 
 
 def test_a_failed_request_and_a_failed_call_say_so(client, exporter):

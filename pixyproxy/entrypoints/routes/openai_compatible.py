@@ -5,7 +5,8 @@ any other (GenerateImage, EditUploads): stored, listed, metered, logged. This mo
 - POST /v1/images/generations (JSON) and POST /v1/images/edits (multipart: `image` or `image[]` files,
   `mask`, `prompt` and the options) answer OpenAI's ImagesResponse, or with `stream` its server-sent
   events. `n` images are made concurrently and stored only once all of them are made: if one fails, the
-  others are cancelled and nothing is stored.
+  others are cancelled and nothing is stored. `X-PixyProxy-Cost` is their estimated cost added up (on a
+  stream, only when the finished image is its first event: headers leave with it).
 - Edits take uploaded bytes, not stored guids: the uploads are checked and sent to the generator, and
   only the result is stored (the uploads are the client's, not images this service made).
 - GET /v1/models lists the catalogue's models (GET /models has what each takes).
@@ -71,8 +72,17 @@ _EVENT_STREAM = {
 Streamed = Callable[[Previews], Awaitable[list[ImageDetail]]]
 
 
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), headers=headers, media_type="application/json")
+
+
+def _cost(details: list[ImageDetail]) -> dict[str, str]:
+    """X-PixyProxy-Cost: the request's estimated cost in US dollars, its n images' added up; none when an
+    image has no estimate (a partial sum would understate what was paid)."""
+    costs = [d.estimated_cost_usd for d in details]
+    if not costs or any(cost is None for cost in costs):
+        return {}
+    return {"X-PixyProxy-Cost": f"{sum(c for c in costs if c is not None):.6f}"}
 
 
 # -- routes -------------------------------------------------------------------------------------------
@@ -264,7 +274,7 @@ async def _answer(
     answer: dict[str, Any] = {"created": int(time.time()), "data": data, **_report(details[0])}
     if usage := _usage(details):
         answer["usage"] = usage
-    return _json(answer)
+    return _json(answer, _cost(details))
 
 
 # -- streaming ----------------------------------------------------------------------------------------
@@ -335,7 +345,9 @@ async def _stream(prefix: str, body: ImagesBody, content: ImageContent, streamed
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    # The headers leave with the first event: the cost is known then only if no preview came before it.
+    headers = {"Cache-Control": "no-cache", **(_cost([first[1]]) if first[0] == "done" else {})}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 async def _completed(
