@@ -1,6 +1,7 @@
 """The MCP server (the SDK's low-level Server): tools and `image://{guid}` resources over whatever
 ImageTools a request is served by. The same server runs at /mcp and over stdio."""
 
+import asyncio
 import base64
 import json
 import logging
@@ -54,7 +55,18 @@ def _progress_of(ctx: ServerRequestContext[Any, Any]) -> ReportProgress | None:
 async def _image_result(images: ImageTools, detail: dict[str, Any]) -> types.CallToolResult:
     """Details as structured content (and as text, for clients that read only text), the image as a
     WebP preview, and a link to the full image."""
-    preview, link = await images.preview(detail, t.PREVIEW_WIDTH), await images.link(detail)
+    # The preview (an encode in a worker thread, or a request over stdio) is made while the link is (a
+    # presign on S3).
+    making = asyncio.ensure_future(images.preview(detail, t.PREVIEW_WIDTH))
+    try:
+        link = await images.link(detail)
+    except BaseException:
+        making.cancel()
+        await asyncio.wait({making})
+        if not making.cancelled():
+            making.exception()  # it failed on its own too: the link's error is the one to tell
+        raise
+    preview = await making
     return types.CallToolResult(
         content=[
             types.TextContent(text=_json(detail)),
