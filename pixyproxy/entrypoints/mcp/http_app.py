@@ -13,7 +13,9 @@ import orjson
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -34,6 +36,11 @@ class McpEndpoint:
         self.server = build_server(self._tools_for)
         # Stateful sessions: a client's cancellation (a second POST) reaches the call it cancels.
         self.sessions = StreamableHTTPSessionManager(app=self.server, max_request_body_size=1 << 62)
+        # A request naming a session this process does not hold (another worker or replica opened it, or
+        # it ended) is served on its own, as every request of protocol 2026-07-28 is: no sticky routing.
+        self.unbound = StreamableHTTPSessionManager(
+            app=self.server, max_request_body_size=1 << 62, stateless=True
+        )
         self.routes = [Route(path, endpoint=self) for path in sorted(MCP_PATHS)]
         settings = container.settings()
         self.security = security_settings(
@@ -66,16 +73,21 @@ class McpEndpoint:
             # answered as if the session did not exist. Named by the key's name, never the key.
             identity = AccessToken(token="", client_id=f"key:{caller.name}", scopes=[])
             scope["user"] = AuthenticatedUser(identity)
-        await self.sessions.handle_request(scope, receive, send)
+        await self._manager_for(scope).handle_request(scope, receive, send)
+
+    def _manager_for(self, scope: Scope) -> StreamableHTTPSessionManager:
+        session_id = Headers(scope=scope).get(MCP_SESSION_ID_HEADER)
+        held = self.sessions._server_instances  # the SDK keeps no public view of its sessions
+        return self.unbound if session_id is not None and session_id not in held else self.sessions
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The session manager, run in a task of its own: its task group must be left by the task that
+        """The session managers, run in a task of their own: its task group must be left by the task that
         entered it, and a lifespan may be started and stopped by different tasks (test fixtures)."""
         ready, stop = asyncio.Event(), asyncio.Event()
 
         async def serve() -> None:
-            async with self.sessions.run():
+            async with self.sessions.run(), self.unbound.run():
                 ready.set()
                 await stop.wait()
 
