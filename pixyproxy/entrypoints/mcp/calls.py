@@ -6,6 +6,7 @@ error text is the HTTP answer's `detail`.
 """
 
 import asyncio
+import base64
 import contextlib
 import io
 import math
@@ -28,6 +29,7 @@ from pixyproxy.domain.svg import SvgError, looks_like_svg, rasterise, svg_size
 from pixyproxy.domain.usage import usage_period
 from pixyproxy.entrypoints.errors import describe
 from pixyproxy.entrypoints.mcp.backend import ReportProgress
+from pixyproxy.entrypoints.mcp.previews import Preview
 from pixyproxy.entrypoints.mcp.tools import PREVIEW_WIDTH, ToolFailure, search_limit
 from pixyproxy.entrypoints.middleware.rate_limit import TOO_MANY
 
@@ -89,6 +91,7 @@ class InProcessTools:
         self.caller = caller
         self.client = client
         self.base_url = base_url.rstrip("/")
+        self.owner = caller.name if caller is not None else None
         self._early_previews: dict[str, asyncio.Future[bytes]] = {}
 
     async def _limit(self) -> None:
@@ -141,7 +144,8 @@ class InProcessTools:
                     elif event.name == "partial_image":
                         previews += 1  # progress grows with each: 2.2, 2.4, 2.6 (at most 3 previews)
                         message = f"job {job.id} running: preview {previews} received"
-                        await progress(2 + previews / 5, JOB_TOTAL, message)
+                        shown = await self._streamed(f"{job.id}/{previews}", event.data["b64_json"])
+                        await progress(2 + previews / 5, JOB_TOTAL, message, shown)
                     elif event.name == "done":
                         job = event.data
         except BaseException:
@@ -155,6 +159,11 @@ class InProcessTools:
             raise ToolFailure(detail)
         await progress(JOB_TOTAL, JOB_TOTAL, f"job {job.id} succeeded")
         return job.images[0].model_dump(mode="json", exclude={"deleted"})
+
+    async def _streamed(self, name: str, b64: str) -> Preview:
+        """A streamed preview as the chat's previews are: a WebP of at most 512 px."""
+        data = await anyio.to_thread.run_sync(webp_preview, base64.b64decode(b64), PREVIEW_WIDTH)
+        return Preview(name, data, "image/webp")
 
     async def edit(self, guid: str, arguments: dict[str, Any]) -> dict[str, Any]:
         request = _parsed(EditRequest, arguments)
