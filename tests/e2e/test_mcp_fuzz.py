@@ -121,7 +121,13 @@ def tool_call(tool) -> st.SearchStrategy[dict[str, Any]]:
 
 
 IDS = st.integers(min_value=-(2**63), max_value=2**63) | st.text(max_size=20) | ANY_JSON
-RESOURCE_URIS = st.builds(lambda guid: f"image://{guid}", GUIDS) | st.text(max_size=80)
+RESOURCE_URIS = (
+    st.builds(lambda guid: f"image://{guid}", GUIDS)
+    | st.builds(
+        lambda job, index: f"preview://{job}/{index}", GUIDS, st.integers(-1, 4) | st.text(max_size=8)
+    )
+    | st.text(max_size=80)
+)
 PARAMS = {
     "tools/call": st.one_of([tool_call(tool) for tool in TOOLS]),
     "resources/read": st.fixed_dictionaries({"uri": RESOURCE_URIS}),
