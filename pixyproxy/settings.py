@@ -140,6 +140,19 @@ class Settings(BaseSettings):
         default="", description="Comma-separated origins CORS allows (https://app.example); empty: off."
     )
 
+    # MCP at /mcp (docs/mcp.md): DNS-rebinding protection.
+    mcp_allowed_hosts: str = Field(
+        default="",
+        description="Host headers /mcp answers besides 127.0.0.1, localhost, [::1] and --host: the names "
+        "clients reach this server by, comma-separated (pixyproxy.example.com: any port; name:port: that "
+        "one); * allows any.",
+    )
+    mcp_allowed_origins: str = Field(
+        default="",
+        description="Origin headers (sent by browsers) /mcp answers besides those of the allowed hosts and "
+        "PIXYPROXY_CORS_ORIGINS, comma-separated (https://chat.example); * allows any.",
+    )
+
     # Tenancy: budgets, prices, and what replicas share through Redis (docs/security.md).
     redis_url: str | None = Field(
         default=None,
@@ -368,6 +381,14 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def mcp_allowed_host_list(self) -> list[str]:
+        return [host.strip() for host in self.mcp_allowed_hosts.split(",") if host.strip()]
+
+    @property
+    def mcp_allowed_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.mcp_allowed_origins.split(",") if origin.strip()]
 
     @property
     def database_scheme(self) -> str:

@@ -16,13 +16,17 @@ from PIL import Image
 
 
 @contextlib.asynccontextmanager
-async def http_session(base_url: str, key: str | None = None) -> AsyncIterator[ClientSession]:
+async def http_session(
+    base_url: str, key: str | None = None, http_client: httpx2.AsyncClient | None = None
+) -> AsyncIterator[ClientSession]:
+    """An initialized session; over `http_client` when given (which then carries the key itself)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=60) as http,
-        streamable_http_client(f"{base_url}/mcp", http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        http = http_client or await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=60))
+        read, write = await stack.enter_async_context(
+            streamable_http_client(f"{base_url}/mcp", http_client=http)
+        )
+        session = await stack.enter_async_context(ClientSession(read, write))
         await session.initialize()
         yield session
 

@@ -130,7 +130,10 @@ async def test_resources_serve_the_bytes_and_page_newest_first(server):
         assert contents.mime_type == "image/png"
         assert base64.b64decode(contents.blob) == http.get(f"/image/{made[0]['guid']}/content").content
         templates = await session.list_resource_templates()
-        assert [t.uri_template for t in templates.resource_templates] == ["image://{guid}"]
+        assert [t.uri_template for t in templates.resource_templates] == [
+            "image://{guid}",
+            "preview://{job}/{index}",
+        ]
         with pytest.raises(MCPError, match="No image has that guid"):
             await session.read_resource(f"image://{MISSING}")
 
@@ -187,6 +190,34 @@ async def test_progress_notifications_arrive_for_a_job(server):
     job_id = (reports[-1][2] or "").split()[1]
     job = http_for(server, "ann").get(f"/image/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and job["images"][0]["guid"] == detail["guid"]
+
+
+async def test_streamed_previews_are_named_in_progress_and_read_as_images(server):
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    arguments = {"prompt": "a streamed kite", "size": "1024x1024", "partial_images": 2}
+    async with http_session(server.base_url, KEYS["ann"]) as session:
+        result = await session.call_tool("generate_image", arguments, progress_callback=on_progress)
+        assert not result.is_error, result.content
+        named = [re.fullmatch(r"job (\S+) running: preview (\d) received: (\S+)", m) for m in messages]
+        uris = [found.group(3) for found in named if found]
+        job_id = next(found.group(1) for found in named if found)
+        assert uris == [f"preview://{job_id}/1", f"preview://{job_id}/2"], messages
+        for uri in uris:
+            (contents,) = (await session.read_resource(uri)).contents
+            assert contents.mime_type == "image/webp"
+            block = ImageContent(type="image", data=contents.blob, mime_type=contents.mime_type)
+            assert max(webp_side(block)) == 512  # the 1024 px preview, scaled for the chat
+        templates = await session.list_resource_templates()
+        assert "preview://{job}/{index}" in [t.uri_template for t in templates.resource_templates]
+        with pytest.raises(MCPError, match="Resource not found"):
+            await session.read_resource(f"preview://{job_id}/3")
+    async with http_session(server.base_url, KEYS["bob"]) as other:
+        with pytest.raises(MCPError, match="Resource not found"):  # another key's preview
+            await other.read_resource(uris[0])
 
 
 async def test_without_a_key_the_endpoint_refuses(server):

@@ -4,12 +4,14 @@ HTTP API's message, a refused key and tenancy."""
 
 import asyncio
 import base64
+import io
 
 import anyio
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import ImageContent
+from PIL import Image
 
 from tests.e2e.mcp_support import http_session, image_parts, stdio_session, text_of, webp_side
 from tests.e2e.server import run_server
@@ -104,6 +106,23 @@ async def test_progress_and_a_cancelled_call(server):
             job = http.get(f"/image/jobs/{job_id}").json()
         assert job["status"] == "canceled" and job["images"] == []
     assert [image["prompt"] for image in http.get("/image/").json()] == ["progress"]
+
+
+async def test_streamed_previews_read_as_images(server):
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with stdio_session(server.base_url, KEYS["bob"]) as session:
+        arguments = {"prompt": "a streamed stdio kite", "partial_images": 1, "output_format": "webp"}
+        result = await session.call_tool("generate_image", arguments, progress_callback=on_progress)
+        assert not result.is_error, result.content
+        (uri,) = [m.rsplit(": ", 1)[1] for m in messages if " preview 1 received: " in m]
+        (contents,) = (await session.read_resource(uri)).contents
+        assert contents.mime_type == "image/webp"  # as the server streamed it
+        with Image.open(io.BytesIO(base64.b64decode(contents.blob))) as image:
+            assert image.format == "WEBP"
 
 
 async def test_bad_input_missing_key_and_tenancy(server):

@@ -9,6 +9,9 @@ values the configured generator supports (quality, size) or which cursors this s
 well-formed but unknown value is rightly a 422. use_after_free too: DELETE /image/jobs/{id} cancels a
 job, which stays readable by contract (a per-operation setting did not reach the stateful phase); that a
 deleted image answers 404 everywhere is tested directly in test_image_life_e2e.py.
+
+/mcp is not in the OpenAPI schema (one JSON-RPC endpoint, its inputs the tools' own schemas): it is
+fuzzed by hypothesis in test_mcp_fuzz.py, from those schemas, with the same no-5xx, no-traceback checks.
 """
 
 import os

@@ -1,16 +1,27 @@
 """What the MCP tools need of PixyProxy, whoever provides it: the use cases in this process (calls.py)
 or a running server over HTTP (remote.py). Details travel as the HTTP API's JSON (plain dicts)."""
 
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-# progress, total, message: what a long call reports as it goes.
-ReportProgress = Callable[[float, float | None, str | None], Awaitable[None]]
+from pixyproxy.entrypoints.mcp.previews import Preview
+
+
+class ReportProgress(Protocol):
+    """What a long call reports as it goes: progress of total, a message, and a streamed preview
+    (which the server keeps and names in the message, for the client to read as an image)."""
+
+    async def __call__(
+        self, progress: float, total: float | None, message: str | None, preview: Preview | None = None
+    ) -> None: ...
 
 
 class ImageTools(Protocol):
     """Every method raises tools.ToolFailure for what the caller should be told (the HTTP API's
     message); anything else is a fault of ours."""
+
+    # Whose previews these tools may read back: the API key's name (None: keys off, or the one user of
+    # a stdio server).
+    owner: str | None
 
     async def generate(
         self, arguments: dict[str, Any], progress: ReportProgress | None

@@ -16,6 +16,7 @@ from pixyproxy.client import APIError, AsyncPixyProxyClient, PixyProxyError
 from pixyproxy.client import _base as client_base
 from pixyproxy.client.models import DoneEvent, Job, PartialImageEvent, StatusEvent
 from pixyproxy.entrypoints.mcp.backend import ReportProgress
+from pixyproxy.entrypoints.mcp.previews import Preview
 from pixyproxy.entrypoints.mcp.tools import ToolFailure, search_limit
 
 # The widths the server makes variants at (GET /image/{guid}/content?width=).
@@ -27,6 +28,7 @@ JOB_TOTAL = 3
 class RemoteTools:
     def __init__(self, client: AsyncPixyProxyClient) -> None:
         self.client = client
+        self.owner: str | None = None  # one client, one key: this process serves no one else
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -68,7 +70,10 @@ class RemoteTools:
                     elif isinstance(event, PartialImageEvent):
                         previews += 1  # progress grows with each: 2.2, 2.4, 2.6 (at most 3 previews)
                         message = f"job {job.id} running: preview {previews} received"
-                        await progress(2 + previews / 5, JOB_TOTAL, message)
+                        # As the server sent it: this process decodes no images.
+                        fmt = str(arguments.get("output_format") or "png")
+                        shown = Preview(f"{job.id}/{previews}", event.data, f"image/{fmt}")
+                        await progress(2 + previews / 5, JOB_TOTAL, message, shown)
                     elif isinstance(event, DoneEvent):
                         job = event.job
         except BaseException:

@@ -1,6 +1,7 @@
 """The MCP server (the SDK's low-level Server): tools and `image://{guid}` resources over whatever
 ImageTools a request is served by. The same server runs at /mcp and over stdio."""
 
+import asyncio
 import base64
 import json
 import logging
@@ -15,6 +16,7 @@ from mcp.shared.exceptions import MCPError
 from pixyproxy import __version__
 from pixyproxy.entrypoints.mcp import tools as t
 from pixyproxy.entrypoints.mcp.backend import ImageTools, ReportProgress
+from pixyproxy.entrypoints.mcp.previews import KEEP_SECONDS, PREVIEW_URI, Preview, PreviewStore
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,20 @@ def _failed(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
 
 
-def _progress_of(ctx: ServerRequestContext[Any, Any]) -> ReportProgress | None:
-    """The client's progress reporter when it asked for progress (sent a progress token)."""
+def _progress_of(
+    ctx: ServerRequestContext[Any, Any], previews: PreviewStore, owner: str | None
+) -> ReportProgress | None:
+    """The client's progress reporter when it asked for progress (sent a progress token). A streamed
+    preview is kept for `owner` and its URI named in the message."""
     if not ctx.meta or ctx.meta.get("progress_token") is None:
         return None
     session = ctx.session
 
-    async def report(progress: float, total: float | None, message: str | None) -> None:
+    async def report(
+        progress: float, total: float | None, message: str | None, preview: Preview | None = None
+    ) -> None:
+        if preview is not None:
+            message = f"{message}: {previews.put(owner, preview)}"
         await session.report_progress(progress, total, message)
 
     return report
@@ -54,7 +63,18 @@ def _progress_of(ctx: ServerRequestContext[Any, Any]) -> ReportProgress | None:
 async def _image_result(images: ImageTools, detail: dict[str, Any]) -> types.CallToolResult:
     """Details as structured content (and as text, for clients that read only text), the image as a
     WebP preview, and a link to the full image."""
-    preview, link = await images.preview(detail, t.PREVIEW_WIDTH), await images.link(detail)
+    # The preview (an encode in a worker thread, or a request over stdio) is made while the link is (a
+    # presign on S3).
+    making = asyncio.ensure_future(images.preview(detail, t.PREVIEW_WIDTH))
+    try:
+        link = await images.link(detail)
+    except BaseException:
+        making.cancel()
+        await asyncio.wait({making})
+        if not making.cancelled():
+            making.exception()  # it failed on its own too: the link's error is the one to tell
+        raise
+    preview = await making
     return types.CallToolResult(
         content=[
             types.TextContent(text=_json(detail)),
@@ -114,8 +134,18 @@ def _guid_of(uri: str) -> str:
     return uri[len(IMAGE_URI) :]
 
 
+def _streamed(preview: Preview | None, uri: str) -> types.ReadResourceResult:
+    if preview is None:
+        message = "Resource not found: a preview is kept a few minutes, by the process that made it"
+        raise MCPError(RESOURCE_NOT_FOUND, message, uri[:200])
+    data = base64.b64encode(preview.data).decode()
+    blob = types.BlobResourceContents(uri=uri, mime_type=preview.mime_type, blob=data)
+    return types.ReadResourceResult(contents=[blob])
+
+
 def build_server(tools_for: ToolsFor) -> Server[Any]:
     """The server; `tools_for` gives the ImageTools that serve a request (its caller's)."""
+    previews = PreviewStore()
 
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
@@ -130,7 +160,8 @@ def build_server(tools_for: ToolsFor) -> Server[Any]:
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name[:100]}")
         try:
             arguments = t.check_arguments(tool, params.arguments)
-            return await call(tools_for(ctx), tool.name, arguments, _progress_of(ctx))
+            images = tools_for(ctx)
+            return await call(images, tool.name, arguments, _progress_of(ctx, previews, images.owner))
         except t.ToolFailure as exc:
             return _failed(exc.message)
         except MCPError:
@@ -168,11 +199,20 @@ def build_server(tools_for: ToolsFor) -> Server[Any]:
             title="A stored image",
             description="The image's bytes, in the format it was made in.",
         )
-        return types.ListResourceTemplatesResult(resource_templates=[template])
+        streamed = types.ResourceTemplate(
+            uri_template=PREVIEW_URI + "{job}/{index}",
+            name="preview",
+            title="A streamed preview",
+            description="A preview a generation streamed (partial_images), named in its progress "
+            f"notification: a WebP of at most {t.PREVIEW_WIDTH} px, kept {KEEP_SECONDS / 60:.0f} minutes.",
+        )
+        return types.ListResourceTemplatesResult(resource_templates=[template, streamed])
 
     async def read_resource(
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
+        if params.uri.startswith(PREVIEW_URI):
+            return _streamed(previews.get(tools_for(ctx).owner, params.uri), params.uri)
         guid = _guid_of(params.uri)
         try:
             data, mime_type = await tools_for(ctx).content(guid)

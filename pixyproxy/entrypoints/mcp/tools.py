@@ -193,8 +193,9 @@ def check_arguments(tool: types.Tool, arguments: dict[str, Any] | None) -> dict[
     for name in tool.input_schema.get("required", []):
         if name not in arguments:
             raise ToolFailure(f"{name}: Field required")
-    if "guid" in known and "guid" in arguments and not isinstance(arguments["guid"], str):
-        raise ToolFailure("guid: Input should be a valid string")
+    for name, value in arguments.items():  # the tools' own string fields; the API models check theirs
+        if known[name].get("type") == "string" and not isinstance(value, str):
+            raise ToolFailure(f"{name[:100]}: Input should be a valid string")
     return arguments
 
 
