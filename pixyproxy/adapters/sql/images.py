@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pixyproxy.adapters.sql import schema, word_postings
 from pixyproxy.adapters.sql.database import Database, Tx
-from pixyproxy.adapters.sql.dialect import KEYSET_AFTER, NEWEST_FIRST_INDEX, TRUE
+from pixyproxy.adapters.sql.dialect import KEYSET_AFTER, LOCK_SHARED, NEWEST_FIRST_INDEX, TRUE
 from pixyproxy.adapters.sql.errors import Duplicate
 from pixyproxy.adapters.sql.image_rows import (
     INSERT_COLUMNS,
@@ -112,8 +112,18 @@ class SQLImageRepository:
             raise MetadataUnavailable(f"the image was not recorded: {unknown}") from unknown
 
     async def _stored(self, row: dict[str, Any]) -> bool:
-        rows = await self.db.rows(GET_BY_GUID, {"guid": row["guid"]})
-        return bool(rows) and stored_image(rows[0]).detail.sha256 == row["sha256"]
+        detail = await self.settled(UUID(row["guid"]))
+        return detail is not None and detail.sha256 == row["sha256"]
+
+    async def settled(self, guid: UUID) -> ImageDetail | None:
+        """A locking read: a write in flight on the row (its COMMIT unanswered) ends before it answers."""
+        locking = GET_BY_GUID + LOCK_SHARED[self.name]
+
+        async def read(tx: Tx) -> Sequence[Any]:
+            return await tx.rows(locking, {"guid": str(guid)})
+
+        rows = await self.db.run(read, write=True, idempotent=True)
+        return stored_image(rows[0]).detail if rows else None
 
     async def get(self, guid: UUID, owner: str | None = None) -> ImageDetail | None:
         """The image; with `owner`, only if it is that owner's."""
@@ -201,8 +211,9 @@ class SQLImageRepository:
         }
 
     async def delete(self, guid: UUID) -> bool:
-        # Run again after a lost connection, it may find the row gone: then the first attempt took it.
-        return bool(await self.db.execute(DELETE_BY_GUID, {"guid": str(guid)}, idempotent=True))
+        # Not run again after a COMMIT went unanswered: a second run would find the row gone and say
+        # "none" for a delete that happened. MetadataOutcomeUnknown lets the caller read what is true.
+        return bool(await self.db.execute(DELETE_BY_GUID, {"guid": str(guid)}))
 
     async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
         rows = await self.db.rows(CREATED_BEFORE, {"cutoff": self.db.dialect.stamp(cutoff), "limit": limit})
