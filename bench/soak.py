@@ -14,9 +14,10 @@ Then, in this process:
 
 The mix, in exact proportions (a weighted round-robin, not a random draw): detail reads
 (`GET /image/{guid}`), list pages (`GET /image/?limit=20`, the first page or a page further down the
-cursor chain), content downloads (`GET /image/{guid}/content`), variants (`GET .../content?width=&format=`,
-made on first request, then stored), generations (`POST /image/`) and edits of stored images
-(`POST /image/{guid}/edits`); reads and edits pick among the seeded images and those made so far.
+cursor chain), content downloads (`GET /image/{guid}/content`), variants (`GET .../content?width=&format=`
+of 100 gallery images in four sizes and formats, made on first request, then stored), generations
+(`POST /image/`) and edits of stored images (`POST /image/{guid}/edits`); reads and edits pick among the
+seeded images and those made so far.
 
 It reports requests, errors (any answer other than 2xx/304, any transport error or timeout), p50/p99
 latency per kind, and the server's RSS after warm-up and at the end. It exits 1 when there was an error
@@ -57,6 +58,7 @@ SLOW_KINDS = ("generate", "edit")  # each takes the generator's latency
 DEFAULT_MIX = "detail=42,list=17,content=32,variant=5,generate=2,edit=2"
 # Variants asked for: a few sizes and formats, so some are made (an encode) and most are found stored.
 VARIANTS = ("width=64&format=webp", "width=128", "width=256&format=webp", "width=256&format=jpeg")
+GALLERY = 100  # variants are asked of the first this-many images (a gallery page's tiles), as clients do
 LIST_LIMIT = 20
 SEED_BYTES = 64 * 1024
 RSS_GOAL = 0.10  # RSS at the end at most 10% above RSS after warm-up
@@ -163,7 +165,8 @@ class Workload:
             return kind, self._get(f"/image/{self.rng.choice(self.guids)}/content")
         if kind == "variant":
             variant = self.rng.choice(VARIANTS)
-            return kind, self._get(f"/image/{self.rng.choice(self.guids)}/content?{variant}")
+            shown = self.rng.choice(self.guids[:GALLERY])
+            return kind, self._get(f"/image/{shown}/content?{variant}")
         if kind == "list":
             if self.next_pages and self.rng.random() < 0.5:
                 return kind, self._get(self.rng.choice(self.next_pages))
