@@ -563,6 +563,7 @@ def render(o: Outcome, args: argparse.Namespace) -> str:
         "Written by `bench/soak.py` (kept in bench/soak_results.md, which `python -m bench` appends here);",
         "not run in CI (tests/e2e/test_soak_smoke.py runs a few seconds of it). Reproduce with:",
         "",
+        "<!-- example: skip (a soak test runs for 10 minutes) -->",  # the docs test runs every other
         "```sh",
         ".venv/bin/python -m bench.soak                 # 10 minutes; rewrites this section",
         ".venv/bin/python -m bench.soak --minutes 0.5   # a short try (--no-write: print only)",
