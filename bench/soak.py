@@ -14,8 +14,10 @@ Then, in this process:
 
 The mix, in exact proportions (a weighted round-robin, not a random draw): detail reads
 (`GET /image/{guid}`), list pages (`GET /image/?limit=20`, the first page or a page further down the
-cursor chain), content downloads (`GET /image/{guid}/content`) and generations (`POST /image/`); reads
-pick among the seeded images and those generated so far.
+cursor chain), content downloads (`GET /image/{guid}/content`), variants (`GET .../content?width=&format=`
+of 100 gallery images in four sizes and formats, made on first request, then stored), generations
+(`POST /image/`) and edits of stored images (`POST /image/{guid}/edits`); reads and edits pick among the
+seeded images and those made so far.
 
 It reports requests, errors (any answer other than 2xx/304, any transport error or timeout), p50/p99
 latency per kind, and the server's RSS after warm-up and at the end. It exits 1 when there was an error
@@ -51,8 +53,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "bench" / "soak_results.md"
 SECTION = "## Soak"
-KINDS = ("detail", "list", "content", "generate")
-DEFAULT_MIX = "detail=45,list=18,content=35,generate=2"
+KINDS = ("detail", "list", "content", "variant", "generate", "edit")
+SLOW_KINDS = ("generate", "edit")  # each takes the generator's latency
+DEFAULT_MIX = "detail=42,list=17,content=32,variant=5,generate=2,edit=2"
+# Variants asked for: a few sizes and formats, so some are made (an encode) and most are found stored.
+VARIANTS = ("width=64&format=webp", "width=128", "width=256&format=webp", "width=256&format=jpeg")
+GALLERY = 100  # variants are asked of the first this-many images (a gallery page's tiles), as clients do
 LIST_LIMIT = 20
 SEED_BYTES = 64 * 1024
 RSS_GOAL = 0.10  # RSS at the end at most 10% above RSS after warm-up
@@ -157,11 +163,19 @@ class Workload:
             return kind, self._get(f"/image/{self.rng.choice(self.guids)}")
         if kind == "content":
             return kind, self._get(f"/image/{self.rng.choice(self.guids)}/content")
+        if kind == "variant":
+            variant = self.rng.choice(VARIANTS)
+            shown = self.rng.choice(self.guids[:GALLERY])
+            return kind, self._get(f"/image/{shown}/content?{variant}")
         if kind == "list":
             if self.next_pages and self.rng.random() < 0.5:
                 return kind, self._get(self.rng.choice(self.next_pages))
             return kind, self._get(f"/image/?limit={LIST_LIMIT}")
         self.generated += 1
+        if kind == "edit":
+            prompt = f"soak {os.getpid()} {self.generated}: the same, in winter"
+            edited = self.rng.choice(self.guids)
+            return kind, post_request(self.base_url, f"/image/{edited}/edits", {"prompt": prompt})
         prompt = f"soak {os.getpid()} {self.generated}: a lighthouse at dusk, watercolour"
         return kind, post_request(self.base_url, "/image/", {"prompt": prompt})
 
@@ -169,7 +183,7 @@ class Workload:
         """Check an answer; returns what was wrong with it, if anything."""
         if not (200 <= status < 300 or status == 304):
             return f"{kind}: HTTP {status} {body[:200]!r}"
-        if kind == "generate":
+        if kind in SLOW_KINDS:
             self.guids.append(json.loads(body)["guid"])
         elif kind == "list":
             link = headers.get("link", "")
@@ -463,14 +477,14 @@ async def report_progress(phase: Phase, rss: servers.RssSampler, seconds: float,
     while True:
         await asyncio.sleep(every)
         # p99 of this interval only: sorting every latency so far would stall the client's sends
-        reads = sorted(v for k in KINDS if k != "generate" for v in phase.latencies[k][seen[k] :])
-        generations = sorted(phase.latencies["generate"][seen["generate"] :])
+        reads = sorted(v for k in KINDS if k not in SLOW_KINDS for v in phase.latencies[k][seen[k] :])
+        generations = sorted(v for k in SLOW_KINDS for v in phase.latencies[k][seen[k] :])
         seen = {k: len(phase.latencies[k]) for k in KINDS}
         others.append(other_test_runs())
         say(
             f"   {time.perf_counter() - started:4.0f} s: {phase.requests():,} answered, "
             f"{phase.error_count()} errors; last {every:g} s: p99 reads {p99(reads):.1f} ms, "
-            f"generations {p99(generations):.1f} ms; RSS {rss.samples[-1][1] / 2**20:.1f} MiB"
+            f"generations and edits {p99(generations):.1f} ms; RSS {rss.samples[-1][1] / 2**20:.1f} MiB"
         )
 
 
@@ -549,6 +563,7 @@ def render(o: Outcome, args: argparse.Namespace) -> str:
         "Written by `bench/soak.py` (kept in bench/soak_results.md, which `python -m bench` appends here);",
         "not run in CI (tests/e2e/test_soak_smoke.py runs a few seconds of it). Reproduce with:",
         "",
+        "<!-- example: skip (a soak test runs for 10 minutes) -->",  # the docs test runs every other
         "```sh",
         ".venv/bin/python -m bench.soak                 # 10 minutes; rewrites this section",
         ".venv/bin/python -m bench.soak --minutes 0.5   # a short try (--no-write: print only)",
@@ -568,7 +583,7 @@ def render(o: Outcome, args: argparse.Namespace) -> str:
         f" (asyncio) on the same cores, up to {o.peak_connections} connections open",
         f"- Achieved: {s.requests() / s.scheduled_s:,.1f} req/s during the soak; server CPU"
         f" {s.server_cpu_s / s.seconds:.0%} of a core, the client's {s.client_cpu_s / s.seconds:.0%};"
-        f" {o.generated:,} images generated in all",
+        f" {o.generated:,} images generated or edited in all",
         "",
         "| Kind | Requests | Errors | p50 | p99 |",
         "|---|---|---|---|---|",

@@ -1,4 +1,5 @@
-"""Keeping the stores tidy: deleting images past their retention, removing blobs no row points at.
+"""Keeping the stores tidy: deleting images past their retention, removing blobs no row points at and
+rows whose bytes are missing.
 
 Needs only the repository and the blob store, so `pixyproxy gc` runs without a generator or its key.
 """
@@ -9,6 +10,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from pixyproxy.domain.clock import utc_now
+from pixyproxy.domain.models import ImageDetail
 from pixyproxy.domain.ports.blobs import BlobStore
 from pixyproxy.domain.ports.repository import ImageRepository
 from pixyproxy.domain.variants import all_variant_keys
@@ -51,6 +53,42 @@ class GarbageCollector:
                 log.info("gc deleted %d image(s) older than %s (%d so far)", len(batch), cutoff, removed)
             if len(batch) < batch_size:
                 return removed
+
+    async def remove_rows_without_bytes(self, grace: timedelta, page_size: int = 500) -> list[UUID]:
+        """Delete rows older than `grace` whose bytes are missing (a write whose outcome was lost, bytes
+        removed by hand), with any variant left: a variant is smaller than the original and cannot stand
+        in for it, so nothing can repair such a row. Returns their guids."""
+        cutoff = self._clock() - grace
+        keys = set(await self.blobs.list_older_than(cutoff))
+        broken: list[ImageDetail] = []
+        after = None
+        while True:
+            page = await self.repository.list_page(page_size, after)
+            for detail in page.items:
+                # A listing can lag a write (and rows are stamped before their bytes): each is opened.
+                if (
+                    detail.created_at < cutoff
+                    and detail.filename not in keys
+                    and not await self._has_bytes(detail.filename)
+                ):
+                    broken.append(detail)
+            if page.next is None:
+                break
+            after = page.next
+        for detail in broken:
+            await self.repository.delete(detail.guid)
+            await self.blobs.delete_many(all_variant_keys(detail.guid))
+            log.warning("gc removed image %s: its row was kept but its bytes were missing", detail.guid)
+        if broken:
+            log.info("gc removed %d row(s) whose bytes were missing", len(broken))
+        return [detail.guid for detail in broken]
+
+    async def _has_bytes(self, key: str) -> bool:
+        stream = await self.blobs.open(key, 0, 0)
+        if stream is None:
+            return False
+        await stream.aclose()
+        return True
 
     async def remove_orphans(self, grace: timedelta) -> list[str]:
         """Delete blobs with no row that are older than `grace` (left by crashes or failed writes)."""

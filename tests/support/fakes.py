@@ -71,6 +71,9 @@ class InMemoryImageRepository:
         self._check()
         return next((d for _, d, _, _ in self.rows if d.guid == guid and owner in (None, d.owner)), None)
 
+    async def settled(self, guid: UUID) -> ImageDetail | None:
+        return await self.get(guid)
+
     async def get_by_idempotency_key(self, key: str) -> IdempotentResult | None:
         self._check()
         for _, detail, stored_key, request_hash in self.rows:

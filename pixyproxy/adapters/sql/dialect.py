@@ -21,6 +21,9 @@ TRUE = {"sqlite": "1", "mysql": "TRUE"}
 # Appended to the SELECT that picks the rows a claim takes: MySQL locks them and skips the ones another
 # claim holds; SQLite's write transaction (BEGIN IMMEDIATE) already excludes every other writer.
 LOCK_PICKED = {"sqlite": "", "mysql": " FOR UPDATE SKIP LOCKED"}
+# Appended to a read that must wait for any write in flight on its rows (MySQL: a shared lock waits for
+# the writer's; SQLite: the read runs in a write transaction, after every other writer).
+LOCK_SHARED = {"sqlite": "", "mysql": " LOCK IN SHARE MODE"}
 # Ends an INSERT that does nothing when a unique key already holds the row (unlike MySQL's INSERT
 # IGNORE, raising no warning and hiding no other error).
 KEEP_EXISTING = {"sqlite": " ON CONFLICT DO NOTHING", "mysql": " ON DUPLICATE KEY UPDATE id = id"}

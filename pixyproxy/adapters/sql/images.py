@@ -9,12 +9,14 @@ one unit of work. Nothing is cached: every read asks the database.
 import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from pixyproxy.adapters.sql import schema, word_postings
 from pixyproxy.adapters.sql.database import Database, Tx
-from pixyproxy.adapters.sql.dialect import KEYSET_AFTER, NEWEST_FIRST_INDEX, TRUE
+from pixyproxy.adapters.sql.dialect import KEYSET_AFTER, LOCK_SHARED, NEWEST_FIRST_INDEX, TRUE
+from pixyproxy.adapters.sql.disk_reserve import DiskReserve, is_disk_full
 from pixyproxy.adapters.sql.errors import Duplicate
 from pixyproxy.adapters.sql.image_rows import (
     INSERT_COLUMNS,
@@ -71,6 +73,7 @@ class SQLImageRepository:
     def __init__(self, database: Database) -> None:
         self.db = database
         self.name = database.name
+        self._reserve: DiskReserve | None = None  # SQLite's room for deletes on a full disk
         self._list_first = f"{SELECT}{NEWEST_FIRST_INDEX[self.name]} {NEWEST_FIRST}"
         self._list_after = (
             f"{SELECT}{NEWEST_FIRST_INDEX[self.name]} WHERE {KEYSET_AFTER[self.name]} {NEWEST_FIRST}"
@@ -78,6 +81,9 @@ class SQLImageRepository:
 
     async def init(self) -> None:
         await self.db.init()
+        if self.name == "sqlite" and self.db.url.database not in (None, "", ":memory:"):
+            self._reserve = DiskReserve(Path(self.db.url.database))
+            await asyncio.to_thread(self._reserve.ensure)
 
     async def add(
         self, detail: ImageDetail, idempotency_key: str | None = None, request_hash: str | None = None
@@ -112,8 +118,18 @@ class SQLImageRepository:
             raise MetadataUnavailable(f"the image was not recorded: {unknown}") from unknown
 
     async def _stored(self, row: dict[str, Any]) -> bool:
-        rows = await self.db.rows(GET_BY_GUID, {"guid": row["guid"]})
-        return bool(rows) and stored_image(rows[0]).detail.sha256 == row["sha256"]
+        detail = await self.settled(UUID(row["guid"]))
+        return detail is not None and detail.sha256 == row["sha256"]
+
+    async def settled(self, guid: UUID) -> ImageDetail | None:
+        """A locking read: a write in flight on the row (its COMMIT unanswered) ends before it answers."""
+        locking = GET_BY_GUID + LOCK_SHARED[self.name]
+
+        async def read(tx: Tx) -> Sequence[Any]:
+            return await tx.rows(locking, {"guid": str(guid)})
+
+        rows = await self.db.run(read, write=True, idempotent=True)
+        return stored_image(rows[0]).detail if rows else None
 
     async def get(self, guid: UUID, owner: str | None = None) -> ImageDetail | None:
         """The image; with `owner`, only if it is that owner's."""
@@ -201,8 +217,19 @@ class SQLImageRepository:
         }
 
     async def delete(self, guid: UUID) -> bool:
-        # Run again after a lost connection, it may find the row gone: then the first attempt took it.
-        return bool(await self.db.execute(DELETE_BY_GUID, {"guid": str(guid)}, idempotent=True))
+        # Not run again after a COMMIT went unanswered: a second run would find the row gone and say
+        # "none" for a delete that happened. MetadataOutcomeUnknown lets the caller read what is true.
+        try:
+            deleted = bool(await self.db.execute(DELETE_BY_GUID, {"guid": str(guid)}))
+        except MetadataOutcomeUnknown:
+            raise
+        except MetadataUnavailable as exc:
+            if not (self._reserve and is_disk_full(exc) and self._reserve.release()):
+                raise
+            deleted = bool(await self.db.execute(DELETE_BY_GUID, {"guid": str(guid)}))
+        if self._reserve is not None:
+            await asyncio.to_thread(self._reserve.ensure)
+        return deleted
 
     async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
         rows = await self.db.rows(CREATED_BEFORE, {"cutoff": self.db.dialect.stamp(cutoff), "limit": limit})

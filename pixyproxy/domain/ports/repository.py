@@ -31,6 +31,12 @@ class ImageRepository(Protocol):
         of the lookup itself, so another tenant's guid costs what an unknown one does."""
         ...
 
+    async def settled(self, guid: UUID) -> ImageDetail | None:
+        """The image as it stands once any write in flight on its row has ended (a locking read: it waits
+        for a write, maybe on another connection, whose COMMIT went unanswered). What a write of unknown
+        outcome did; a plain read could run before that COMMIT lands."""
+        ...
+
     async def get_by_idempotency_key(self, key: str) -> IdempotentResult | None: ...
 
     async def release_idempotency_key(self, key: str, older_than: datetime) -> None:

@@ -46,7 +46,7 @@ class DeleteImage:
             deleted = await self.repository.delete(detail.guid)
         except MetadataOutcomeUnknown:
             # The row's fate decides: still there, nothing was deleted (its bytes stay); gone, finish.
-            stored = await learn_outcome(lambda: self.repository.get(detail.guid), self._outcome_checks)
+            stored = await learn_outcome(lambda: self.repository.settled(detail.guid), self._outcome_checks)
             if stored is not False:
                 raise
             deleted = True

@@ -3,7 +3,7 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -46,8 +46,14 @@ async def all_or_none(n: int, make: Callable[[int], Awaitable[T]]) -> list[T]:
 async def stored_all_or_none(
     n: int, make: Callable[[int], Awaitable[P]], store: Callable[[P], Awaitable[T]]
 ) -> list[T]:
-    """n made at once, then stored only once every one is made: if one fails, nothing is stored."""
+    """n made at once, then stored only once every one is made: if one fails to be made, nothing is
+    stored. If one fails to be stored, the others' stores end before that failure is raised (their
+    images, paid for, are kept), so no store is still running once the client has its answer."""
     made = await all_or_none(n, make)
     if n == 1:
         return [await store(made[0])]
-    return list(await asyncio.gather(*(store(paid) for paid in made)))
+    stored = await asyncio.gather(*(store(paid) for paid in made), return_exceptions=True)
+    for result in stored:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(list[T], stored)

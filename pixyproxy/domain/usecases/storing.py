@@ -134,7 +134,7 @@ class ImageWriter:
         try:
             await self.repository.add(detail, key.stored if key else None, key.fingerprint if key else None)
         except MetadataOutcomeUnknown:
-            stored = await learn_outcome(lambda: self.repository.get(guid), self._outcome_checks)
+            stored = await learn_outcome(lambda: self.repository.settled(guid), self._outcome_checks)
             if stored:
                 log.warning("image %s stored; the database's answer to its write was lost", guid)
                 return detail
@@ -142,6 +142,10 @@ class ImageWriter:
                 await self.discard(detail.filename)
             else:
                 log.warning("image %s: its row may or may not be stored; its bytes stay (gc decides)", guid)
+            raise
+        except asyncio.CancelledError:
+            # Stopped mid-write (another of n failed, a shutdown): its COMMIT may have been sent.
+            log.warning("image %s: stopped while its row was written; its bytes stay (gc decides)", guid)
             raise
         except BaseException:
             await self.discard(detail.filename)

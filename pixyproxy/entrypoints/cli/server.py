@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Coroutine, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
+from uuid import UUID
 
 import typer
 from rich.console import Console
@@ -218,12 +219,13 @@ def reindex() -> None:
 def gc(
     grace_seconds: int = typer.Option(None, help="Keep orphans younger than this (default from settings)."),
 ) -> None:
-    """Delete images older than PIXYPROXY_RETENTION_DAYS (when set), then remove stored bytes that no
-    metadata row points at (left by crashes, failed writes or deletes the store did not finish)."""
+    """Delete images older than PIXYPROXY_RETENTION_DAYS (when set), then remove rows whose bytes are
+    missing (nothing can rebuild them), then stored bytes that no metadata row points at (left by
+    crashes, failed writes or deletes the store did not finish)."""
     with server_extra():
         from pixyproxy.container import Container, done
 
-    async def run() -> tuple[int | None, list[str]]:
+    async def run() -> tuple[int | None, list[UUID], list[str]]:
         container = Container()
         config = container.settings()
         grace = grace_seconds if grace_seconds is not None else config.gc_grace_seconds
@@ -234,11 +236,13 @@ def gc(
             if config.retention_days is not None:
                 retention = timedelta(days=config.retention_days)
                 expired = await collector.remove_expired(retention, config.retention_batch_size)
-            return expired, await collector.remove_orphans(timedelta(seconds=grace))
+            broken = await collector.remove_rows_without_bytes(timedelta(seconds=grace))
+            return expired, broken, await collector.remove_orphans(timedelta(seconds=grace))
         finally:
             await done(container.shutdown_resources())
 
-    expired, removed = run_reporting(run())
+    expired, broken, removed = run_reporting(run())
     if expired is not None:
         typer.echo(f"deleted {expired} image(s) past retention")
+    typer.echo(f"removed {len(broken)} row(s) whose bytes were missing")
     typer.echo(f"removed {len(removed)} orphan blob(s)")
