@@ -82,12 +82,13 @@ def test_wait_times_out_on_a_job_still_running(client) -> None:
 
 
 def test_wait_with_events_times_out_on_a_job_still_running(client) -> None:
-    job = client.submit("a slow one, followed", n=10)  # about 4 s of work
+    job = client.submit("a slow one, followed", n=10)  # ten images drawn: longer than the wait
     started = time.monotonic()
     with pytest.raises(PixyProxyTimeout, match="had not ended"):
         client.wait(job, timeout=0.5, use_events=True)
     assert time.monotonic() - started < 2.5  # not when the job ends
-    assert client.cancel(job).status == "canceled"
+    with contextlib.suppress(JobFinished):  # only tidying up: the job may have ended by now
+        client.cancel(job)
 
 
 def test_cancel_then_cancel_again_is_job_finished(client) -> None:
