@@ -113,7 +113,16 @@ def client_options(
 
 
 # What generate() and edit() may ask besides the prompt; None leaves the server's default.
-OPTIONS = ("model", "size", "quality", "background", "output_format", "output_compression", "moderation")
+OPTIONS = (
+    "model",
+    "size",
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "negative_prompt",
+)
 
 
 def generation_body(prompt: str, **options: Any) -> dict[str, Any]:

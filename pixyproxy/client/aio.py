@@ -76,11 +76,14 @@ class AsyncPixyProxyClient:
         background: str | None = None,
         output_format: str | None = None,
         output_compression: int | None = None,
+        negative_prompt: str | None = None,
         moderation: str | None = None,
         idempotency_key: str | None = None,
     ) -> ImageDetail:
         """Generate an image and store it; returns its details once it is stored.
 
+        `negative_prompt`: what not to draw, for models that take one (GET /models lists them); the
+        others refuse it by name (InvalidRequest), never drop it.
         One Idempotency-Key (yours, or a fresh one per call) is sent on every attempt, so the client's own
         retries never make a second image. Pass your own key to make a retry of *your* call safe too.
         """
@@ -92,6 +95,7 @@ class AsyncPixyProxyClient:
             background=background,
             output_format=output_format,
             output_compression=output_compression,
+            negative_prompt=negative_prompt,
             moderation=moderation,
         )
         return await self._generation("/image/", body, idempotency_key)
@@ -109,6 +113,7 @@ class AsyncPixyProxyClient:
         background: str | None = None,
         output_format: str | None = None,
         output_compression: int | None = None,
+        negative_prompt: str | None = None,
         idempotency_key: str | None = None,
     ) -> ImageDetail:
         """A new image made from a stored one as `prompt` says; its details carry parent_guid.
@@ -128,6 +133,7 @@ class AsyncPixyProxyClient:
             background=background,
             output_format=output_format,
             output_compression=output_compression,
+            negative_prompt=negative_prompt,
         )
         return await self._generation(_base.guid_path(guid, "/edits"), body, idempotency_key)
 
@@ -234,6 +240,7 @@ class AsyncPixyProxyClient:
         background: str | None = None,
         output_format: str | None = None,
         output_compression: int | None = None,
+        negative_prompt: str | None = None,
         moderation: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
@@ -255,6 +262,7 @@ class AsyncPixyProxyClient:
             background=background,
             output_format=output_format,
             output_compression=output_compression,
+            negative_prompt=negative_prompt,
             moderation=moderation,
         )
         key = idempotency_key or _base.new_idempotency_key()

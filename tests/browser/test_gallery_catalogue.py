@@ -2,6 +2,7 @@
 GET /models (the form offers only what the chosen model takes), and a script inside an SVG an image
 provider made never runs, neither in the gallery nor opened on its own."""
 
+import re
 import textwrap
 
 import httpx
@@ -48,8 +49,10 @@ def test_the_form_offers_only_what_the_chosen_model_takes(server, open_page):
     expect(page.locator("#models option[value='svg-maker']")).to_have_count(1)  # from GET /models
     page.get_by_role("button", name="Generate", exact=True).first.click()
     expect(page.get_by_label("Complexity")).to_be_visible()  # offline takes everything
+    expect(page.get_by_label("Negative prompt")).to_be_visible()
     page.get_by_label("Model", exact=True).fill("small")
     expect(page.get_by_label("Complexity")).to_be_hidden()
+    expect(page.get_by_label("Negative prompt")).to_be_hidden()  # its options table names none
     expect(page.get_by_label("Quality")).to_be_hidden()
     sizes = page.get_by_label("Size").locator("option").all_inner_texts()
     assert sizes == ["default", "256x256"]
@@ -59,6 +62,23 @@ def test_the_form_offers_only_what_the_chosen_model_takes(server, open_page):
     page.get_by_label("Format").select_option("gif")
     expect(page.get_by_label("Frames (gif)")).to_be_visible()
     expect(page.get_by_label("Previews while it draws")).to_be_hidden()
+
+
+def test_a_negative_prompt_from_the_form_is_sent_and_kept_with_the_image(server, open_page):
+    page, _ = open_page(server.base_url)
+    page.goto("/")
+    page.get_by_role("button", name="Generate", exact=True).first.click()
+    page.get_by_label("Prompt", exact=True).fill("a quiet harbour")
+    page.get_by_label("Negative prompt").fill("boats, people")
+    with page.expect_request(lambda r: r.method == "POST" and "/image/" in r.url) as sent:
+        page.locator("#gen-submit").click()
+    assert sent.value.post_data_json["negative_prompt"] == "boats, people"
+    expect(page.locator("#progress-status")).to_have_text(re.compile(r"^Done\."))
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        newest = client.get("/image/", params={"limit": 1}).json()
+    newest = newest[0] if isinstance(newest, list) else newest["items"][0]
+    assert newest["prompt"] == "a quiet harbour"
+    assert newest["usage"]["provider_details"]["negative_prompt"] == "boats, people"
 
 
 def test_a_script_inside_an_svg_never_runs(server, open_page, _fake_openai_server):

@@ -227,3 +227,28 @@ async def test_the_first_poll_comes_where_the_deployments_tasks_lately_were_read
     first, second = (len(task.poll_times) for task in fake.tasks.values())
     assert first >= 5 and second <= 3, (first, second)  # backoff from 50 ms, then a learned first wait
     assert gen._typical is not None and gen._typical >= 1.0
+
+
+async def test_a_pending_answers_progress_is_told_to_the_job(fake):
+    from pixyproxy.domain.progress import reporting_to
+
+    fake.pending_polls = 3
+    heard: list[float] = []
+    gen = generator(fake)
+    try:
+        with reporting_to(heard.append):
+            await gen.generate(GenerationRequest(prompt="a slow fox"))
+    finally:
+        await gen.close()
+    assert heard == [0.25, 0.5, 0.75]  # what each Pending said; 1 is the job's once the image is stored
+
+
+@pytest.mark.parametrize("progress", [None, 0, 1, 1.5, "half", float("nan"), True])
+def test_a_progress_that_tells_nothing_is_not_told(progress):
+    from pixyproxy.domain.progress import reporting_to
+
+    heard: list[float] = []
+    with reporting_to(heard.append):
+        bfl._report({"status": "Pending", "progress": progress})
+        bfl._report({"status": "Pending"})
+    assert heard == []

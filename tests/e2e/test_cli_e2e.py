@@ -180,6 +180,24 @@ def test_edit_makes_a_new_image_with_its_lineage_and_saves_it(server, tmp_path):
     assert json.loads(again.stdout)["parent_guid"] == source["guid"]
 
 
+def test_a_negative_prompt_goes_with_generate_edit_and_async_jobs(server, tmp_path):
+    def run(*args: str) -> dict:
+        result = pixyproxy(*args, "--json", "--url", server.base_url, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    made = run("generate", "a meadow", "--negative-prompt", "cows, fences")
+    assert made["usage"]["provider_details"]["negative_prompt"] == "cows, fences"
+    edited = run("edit", made["guid"], "the meadow at dusk", "--negative-prompt", "sun")
+    assert edited["usage"]["provider_details"]["negative_prompt"] == "sun"
+    job = run("generate", "a meadow", "--async", "-n", "2", "--negative-prompt", "cows")
+    assert [i["usage"]["provider_details"]["negative_prompt"] for i in job["images"]] == ["cows", "cows"]
+    empty = pixyproxy(
+        "generate", "a meadow", "--negative-prompt", " ", "--url", server.base_url, cwd=tmp_path
+    )
+    assert empty.returncode == 1 and "negative_prompt" in empty.stderr and "422" in empty.stderr
+
+
 def test_edit_errors_print_the_servers_detail(server, tmp_path):
     missing = pixyproxy("edit", MISSING, "add a sun", "--url", server.base_url, cwd=tmp_path)
     assert missing.returncode == 1 and "No image has that guid." in missing.stderr and "404" in missing.stderr

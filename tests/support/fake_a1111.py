@@ -9,12 +9,20 @@ models.py): real HTTP on a random 127.0.0.1 port.
 - `POST /sdapi/v1/txt2img` / `img2img` (img2img needs `init_images` of base64) answer
   `{images: [base64 PNG], parameters, info}` with `info` a JSON string (seed, sampler_name, steps...);
   width and height not multiples of 8 are a 422 (pydantic's shape). `fail_next("server_error")` scripts a 500.
+- `GET /sdapi/v1/progress?skip_current_image=` answers `{progress, eta_relative, state, current_image,
+  textinfo}` (ProgressResponse): progress 0 and no job when idle. With `steps`, a generation samples that
+  many steps and takes the next step each time its progress is read (so a reader sees every step, in
+  order, without sleeps; a reader that never comes lets it finish after `step_timeout` seconds each);
+  `current_image` (a small PNG) only when not skipped. With `gate` set, generations wait for it first.
 """
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import io
 import json
+import threading
 from collections import deque
 from typing import Any
 
@@ -34,9 +42,15 @@ def title(name: str) -> str:
 
 
 class FakeA1111(LocalServer):
-    def __init__(self, auth: str | None = None) -> None:
+    def __init__(self, auth: str | None = None, steps: int = 0, step_timeout: float = 10.0) -> None:
         super().__init__()
         self.auth = auth
+        self.steps = steps
+        self.step_timeout = step_timeout
+        self.gate: threading.Event | None = None  # set: generations wait for it before sampling
+        self.progress_reads: list[dict[str, Any]] = []  # what each progress read answered
+        self._step = 0  # of the generation sampling now; 0 and no _stepped: idle
+        self._stepped: asyncio.Event | None = None  # set by a progress read: take the next step
         self.options: dict[str, Any] = {
             "sd_model_checkpoint": title("v1-5-pruned-emaonly"),
             "CLIP_stop_at_last_layers": 1,
@@ -48,12 +62,14 @@ class FakeA1111(LocalServer):
             routes=[
                 Route("/sdapi/v1/options", self._get_options, methods=["GET"]),
                 Route("/sdapi/v1/options", self._set_options, methods=["POST"]),
+                Route("/sdapi/v1/progress", self._progress, methods=["GET"]),
                 Route("/sdapi/v1/{route}", self._generate, methods=["POST"]),
             ]
         )
 
     def reset(self) -> None:
         self.calls.clear()
+        self.progress_reads.clear()
         self._script.clear()
         self.checkpoint_switches = 0
         self.options["sd_model_checkpoint"] = title("v1-5-pruned-emaonly")
@@ -98,6 +114,49 @@ class FakeA1111(LocalServer):
         self.options.update({k: v for k, v in body.items() if k != "sd_model_checkpoint"})
         return JSONResponse(None)
 
+    async def _progress(self, request: Request) -> Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        busy = self._stepped is not None
+        skip = request.query_params.get("skip_current_image", "false").lower() == "true"
+        answer = {
+            "progress": self._step / self.steps if busy else 0.0,
+            "eta_relative": float(self.steps - self._step) if busy else 0.0,
+            "state": {
+                "skipped": False,
+                "interrupted": False,
+                "job": "job 1/1" if busy else "",
+                "job_count": 1 if busy else 0,
+                "job_timestamp": "20261207000000",
+                "job_no": 0,
+                "sampling_step": self._step if busy else 0,
+                "sampling_steps": self.steps if busy else 0,
+            },
+            "current_image": None if skip or not busy or not self._step else _preview(),
+            "textinfo": None,
+        }
+        self.progress_reads.append(answer)
+        if self._stepped is not None:
+            self._stepped.set()
+        return JSONResponse(answer)
+
+    async def _sample(self) -> None:
+        """The generation's sampling: one step per progress read (or per step_timeout without one)."""
+        if self.gate is not None:
+            while not self.gate.is_set():
+                await asyncio.to_thread(self.gate.wait, 0.05)
+        if not self.steps:
+            return
+        self._step, self._stepped = 0, asyncio.Event()
+        try:
+            for step in range(self.steps):
+                self._step = step
+                self._stepped.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stepped.wait(), self.step_timeout)
+        finally:
+            self._step, self._stepped = 0, None
+
     async def _generate(self, request: Request) -> Response:
         route = request.path_params["route"]
         if route not in ("txt2img", "img2img"):
@@ -128,6 +187,7 @@ class FakeA1111(LocalServer):
             return JSONResponse(
                 {"detail": [{"loc": ["body"], "msg": p, "type": "value_error"} for p in problems]}, 422
             )
+        await self._sample()
         out = io.BytesIO()
         Image.new("RGB", (width, height), (30, 120, 60)).save(out, format="PNG")
         seed = 1234567 + len(self.calls)
@@ -154,3 +214,9 @@ class FakeA1111(LocalServer):
                 "info": json.dumps(info),
             }
         )
+
+
+def _preview() -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (30, 120, 60)).save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()

@@ -6,6 +6,7 @@
   an `input_image...` that is not base64 422. Out of credits (`credits = 0`): 402. More than
   `concurrency` tasks unfinished at once: 429.
 - `GET /v1/get_result?id=` answers `Pending` for `pending_polls` polls (or `ready_after_seconds`),
+  each with `progress` (ResultResponse's optional number: here the share of the polls made so far),
   then `Ready` with `result.sample`, a URL that expires `sample_ttl` seconds (on the fake's clock,
   which a test can advance) after it is made: fetched later it answers 403. An unknown id: `Task not found`.
 - A prompt with "forbidden" ends `Request Moderated`, with "explicit" `Content Moderated`, with

@@ -6,7 +6,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from pixyproxy.client import AsyncPixyProxyClient, PixyProxyClient, RetryPolicy
+from pixyproxy.client import AsyncPixyProxyClient, InvalidRequest, PixyProxyClient, RetryPolicy
 
 NO_WAIT = RetryPolicy(max_retries=2, backoff=0.0)
 PARENT, MASK, REFERENCE = uuid4(), uuid4(), uuid4()
@@ -18,6 +18,7 @@ OPTIONS = {
     "output_format": "webp",
     "output_compression": 70,
     "moderation": "low",
+    "negative_prompt": "people, text",
 }
 
 
@@ -94,6 +95,24 @@ async def test_the_async_client_has_the_same_options_and_edit():
     assert server.requests[1].url.path == f"/image/{made.guid}/edits"
     assert server.requests[1].headers["idempotency-key"] == "mine-1"
     assert edited.parent_guid == PARENT
+
+
+def test_edits_and_jobs_send_a_negative_prompt_too():
+    server = Server()
+    with PixyProxyClient("http://pixy", transport=httpx.MockTransport(server), retry=NO_WAIT) as client:
+        client.edit(PARENT, "make it night", negative_prompt="moon")
+    assert json.loads(server.requests[0].content) == {"prompt": "make it night", "negative_prompt": "moon"}
+    sent: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:  # only what was sent matters here
+        sent.append(request)
+        error = {"detail": "negative_prompt: not taken", "code": "invalid_request", "request_id": "r"}
+        return httpx.Response(422, json=error)
+
+    refusing = PixyProxyClient("http://pixy", transport=httpx.MockTransport(refuse), retry=NO_WAIT)
+    with refusing as client, pytest.raises(InvalidRequest, match="negative_prompt"):
+        client.submit("a fox", n=2, negative_prompt="fog")
+    assert json.loads(sent[0].content) == {"prompt": "a fox", "negative_prompt": "fog", "n": 2}
 
 
 def test_an_unknown_option_is_a_type_error_before_anything_is_sent():

@@ -8,14 +8,19 @@ provider: a server on the user's own GPU, started with `--api`.
   `POST /sdapi/v1/options` only when it differs (switching checkpoints is slow; one switch at a time).
 - `auth_env` names a variable holding `user:password` for `--api-auth` (HTTP Basic).
 - `negative_prompt` is the web UI's own field of the same name.
+- While a call is in flight, `GET /sdapi/v1/progress?skip_current_image=true` is read every
+  PROGRESS_SECONDS and its `progress` (0..1) told to the job. The web UI runs one generation at a time
+  and reports whichever runs, so a call queued behind another's may show that one's progress first.
 - Readiness is `GET /sdapi/v1/options`.
 """
 
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +34,7 @@ from pixyproxy.domain.capabilities import ANY, Capabilities, SizeRule
 from pixyproxy.domain.catalogue import ModelEntry
 from pixyproxy.domain.errors import GeneratorError
 from pixyproxy.domain.models import GeneratedImage, GenerationRequest, SourceImage
+from pixyproxy.domain.progress import report_progress, report_steps
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ FIELDS: frozenset[str] = frozenset({"auth_env"})
 NEEDS_KEY = False
 DEFAULT_BASE_URL = "http://127.0.0.1:7860"
 DEFAULT_SIZE = (1024, 1024)
+# A modest pace: the web UI answers progress from memory, but it shares the GPU box's one process.
+PROGRESS_SECONDS = 0.5
 AUTH_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DETAILS = (
     "seed",
@@ -112,8 +120,10 @@ class A1111ImageGenerator(HttpProvider):
         auth: str | None,
         timeout_seconds: float,
         connect_timeout_seconds: float = 10.0,
+        progress_seconds: float = PROGRESS_SECONDS,
     ) -> None:
         super().__init__(timeout_seconds=timeout_seconds, connect_timeout_seconds=connect_timeout_seconds)
+        self._progress_seconds = progress_seconds
         self.default_model = checkpoint or "a1111"
         self._checkpoint = checkpoint
         self._base_url = base_url.rstrip("/")
@@ -153,7 +163,12 @@ class A1111ImageGenerator(HttpProvider):
 
     async def _call(self, route: str, request: GenerationRequest, body: dict[str, Any]) -> GeneratedImage:
         await self._ensure_checkpoint()
-        status, answer, _ = await self._json("POST", f"/sdapi/v1/{route}", json=body)
+        watcher = asyncio.create_task(self._watch_progress())
+        try:
+            status, answer, _ = await self._json("POST", f"/sdapi/v1/{route}", json=body)
+        finally:
+            watcher.cancel()
+            await asyncio.wait([watcher])  # gone before we return (a cancel of ours still propagates)
         if status != 200 or not isinstance(answer, dict):
             raise GeneratorError(f"the web UI refused the request (HTTP {status}): {_detail(answer)}")
         images = answer.get("images") or []
@@ -169,6 +184,17 @@ class A1111ImageGenerator(HttpProvider):
             usage={"provider_details": details} if details else None,
             output_format="png",
         )
+
+    async def _watch_progress(self) -> None:
+        """Reads the web UI's progress until cancelled; a failed read only loses that reading."""
+        while True:
+            await asyncio.sleep(self._progress_seconds)
+            with contextlib.suppress(GeneratorError):
+                status, answer, _ = await self._json(
+                    "GET", "/sdapi/v1/progress", params={"skip_current_image": "true"}
+                )
+                if status == 200 and isinstance(answer, dict):
+                    _report(answer)
 
     async def _ensure_checkpoint(self) -> None:
         if self._checkpoint is None:
@@ -204,6 +230,21 @@ class A1111ImageGenerator(HttpProvider):
 
     async def ping(self) -> None:
         await self._options()
+
+
+def _report(answer: dict[str, Any]) -> None:
+    """Only values strictly between 0 and 1: 0 is the idle web UI, 1 the job's own once it has the image."""
+    progress = answer.get("progress")
+    if isinstance(progress, int | float) and not isinstance(progress, bool) and math.isfinite(progress):
+        if 0 < progress < 1:
+            report_progress(progress)
+        return
+    state = answer.get("state")
+    step, steps = (
+        (state.get("sampling_step"), state.get("sampling_steps")) if isinstance(state, dict) else (0, 0)
+    )
+    if isinstance(step, int) and isinstance(steps, int) and 0 < step < steps:
+        report_steps(step, steps)
 
 
 def _same_checkpoint(current: Any, wanted: str) -> bool:

@@ -7,6 +7,7 @@
   content_policy_violation. `Error`, `Task not found` or repeated failures: the generation fails.
 - 402 (out of credits) is a 502 provider_billing; sides are multiples of 16, at most 4 MP.
 - Edits send the stored image as `input_image` and references as `input_image_2`, `input_image_3`...
+- A `Pending` answer's `progress` (a fraction, where the API gives one) is told to the job.
 - The key is sent only to the base URL's host or its parent domain's hosts (the polling URL names a
   regional host), never to the sample's URL.
 """
@@ -14,6 +15,7 @@
 import asyncio
 import base64
 import logging
+import math
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +32,7 @@ from pixyproxy.domain.errors import (
     GeneratorTimeout,
 )
 from pixyproxy.domain.models import GeneratedImage, GenerationRequest, SourceImage
+from pixyproxy.domain.progress import report_progress
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +182,8 @@ class BflImageGenerator(HttpProvider):
                 raise ContentPolicyViolation(f"the FLUX API refused under its content policy: {state}")
             if state in ("Error", "Failed"):
                 raise unavailable(f"the FLUX API failed the task: {_detail(answer)}")
+            if isinstance(answer, dict):
+                _report(answer)
             # Pending (or a state we do not know): later; after a learned first wait, from the first pace.
             wait = self._first_poll if learned else min(wait * 1.5, MAX_POLL_SECONDS)
             learned = False
@@ -207,6 +212,15 @@ def _size(request: GenerationRequest, images: list[SourceImage]) -> tuple[int, i
         scale = min(1.0, (FLUX_SIZES.max_pixels or 0) ** 0.5 / (width * height) ** 0.5)
         return max(64, int(width * scale) // 16 * 16), max(64, int(height * scale) // 16 * 16)
     return DEFAULT_SIZE
+
+
+def _report(answer: dict[str, Any]) -> None:
+    """Strictly between 0 and 1 only: a missing or null progress tells nothing, 1 is the job's own."""
+    progress = answer.get("progress")
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        return
+    if math.isfinite(progress) and 0 < progress < 1:
+        report_progress(progress)
 
 
 def _detail(answer: Any) -> str:

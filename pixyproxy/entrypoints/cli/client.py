@@ -140,6 +140,14 @@ Compression = Annotated[
 ModerationOption = Annotated[
     Moderation | None, typer.Option("--moderation", help="The provider's filtering level.")
 ]
+NegativePrompt = Annotated[
+    str | None,
+    typer.Option(
+        "--negative-prompt",
+        metavar="TEXT",
+        help="What not to draw, for models that take one (GET /models lists them); others refuse it.",
+    ),
+]
 IdempotencyKey = Annotated[
     str | None, typer.Option(help="Reuse a key to get the first image back instead of paying again.")
 ]
@@ -176,6 +184,7 @@ def _options(
     output_format: Format | None,
     compression: int | None,
     moderation: Moderation | None = None,
+    negative_prompt: str | None = None,
 ) -> dict[str, Any]:
     options = {
         "model": model,
@@ -184,6 +193,7 @@ def _options(
         "background": background.value if background else None,
         "output_format": output_format.value if output_format else None,
         "output_compression": compression,
+        "negative_prompt": negative_prompt,
     }
     if moderation is not None:  # generate only: edits take none
         options["moderation"] = moderation.value
@@ -230,6 +240,7 @@ def generate(
     output_format: FormatOption = None,
     compression: Compression = None,
     moderation: ModerationOption = None,
+    negative_prompt: NegativePrompt = None,
     idempotency_key: IdempotencyKey = None,
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
@@ -249,7 +260,9 @@ def generate(
     """Generate an image from a prompt and store it on the server; a spinner shows the time it takes.
     With --async it is a job (up to 10 images): its status, and previews where they stream, show live."""
     output = _planned_output(output, output_format)
-    options = _options(model, size, quality, background, output_format, compression, moderation)
+    options = _options(
+        model, size, quality, background, output_format, compression, moderation, negative_prompt
+    )
     if not as_job and (n is not None or partial_images is not None or webhook_url is not None):
         raise typer.BadParameter(
             "-n, --partial-images and --webhook-url go with --async", param_hint="--async"
@@ -345,6 +358,7 @@ def edit(
     background: BackgroundOption = None,
     output_format: FormatOption = None,
     compression: Compression = None,
+    negative_prompt: NegativePrompt = None,
     idempotency_key: IdempotencyKey = None,
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
@@ -352,7 +366,7 @@ def edit(
     """Make a new image from a stored one as the prompt says; its details name the image it came from.
     The options are generate's but --moderation (the Images API's edits have none)."""
     output = _planned_output(output, output_format)
-    options = _options(model, size, quality, background, output_format, compression)
+    options = _options(model, size, quality, background, output_format, compression, None, negative_prompt)
     _make(
         url,
         f"Editing {escape(guid[:8])} with “{escape(_short(prompt, 40))}”",

@@ -257,7 +257,7 @@
   const OPTION_FIELDS = {
     size: "gen-size", quality: "gen-quality", background: "gen-background", output_format: "gen-format",
     output_compression: "gen-compression", moderation: "gen-moderation", complexity: "gen-complexity",
-    frame_count: "gen-frames", frame_duration_ms: "gen-frame-ms",
+    frame_count: "gen-frames", frame_duration_ms: "gen-frame-ms", negative_prompt: "gen-negative",
   };
   const SIZES = ["auto", "256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "2048x2048", "3840x2160"];
   const catalogue = new Map(); // a model's name or alias -> what GET /models says of it
