@@ -28,10 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, column, create_engine, event, text
 from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
 from pixyproxy.adapters.mysql.config import parse_mysql_url
@@ -54,6 +55,18 @@ SQLITE_POOL_SIZE = 4
 def statement(sql: str) -> TextClause:
     """A statement with :name parameters, parsed once."""
     return text(sql)
+
+
+# How many columns each read's statement returns, learnt at its first run (the statements are constants).
+_WIDTHS: dict[str, int] = {}
+
+
+@functools.lru_cache(maxsize=1024)
+def described(sql: str, width: int) -> TextualSelect:
+    """The statement with its result's columns declared (by position): SQLAlchemy then keeps the
+    result's description with the compiled statement instead of working it out again from the
+    driver's on every run, which was most of a read's CPU."""
+    return text(sql).columns(*(column(f"c{n}") for n in range(width)))
 
 
 def database_url(url: str) -> URL:
@@ -428,7 +441,12 @@ def read_rows(
     with engine.connect() as connection:
         if checked_out is not None:
             checked_out()
-        return connection.execute(statement(sql), params or {}).all()
+        width = _WIDTHS.get(sql)
+        if width is not None:
+            return connection.execute(described(sql, width), params or {}).all()
+        result = connection.execute(statement(sql), params or {})
+        _WIDTHS[sql] = len(result.keys())
+        return result.all()
 
 
 class Readers:
