@@ -5,9 +5,14 @@
   `rows()` and `execute()` are one statement's unit of work.
 * Driver errors are classified once (errors.py) and become MetadataUnavailable (503), Duplicate (the
   store decides), or MetadataOutcomeUnknown when the answer to a COMMIT never came.
-* SQLite: statements run on aiosqlite's threads, never on the event loop. Writes take the write lock at
-  BEGIN (BEGIN IMMEDIATE) and queue in the process first, so a write waiting for another process's lock
-  holds one connection and every read goes on (WAL: readers never wait for the writer).
+* A read (`rows()`) is one statement in autocommit, run as ONE call of a plain function (read_rows):
+  checkout, execute, fetch and check-in together. On SQLite that call is one hop to a reader thread with
+  a pysqlite connection of its own (aiosqlite would take four: cursor, execute, fetch, close); on MySQL
+  one greenlet over the engine (one switch in and out around the one round trip).
+* SQLite: statements run on reader threads or aiosqlite's threads, never on the event loop. Writes take
+  the write lock at BEGIN (BEGIN IMMEDIATE) and queue in the process first, so a write waiting for
+  another process's lock holds one connection and every read goes on (WAL: readers never wait for the
+  writer).
 * MySQL: aiomysql, autocommit off, every session in UTC with a known sql_mode; a connection found dead
   (a restart, a KILL) invalidates the pool and the unit of work runs again on a fresh one; the checkout
   and each unit of work are bounded by the connect and read timeouts, so a hung server becomes a 503
@@ -19,13 +24,16 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, column, create_engine, event, text
 from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
+from sqlalchemy.util import greenlet_spawn
 
 from pixyproxy.adapters.mysql.config import parse_mysql_url
 from pixyproxy.adapters.sql import schema
@@ -49,6 +57,18 @@ def statement(sql: str) -> TextClause:
     return text(sql)
 
 
+# How many columns each read's statement returns, learnt at its first run (the statements are constants).
+_WIDTHS: dict[str, int] = {}
+
+
+@functools.lru_cache(maxsize=1024)
+def described(sql: str, width: int) -> TextualSelect:
+    """The statement with its result's columns declared (by position): SQLAlchemy then keeps the
+    result's description with the compiled statement instead of working it out again from the
+    driver's on every run, which was most of a read's CPU."""
+    return text(sql).columns(*(column(f"c{n}") for n in range(width)))
+
+
 def database_url(url: str) -> URL:
     """sqlite:///path or mysql://user:pass@host:port/db (any mysql+driver too) as SQLAlchemy's URL."""
     parsed = make_url(url)
@@ -66,11 +86,14 @@ def database_url(url: str) -> URL:
 
 
 class Tx:
-    """A unit of work's connection: statements with :name parameters."""
+    """A unit of work's connection: statements with :name parameters. BEGIN and COMMIT go to the driver
+    itself (`driver`, aiosqlite's or aiomysql's connection): one call each, where SQLAlchemy's path
+    would cost three of aiosqlite's thread hops and the CPU of a statement's result."""
 
-    def __init__(self, connection: AsyncConnection, dialect: Dialect) -> None:
+    def __init__(self, connection: AsyncConnection, dialect: Dialect, driver: Any = None) -> None:
         self.connection = connection
         self.dialect = dialect
+        self.driver = driver
 
     async def _statement(self, sql: str, params: Any) -> Any:
         """Every statement of a unit of work passes here."""
@@ -95,15 +118,20 @@ class Tx:
         """Our own BEGIN (the connection is in autocommit otherwise): SQLite's takes the write lock at
         once (BEGIN IMMEDIATE; a deferred one would fail, not wait, when another writer committed since
         it began reading); MySQL's may name the isolation of this one transaction."""
+        if self.driver is None:
+            self.driver = (await self.connection.get_raw_connection()).driver_connection
         if self.dialect.name == "sqlite":
-            await self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+            await self.driver.execute("BEGIN IMMEDIATE")
             return
         if isolation is not None:
-            await self.connection.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {ISOLATIONS[isolation]}")
-        await self.connection.exec_driver_sql("START TRANSACTION")
+            await self.driver.query(f"SET TRANSACTION ISOLATION LEVEL {ISOLATIONS[isolation]}")
+        await self.driver.begin()
 
     async def commit(self) -> None:
-        await self.connection.exec_driver_sql("COMMIT")
+        if self.dialect.name == "sqlite":
+            await self.driver.execute("COMMIT")
+        else:
+            await self.driver.commit()
 
 
 class Database:
@@ -136,6 +164,7 @@ class Database:
         self.busy_timeout_seconds = sqlite_busy_timeout_seconds
         self.retry = retry or RetryPolicy()
         self._engine: AsyncEngine | None = None
+        self._readers: Readers | None = None
         self._writer = asyncio.Lock()  # SQLite's single writer, queued in the process
         self._migrated = False
 
@@ -210,10 +239,34 @@ class Database:
         return await self.retry.run(once)
 
     async def rows(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Row]:
-        async def read(tx: Tx) -> Sequence[Row]:
-            return await tx.rows(sql, params)
+        """One read: a statement in autocommit, as one call (see the module's docstring)."""
 
-        return await self.run(read, write=False, idempotent=True)
+        async def once() -> Sequence[Row]:
+            try:
+                if self.name == "sqlite":
+                    readers = self._sqlite_readers()
+                    loop = asyncio.get_running_loop()
+                    return await loop.run_in_executor(readers.threads, read_rows, readers.engine, sql, params)
+                # The checkout bounded as in transaction(), then the statement by the read timeout.
+                async with asyncio.timeout(self.connect_timeout_seconds + self.read_timeout_seconds) as bound:
+                    loop = asyncio.get_running_loop()
+
+                    def checked_out() -> None:
+                        bound.reschedule(loop.time() + self.read_timeout_seconds)
+
+                    return await greenlet_spawn(read_rows, self.engine.sync_engine, sql, params, checked_out)
+            except BaseException as exc:
+                failure = self._failure(exc, committing=False, idempotent=True)
+                if failure is exc:
+                    raise
+                raise failure from exc
+
+        return await self.retry.run(once)
+
+    def _sqlite_readers(self) -> "Readers":
+        if self._readers is None:
+            self._readers = Readers(self.url, self.busy_timeout_seconds)
+        return self._readers
 
     async def execute(
         self, sql: str, params: dict[str, Any] | None = None, *, idempotent: bool = False
@@ -372,6 +425,50 @@ class Database:
         """Close the pooled connections; the engine opens new ones if it is used again."""
         if self._engine is not None:
             await self._engine.dispose()
+        if self._readers is not None:
+            readers, self._readers = self._readers, None
+            await asyncio.to_thread(readers.close)
+
+
+def read_rows(
+    engine: Engine,
+    sql: str,
+    params: dict[str, Any] | None,
+    checked_out: Callable[[], None] | None = None,
+) -> Sequence[Row]:
+    """A whole read, in one call: on a reader thread (SQLite) or in one greenlet (MySQL). A connection
+    left out of step (a timeout, a cancellation) is invalidated by SQLAlchemy before it is checked in."""
+    with engine.connect() as connection:
+        if checked_out is not None:
+            checked_out()
+        width = _WIDTHS.get(sql)
+        if width is not None:
+            return connection.execute(described(sql, width), params or {}).all()
+        result = connection.execute(statement(sql), params or {})
+        _WIDTHS[sql] = len(result.keys())
+        return result.all()
+
+
+class Readers:
+    """SQLite's reads: SQLITE_POOL_SIZE threads, each read one hop to one of them, on pysqlite
+    connections of their own (WAL: a read never waits for a writer, in this process or another)."""
+
+    def __init__(self, url: URL, busy_timeout_seconds: float) -> None:
+        self.engine = create_engine(
+            url.set(drivername="sqlite+pysqlite"),
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=0,
+            isolation_level="AUTOCOMMIT",
+            skip_autocommit_rollback=True,
+            pool_reset_on_return=None,
+            # A connection is checked out on whichever reader thread runs the read.
+            connect_args={"timeout": busy_timeout_seconds, "check_same_thread": False},
+        )
+        self.threads = ThreadPoolExecutor(SQLITE_POOL_SIZE, thread_name_prefix="sqlite-read")
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=True)
+        self.engine.dispose()
 
 
 def sqlite_transactions(sync_engine: Any) -> None:

@@ -15,7 +15,14 @@ from uuid import UUID
 
 from pixyproxy.adapters.sql import schema, word_postings
 from pixyproxy.adapters.sql.database import Database, Tx
-from pixyproxy.adapters.sql.dialect import KEYSET_AFTER, LOCK_SHARED, NEWEST_FIRST_INDEX, TRUE
+from pixyproxy.adapters.sql.dialect import (
+    END_PACK,
+    KEYSET_AFTER,
+    LOCK_SHARED,
+    NEWEST_FIRST_INDEX,
+    PACK_ROW,
+    TRUE,
+)
 from pixyproxy.adapters.sql.disk_reserve import DiskReserve, is_disk_full
 from pixyproxy.adapters.sql.errors import Duplicate
 from pixyproxy.adapters.sql.image_rows import (
@@ -37,11 +44,17 @@ from pixyproxy.domain.models import IdempotentResult, ImageDetail, ImagePage, Pa
 from pixyproxy.domain.search import ImageFilter
 from pixyproxy.domain.usage import UsageEntry, UsageTotal
 
+# The image SELECTs as SQLite sends them; each dialect's own (dialect.PACK_ROW) is SELECTS[name] + the tail.
 SELECT = f"SELECT {SELECT_LIST} FROM images"  # noqa: S608
-GET_BY_GUID = f"{SELECT} WHERE guid = :guid"
+SELECTS = {d: f"SELECT {PACK_ROW[d]}{SELECT_LIST}{END_PACK[d]} FROM images" for d in ("sqlite", "mysql")}  # noqa: S608
+BY_GUID = " WHERE guid = :guid"
 # A user key's lookup carries its owner in the query: another tenant's guid costs what an unknown one does.
-GET_BY_GUID_OF = f"{SELECT} WHERE guid = :guid AND owner = :owner"
-GET_BY_IDEMPOTENCY_KEY = f"{SELECT} WHERE idempotency_key = :key"
+BY_GUID_OF = " WHERE guid = :guid AND owner = :owner"
+BY_IDEMPOTENCY_KEY = " WHERE idempotency_key = :key"
+BY_AGE = " WHERE created_at < :cutoff ORDER BY created_at, id LIMIT :limit"
+GET_BY_GUID = f"{SELECT}{BY_GUID}"
+GET_BY_GUID_OF = f"{SELECT}{BY_GUID_OF}"
+GET_BY_IDEMPOTENCY_KEY = f"{SELECT}{BY_IDEMPOTENCY_KEY}"
 NEWEST_FIRST = "ORDER BY created_at DESC, id DESC LIMIT :limit"
 INSERT = f"INSERT INTO images ({INSERT_LIST}) VALUES ({', '.join(':' + c for c in INSERT_COLUMNS)})"  # noqa: S608
 INSERT_POSTING = (
@@ -60,7 +73,7 @@ INSERT_USAGE = (
 USAGE_IN_PERIOD = f"{USAGE_SELECT} WHERE created_at >= :since AND created_at < :until"
 USAGE_TOTALS = f"{USAGE_IN_PERIOD} GROUP BY owner, model, provider"
 USAGE_TOTALS_OF = f"{USAGE_IN_PERIOD} AND owner = :owner GROUP BY owner, model, provider"
-CREATED_BEFORE = f"{SELECT} WHERE created_at < :cutoff ORDER BY created_at, id LIMIT :limit"
+CREATED_BEFORE = f"{SELECT}{BY_AGE}"
 # Filters: each condition is its constant text or the dialect's constant TRUE.
 MODEL_IS = "model = :model"
 CREATED_AFTER = "created_at > :created_after"
@@ -74,10 +87,16 @@ class SQLImageRepository:
         self.db = database
         self.name = database.name
         self._reserve: DiskReserve | None = None  # SQLite's room for deletes on a full disk
-        self._list_first = f"{SELECT}{NEWEST_FIRST_INDEX[self.name]} {NEWEST_FIRST}"
-        self._list_after = (
-            f"{SELECT}{NEWEST_FIRST_INDEX[self.name]} WHERE {KEYSET_AFTER[self.name]} {NEWEST_FIRST}"
-        )
+        self._get_by_guid = f"{SELECTS[self.name]}{BY_GUID}"
+        self._get_by_guid_of = f"{SELECTS[self.name]}{BY_GUID_OF}"
+        self._get_by_idempotency_key = f"{SELECTS[self.name]}{BY_IDEMPOTENCY_KEY}"
+        self._created_before = f"{SELECTS[self.name]}{BY_AGE}"
+        self._list_first = f"{SELECTS[self.name]}{NEWEST_FIRST_INDEX[self.name]} {NEWEST_FIRST}"
+        d = self.name
+        self._list_after = f"{SELECTS[d]}{NEWEST_FIRST_INDEX[d]} WHERE {KEYSET_AFTER[d]} {NEWEST_FIRST}"
+
+    async def _image_rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        return self.db.dialect.image_rows(await self.db.rows(sql, params))
 
     async def init(self) -> None:
         await self.db.init()
@@ -134,13 +153,13 @@ class SQLImageRepository:
     async def get(self, guid: UUID, owner: str | None = None) -> ImageDetail | None:
         """The image; with `owner`, only if it is that owner's."""
         if owner is None:
-            rows = await self.db.rows(GET_BY_GUID, {"guid": str(guid)})
+            rows = await self._image_rows(self._get_by_guid, {"guid": str(guid)})
         else:
-            rows = await self.db.rows(GET_BY_GUID_OF, {"guid": str(guid), "owner": owner})
+            rows = await self._image_rows(self._get_by_guid_of, {"guid": str(guid), "owner": owner})
         return stored_image(rows[0]).detail if rows else None
 
     async def get_by_idempotency_key(self, key: str) -> IdempotentResult | None:
-        rows = await self.db.rows(GET_BY_IDEMPOTENCY_KEY, {"key": key})
+        rows = await self._image_rows(self._get_by_idempotency_key, {"key": key})
         if not rows:
             return None
         stored = stored_image(rows[0])
@@ -158,26 +177,26 @@ class SQLImageRepository:
                 return await self._word_page(limit, after, filters)
             return await self._filtered_page(limit, after, filters)
         if after is None:
-            rows = await self.db.rows(self._list_first, {"limit": limit + 1})
+            rows = await self._image_rows(self._list_first, {"limit": limit + 1})
         else:
             params = {
                 "limit": limit + 1,
                 "created_at": self.db.dialect.stamp(after.created_at),
                 "id": after.id,
             }
-            rows = await self.db.rows(self._list_after, params)
+            rows = await self._image_rows(self._list_after, params)
         return page_from_rows(rows, limit)
 
     async def _filtered_page(self, limit: int, after: PagePosition | None, f: ImageFilter) -> ImagePage:
         d = self.name
         sql = (
-            f"{SELECT}{NEWEST_FIRST_INDEX[d] if not (f.model or f.owner) else ''} "
+            f"{SELECTS[d]}{NEWEST_FIRST_INDEX[d] if not (f.model or f.owner) else ''} "
             f"WHERE {MODEL_IS if f.model else TRUE[d]} AND {CREATED_AFTER if f.created_after else TRUE[d]} "
             f"AND {CREATED_BEFORE_FILTER if f.created_before else TRUE[d]} "
             f"AND {OWNER_IS if f.owner else TRUE[d]} "
             f"AND {KEYSET_AFTER[d] if after else TRUE[d]} {NEWEST_FIRST}"
         )
-        return page_from_rows(await self.db.rows(sql, self._filter_params(limit + 1, after, f)), limit)
+        return page_from_rows(await self._image_rows(sql, self._filter_params(limit + 1, after, f)), limit)
 
     async def _word_page(self, limit: int, after: PagePosition | None, filters: ImageFilter) -> ImagePage:
         """Words: off the posting table (adapters/word_postings.py)."""
@@ -186,7 +205,7 @@ class SQLImageRepository:
             return (await self.db.rows(sql, params))[0]
 
         async def page(sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:
-            return list(await self.db.rows(sql, params))
+            return list(await self._image_rows(sql, params))
 
         def position_of(row: Sequence[Any]) -> PagePosition:
             stored = stored_image(row)
@@ -232,7 +251,8 @@ class SQLImageRepository:
         return deleted
 
     async def created_before(self, cutoff: datetime, limit: int) -> list[ImageDetail]:
-        rows = await self.db.rows(CREATED_BEFORE, {"cutoff": self.db.dialect.stamp(cutoff), "limit": limit})
+        params = {"cutoff": self.db.dialect.stamp(cutoff), "limit": limit}
+        rows = await self._image_rows(self._created_before, params)
         return [stored_image(row).detail for row in rows]
 
     async def record_usage(self, entry: UsageEntry) -> None:

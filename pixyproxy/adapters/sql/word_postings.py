@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from pixyproxy.adapters.sql.dialect import END_PACK, PACK_ROW
 from pixyproxy.adapters.sql.image_rows import SELECT_COLUMNS
 from pixyproxy.domain.search import MAX_WORDS, ImageFilter, matches, words_of
 
@@ -24,7 +25,7 @@ WORD_KEY_LENGTH = 100
 DIALECTS = ("mysql", "sqlite")
 _IMAGE_LIST = ", ".join("images." + column for column in SELECT_COLUMNS)
 _PROMPT = SELECT_COLUMNS.index("prompt")
-_ROW = {"mysql": _IMAGE_LIST, "sqlite": _IMAGE_LIST}
+_ROW = {d: f"{PACK_ROW[d]}{_IMAGE_LIST}{END_PACK[d]}" for d in DIALECTS}  # read as images.py reads its own
 _BY_KEY = {"mysql": " FORCE INDEX (PRIMARY)", "sqlite": ""}  # SQLite picks the primary key itself
 _JOIN = {"mysql": "STRAIGHT_JOIN", "sqlite": "CROSS JOIN"}  # both: join in the order written
 _WORD = {d: tuple(f":w{n}" for n in range(MAX_WORDS)) for d in DIALECTS}
