@@ -1,6 +1,6 @@
 """The COMMIT of an image's row fails on SQLite, where there is no wire to cut: the fault is put at the
-same point inside the process (an engine event on the COMMIT that follows the image's statement), and
-the app runs in the test's loop so the steps are ordered with events.
+same point inside the process (the SQL layer's one COMMIT, armed by an engine event on the image's
+statement), and the app runs in the test's loop so the steps are ordered with events.
 
 * "lost": the COMMIT is done (durable), then the driver raises as if the connection broke;
 * "failed": the driver raises instead of committing (nothing is kept);
@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import event
-from sqlalchemy.util import await_only
 
+from pixyproxy.adapters.sql.database import Tx
 from pixyproxy.container import Container
 from pixyproxy.entrypoints.app import create_app
 from tests.support.embedded import embedded_container
@@ -42,21 +42,27 @@ class CommitFault:
         self.statement, self.mode = statement, mode
 
     def before(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        """Arms the connection's next COMMIT once the chosen statement runs on it."""
         if self.statement and statement.startswith(self.statement):
             conn.info["fail_commit"], self.statement = self.mode, ""
-        elif statement.strip().upper() == "COMMIT" and conn.info.get("fail_commit"):
-            mode = conn.info["fail_commit"]
-            self.reached.set()
+
+    def around_commit(self, commit):
+        """Tx.commit, the SQL layer's one COMMIT (sent to the driver itself), with the armed fault."""
+        fault = self
+
+        async def faulty_commit(tx) -> None:
+            mode = tx.connection.info.pop("fail_commit", None)
+            if mode is not None:
+                fault.reached.set()
             if mode == "failed":
-                del conn.info["fail_commit"]
                 raise OSError("the connection broke before the COMMIT was done")
             if mode == "blocked":
-                del conn.info["fail_commit"]
-                await_only(self.released.wait())  # the driver's greenlet: the loop runs on meanwhile
+                await fault.released.wait()  # the COMMIT waits; the loop runs on meanwhile
+            await commit(tx)
+            if mode == "lost":
+                raise OSError("the connection broke after the COMMIT was done")
 
-    def after(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        if statement.strip().upper() == "COMMIT" and conn.info.pop("fail_commit", None) == "lost":
-            raise OSError("the connection broke after the COMMIT was done")
+        return faulty_commit
 
 
 @dataclass
@@ -86,14 +92,14 @@ class App:
 
 
 @pytest.fixture
-async def app(tmp_path) -> AsyncIterator[App]:
+async def app(tmp_path, monkeypatch) -> AsyncIterator[App]:
     container = embedded_container(tmp_path, job_poll_seconds=0.05)
     application = create_app(container)
     async with application.router.lifespan_context(application):
         fault = CommitFault()
         engine = container.database().engine.sync_engine
         event.listen(engine, "before_cursor_execute", fault.before)
-        event.listen(engine, "after_cursor_execute", fault.after)
+        monkeypatch.setattr(Tx, "commit", fault.around_commit(Tx.commit))
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=60) as client:
             yield App(client, fault, tmp_path, container)
