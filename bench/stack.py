@@ -10,7 +10,9 @@ the same (bench/baseline.py). Figures: GET /image/{guid} req/s and GET /image/{g
 """
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -29,6 +31,22 @@ def bare_fastapi(workdir: Path, detail: bytes, content: bytes):
     command = [sys.executable, "-m", "bench.bare_fastapi", "--port", "{port}"]
     command += ["--detail-file", str(workdir / "bare.json"), "--content-file", str(workdir / "bare.png")]
     return servers.start_server("bare-fastapi", command, workdir, {})
+
+
+def _seed_with(python: str, workdir: Path, env: dict[str, str]) -> dict[str, list[str]]:
+    """bench.data run by another tree's Python (its PYTHONPATH in env), as run.seed runs this tree's."""
+    specs = ["meta:1000:1024", f"content:1:{run.CONTENT_BYTES}"]
+    out = subprocess.run(
+        [python, "-m", "bench.data", *specs],
+        cwd=workdir,
+        env=servers.clean_env(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode:
+        raise RuntimeError(f"seeding the tree before failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _median(results: list[LoadResult], metric) -> float:
@@ -64,10 +82,23 @@ def measure(args: argparse.Namespace, log) -> list[str]:
                 servers.pixyproxy_server(work, env, name="granian", server="granian")
             ),
         }
-        if args.before:
-            before_env = {**env, "PYTHONPATH": str(args.before)}
+        paths = {label: (detail_paths, content_paths) for label in sides}
+        if args.before:  # its own data, seeded by its own code: its schema is older than this tree's
+            old = work / "before"
+            old.mkdir()
+            before_env = {
+                "PIXYPROXY_DATABASE_URL": f"sqlite:///{old / 'bench.db'}",
+                "PIXYPROXY_STORAGE_URL": f"file:{old / 'images'}",
+                "PIXYPROXY_LOG_LEVEL": "INFO",
+                "PYTHONPATH": str(args.before),
+            }
+            seeded = _seed_with(args.before_python, old, before_env)
             sides["before, uvicorn"] = stack.enter_context(
-                servers.pixyproxy_server(work, before_env, name="before", python=args.before_python)
+                servers.pixyproxy_server(old, before_env, name="before", python=args.before_python)
+            )
+            paths["before, uvicorn"] = (
+                [f"/image/{g}" for g in seeded["meta"]],
+                [f"/image/{seeded['content'][0]}/content"],
             )
         _, detail = run.fetch(sides["PixyProxy, uvicorn"].base_url + detail_paths[0])
         _, content = run.fetch(sides["PixyProxy, uvicorn"].base_url + content_paths[0])
@@ -75,12 +106,14 @@ def measure(args: argparse.Namespace, log) -> list[str]:
         sides["raw ASGI"] = stack.enter_context(
             servers.baseline_server(work, detail, "application/json", "raw-json")
         )
+        for label in ("bare FastAPI", "raw ASGI"):
+            paths[label] = (detail_paths, content_paths)
         log("… detail reads")
-        details = run.alternate(cfg, [(label, s, detail_paths) for label, s in sides.items()])
+        details = run.alternate(cfg, [(label, s, paths[label][0]) for label, s in sides.items()])
         raw_png = servers.baseline_server(work, content, "image/png", "raw-png")
         sides["raw ASGI"] = stack.enter_context(raw_png)
         log("… content reads")
-        contents = run.alternate(cfg, [(label, s, content_paths) for label, s in sides.items()])
+        contents = run.alternate(cfg, [(label, s, paths[label][1]) for label, s in sides.items()])
     head = "| server | rate | ÷ bare FastAPI | p50 | server CPU per request |"
     rule = "| --- | --- | --- | --- | --- |"
     return [
