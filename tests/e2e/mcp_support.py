@@ -14,6 +14,20 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from PIL import Image
 
+# For tests that speak JSON-RPC over HTTP themselves: what every POST to /mcp accepts, and a session's
+# opening message.
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+OPENING = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
 
 @contextlib.asynccontextmanager
 async def http_session(

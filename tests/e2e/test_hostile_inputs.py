@@ -16,6 +16,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.e2e.mcp_support import ACCEPT as MCP_ACCEPT
+from tests.e2e.mcp_support import OPENING
 from tests.e2e.server import run_server
 from tests.support.webhook_receiver import SECRET
 
@@ -786,7 +788,6 @@ def test_a_stored_guid_has_one_spelling_every_other_is_a_404(server, client, spe
 # The MCP endpoint: each row is one message in an initialized session. Malformed JSON-RPC, an unknown
 # method or tool and an oversized body get the protocol's error; a bad argument is a tool result with
 # isError. None of them changes anything or logs above WARNING.
-MCP_ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 PROTOCOL, TOOL_ERROR = "protocol", "tool"
 
 
@@ -878,17 +879,7 @@ MCP_CASES = [
 @pytest.fixture(scope="module")
 def mcp_headers(server):
     """The headers of an initialized MCP session."""
-    opening = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
-    answer = httpx.post(f"{server.base_url}/mcp", json=opening, headers=MCP_ACCEPT, timeout=30)
+    answer = httpx.post(f"{server.base_url}/mcp", json=OPENING, headers=MCP_ACCEPT, timeout=30)
     assert answer.status_code == 200, answer.text
     headers = {
         **MCP_ACCEPT,

@@ -15,7 +15,7 @@ from mcp.types import ImageContent
 
 from pixyproxy.domain.jobs_models import JobRequest
 from pixyproxy.domain.models import EditRequest, ImageDetail
-from tests.e2e.mcp_support import http_session, image_parts, text_of, webp_side
+from tests.e2e.mcp_support import ACCEPT, OPENING, http_session, image_parts, text_of, webp_side
 from tests.e2e.server import run_server
 from tests.e2e.test_jobs_e2e import wait_for
 from tests.e2e.test_openai_e2e import openai_env
@@ -269,23 +269,12 @@ async def test_one_key_never_sees_anothers_image(server):
 
 
 def test_a_session_is_bound_to_the_key_that_opened_it(server):
-    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-    opening = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
-    ann = {**accept, "Authorization": f"Bearer {KEYS['ann']}"}
-    opened = httpx.post(f"{server.base_url}/mcp", json=opening, headers=ann)
+    ann = {**ACCEPT, "Authorization": f"Bearer {KEYS['ann']}"}
+    opened = httpx.post(f"{server.base_url}/mcp", json=OPENING, headers=ann)
     session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18"}
     ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
     assert httpx.post(f"{server.base_url}/mcp", json=ping, headers={**ann, **session}).status_code == 200
-    bob = {**accept, **session, "Authorization": f"Bearer {KEYS['bob']}"}
+    bob = {**ACCEPT, **session, "Authorization": f"Bearer {KEYS['bob']}"}
     taken = httpx.post(f"{server.base_url}/mcp", json=ping, headers=bob)
     assert taken.status_code == 404 and taken.json()["error"]["message"] == "Session not found"
 

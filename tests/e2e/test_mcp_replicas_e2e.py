@@ -12,13 +12,12 @@ import httpx
 import httpx2
 import pytest
 
-from tests.e2e.mcp_support import http_session, image_parts
+from tests.e2e.mcp_support import ACCEPT, OPENING, http_session, image_parts
 from tests.e2e.server import run_server
 from tests.e2e.test_jobs_e2e import wait_for
 
 KEY = "replica-mcp-key-0001"
 ENV = {"PIXYPROXY_API_KEYS": f"ann:user:{KEY}"}
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 class Alternating(httpx2.AsyncBaseTransport):
@@ -103,18 +102,8 @@ async def test_serve_with_two_workers(tmp_path):
 
 
 def _opened(server) -> str:
-    opening = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
     answer = httpx.post(
-        f"{server.base_url}/mcp", json=opening, headers={**ACCEPT, "Authorization": f"Bearer {KEY}"}
+        f"{server.base_url}/mcp", json=OPENING, headers={**ACCEPT, "Authorization": f"Bearer {KEY}"}
     )
     assert answer.status_code == 200, answer.text
     return answer.headers["mcp-session-id"]

@@ -5,19 +5,9 @@ the loopback names, PIXYPROXY_MCP_ALLOWED_HOSTS / _ORIGINS and the CORS origins 
 import httpx
 import pytest
 
+from tests.e2e.mcp_support import ACCEPT, OPENING
 from tests.e2e.server import run_server
 
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-OPENING = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 ENV = {
     "PIXYPROXY_MCP_ALLOWED_HOSTS": "pixyproxy.example.com,other.example:8443",
     "PIXYPROXY_MCP_ALLOWED_ORIGINS": "https://chat.example",
