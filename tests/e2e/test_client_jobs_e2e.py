@@ -28,7 +28,8 @@ ENV = {
     "PIXYPROXY_WEBHOOK_SECRET": SECRET,
     "PIXYPROXY_WEBHOOK_ALLOW_PRIVATE": "true",
     "PIXYPROXY_JOB_POLL_SECONDS": "0.05",
-    # Long enough that a job is seen queued and running, and can be canceled while it runs.
+    # Long enough that a job is seen queued and running, and can be canceled while it runs; a wait of
+    # 0.1 s always ends before a job does.
     "PIXYPROXY_OFFLINE_LATENCY_SECONDS": "0.4",
 }
 
@@ -75,17 +76,18 @@ def test_wait_with_events(client) -> None:
 
 
 def test_wait_times_out_on_a_job_still_running(client) -> None:
-    job = client.submit("a slow one", n=10)
+    job = client.submit("a slow one", n=10)  # the offline latency alone outlasts the wait
     with pytest.raises(PixyProxyTimeout, match="had not ended"):
         client.wait(job, timeout=0.1, poll_interval=0.05)
-    client.cancel(job)
+    with contextlib.suppress(JobFinished):  # only tidying up: the job may have ended by now
+        client.cancel(job)
 
 
 def test_wait_with_events_times_out_on_a_job_still_running(client) -> None:
-    job = client.submit("a slow one, followed", n=10)  # ten images drawn: longer than the wait
+    job = client.submit("a slow one, followed", n=10)  # the offline latency alone outlasts the wait
     started = time.monotonic()
     with pytest.raises(PixyProxyTimeout, match="had not ended"):
-        client.wait(job, timeout=0.5, use_events=True)
+        client.wait(job, timeout=0.1, use_events=True)
     assert time.monotonic() - started < 2.5  # not when the job ends
     with contextlib.suppress(JobFinished):  # only tidying up: the job may have ended by now
         client.cancel(job)
@@ -153,10 +155,10 @@ async def test_the_async_client_does_the_same(server, monkeypatch) -> None:
         assert (await client.cancel(slow)).status == "canceled"
         with pytest.raises(JobFinished):
             await client.cancel(slow)
-        slow = await client.submit("async slow", n=10)
+        slow = await client.submit("async slow", n=10)  # the offline latency alone outlasts the wait
         started = time.monotonic()
         with pytest.raises(PixyProxyTimeout):
-            await client.wait(slow, timeout=0.5, use_events=True)
+            await client.wait(slow, timeout=0.1, use_events=True)
         assert time.monotonic() - started < 2.5
         # Only tidying up: on a busy machine the job may have finished by now.
         with contextlib.suppress(JobFinished):
