@@ -26,7 +26,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import Engine, column, create_engine, event, text
 from sqlalchemy.engine import URL, Row, make_url
@@ -294,22 +294,31 @@ class Database:
                         begun = True
                     yield tx
             except BaseException as exc:
-                await self._end_failed(connection, exc, begun)
-                failure = self._failure(exc, committing=False, idempotent=idempotent)
-                if failure is exc:
-                    raise
-                raise failure from exc
+                await self._raise_failed(connection, exc, begun, committing=False, idempotent=idempotent)
             if not write:
                 return  # a read is one statement in autocommit: nothing to end
             try:
                 async with asyncio.timeout(self._work_timeout()):
                     await tx.commit()
             except BaseException as exc:
-                await self._end_failed(connection, exc, begun)
-                failure = self._failure(exc, committing=True, idempotent=idempotent)
-                if failure is exc:
-                    raise
-                raise failure from exc
+                await self._raise_failed(connection, exc, begun, committing=True, idempotent=idempotent)
+
+    async def _raise_failed(
+        self,
+        connection: AsyncConnection,
+        exc: BaseException,
+        begun: bool,
+        *,
+        committing: bool,
+        idempotent: bool,
+    ) -> NoReturn:
+        """End the failed unit of work, then raise what it failed with, classified (the work's own
+        exception, a cancellation included, as it is)."""
+        await self._end_failed(connection, exc, begun)
+        failure = self._failure(exc, committing=committing, idempotent=idempotent)
+        if failure is exc:
+            raise exc
+        raise failure from exc
 
     async def _end_failed(self, connection: AsyncConnection, exc: BaseException, begun: bool) -> None:
         """Roll back what a failed unit of work began, or drop a connection left out of step."""
