@@ -121,9 +121,12 @@ def moto_s3(workdir: Path) -> Iterator[dict[str, str]]:
         }
 
 
-def seed(workdir: Path, env: dict[str, str], specs: list[str]) -> dict[str, list[str]]:
+def seed(
+    workdir: Path, env: dict[str, str], specs: list[str], python: str = sys.executable
+) -> dict[str, list[str]]:
+    """bench.data's stores, seeded by `python` (another tree's, with its PYTHONPATH in env, seeds its own)."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.data", *specs],
+        [python, "-m", "bench.data", *specs],
         cwd=workdir,
         env=servers.clean_env(env),
         capture_output=True,

@@ -10,9 +10,7 @@ the same (bench/baseline.py). Figures: GET /image/{guid} req/s and GET /image/{g
 """
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -23,6 +21,7 @@ from bench.load import LoadResult, tool_name
 
 SECTION = "## Stack limit: reads against a bare FastAPI app"
 RESULTS = run.ROOT / "bench" / "stack_results.md"
+SEEDED = ["meta:1000:1024", f"content:1:{run.CONTENT_BYTES}"]  # 1,000 details and one 200 KB PNG
 
 
 def bare_fastapi(workdir: Path, detail: bytes, content: bytes):
@@ -31,22 +30,6 @@ def bare_fastapi(workdir: Path, detail: bytes, content: bytes):
     command = [sys.executable, "-m", "bench.bare_fastapi", "--port", "{port}"]
     command += ["--detail-file", str(workdir / "bare.json"), "--content-file", str(workdir / "bare.png")]
     return servers.start_server("bare-fastapi", command, workdir, {})
-
-
-def _seed_with(python: str, workdir: Path, env: dict[str, str]) -> dict[str, list[str]]:
-    """bench.data run by another tree's Python (its PYTHONPATH in env), as run.seed runs this tree's."""
-    specs = ["meta:1000:1024", f"content:1:{run.CONTENT_BYTES}"]
-    out = subprocess.run(
-        [python, "-m", "bench.data", *specs],
-        cwd=workdir,
-        env=servers.clean_env(env),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode:
-        raise RuntimeError(f"seeding the tree before failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _median(results: list[LoadResult], metric) -> float:
@@ -73,7 +56,7 @@ def measure(args: argparse.Namespace, log) -> list[str]:
             "PIXYPROXY_STORAGE_URL": f"file:{work / 'images'}",
             "PIXYPROXY_LOG_LEVEL": "INFO",
         }
-        data = run.seed(work, env, ["meta:1000:1024", f"content:1:{run.CONTENT_BYTES}"])
+        data = run.seed(work, env, SEEDED)
         detail_paths = [f"/image/{g}" for g in data["meta"]]
         content_paths = [f"/image/{data['content'][0]}/content"]
         sides: dict[str, servers.Server] = {
@@ -92,7 +75,7 @@ def measure(args: argparse.Namespace, log) -> list[str]:
                 "PIXYPROXY_LOG_LEVEL": "INFO",
                 "PYTHONPATH": str(args.before),
             }
-            seeded = _seed_with(args.before_python, old, before_env)
+            seeded = run.seed(old, before_env, SEEDED, python=args.before_python)
             sides["before, uvicorn"] = stack.enter_context(
                 servers.pixyproxy_server(old, before_env, name="before", python=args.before_python)
             )
