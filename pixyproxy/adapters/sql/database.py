@@ -5,11 +5,10 @@
   `rows()` and `execute()` are one statement's unit of work.
 * Driver errors are classified once (errors.py) and become MetadataUnavailable (503), Duplicate (the
   store decides), or MetadataOutcomeUnknown when the answer to a COMMIT never came.
-* A read (`rows()`) is one statement in autocommit, run as ONE call of a plain function (read_rows):
-  checkout, execute, fetch and check-in together. On SQLite that call is one hop to a reader thread with
-  a pysqlite connection of its own (aiosqlite would take four: cursor, execute, fetch, close); on MySQL
-  one greenlet over the engine (one switch in and out around the one round trip).
-* SQLite: statements run on reader threads or aiosqlite's threads, never on the event loop. Writes take
+* A read (`rows()`) is one statement in autocommit on the driver's own cursor (reads.py): on SQLite,
+  on the loop's own connection when SQLite can answer without waiting for a lock, else one hop to a
+  reader thread; on MySQL one greenlet over the engine (one switch in and out around the round trip).
+* SQLite: the loop never waits for SQLite's locks: writes run on aiosqlite's threads. Writes take
   the write lock at BEGIN (BEGIN IMMEDIATE) and queue in the process first, so a write waiting for
   another process's lock holds one connection and every read goes on (WAL: readers never wait for the
   writer).
@@ -24,21 +23,19 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from sqlalchemy import Engine, column, create_engine, event, text
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import TextClause
-from sqlalchemy.sql.selectable import TextualSelect
-from sqlalchemy.util import greenlet_spawn
 
 from pixyproxy.adapters.mysql.config import parse_mysql_url
 from pixyproxy.adapters.sql import schema
 from pixyproxy.adapters.sql.dialect import DIALECTS, MYSQL_INIT_COMMAND, Dialect
 from pixyproxy.adapters.sql.errors import Duplicate, Kind, classify, is_database_error
+from pixyproxy.adapters.sql.reads import SQLiteReads, mysql_read, out_of_step
 from pixyproxy.adapters.sql.retry import Retryable, RetryPolicy
 from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
 
@@ -55,18 +52,6 @@ SQLITE_POOL_SIZE = 4
 def statement(sql: str) -> TextClause:
     """A statement with :name parameters, parsed once."""
     return text(sql)
-
-
-# How many columns each read's statement returns, learnt at its first run (the statements are constants).
-_WIDTHS: dict[str, int] = {}
-
-
-@functools.lru_cache(maxsize=1024)
-def described(sql: str, width: int) -> TextualSelect:
-    """The statement with its result's columns declared (by position): SQLAlchemy then keeps the
-    result's description with the compiled statement instead of working it out again from the
-    driver's on every run, which was most of a read's CPU."""
-    return text(sql).columns(*(column(f"c{n}") for n in range(width)))
 
 
 def database_url(url: str) -> URL:
@@ -164,7 +149,7 @@ class Database:
         self.busy_timeout_seconds = sqlite_busy_timeout_seconds
         self.retry = retry or RetryPolicy()
         self._engine: AsyncEngine | None = None
-        self._readers: Readers | None = None
+        self._reads: SQLiteReads | None = None
         self._writer = asyncio.Lock()  # SQLite's single writer, queued in the process
         self._migrated = False
 
@@ -238,15 +223,16 @@ class Database:
 
         return await self.retry.run(once)
 
-    async def rows(self, sql: str, params: dict[str, Any] | None = None) -> Sequence[Row]:
-        """One read: a statement in autocommit, as one call (see the module's docstring)."""
+    async def rows(
+        self, sql: str, params: dict[str, Any] | None = None, *, by_key: bool = False
+    ) -> Sequence[Sequence[Any]]:
+        """One read, its rows as tuples (reads.py). `by_key`: a read of a few rows by a unique key, cheap
+        whatever the table's size, which SQLite may answer on the loop itself when it needs no lock."""
 
-        async def once() -> Sequence[Row]:
+        async def once() -> Sequence[Sequence[Any]]:
             try:
                 if self.name == "sqlite":
-                    readers = self._sqlite_readers()
-                    loop = asyncio.get_running_loop()
-                    return await loop.run_in_executor(readers.threads, read_rows, readers.engine, sql, params)
+                    return await self._sqlite_reads().rows(sql, params or {}, by_key=by_key)
                 # The checkout bounded as in transaction(), then the statement by the read timeout.
                 async with asyncio.timeout(self.connect_timeout_seconds + self.read_timeout_seconds) as bound:
                     loop = asyncio.get_running_loop()
@@ -254,7 +240,7 @@ class Database:
                     def checked_out() -> None:
                         bound.reschedule(loop.time() + self.read_timeout_seconds)
 
-                    return await greenlet_spawn(read_rows, self.engine.sync_engine, sql, params, checked_out)
+                    return await mysql_read(self.engine, sql, params or {}, checked_out)
             except BaseException as exc:
                 failure = self._failure(exc, committing=False, idempotent=True)
                 if failure is exc:
@@ -263,10 +249,10 @@ class Database:
 
         return await self.retry.run(once)
 
-    def _sqlite_readers(self) -> "Readers":
-        if self._readers is None:
-            self._readers = Readers(self.url, self.busy_timeout_seconds)
-        return self._readers
+    def _sqlite_reads(self) -> SQLiteReads:
+        if self._reads is None:
+            self._reads = SQLiteReads(self.url.database or ":memory:", self.busy_timeout_seconds)
+        return self._reads
 
     async def execute(
         self, sql: str, params: dict[str, Any] | None = None, *, idempotent: bool = False
@@ -322,7 +308,7 @@ class Database:
 
     async def _end_failed(self, connection: AsyncConnection, exc: BaseException, begun: bool) -> None:
         """Roll back what a failed unit of work began, or drop a connection left out of step."""
-        if self._out_of_step(exc):
+        if out_of_step(exc):
             with contextlib.suppress(Exception):
                 await asyncio.shield(connection.invalidate())
             return
@@ -353,13 +339,6 @@ class Database:
             if not is_database_error(exc):
                 raise
             raise self._failure(exc, committing=committing, idempotent=idempotent) from exc
-
-    @staticmethod
-    def _out_of_step(exc: BaseException) -> bool:
-        """A timed-out, cancelled or broken exchange: the connection must never be pooled again."""
-        if isinstance(exc, (TimeoutError, asyncio.CancelledError, OSError)):
-            return True
-        return is_database_error(exc) and classify(exc).kind in (Kind.CONNECTION_LOST, Kind.TIMEOUT)
 
     def _failure(self, exc: BaseException, *, committing: bool, idempotent: bool) -> BaseException:
         """What a failed unit of work raises: the domain's error, Duplicate, or Retryable."""
@@ -428,56 +407,15 @@ class Database:
         return at, schema.head()
 
     async def ping(self) -> None:
-        await self.rows("SELECT 1")
+        await self.rows("SELECT 1", by_key=True)
 
     async def close(self) -> None:
         """Close the pooled connections; the engine opens new ones if it is used again."""
         if self._engine is not None:
             await self._engine.dispose()
-        if self._readers is not None:
-            readers, self._readers = self._readers, None
-            await asyncio.to_thread(readers.close)
-
-
-def read_rows(
-    engine: Engine,
-    sql: str,
-    params: dict[str, Any] | None,
-    checked_out: Callable[[], None] | None = None,
-) -> Sequence[Row]:
-    """A whole read, in one call: on a reader thread (SQLite) or in one greenlet (MySQL). A connection
-    left out of step (a timeout, a cancellation) is invalidated by SQLAlchemy before it is checked in."""
-    with engine.connect() as connection:
-        if checked_out is not None:
-            checked_out()
-        width = _WIDTHS.get(sql)
-        if width is not None:
-            return connection.execute(described(sql, width), params or {}).all()
-        result = connection.execute(statement(sql), params or {})
-        _WIDTHS[sql] = len(result.keys())
-        return result.all()
-
-
-class Readers:
-    """SQLite's reads: SQLITE_POOL_SIZE threads, each read one hop to one of them, on pysqlite
-    connections of their own (WAL: a read never waits for a writer, in this process or another)."""
-
-    def __init__(self, url: URL, busy_timeout_seconds: float) -> None:
-        self.engine = create_engine(
-            url.set(drivername="sqlite+pysqlite"),
-            pool_size=SQLITE_POOL_SIZE,
-            max_overflow=0,
-            isolation_level="AUTOCOMMIT",
-            skip_autocommit_rollback=True,
-            pool_reset_on_return=None,
-            # A connection is checked out on whichever reader thread runs the read.
-            connect_args={"timeout": busy_timeout_seconds, "check_same_thread": False},
-        )
-        self.threads = ThreadPoolExecutor(SQLITE_POOL_SIZE, thread_name_prefix="sqlite-read")
-
-    def close(self) -> None:
-        self.threads.shutdown(wait=True)
-        self.engine.dispose()
+        if self._reads is not None:
+            reads, self._reads = self._reads, None
+            await asyncio.to_thread(reads.close)
 
 
 def sqlite_transactions(sync_engine: Any) -> None:

@@ -95,8 +95,10 @@ class SQLImageRepository:
         d = self.name
         self._list_after = f"{SELECTS[d]}{NEWEST_FIRST_INDEX[d]} WHERE {KEYSET_AFTER[d]} {NEWEST_FIRST}"
 
-    async def _image_rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
-        return self.db.dialect.image_rows(await self.db.rows(sql, params))
+    async def _image_rows(
+        self, sql: str, params: dict[str, Any], *, by_key: bool = False
+    ) -> Sequence[Sequence[Any]]:
+        return self.db.dialect.image_rows(await self.db.rows(sql, params, by_key=by_key))
 
     async def init(self) -> None:
         await self.db.init()
@@ -153,13 +155,14 @@ class SQLImageRepository:
     async def get(self, guid: UUID, owner: str | None = None) -> ImageDetail | None:
         """The image; with `owner`, only if it is that owner's."""
         if owner is None:
-            rows = await self._image_rows(self._get_by_guid, {"guid": str(guid)})
+            rows = await self._image_rows(self._get_by_guid, {"guid": str(guid)}, by_key=True)
         else:
-            rows = await self._image_rows(self._get_by_guid_of, {"guid": str(guid), "owner": owner})
+            params = {"guid": str(guid), "owner": owner}
+            rows = await self._image_rows(self._get_by_guid_of, params, by_key=True)
         return stored_image(rows[0]).detail if rows else None
 
     async def get_by_idempotency_key(self, key: str) -> IdempotentResult | None:
-        rows = await self._image_rows(self._get_by_idempotency_key, {"key": key})
+        rows = await self._image_rows(self._get_by_idempotency_key, {"key": key}, by_key=True)
         if not rows:
             return None
         stored = stored_image(rows[0])

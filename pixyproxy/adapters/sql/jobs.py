@@ -59,11 +59,11 @@ class SQLJobStore:
             raise MetadataUnavailable(f"the job could not be recorded: {exc}") from exc
 
     async def get(self, job_id: UUID) -> Job | None:
-        rows = await self.db.rows(q.GET, {"job_id": str(job_id)})
+        rows = await self.db.rows(q.GET, {"job_id": str(job_id)}, by_key=True)
         return q.row_to_job(rows[0])[0] if rows else None
 
     async def get_by_idempotency_key(self, owner: str | None, key: str) -> StoredJob | None:
-        rows = await self.db.rows(q.GET_BY_KEY, {"owner": q.owner_value(owner), "key": key})
+        rows = await self.db.rows(q.GET_BY_KEY, {"owner": q.owner_value(owner), "key": key}, by_key=True)
         if not rows:
             return None
         job, _, request_hash = q.row_to_job(rows[0])
@@ -145,7 +145,7 @@ class SQLJobStore:
         return mine
 
     async def is_running(self, job_id: UUID, worker: str) -> bool:
-        return bool(await self.db.rows(q.IS_RUNNING, {"job_id": str(job_id), "worker": worker}))
+        return bool(await self.db.rows(q.IS_RUNNING, {"job_id": str(job_id), "worker": worker}, by_key=True))
 
     async def set_progress(self, job_id: UUID, worker: str, progress: float) -> None:
         params = {"job_id": str(job_id), "worker": worker, "progress": progress}

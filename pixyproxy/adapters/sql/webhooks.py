@@ -85,11 +85,11 @@ class SQLWebhookOutbox:
         await self.db.execute(RELEASE, {"owner": owner}, idempotent=True)
 
     async def get(self, delivery_id: str) -> WebhookDelivery | None:
-        rows = await self.db.rows(GET, {"delivery_id": delivery_id})
+        rows = await self.db.rows(GET, {"delivery_id": delivery_id}, by_key=True)
         return row_to_delivery(rows[0], self.db.dialect.parse) if rows else None
 
     async def get_for_job(self, job_id: str) -> WebhookDelivery | None:
-        rows = await self.db.rows(GET_FOR_JOB, {"job_id": job_id})
+        rows = await self.db.rows(GET_FOR_JOB, {"job_id": job_id}, by_key=True)
         return row_to_delivery(rows[0], self.db.dialect.parse) if rows else None
 
     async def ping(self) -> None:
