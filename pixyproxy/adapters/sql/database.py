@@ -369,9 +369,11 @@ class Database:
     # -- start and stop --------------------------------------------------------------------------
 
     async def init(self) -> None:
-        """Bring the schema to the newest revision (once per process), then open the pool's first
-        connections (pool_min_size on MySQL), so the first requests skip a connect."""
+        """Bring the schema to the newest revision (once per process), then open the first connections
+        (SQLite: the loop's reader; MySQL: pool_min_size), so the first requests skip a connect."""
         await self._ensure_migrated()
+        if self.name == "sqlite":
+            await self._sqlite_reads().open()
         await self.ping()
         if self.name == "mysql" and self.pool_min_size > 1:
             async with contextlib.AsyncExitStack() as stack:

@@ -68,22 +68,27 @@ class SQLiteReads:
         return await loop.run_in_executor(self.threads, self._read_on_thread, sql, params)
 
     def _loop_connection(self) -> sqlite3.Connection | None:
-        """The loop's connection, once opened (off the loop: opening touches the file); None meanwhile,
-        and on any other thread than the one that opened it (a connection serves one thread at a time)."""
+        """The loop's connection once open; None meanwhile (its opening is started), and on any other
+        thread than the one it was opened for (a connection serves one thread at a time)."""
         if self._on_loop is not None:
             return self._on_loop if threading.get_ident() == self._loop_thread else None
         if self._opening is None:
-            self._opening = asyncio.get_running_loop().create_task(self._open_for_loop())
+            self._opening = asyncio.get_running_loop().create_task(self.open())
         return None
 
-    async def _open_for_loop(self) -> None:
+    async def open(self) -> None:
+        """Open the loop's connection, off the loop (opening touches the file); a failure leaves the
+        reads on the reader threads until the next read tries again."""
+        if self._on_loop is not None:
+            return
         thread = threading.get_ident()
         try:
             connection = await asyncio.to_thread(self._connect, 0.0)
         except sqlite3.Error:
-            self._opening = None  # tried again by the next read
+            self._opening = None
             return
-        self._on_loop, self._loop_thread = connection, thread
+        if self._on_loop is None:
+            self._on_loop, self._loop_thread = connection, thread
 
     def _read_on_thread(self, sql: str, params: dict[str, Any]) -> list[Any]:
         connection = getattr(self._per_thread, "connection", None)
@@ -127,9 +132,12 @@ async def mysql_read(
     connection = await engine.raw_connection()
     try:
         checked_out()
-        cursor = await connection.driver_connection.cursor()
+        driver: Any = connection.driver_connection  # aiomysql's own connection
+        cursor = await driver.cursor()
         await cursor.execute(compiled.string, tuple(params[name] for name in compiled.positiontup or ()))
-        return await cursor.fetchall()
+        rows = await cursor.fetchall()
+        await cursor.close()
+        return rows
     except BaseException as exc:
         if out_of_step(exc):
             connection.invalidate(exc if isinstance(exc, Exception) else None)
