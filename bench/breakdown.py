@@ -4,7 +4,7 @@ piece taken out at a time. It explains figure 1; it is not a figure itself.
     python -m bench.breakdown MODE ITERATIONS     (run by bench/run.py, with PIXYPROXY_* set to seeded stores
                                                    and BENCH_GUIDS naming a JSON file of guids)
 
-MODE: full, no-log-lines (request log level above INFO), no-metrics (MetricsMiddleware removed),
+MODE: full, no-log-lines (request log level above INFO), no-metrics (a recorder that records nothing),
 memory-repository (the repository's get answers one ready ImageDetail).
 Prints one JSON line: {"mode": ..., "cpu_us": best of 5 rounds}.
 """
@@ -21,14 +21,20 @@ from uuid import UUID
 MODES = ("full", "no-log-lines", "no-metrics", "memory-repository")
 
 
+class NoMetrics:
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        pass
+
+
 async def measure(mode: str, iterations: int) -> float:
     from pixyproxy.entrypoints.app import create_app
-    from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
+    from pixyproxy.entrypoints.middleware.boundary import RequestBoundary
 
     guids = json.loads(Path(os.environ["BENCH_GUIDS"]).read_text())
     app = create_app()
     if mode == "no-metrics":
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not MetricsMiddleware]
+        (boundary,) = [m for m in app.user_middleware if m.cls is RequestBoundary]
+        boundary.kwargs["recorder"] = NoMetrics()
     if mode == "no-log-lines":
         logging.getLogger("pixyproxy.request").setLevel(logging.WARNING)
 

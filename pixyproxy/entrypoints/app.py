@@ -17,13 +17,10 @@ from pixyproxy.entrypoints.errors import error_response
 from pixyproxy.entrypoints.logging_setup import LogHandler, configure_logging
 from pixyproxy.entrypoints.malloc_tuning import return_large_blocks
 from pixyproxy.entrypoints.mcp.http_app import McpEndpoint
-from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, document_security, load_keys
-from pixyproxy.entrypoints.middleware.body_limit import BodyLimitMiddleware
-from pixyproxy.entrypoints.middleware.errors import ErrorMiddleware
-from pixyproxy.entrypoints.middleware.json_encoding import JsonEncodingMiddleware
-from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
-from pixyproxy.entrypoints.middleware.rate_limit import RateLimitMiddleware, document_rate_limit
-from pixyproxy.entrypoints.middleware.request_log import RequestLogMiddleware
+from pixyproxy.entrypoints.middleware.api_keys import ApiKeyCheck, document_security, load_keys
+from pixyproxy.entrypoints.middleware.boundary import RequestBoundary
+from pixyproxy.entrypoints.middleware.guard import AdmissionCheck, RequestGuard
+from pixyproxy.entrypoints.middleware.rate_limit import RateLimitCheck, document_rate_limit
 from pixyproxy.entrypoints.middleware.tracing import TracingMiddleware
 from pixyproxy.entrypoints.openapi import SchemaPatch, patch_openapi
 from pixyproxy.entrypoints.route_match import RouteTable
@@ -113,7 +110,7 @@ def serve_app() -> FastAPI:
 
 
 async def _handle_error(request, exc: Exception):
-    """Errors raised inside routing; the error middleware answers those raised by middleware."""
+    """Errors raised inside routing; the request guard answers those raised before routing."""
     response = error_response(exc, request.scope["path"])
     if response.status_code == 405:
         response.headers["Allow"] = ", ".join(request.app.state.routes.allowed_methods(request.scope))
@@ -121,27 +118,27 @@ async def _handle_error(request, exc: Exception):
 
 
 def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> None:
-    """Innermost first (each one added wraps the ones before): JSON encoding > body limit > rate limit >
-    API keys > error answers > CORS > request log > metrics. CORS sits outside the error middleware so its
-    headers reach refusals; the rate limit runs after the key check so it counts per key; the request log and
-    metrics see every request, refused ones too."""
-    app.add_middleware(JsonEncodingMiddleware)
-    uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_upload_bytes)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, larger=uploads)
+    """Innermost first (each one added wraps the ones before): the request guard (API keys, then the rate
+    limit, then the body's size and encoding, and the error answer for every refusal) > CORS > tracing >
+    the request boundary (request id, the two log lines, metrics). CORS sits outside the guard so its
+    headers reach refusals; the rate limit runs after the key check so it counts per key; the boundary
+    sees every request, refused ones too."""
     patches: list[SchemaPatch] = []
-    limiter = container.rate_limiter()
-    if limiter is not None:
-        app.add_middleware(RateLimitMiddleware, limiter=limiter)
-    if limiter is not None or container.budgets() is not None:
-        patches.append(document_rate_limit)
+    checks: list[AdmissionCheck] = []
     env_keys = settings.api_keys.get_secret_value() if settings.api_keys else None
     keys = load_keys(env_keys, settings.api_keys_file)
     metrics_key = settings.metrics_key.get_secret_value() if settings.metrics_key else None
     if keys or metrics_key:
-        app.add_middleware(ApiKeyMiddleware, keys=keys, metrics_key=metrics_key)
+        checks.append(ApiKeyCheck(keys=keys, metrics_key=metrics_key))
     if keys:
         patches.append(document_security)
-    app.add_middleware(ErrorMiddleware)
+    limiter = container.rate_limiter()
+    if limiter is not None:
+        checks.append(RateLimitCheck(limiter))
+    if limiter is not None or container.budgets() is not None:
+        patches.append(document_rate_limit)
+    uploads = dict.fromkeys(UPLOAD_PATHS, settings.max_upload_bytes)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes, larger=uploads, checks=checks)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -152,9 +149,8 @@ def _add_middleware(app: FastAPI, container: Container, settings: Settings) -> N
             max_age=600,
         )
     tracer = container.tracer()
-    if tracer is not None:  # inside the request log, so the request id is set when its span starts
+    if tracer is not None:  # inside the boundary, so the request id is set when its span starts
         app.add_middleware(TracingMiddleware, tracer=tracer)
-    app.add_middleware(RequestLogMiddleware)
-    app.add_middleware(MetricsMiddleware, recorder=container.metrics(), routes=app.state.routes)
+    app.add_middleware(RequestBoundary, recorder=container.metrics(), routes=app.state.routes)
     if patches:
         patch_openapi(app, patches)

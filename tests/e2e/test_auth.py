@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from pixyproxy.entrypoints.middleware import api_keys as auth
-from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, load_key_digests
+from pixyproxy.entrypoints.middleware.api_keys import ApiKeyCheck, load_key_digests
 from tests.e2e.server import run_server
 
 ENV_KEYS = ["alpha-canary-key-1b7e4f", "beta-canary-key-93c0d2"]
@@ -207,7 +207,7 @@ def test_a_file_line_that_is_not_a_digest_stops_the_start_without_echoing_it(tmp
 
 def test_every_configured_digest_is_compared_in_constant_time(monkeypatch):
     digests = [*load_key_digests(",".join(ENV_KEYS), None), hashlib.sha256(FILE_KEY.encode()).digest()]
-    middleware = ApiKeyMiddleware(app=None, digests=digests)
+    check = ApiKeyCheck(digests=digests)
     calls = []
     real_compare = hmac.compare_digest
 
@@ -218,14 +218,14 @@ def test_every_configured_digest_is_compared_in_constant_time(monkeypatch):
     monkeypatch.setattr(auth.hmac, "compare_digest", counting)
     for key, expected in [(ENV_KEYS[0], True), (FILE_KEY, True), ("wrong", False)]:
         calls.clear()
-        assert (middleware.identify(key) is not None) is expected
+        assert (check.identify(key) is not None) is expected
         # Every digest is compared, whether the first matches or none does; all inputs are equal-length
         # digests, never the raw key.
         assert len(calls) == len(digests)
         assert all(len(a) == len(b) == 32 for a, b in calls)
-    assert middleware.identify(None) is None
-    assert middleware.identify(ENV_KEYS[0]) != middleware.identify(ENV_KEYS[1])
-    assert ENV_KEYS[0] not in middleware.identify(ENV_KEYS[0])
+    assert check.identify(None) is None
+    assert check.identify(ENV_KEYS[0]) != check.identify(ENV_KEYS[1])
+    assert ENV_KEYS[0] not in check.identify(ENV_KEYS[0])
 
 
 def test_the_openai_key_never_reaches_a_client_or_the_log_even_when_the_provider_quotes_it(

@@ -7,8 +7,7 @@ from limits.aio.storage import MemoryStorage
 from starlette.testclient import TestClient
 
 from pixyproxy.adapters.limits_counters import LimitsRateLimiter
-from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware
-from pixyproxy.entrypoints.middleware.rate_limit import RateLimitMiddleware
+from pixyproxy.entrypoints.middleware.guard import RequestGuard
 from tests.e2e.server import run_server
 from tests.support.embedded import in_process_app
 
@@ -74,8 +73,8 @@ def test_without_keys_the_limit_is_per_client_address(tmp_path):
 
 def test_nothing_is_installed_by_default(tmp_path):
     app = in_process_app(tmp_path)
-    installed = {m.cls for m in app.user_middleware}
-    assert RateLimitMiddleware not in installed and ApiKeyMiddleware not in installed
+    (guard,) = [m for m in app.user_middleware if m.cls is RequestGuard]
+    assert guard.kwargs["checks"] == []  # neither the key check nor the rate limit
     spec = app.openapi()
     assert "429" not in spec["paths"]["/image/"]["post"]["responses"]
     assert "401" not in spec["paths"]["/image/"]["post"]["responses"]

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 
 from pixyproxy.domain.models import Caller
-from pixyproxy.entrypoints.middleware.api_keys import ApiKeyMiddleware, load_key_digests, load_keys
+from pixyproxy.entrypoints.middleware.api_keys import ApiKeyCheck, load_key_digests, load_keys
 
 
 def digest(key: str) -> str:
@@ -20,15 +20,15 @@ def test_named_lines_bare_digests_and_env_keys_each_name_a_caller(tmp_path):
         f"{digest('old-key')}\n\n"
     )
     keys = load_keys("env-key, reports:admin:reports-key", keys_file)
-    middleware = ApiKeyMiddleware(app=None, keys=keys)
-    assert middleware.caller_for("ducky-key") == Caller("ducky", "user")
-    assert middleware.caller_for("ops-key") == Caller("ops", "admin")
-    assert middleware.caller_for("old-key") == Caller(digest("old-key")[:8], "user")
-    assert middleware.caller_for("env-key") == Caller(digest("env-key")[:8], "user")
-    assert middleware.caller_for("reports-key") == Caller("reports", "admin")
-    assert middleware.caller_for("reports:admin:reports-key") is None  # the key is the part after role
-    assert middleware.caller_for("wrong") is None and middleware.caller_for(None) is None
-    assert middleware.identify("ducky-key") == "key:ducky"
+    check = ApiKeyCheck(keys=keys)
+    assert check.caller_for("ducky-key") == Caller("ducky", "user")
+    assert check.caller_for("ops-key") == Caller("ops", "admin")
+    assert check.caller_for("old-key") == Caller(digest("old-key")[:8], "user")
+    assert check.caller_for("env-key") == Caller(digest("env-key")[:8], "user")
+    assert check.caller_for("reports-key") == Caller("reports", "admin")
+    assert check.caller_for("reports:admin:reports-key") is None  # the key is the part after role
+    assert check.caller_for("wrong") is None and check.caller_for(None) is None
+    assert check.identify("ducky-key") == "key:ducky"
     assert load_key_digests(None, keys_file) == [
         bytes.fromhex(digest(k)) for k in ("ducky-key", "ops-key", "old-key")
     ]

@@ -13,7 +13,7 @@ from pixyproxy.adapters.metered import MeteredBlobStore, MeteredGenerator
 from pixyproxy.adapters.prometheus_metrics import PrometheusMetrics as Metrics
 from pixyproxy.domain.errors import GeneratorTimeout
 from pixyproxy.domain.models import GenerationRequest
-from pixyproxy.entrypoints.middleware.metrics import MetricsMiddleware
+from pixyproxy.entrypoints.middleware.boundary import RequestBoundary
 from pixyproxy.entrypoints.route_match import RouteTable
 from tests.support.fakes import InMemoryBlobStore, InMemoryImageRepository, ScriptedGenerator
 from tests.support.use_cases import build_use_cases
@@ -66,7 +66,7 @@ async def test_a_cancelled_generation_is_counted_as_cancelled():
     assert value(metrics, "pixyproxy_generations_total", model="scripted-1", outcome="cancelled") == 1
 
 
-async def test_the_middleware_labels_by_route_template_and_bounds_what_it_does_not_know():
+async def test_the_boundary_labels_by_route_template_and_bounds_what_it_does_not_know():
     async def hello(request):
         return PlainTextResponse("hi")
 
@@ -81,7 +81,7 @@ async def test_the_middleware_labels_by_route_template_and_bounds_what_it_does_n
         else:
             await inner(scope, receive, send)
 
-    app = MetricsMiddleware(refuse_secret, recorder=metrics, routes=RouteTable(routes))
+    app = RequestBoundary(refuse_secret, recorder=metrics, routes=RouteTable(routes))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         for guid in ("a", "b", "c/"):
             assert (await client.get(f"/image/{guid}")).status_code == 200

@@ -1,5 +1,5 @@
 """API keys: with keys configured, every route but the public ones needs `Authorization: Bearer <key>`
-or `X-API-Key: <key>`; anything else is refused with 401 (raised, rendered by the error middleware).
+or `X-API-Key: <key>`; anything else is refused with 401 (raised, rendered by the request guard).
 
 Each key has a name and a role (docs/security.md): `name:role:sha256hex` lines in the keys file, bare
 digests (a user named by the digest's first 8 hex digits), or PIXYPROXY_API_KEYS entries `key` or
@@ -7,7 +7,7 @@ digests (a user named by the digest's first 8 hex digits), or PIXYPROXY_API_KEYS
 compared with every configured digest by `hmac.compare_digest`, without stopping at a match, so the
 time taken says nothing about which digest (or how much of one) matched. Keys are never logged or echoed.
 
-A pure ASGI middleware, installed only when keys are configured: with none, requests pay nothing.
+A check the request guard runs, installed only when keys are configured: with none, requests pay nothing.
 """
 
 import hashlib
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = (
     frozenset({"/healthz", "/healthz/", "/readyz", "/readyz/"}) | DOCS_PATHS | GALLERY_PATHS
 )  # the gallery page holds no data, and must load before it can ask for a key
-# The scope keys where the middleware leaves who the caller is: `key:<name>` (never the key), and the
+# The scope keys where the check leaves who the caller is: `key:<name>` (never the key), and the
 # domain's Caller (name and role) for the use cases.
 # Every tenant's usage shows there: an admin key or the scrape key (PIXYPROXY_METRICS_KEY) only.
 METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
@@ -144,10 +144,12 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return bearer if bearer is not None else header_key
 
 
-class ApiKeyMiddleware:
+class ApiKeyCheck:
+    """The key check, run by the request guard (guard.py) before anything reads the request: it refuses
+    (raises) or leaves the caller in the scope."""
+
     def __init__(
         self,
-        app,
         keys: list[ApiKey] | None = None,
         public_paths: frozenset[str] = PUBLIC_PATHS,
         digests: list[bytes] | None = None,
@@ -155,8 +157,7 @@ class ApiKeyMiddleware:
     ) -> None:
         keys = [*(keys or ()), *(_unnamed(d) for d in digests or ())]
         if not keys and not metrics_key:
-            raise ValueError("ApiKeyMiddleware needs at least one key")
-        self.app = app
+            raise ValueError("the API key check needs at least one key")
         self.keys = keys
         self.digests = [key.digest for key in keys]
         # With only a scrape key configured, /metrics is all there is to guard.
@@ -184,16 +185,11 @@ class ApiKeyMiddleware:
             return False
         return hmac.compare_digest(self.metrics_digest, key_digest(key))
 
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def admit(self, scope) -> None:
         if scope["path"] in METRICS_PATHS:
             self._admit_scrape(scope)
-            await self.app(scope, receive, send)
             return
         if self.public_paths is None or scope["path"] in self.public_paths:
-            await self.app(scope, receive, send)
             return
         key = presented_key(scope["headers"])
         caller = self.caller_for(key)
@@ -207,7 +203,6 @@ class ApiKeyMiddleware:
             raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         scope[CLIENT_SCOPE_KEY] = f"key:{caller.name}"
         scope[CALLER_SCOPE_KEY] = caller
-        await self.app(scope, receive, send)
 
     def _admit_scrape(self, scope) -> None:
         """/metrics: the scrape key or an admin key; a user key is known but not enough (403)."""

@@ -1,6 +1,6 @@
 """A per-client rate limit on the routes that cost money (every generating POST): 429 with Retry-After.
 
-The client is the API key (`key:<name>`, left by the key middleware) or, with no keys configured, the
+The client is the API key (`key:<name>`, left by the key check) or, with no keys configured, the
 peer address. The counting is the limiter's (adapters/limits_counters.py, on the `limits` package): in
 this process's memory, or in Redis when PIXYPROXY_REDIS_URL is set, where every replica counts against
 one limit. Installed only when a rate is configured.
@@ -36,21 +36,20 @@ def limited(method: str, path: str) -> bool:
     return path in LIMITED_PATHS or (path.startswith("/image/") and path.rstrip("/").endswith("/edits"))
 
 
-class RateLimitMiddleware:
-    def __init__(self, app, limiter: RateLimiter) -> None:
-        self.app = app
+class RateLimitCheck:
+    """Run by the request guard (guard.py) after the key check, so it counts per key."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
 
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not limited(scope["method"], scope["path"]):
-            await self.app(scope, receive, send)
+    async def admit(self, scope) -> None:
+        if not limited(scope["method"], scope["path"]):
             return
         client = scope.get(CLIENT_SCOPE_KEY) or f"addr:{(scope.get('client') or ('-',))[0]}"
         wait = await self.limiter.take(client)
         if wait > 0:
             seconds = max(1, math.ceil(wait))
             raise HTTPException(429, TOO_MANY.format(seconds=seconds), {"Retry-After": str(seconds)})
-        await self.app(scope, receive, send)
 
 
 def document_rate_limit(schema: dict[str, Any]) -> None:
