@@ -2,7 +2,8 @@
 
     python -m bench.stack [--before DIR --before-python PY] [--rounds 3] [--into docs/benchmarks.md]
 
-On SQLite and the local folder, each round loads in turn: PixyProxy under uvicorn, PixyProxy under
+On SQLite and on MySQL (a fresh database on 127.0.0.1:3306, dropped at the end), with the local
+folder for the bytes, each round loads in turn: PixyProxy under uvicorn, PixyProxy under
 Granian (`serve --server granian`), the code before (a directory, uvicorn; optional), a bare FastAPI app
 with one route returning the same bytes from memory (bench/bare_fastapi.py), and a raw ASGI app doing
 the same (bench/baseline.py). Figures: GET /image/{guid} req/s and GET /image/{guid}/content MB/s (a
@@ -10,11 +11,15 @@ the same (bench/baseline.py). Figures: GET /image/{guid} req/s and GET /image/{g
 """
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
+
+import pymysql
 
 from bench import report, run, servers
 from bench.load import LoadResult, tool_name
@@ -22,6 +27,10 @@ from bench.load import LoadResult, tool_name
 SECTION = "## Stack limit: reads against a bare FastAPI app"
 RESULTS = run.ROOT / "bench" / "stack_results.md"
 SEEDED = ["meta:1000:1024", f"content:1:{run.CONTENT_BYTES}"]  # 1,000 details and one 200 KB PNG
+MYSQL = "mysql://root@127.0.0.1:3306"
+STORE_NAMES = {"sqlite": "SQLite", "mysql": "MySQL"}
+HEAD = "| server | rate | ÷ bare FastAPI | p50 | server CPU per request |"
+RULE = "| --- | --- | --- | --- | --- |"
 
 
 def bare_fastapi(workdir: Path, detail: bytes, content: bytes):
@@ -47,84 +56,109 @@ def _rows(results: dict[str, list[LoadResult]], metric, unit: str, reference: st
     return lines
 
 
-def measure(args: argparse.Namespace, log) -> list[str]:
+def store_env(store: str, folder: Path, databases: list[str]) -> dict[str, str]:
+    """One side's stores: SQLite in its folder, or a fresh MySQL database (dropped at the end)."""
+    url = f"sqlite:///{folder / 'bench.db'}"
+    if store == "mysql":
+        name = f"pixybench_stack_{uuid.uuid4().hex[:10]}"
+        with contextlib.closing(pymysql.connect(host="127.0.0.1", user="root")) as connection:
+            connection.cursor().execute(f"CREATE DATABASE `{name}`")
+        databases.append(name)
+        url = f"{MYSQL}/{name}"
+    return {
+        "PIXYPROXY_DATABASE_URL": url,
+        "PIXYPROXY_STORAGE_URL": f"file:{folder / 'images'}",
+        "PIXYPROXY_LOG_LEVEL": "INFO",
+    }
+
+
+def measure_store(args, log, store: str, work: Path, stack: ExitStack, databases: list[str]) -> list[str]:
     cfg = run.Settings(args.rounds, args.seconds, args.warmup, 1000, 0, False, False)
-    with tempfile.TemporaryDirectory(prefix="pixybench-stack-") as tmp, ExitStack() as stack:
-        work = Path(tmp)
-        env = {
-            "PIXYPROXY_DATABASE_URL": f"sqlite:///{work / 'bench.db'}",
-            "PIXYPROXY_STORAGE_URL": f"file:{work / 'images'}",
-            "PIXYPROXY_LOG_LEVEL": "INFO",
-        }
-        data = run.seed(work, env, SEEDED)
-        detail_paths = [f"/image/{g}" for g in data["meta"]]
-        content_paths = [f"/image/{data['content'][0]}/content"]
-        sides: dict[str, servers.Server] = {
-            "PixyProxy, uvicorn": stack.enter_context(servers.pixyproxy_server(work, env, name="uvicorn")),
-            "PixyProxy, Granian": stack.enter_context(
-                servers.pixyproxy_server(work, env, name="granian", server="granian")
-            ),
-        }
-        paths = {label: (detail_paths, content_paths) for label in sides}
-        if args.before:  # its own data, seeded by its own code: its schema is older than this tree's
-            old = work / "before"
-            old.mkdir()
-            before_env = {
-                "PIXYPROXY_DATABASE_URL": f"sqlite:///{old / 'bench.db'}",
-                "PIXYPROXY_STORAGE_URL": f"file:{old / 'images'}",
-                "PIXYPROXY_LOG_LEVEL": "INFO",
-                "PYTHONPATH": str(args.before),
-            }
-            seeded = run.seed(old, before_env, SEEDED, python=args.before_python)
-            sides["before, uvicorn"] = stack.enter_context(
-                servers.pixyproxy_server(old, before_env, name="before", python=args.before_python)
-            )
-            paths["before, uvicorn"] = (
-                [f"/image/{g}" for g in seeded["meta"]],
-                [f"/image/{seeded['content'][0]}/content"],
-            )
-        _, detail = run.fetch(sides["PixyProxy, uvicorn"].base_url + detail_paths[0])
-        _, content = run.fetch(sides["PixyProxy, uvicorn"].base_url + content_paths[0])
-        sides["bare FastAPI"] = stack.enter_context(bare_fastapi(work, detail, content))
-        sides["raw ASGI"] = stack.enter_context(
-            servers.baseline_server(work, detail, "application/json", "raw-json")
+    here = work / store
+    here.mkdir()
+    env = store_env(store, here, databases)
+    data = run.seed(here, env, SEEDED)
+    detail_paths = [f"/image/{g}" for g in data["meta"]]
+    content_paths = [f"/image/{data['content'][0]}/content"]
+    sides: dict[str, servers.Server] = {
+        "PixyProxy, uvicorn": stack.enter_context(
+            servers.pixyproxy_server(here, env, name=f"uvicorn-{store}")
+        ),
+        "PixyProxy, Granian": stack.enter_context(
+            servers.pixyproxy_server(here, env, name=f"granian-{store}", server="granian")
+        ),
+    }
+    paths = {label: (detail_paths, content_paths) for label in sides}
+    if args.before:  # its own data, seeded by its own code: its schema is older than this tree's
+        old = here / "before"
+        old.mkdir()
+        before_env = {**store_env(store, old, databases), "PYTHONPATH": str(args.before)}
+        seeded = run.seed(old, before_env, SEEDED, python=args.before_python)
+        sides["before, uvicorn"] = stack.enter_context(
+            servers.pixyproxy_server(old, before_env, name=f"before-{store}", python=args.before_python)
         )
-        for label in ("bare FastAPI", "raw ASGI"):
-            paths[label] = (detail_paths, content_paths)
-        log("… detail reads")
-        details = run.alternate(cfg, [(label, s, paths[label][0]) for label, s in sides.items()])
-        raw_png = servers.baseline_server(work, content, "image/png", "raw-png")
-        sides["raw ASGI"] = stack.enter_context(raw_png)
-        log("… content reads")
-        contents = run.alternate(cfg, [(label, s, paths[label][1]) for label, s in sides.items()])
-    head = "| server | rate | ÷ bare FastAPI | p50 | server CPU per request |"
-    rule = "| --- | --- | --- | --- | --- |"
+        paths["before, uvicorn"] = (
+            [f"/image/{g}" for g in seeded["meta"]],
+            [f"/image/{seeded['content'][0]}/content"],
+        )
+    _, detail = run.fetch(sides["PixyProxy, uvicorn"].base_url + detail_paths[0])
+    _, content = run.fetch(sides["PixyProxy, uvicorn"].base_url + content_paths[0])
+    sides["bare FastAPI"] = stack.enter_context(bare_fastapi(here, detail, content))
+    sides["raw ASGI"] = stack.enter_context(
+        servers.baseline_server(here, detail, "application/json", "raw-json")
+    )
+    for label in ("bare FastAPI", "raw ASGI"):
+        paths[label] = (detail_paths, content_paths)
+    log(f"… detail reads, {store}")
+    details = run.alternate(cfg, [(label, s, paths[label][0]) for label, s in sides.items()])
+    sides["raw ASGI"] = stack.enter_context(servers.baseline_server(here, content, "image/png", "raw-png"))
+    log(f"… content reads, {store}")
+    contents = run.alternate(cfg, [(label, s, paths[label][1]) for label, s in sides.items()])
+    name = STORE_NAMES[store]
     return [
-        SECTION,
+        f"Detail reads, {name} (`GET /image/{{guid}}`, {len(detail)}-byte body):",
         "",
-        f"`python -m bench.stack --rounds {args.rounds} --seconds {args.seconds}"
-        + (" --before <tree>`" if args.before else "`")
-        + f"; {run.load_average()}; {tool_name()} with {run.CONNECTIONS} connections.",
-        "",
-        f"Detail reads, SQLite (`GET /image/{{guid}}`, {len(detail)}-byte body):",
-        "",
-        head,
-        rule,
+        HEAD,
+        RULE,
         *_rows(details, run.rps, "req/s", "bare FastAPI"),
         "",
-        f"Content, local folder (`GET /image/{{guid}}/content`, a {len(content):,}-byte PNG):",
+        f"Content, {name} and the local folder (`GET /image/{{guid}}/content`, a {len(content):,}-byte PNG):",
         "",
-        head,
-        rule,
+        HEAD,
+        RULE,
         *_rows(contents, run.mbps, "MB/s", "bare FastAPI"),
         "",
     ]
+
+
+def measure(args: argparse.Namespace, log) -> list[str]:
+    databases: list[str] = []
+    lines = [
+        SECTION,
+        "",
+        f"`python -m bench.stack --stores {args.stores} --rounds {args.rounds} --seconds {args.seconds}"
+        + (" --before <tree>`" if args.before else "`")
+        + f"; load average at the start {run.load_average()};"
+        + f" {tool_name()} with {run.CONNECTIONS} connections.",
+        "",
+    ]
+    try:
+        with tempfile.TemporaryDirectory(prefix="pixybench-stack-") as tmp:
+            for store in args.stores.split(","):
+                with ExitStack() as stack:  # one store's servers at a time
+                    lines += measure_store(args, log, store, Path(tmp), stack, databases)
+    finally:
+        for name in databases:
+            with contextlib.closing(pymysql.connect(host="127.0.0.1", user="root")) as connection:
+                connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stack")
     parser.add_argument("--before", type=Path, help="a tree of the code before (served by uvicorn)")
     parser.add_argument("--before-python", default=sys.executable)
+    parser.add_argument("--stores", default="sqlite,mysql", help="sqlite, mysql or both")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)

@@ -151,6 +151,8 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._reads: SQLiteReads | None = None
         self._writer = asyncio.Lock()  # SQLite's single writer, queued in the process
+        self._gate_loop: asyncio.AbstractEventLoop | None = None
+        self._gate_semaphore = asyncio.Semaphore(pool_max_size)
         self._migrated = False
 
     def safe_url(self) -> str:
@@ -240,7 +242,8 @@ class Database:
                     def checked_out() -> None:
                         bound.reschedule(loop.time() + self.read_timeout_seconds)
 
-                    return await mysql_read(self.engine, sql, params or {}, checked_out)
+                    async with self._gate():
+                        return await mysql_read(self.engine, sql, params or {}, checked_out)
             except BaseException as exc:
                 failure = self._failure(exc, committing=False, idempotent=True)
                 if failure is exc:
@@ -326,7 +329,20 @@ class Database:
 
     async def _checkout(self, stack: contextlib.AsyncExitStack) -> AsyncConnection:
         async with asyncio.timeout(self.connect_timeout_seconds + self.read_timeout_seconds):
+            if self.name == "mysql":
+                gate = self._gate()
+                await gate.acquire()
+                stack.callback(gate.release)  # after the connection is back in the pool
             return await stack.enter_async_context(self.engine.connect())
+
+    def _gate(self) -> asyncio.Semaphore:
+        """MySQL's checkouts queue here, the pool's size at a time, so the pool always has one to give:
+        waiting here costs a future, where waiting in SQLAlchemy's pool costs a task and a greenlet
+        switch per checkout. One per event loop (a semaphore belongs to the loop it first waits on)."""
+        loop = asyncio.get_running_loop()
+        if self._gate_loop is not loop:
+            self._gate_loop, self._gate_semaphore = loop, asyncio.Semaphore(self.pool_max_size)
+        return self._gate_semaphore
 
     def _work_timeout(self) -> float | None:
         # SQLite's own busy timeout bounds its waits (a statement on a local file has no reply to await).
