@@ -43,7 +43,7 @@ async def test_a_read_by_key_that_meets_a_lock_waits_for_it_off_the_loop(tmp_pat
         holder.close()
         assert await read == [("lighthouse",)]
     finally:
-        await asyncio.to_thread(reads.close)
+        await reads.aclose()
     assert max(lags) < LAG_LIMIT_SECONDS, f"the loop stalled {max(lags) * 1000:.0f} ms"
 
 
@@ -57,7 +57,7 @@ async def test_a_read_by_key_needs_no_thread_when_nothing_holds_a_lock(tmp_path)
     try:
         assert await reads.rows(READ, {"id": 1}, by_key=True) == [("lighthouse",)]
     finally:
-        await asyncio.to_thread(reads.close)
+        await reads.aclose()
 
 
 async def test_other_reads_run_on_a_reader_thread_and_never_write(tmp_path):
@@ -73,4 +73,4 @@ async def test_other_reads_run_on_a_reader_thread_and_never_write(tmp_path):
         else:
             raise AssertionError("a reader's connection wrote")
     finally:
-        await asyncio.to_thread(reads.close)
+        await reads.aclose()

@@ -433,7 +433,7 @@ class Database:
             await self._engine.dispose()
         if self._reads is not None:
             reads, self._reads = self._reads, None
-            await asyncio.to_thread(reads.close)
+            await reads.aclose()
 
 
 def sqlite_transactions(sync_engine: Any) -> None:

@@ -104,10 +104,13 @@ class SQLiteReads:
         self._opened.append(connection)
         return connection
 
-    def close(self) -> None:
-        """Off the loop, once no read is running: the threads end, then every connection closes."""
-        if self._opening is not None:
+    async def aclose(self) -> None:
+        """Once no read is running: the threads end, then every connection closes (off the loop)."""
+        if self._opening is not None and not self._opening.done():
             self._opening.cancel()
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
         self.threads.shutdown(wait=True)
         for connection in self._opened:
             with contextlib.suppress(sqlite3.Error):
