@@ -1,8 +1,10 @@
 """What the MySQL adapter promises beyond the shared ImageRepository contract, against a real server."""
 
 import asyncio
+import gc
 import re
 import time
+import warnings
 from dataclasses import replace
 from datetime import timedelta
 from uuid import uuid4
@@ -514,3 +516,28 @@ async def test_an_insert_whose_answer_is_lost_is_recorded_once(
     assert rows == [(1,)]
     found = await mysql_repository.get_by_idempotency_key("lost-answer")
     assert found is not None and found.detail == detail
+
+
+async def test_reads_past_the_recycle_age_reconnect_and_leave_nothing_unawaited(mysql_server, mysql_database):
+    """An idle connection is taken without a greenlet; one past its recycle age must reconnect first,
+    which the pool refuses there and the read then does in a greenlet: every read answers, the pool
+    stays within its size, and no connect is left begun and never awaited."""
+    repository = make_repository(mysql_server.url(mysql_database), pool_max_size=2, pool_recycle_seconds=1e-6)
+    try:
+        await repository.init()
+        detail = make_detail()
+        await repository.add(detail)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(5):
+                assert await repository.get(detail.guid) == detail
+            gc.collect()
+        assert not [w for w in caught if "never awaited" in str(w.message)], [str(w.message) for w in caught]
+        ours = mysql_server.query(
+            mysql_database,
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE db = %(db)s AND id <> CONNECTION_ID()",
+            {"db": mysql_database},
+        )
+        assert ours[0][0] <= 2
+    finally:
+        await repository.close()

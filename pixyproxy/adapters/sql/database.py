@@ -22,10 +22,11 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import aiomysql
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -185,8 +186,24 @@ class Database:
         return engine
 
     def _mysql_engine(self) -> AsyncEngine:
+        config = parse_mysql_url(self.url.render_as_string(hide_password=False))
+
+        options = {
+            "host": config.host,
+            "port": config.port,
+            "user": config.user,
+            "password": config.password,
+            "db": config.database,
+            "charset": "utf8mb4",
+            "connect_timeout": self.connect_timeout_seconds,
+            "init_command": MYSQL_INIT_COMMAND,
+            # Without SQLAlchemy's CLIENT_FOUND_ROWS: a count is of rows changed, so an upsert that
+            # met its own earlier copy (and changed nothing) says 0.
+            "client_flag": 0,
+        }
         return create_async_engine(
             self.url.set(drivername="mysql+aiomysql"),
+            async_creator=lambda: Connecting(options),
             pool_size=self.pool_max_size,
             max_overflow=0,
             # As on SQLite: a read is one round trip; a write's transaction is START TRANSACTION ... COMMIT.
@@ -195,14 +212,6 @@ class Database:
             pool_reset_on_return=None,
             pool_recycle=self.pool_recycle_seconds,
             pool_timeout=self.connect_timeout_seconds + self.read_timeout_seconds,
-            connect_args={
-                "charset": "utf8mb4",
-                "connect_timeout": self.connect_timeout_seconds,
-                "init_command": MYSQL_INIT_COMMAND,
-                # Without SQLAlchemy's CLIENT_FOUND_ROWS: a count is of rows changed, so an upsert that
-                # met its own earlier copy (and changed nothing) says 0.
-                "client_flag": 0,
-            },
         )
 
     # -- units of work ---------------------------------------------------------------------------
@@ -434,6 +443,17 @@ class Database:
         if self._reads is not None:
             reads, self._reads = self._reads, None
             await reads.aclose()
+
+
+class Connecting:
+    """aiomysql.connect(**options), begun only once awaited: a connect refused before it is awaited (a
+    checkout tried outside a greenlet, reads.py) leaves no coroutine behind that was never awaited."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return aiomysql.connect(**self.options).__await__()
 
 
 def sqlite_transactions(sync_engine: Any) -> None:

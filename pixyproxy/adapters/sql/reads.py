@@ -23,7 +23,9 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Dialect as SQLAlchemyDialect
+from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from pixyproxy.adapters.sql.errors import Kind, classify, is_database_error
@@ -125,14 +127,28 @@ def positional(dialect: SQLAlchemyDialect, sql: str) -> SQLCompiler:
     return text(sql).compile(dialect=dialect)
 
 
+def idle_connection(engine: AsyncEngine) -> PoolProxiedConnection | None:
+    """An idle pooled connection, taken without a greenlet: SQLAlchemy's pool hands one over without
+    awaiting. One it would have to (re)connect first (past its recycle age) it refuses at once
+    (MissingGreenlet, before any I/O) and takes back unconnected; the caller then checks out in a
+    greenlet, as it does when none is idle."""
+    pool = engine.sync_engine.pool
+    if not isinstance(pool, QueuePool) or not pool.checkedin():
+        return None
+    try:
+        return engine.sync_engine.raw_connection()
+    except MissingGreenlet:
+        return None
+
+
 async def mysql_read(
     engine: AsyncEngine, sql: str, params: dict[str, Any], checked_out: Callable[[], None]
 ) -> Sequence[Sequence[Any]]:
-    """A read on a pooled connection's aiomysql cursor: only the checkout runs in a greenlet (the pool
-    may wait for a connection). A connection left out of step (a timeout, a cancellation, a lost
-    connection) is dropped, not pooled again."""
+    """A read on a pooled connection's aiomysql cursor: the checkout runs in a greenlet only when it
+    may have to connect (or wait for a connection). A connection left out of step (a timeout, a
+    cancellation, a lost connection) is dropped, not pooled again."""
     compiled = positional(engine.dialect, sql)
-    connection = await engine.raw_connection()
+    connection = idle_connection(engine) or await engine.raw_connection()
     try:
         checked_out()
         driver: Any = connection.driver_connection  # aiomysql's own connection
