@@ -3,12 +3,15 @@
 The SDK's aiohttp bridge hands a body over in 16 KB chunks, each through four async iterators before it
 is joined again: for a 263 KB answer that is 17 trips, for a real 4 MB one about 250. A JSON answer is
 parsed whole anyway, so it is read whole; anything else (an image download, with its size cap; a stream
-of server-sent events) keeps the chunks.
+of server-sent events) keeps the chunks. This leans on the pinned SDK's vendored bridge (its transport,
+its stream's aiohttp response): should an upgrade move them, the chunks come back, and
+tests/contract/test_openai_answers_read_once.py says so.
 """
 
 from collections.abc import AsyncIterator
 
 import httpx2
+import openai
 from openai._vendor.httpx_aiohttp import AiohttpTransport
 from openai._vendor.httpx_aiohttp.transport import map_aiohttp_exceptions
 
@@ -39,8 +42,6 @@ class OneReadTransport(AiohttpTransport):
 
 def one_read_client(timeout: httpx2.Timeout, limits: httpx2.Limits) -> httpx2.AsyncClient:
     """openai.DefaultAioHttpClient with the one-read transport."""
-    import openai
-
     return openai.DefaultAioHttpClient(
         timeout=timeout, limits=limits, transport=OneReadTransport(limits=limits)
     )
