@@ -17,7 +17,13 @@ from uuid import UUID, uuid4
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
 from pixyproxy.domain.image_formats import CheckedImage, check_image, sniff_format
-from pixyproxy.domain.models import Caller, GenerationRequest, IdempotentResult, ImageDetail
+from pixyproxy.domain.models import (
+    Caller,
+    GeneratedImage,
+    GenerationRequest,
+    IdempotentResult,
+    ImageDetail,
+)
 from pixyproxy.domain.pixel_budget import in_decode_slot
 from pixyproxy.domain.ports.blobs import BlobStore
 from pixyproxy.domain.ports.repository import ImageRepository
@@ -54,6 +60,14 @@ class CheckedBlob:
     @property
     def content_type(self) -> str:
         return self.image.content_type
+
+
+@dataclass(frozen=True)
+class PutBytes:
+    """An image's bytes, checked and in the blob store under their guid, waiting for the image's row."""
+
+    guid: UUID
+    image: CheckedImage
 
 
 class ImageRecords:
@@ -111,10 +125,12 @@ class ImageWriter:
         caller: Caller | None,
         key: Key | None = None,
         lineage: Lineage | None = None,
+        put: PutBytes | None = None,
     ) -> ImageDetail:
+        """The image stored: its bytes (unless `put` already holds them), then its row."""
         generated = paid.generated
-        guid = self._new_guid()
-        checked = await self._check_and_put(guid, generated.data, request)
+        put = put or await self.put_bytes(request, generated)
+        guid, checked = put.guid, put.image
         filename = f"{guid}.{checked.extension}"
         try:
             detail = ImageDetail(
@@ -166,6 +182,11 @@ class ImageWriter:
             raise
         log.info("stored image %s (%d bytes, model %s)", guid, detail.size_bytes, detail.model)
         return detail
+
+    async def put_bytes(self, request: GenerationRequest, generated: GeneratedImage) -> PutBytes:
+        """The first half of store(): what a row is then added for (store's `put`)."""
+        guid = self._new_guid()
+        return PutBytes(guid, await self._check_and_put(guid, generated.data, request))
 
     async def _check_and_put(self, guid: UUID, data: bytes, request: GenerationRequest) -> CheckedImage:
         """The bytes checked in the asked format (converted if need be), hashed and put in the store.
