@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         side.latencies = side.latencies or [float("nan")]
         side.sequential_cpu_ms = side.sequential_cpu_ms or [float("nan")]
     command = f"python -m bench.generation_limit --rounds {args.rounds} --requests {args.requests}"
+    command += f" --rows {args.rows}" if args.rows != "1,2" else ""
+    command += f" --concurrency {args.concurrency}" if args.concurrency != 200 else ""
     command += " --before <tree>" if args.before else ""
     print(
         f"`{command}` ({started_at}, {os.cpu_count()} cores); load average before {load_before}, "
