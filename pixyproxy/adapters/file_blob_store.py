@@ -3,11 +3,12 @@
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pixyproxy.domain.errors import StorageUnavailable
+from pixyproxy.domain.ports.blobs import B
 
 CHUNK = 1024 * 1024  # most images are one read
 # Keys come from the service (`{uuid}.png`, `.webp` or `.jpg`; variants `{uuid}.w256.webp`,
@@ -99,6 +100,14 @@ class FileBlobStore:
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         await asyncio.to_thread(self._write, self._path(key), data)
+
+    async def put_prepared(self, prepare: Callable[[], B]) -> B:
+        return await asyncio.to_thread(self._prepare_and_write, prepare)
+
+    def _prepare_and_write(self, prepare: Callable[[], B]) -> B:
+        blob = prepare()
+        self._write(self._path(blob.key), blob.data)
+        return blob
 
     def _write(self, path: Path, data: bytes) -> None:
         refused = self._low_space(len(data))

@@ -12,7 +12,7 @@ from typing import Any
 
 from pixyproxy.domain.errors import ImageException
 from pixyproxy.domain.models import EditRequest, GeneratedImage, GenerationRequest, OnPartial, SourceImage
-from pixyproxy.domain.ports.blobs import BlobStore, BlobStream
+from pixyproxy.domain.ports.blobs import B, BlobStore, BlobStream
 from pixyproxy.domain.ports.generator import ImageGenerator
 from pixyproxy.domain.ports.metrics import MetricsRecorder
 
@@ -120,6 +120,11 @@ class MeteredBlobStore:
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         await self.inner.put(key, data, content_type)
         self.recorder.add_stored(len(data))
+
+    async def put_prepared(self, prepare: Callable[[], B]) -> B:
+        blob = await self.inner.put_prepared(prepare)
+        self.recorder.add_stored(len(blob.data))
+        return blob
 
     async def open(self, key: str, start: int = 0, end: int | None = None) -> BlobStream | None:
         return await self.inner.open(key, start, end)

@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from pixyproxy.domain.errors import StorageUnavailable
+from pixyproxy.domain.ports.blobs import B
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,11 @@ class S3BlobStore:
             await self._call(
                 "delete the write probe", self._client.delete_object, Bucket=self.bucket, Key=probe
             )
+
+    async def put_prepared(self, prepare: Callable[[], B]) -> B:
+        blob = await asyncio.to_thread(prepare)
+        await self.put(blob.key, blob.data, blob.content_type)
+        return blob
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         object_key = self._object_key(key)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # routing's module loads the providers' shared code: not need
     from pixyproxy.adapters.routing import RoutingGenerator
 
 _MAX_CARRIED = 10_000  # jobs submitted and not yet run whose request span is kept; the oldest forgotten
+# A write is `storage.put` whether its bytes came ready or were prepared on the store's thread.
+_SPAN_NAMES = {"put_prepared": "put"}
 
 
 class Traced:
@@ -39,7 +41,7 @@ class Traced:
         attribute = getattr(self._inner, name)
         if name.startswith("_") or not inspect.iscoroutinefunction(attribute):
             return attribute
-        traced = self._traced(f"{self._component}.{name}", attribute)
+        traced = self._traced(f"{self._component}.{_SPAN_NAMES.get(name, name)}", attribute)
         setattr(self, name, traced)  # built once per method; later lookups skip __getattr__
         return traced
 

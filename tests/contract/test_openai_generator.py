@@ -114,7 +114,7 @@ async def test_options_not_asked_for_are_not_sent(make, fake_openai):
 
 
 async def test_a_real_sized_answer_is_read_whole(make, fake_openai):
-    fake_openai.noise = True  # random pixels: a ~3 MB PNG, ~4 MB of JSON, decoded off the event loop
+    fake_openai.noise = True  # random pixels: a ~3 MB PNG, ~4 MB of JSON
     result = await make().generate(GenerationRequest(prompt="noise", size="1024x1024"))
     assert len(result.data) > 3_000_000 and dimensions(result.data) == (1024, 1024)
 

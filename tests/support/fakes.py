@@ -200,6 +200,11 @@ class InMemoryBlobStore:
             raise StorageUnavailable(f"refusing to overwrite existing blob {key}")
         self.blobs[key] = (data, content_type, datetime.now(UTC))
 
+    async def put_prepared(self, prepare):
+        blob = prepare()
+        await self.put(blob.key, blob.data, blob.content_type)
+        return blob
+
     async def open(self, key: str, start: int = 0, end: int | None = None):
         self._check()
         if key not in self.blobs:

@@ -6,7 +6,6 @@ Request building is in requests.py, failure mapping and retries in failures.py, 
 download.py.
 """
 
-import asyncio
 import logging
 import time
 from typing import Any, Literal
@@ -35,6 +34,7 @@ from pixyproxy.adapters.openai.requests import (
     generation_params,
     read_answer,
 )
+from pixyproxy.adapters.openai.transport import one_read_client
 from pixyproxy.domain.errors import (
     ContentPolicyViolation,
     GeneratorError,
@@ -53,9 +53,12 @@ from pixyproxy.domain.models import (
 
 log = logging.getLogger(__name__)
 
-OFFLOAD_BYTES = 256 * 1024  # JSON + base64 above this is decoded off the event loop
+GENERATIONS = "/images/generations"
 RECHECK_SECONDS = 60.0
 PING_SECONDS = 10.0  # a models check that could not be made is tried again at most this often
+# An idle connection is dropped before a server drops it (uvicorn's 5 s, and so many compatible
+# servers'): a POST sent on a connection the server is closing fails, and is not retried (it may bill).
+KEEPALIVE_SECONDS = 4.0
 Transport = Literal["aiohttp", "httpx"]
 
 
@@ -84,12 +87,15 @@ class OpenAIImageGenerator:
         self.defaults.check()
         self.policy = RetryPolicy(max_retries, max_retry_wait)
         timeout = httpx2.Timeout(timeout_seconds, connect=connect_timeout_seconds)
-        limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=200)
-        # aiohttp: a third of httpx2's client CPU for 200 concurrent requests, measured (docs/openai.md).
-        http_client = (
-            openai.DefaultAioHttpClient if transport == "aiohttp" else openai.DefaultAsyncHttpxClient
+        limits = httpx2.Limits(
+            max_connections=1000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_SECONDS
         )
-        self._http = http_client(timeout=timeout, limits=limits)
+        # aiohttp: a third of httpx2's client CPU for 200 concurrent requests, measured (docs/openai.md).
+        self._http = (
+            one_read_client(timeout, limits)
+            if transport == "aiohttp"
+            else openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
+        )
         # Azure: the SDK's AzureOpenAI puts the model (the deployment name) in the path, adds
         # ?api-version= and sends the key as `api-key`; it lists no deployments, so readiness asks the
         # resource's models list instead (_ping_azure).
@@ -171,20 +177,29 @@ class OpenAIImageGenerator:
         images = self._client.images
         if on_partial is not None and partial_images > 0:
             return await self._stream(request, params, getattr(images, operation), partial_images, on_partial)
-        return await self._answer(request, params, getattr(images.with_raw_response, operation))
-
-    async def _answer(
-        self, request: GenerationRequest, params: dict[str, Any], method: Any
-    ) -> GeneratedImage:
-        raw = await with_retries(lambda: method(**params), self.policy, self._status_error(request, params))
-        body = raw.http_response.content
-        if len(body) > OFFLOAD_BYTES:
-            answer, item, data = await asyncio.to_thread(read_answer, body)
-        else:
-            answer, item, data = read_answer(body)
+        send = self._post_generation if operation == "generate" else self._post_edit
+        response = await with_retries(lambda: send(params), self.policy, self._status_error(request, params))
+        # Decoded here, once, on the loop: CPython's JSON parser and base64 decoder hold the GIL, so a
+        # thread would add a hand-off and spare the loop nothing.
+        answer, item, data = read_answer(response.content)
         if data is None:
             data = await self._downloader.fetch(item["url"])
         return generated(data, params, answer, item)
+
+    async def _post_generation(self, params: dict[str, Any]) -> httpx2.Response:
+        """The SDK's own request, as images.generate sends it, less its walk of the params through the
+        typed transform (they are plain JSON values already)."""
+        return await self._client.post(
+            GENERATIONS,
+            body=params,
+            cast_to=httpx2.Response,
+            options={"security": {"bearer_auth": True}},  # as images.generate: never an admin key
+        )
+
+    async def _post_edit(self, params: dict[str, Any]) -> httpx2.Response:
+        """Multipart: the SDK's images.edit builds the form."""
+        raw = await self._client.images.with_raw_response.edit(**params)
+        return raw.http_response
 
     async def _stream(
         self,

@@ -1,6 +1,6 @@
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 
 class BlobStream(Protocol):
@@ -9,6 +9,20 @@ class BlobStream(Protocol):
     def chunks(self) -> AsyncIterator[bytes]: ...
 
     async def aclose(self) -> None: ...
+
+
+class NewBlob(Protocol):
+    """What put_prepared stores."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def content_type(self) -> str: ...
+
+
+B = TypeVar("B", bound=NewBlob)
 
 
 class BlobStore(Protocol):
@@ -28,6 +42,11 @@ class BlobStore(Protocol):
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store the bytes atomically: a reader sees all of them or none. Never overwrites another image."""
+        ...
+
+    async def put_prepared(self, prepare: Callable[[], B]) -> B:
+        """put() what `prepare()` returns, and return it: `prepare` (CPU work, a check and a hash) runs off
+        the event loop, in the same hand-off to a thread as the write where the store writes from one."""
         ...
 
     async def open(self, key: str, start: int = 0, end: int | None = None) -> BlobStream | None:

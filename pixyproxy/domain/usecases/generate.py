@@ -1,16 +1,16 @@
 """Generate: a prompt in, one image made, paid for and stored (POST /image/, each of a job's images,
 each of /v1's n)."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from pixyproxy.domain.models import Caller, GenerationRequest, ImageDetail, OnPartial
+from pixyproxy.domain.models import Caller, GeneratedImage, GenerationRequest, ImageDetail, OnPartial
 from pixyproxy.domain.ports.generator import ImageGenerator
 from pixyproxy.domain.tenancy import owner_of
-from pixyproxy.domain.usecases.idempotency import Idempotency, fingerprint
+from pixyproxy.domain.usecases.idempotency import Idempotency, Key, fingerprint
 from pixyproxy.domain.usecases.metering import Paid, ProviderCalls, safety_identifier_for
 from pixyproxy.domain.usecases.several import stored_all_or_none
 from pixyproxy.domain.usecases.storing import ImageRecords, ImageWriter
@@ -63,12 +63,26 @@ class GenerateImage:
         checked = self.check(request)
         key = self.idempotency.key(caller, idempotency_key, fingerprint(checked))
 
-        async def produce() -> ImageDetail:
-            return await self.writer.store(checked, await self.make(checked, caller), caller, key)
-
         if key is None:
-            return await produce()
-        return await self.idempotency.once(self.records, key, produce)
+            return await self._one(checked, caller)
+        return await self.idempotency.once(self.records, key, lambda: self._one(checked, caller, key))
+
+    async def _one(
+        self,
+        request: GenerationRequest,
+        caller: Caller | None,
+        key: Key | None = None,
+        previews: Previews | None = None,
+    ) -> ImageDetail:
+        """One image made and stored, its bytes checked and written while its usage is recorded (the
+        row comes after both)."""
+        paid, put = await self.calls.call_then(
+            caller,
+            "generate",
+            self._generation(request, caller, previews),
+            lambda generated: self.writer.put_bytes(request, generated),
+        )
+        return await self.writer.store(request, paid, caller, key, put=put)
 
     async def many(
         self,
@@ -78,6 +92,8 @@ class GenerateImage:
         previews: Previews | None = None,
     ) -> list[ImageDetail]:
         """n images of a checked request (/v1's `n`), stored only once every one is made: all or none."""
+        if n == 1:
+            return [await self._one(request, caller, previews=previews)]
         return await stored_all_or_none(
             n,
             lambda _: self.make(request, caller, previews),
@@ -88,9 +104,10 @@ class GenerateImage:
         self, request: GenerationRequest, caller: Caller | None, previews: Previews | None = None
     ) -> Paid:
         """The provider's image for a checked request, paid for, not stored yet."""
+        return await self.calls.call(caller, "generate", self._generation(request, caller, previews))
+
+    def _generation(
+        self, request: GenerationRequest, caller: Caller | None, previews: Previews | None = None
+    ) -> Callable[[], Awaitable[GeneratedImage]]:
         safety = safety_identifier_for(owner_of(caller))
-        return await self.calls.call(
-            caller,
-            "generate",
-            lambda: self.generator.generate(request, safety_identifier=safety, **streaming(previews)),
-        )
+        return lambda: self.generator.generate(request, safety_identifier=safety, **streaming(previews))

@@ -16,8 +16,14 @@ from uuid import UUID, uuid4
 
 from pixyproxy.domain.clock import utc_now
 from pixyproxy.domain.errors import MetadataOutcomeUnknown, MetadataUnavailable
-from pixyproxy.domain.image_formats import check_image
-from pixyproxy.domain.models import Caller, GenerationRequest, IdempotentResult, ImageDetail
+from pixyproxy.domain.image_formats import CheckedImage, check_image, sniff_format
+from pixyproxy.domain.models import (
+    Caller,
+    GeneratedImage,
+    GenerationRequest,
+    IdempotentResult,
+    ImageDetail,
+)
 from pixyproxy.domain.pixel_budget import in_decode_slot
 from pixyproxy.domain.ports.blobs import BlobStore
 from pixyproxy.domain.ports.repository import ImageRepository
@@ -38,6 +44,30 @@ class Lineage:
     parent_guid: UUID
     mask_guid: UUID | None = None
     reference_guids: list[UUID] | None = None
+
+
+@dataclass(frozen=True)
+class CheckedBlob:
+    """A checked image under its key, as the blob store takes it."""
+
+    key: str
+    image: CheckedImage
+
+    @property
+    def data(self) -> bytes:
+        return self.image.data
+
+    @property
+    def content_type(self) -> str:
+        return self.image.content_type
+
+
+@dataclass(frozen=True)
+class PutBytes:
+    """An image's bytes, checked and in the blob store under their guid, waiting for the image's row."""
+
+    guid: UUID
+    image: CheckedImage
 
 
 class ImageRecords:
@@ -95,43 +125,43 @@ class ImageWriter:
         caller: Caller | None,
         key: Key | None = None,
         lineage: Lineage | None = None,
+        put: PutBytes | None = None,
     ) -> ImageDetail:
+        """The image stored: its bytes (unless `put` already holds them), then its row."""
         generated = paid.generated
-        checked = await in_decode_slot(
-            check_image, generated.data, request.format, request.output_compression
-        )
-        guid = self._new_guid()
-        detail = ImageDetail(
-            guid=guid,
-            prompt=request.prompt,
-            filename=f"{guid}.{checked.extension}",
-            created_at=self._clock(),
-            content_type=checked.content_type,
-            size_bytes=len(checked.data),
-            width=checked.width,
-            height=checked.height,
-            model=generated.model,
-            size=generated.size or request.size,
-            quality=generated.quality or request.quality,
-            revised_prompt=generated.revised_prompt,
-            usage=generated.usage,
-            sha256=checked.sha256,
-            background=generated.background or request.background,
-            output_format=checked.format,
-            output_compression=request.output_compression,
-            moderation=request.moderation,
-            safety_identifier=safety_identifier_for(owner_of(caller)),
-            owner=owner_of(caller),
-            estimated_cost_usd=paid.cost,
-            provider=generated.provider,
-            deployment=generated.deployment,
-            attempts=generated.attempts,
-            parent_guid=lineage.parent_guid if lineage else None,
-            mask_guid=lineage.mask_guid if lineage else None,
-            reference_guids=lineage.reference_guids if lineage else None,
-        )
-        await self.blobs.put(detail.filename, checked.data, checked.content_type)
+        put = put or await self.put_bytes(request, generated)
+        guid, checked = put.guid, put.image
+        filename = f"{guid}.{checked.extension}"
         try:
+            detail = ImageDetail(
+                guid=guid,
+                prompt=request.prompt,
+                filename=filename,
+                created_at=self._clock(),
+                content_type=checked.content_type,
+                size_bytes=len(checked.data),
+                width=checked.width,
+                height=checked.height,
+                model=generated.model,
+                size=generated.size or request.size,
+                quality=generated.quality or request.quality,
+                revised_prompt=generated.revised_prompt,
+                usage=generated.usage,
+                sha256=checked.sha256,
+                background=generated.background or request.background,
+                output_format=checked.format,
+                output_compression=request.output_compression,
+                moderation=request.moderation,
+                safety_identifier=safety_identifier_for(owner_of(caller)),
+                owner=owner_of(caller),
+                estimated_cost_usd=paid.cost,
+                provider=generated.provider,
+                deployment=generated.deployment,
+                attempts=generated.attempts,
+                parent_guid=lineage.parent_guid if lineage else None,
+                mask_guid=lineage.mask_guid if lineage else None,
+                reference_guids=lineage.reference_guids if lineage else None,
+            )
             await self.repository.add(detail, key.stored if key else None, key.fingerprint if key else None)
         except MetadataOutcomeUnknown:
             stored = await learn_outcome(lambda: self.repository.settled(guid), self._outcome_checks)
@@ -139,7 +169,7 @@ class ImageWriter:
                 log.warning("image %s stored; the database's answer to its write was lost", guid)
                 return detail
             if stored is False:
-                await self.discard(detail.filename)
+                await self.discard(filename)
             else:
                 log.warning("image %s: its row may or may not be stored; its bytes stay (gc decides)", guid)
             raise
@@ -148,10 +178,31 @@ class ImageWriter:
             log.warning("image %s: stopped while its row was written; its bytes stay (gc decides)", guid)
             raise
         except BaseException:
-            await self.discard(detail.filename)
+            await self.discard(filename)
             raise
         log.info("stored image %s (%d bytes, model %s)", guid, detail.size_bytes, detail.model)
         return detail
+
+    async def put_bytes(self, request: GenerationRequest, generated: GeneratedImage) -> PutBytes:
+        """The first half of store(): what a row is then added for (store's `put`)."""
+        guid = self._new_guid()
+        return PutBytes(guid, await self._check_and_put(guid, generated.data, request))
+
+    async def _check_and_put(self, guid: UUID, data: bytes, request: GenerationRequest) -> CheckedImage:
+        """The bytes checked in the asked format (converted if need be), hashed and put in the store.
+        A PNG kept as a PNG is verified, never decoded: its check goes with the write in one hand-off to
+        a thread. Anything decoded (a conversion, a WebP, JPEG or GIF check) waits for a decode slot."""
+        fmt, compression = request.format, request.output_compression
+
+        def check() -> CheckedBlob:
+            image = check_image(data, fmt, compression)
+            return CheckedBlob(f"{guid}.{image.extension}", image)
+
+        if fmt == "png" and sniff_format(data) == "png":
+            return (await self.blobs.put_prepared(check)).image
+        blob = await in_decode_slot(check)
+        await self.blobs.put(blob.key, blob.data, blob.content_type)
+        return blob.image
 
     async def discard(self, key: str) -> None:
         try:
