@@ -244,15 +244,21 @@ class Database:
             try:
                 if self.name == "sqlite":
                     return await self._sqlite_reads().rows(sql, params or {}, by_key=by_key)
-                # The checkout bounded as in transaction(), then the statement by the read timeout.
-                async with asyncio.timeout(self.connect_timeout_seconds + self.read_timeout_seconds) as bound:
-                    loop = asyncio.get_running_loop()
-
-                    def checked_out() -> None:
-                        bound.reschedule(loop.time() + self.read_timeout_seconds)
-
-                    async with self._gate():
-                        return await mysql_read(self.engine, sql, params or {}, checked_out)
+                # A wait for the pool and a checkout bounded as in transaction(), the statement by the
+                # read timeout; a timer only where something may wait.
+                checkout = self.connect_timeout_seconds + self.read_timeout_seconds
+                gate = self._gate()
+                if gate.locked():
+                    async with asyncio.timeout(checkout):
+                        await gate.acquire()
+                else:
+                    await gate.acquire()  # free: taken at once
+                try:
+                    return await mysql_read(
+                        self.engine, sql, params or {}, checkout, self.read_timeout_seconds
+                    )
+                finally:
+                    gate.release()
             except BaseException as exc:
                 failure = self._failure(exc, committing=False, idempotent=True)
                 if failure is exc:

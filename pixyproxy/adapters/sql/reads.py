@@ -17,7 +17,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -142,21 +142,25 @@ def idle_connection(engine: AsyncEngine) -> PoolProxiedConnection | None:
 
 
 async def mysql_read(
-    engine: AsyncEngine, sql: str, params: dict[str, Any], checked_out: Callable[[], None]
+    engine: AsyncEngine, sql: str, params: dict[str, Any], checkout_seconds: float, read_seconds: float
 ) -> Sequence[Sequence[Any]]:
-    """A read on a pooled connection's aiomysql cursor: the checkout runs in a greenlet only when it
-    may have to connect (or wait for a connection). A connection left out of step (a timeout, a
-    cancellation, a lost connection) is dropped, not pooled again."""
+    """A read on a pooled connection's aiomysql cursor, the statement bounded by `read_seconds`. The
+    checkout runs in a greenlet, bounded by `checkout_seconds`, only when it may have to connect (or
+    wait for a connection). A connection left out of step (a timeout, a cancellation, a lost
+    connection) is dropped, not pooled again."""
     compiled = positional(engine.dialect, sql)
-    connection = idle_connection(engine) or await engine.raw_connection()
+    connection = idle_connection(engine)
+    if connection is None:
+        async with asyncio.timeout(checkout_seconds):
+            connection = await engine.raw_connection()
     try:
-        checked_out()
-        driver: Any = connection.driver_connection  # aiomysql's own connection
-        cursor = await driver.cursor()
-        await cursor.execute(compiled.string, tuple(params[name] for name in compiled.positiontup or ()))
-        rows = await cursor.fetchall()
-        await cursor.close()
-        return rows
+        async with asyncio.timeout(read_seconds):
+            driver: Any = connection.driver_connection  # aiomysql's own connection
+            cursor = await driver.cursor()
+            await cursor.execute(compiled.string, tuple(params[name] for name in compiled.positiontup or ()))
+            rows = await cursor.fetchall()
+            await cursor.close()
+            return rows
     except BaseException as exc:
         if out_of_step(exc):
             connection.invalidate(exc if isinstance(exc, Exception) else None)
