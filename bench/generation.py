@@ -94,9 +94,9 @@ def fake_openai(workdir: Path, latency: float, noise: bool) -> Iterator[str]:
         yield fake.base_url
 
 
-@contextmanager
-def pixyproxy(workdir: Path, fake_url: str) -> Iterator[servers.Server]:
-    env = {
+def service_env(workdir: Path, fake_url: str) -> dict[str, str]:
+    """The service asking the fake OpenAI server, with its stores in `workdir`."""
+    return {
         "PIXYPROXY_GENERATOR": "openai",
         "OPENAI_BASE_URL": f"{fake_url}/v1",
         "OPENAI_API_KEY": KEY,
@@ -104,7 +104,11 @@ def pixyproxy(workdir: Path, fake_url: str) -> Iterator[servers.Server]:
         "PIXYPROXY_STORAGE_URL": f"file:{workdir / 'images'}",
         "PIXYPROXY_LOG_LEVEL": "WARNING",
     }
-    with servers.pixyproxy_server(workdir, env, workers=1) as server:
+
+
+@contextmanager
+def pixyproxy(workdir: Path, fake_url: str) -> Iterator[servers.Server]:
+    with servers.pixyproxy_server(workdir, service_env(workdir, fake_url), workers=1) as server:
         yield server
 
 
@@ -176,8 +180,14 @@ def figure3(fake_url: str, server: servers.Server, rounds: int, per_round: int, 
 
 
 async def burst(base_url: str, count: int, tag: str) -> tuple[float, list[int]]:
-    connections = await asyncio.gather(*(Connection.open(base_url) for _ in range(count)))
-    raws = [post_request(base_url, "/image/", {"prompt": f"burst {tag} {i}"}) for i in range(count)]
+    return await send_at_once(base_url, "/image/", [{"prompt": f"burst {tag} {i}"} for i in range(count)])
+
+
+async def send_at_once(base_url: str, path: str, bodies: list[dict]) -> tuple[float, list[int]]:
+    """Wall seconds for the POSTs of `bodies` sent at once, each on its own open connection, and their
+    statuses."""
+    connections = await asyncio.gather(*(Connection.open(base_url) for _ in bodies))
+    raws = [post_request(base_url, path, body) for body in bodies]
     try:
         started = time.perf_counter()
         answers = await asyncio.gather(*(c.post(r) for c, r in zip(connections, raws, strict=True)))

@@ -29,14 +29,15 @@ from pathlib import Path
 
 from bench import servers
 from bench.generation import (
-    KEY,
     MODEL,
     Connection,
     cpu_seconds,
     fake_openai,
     load_average,
     post_request,
+    send_at_once,
     sequential_p50,
+    service_env,
     set_latency,
 )
 
@@ -70,14 +71,7 @@ def service(
     workdir: Path, fake_url: str, name: str, tree: Path | None, python: str
 ) -> Iterator[servers.Server]:
     workdir.mkdir()
-    env = {
-        "PIXYPROXY_GENERATOR": "openai",
-        "OPENAI_BASE_URL": f"{fake_url}/v1",
-        "OPENAI_API_KEY": KEY,
-        "PIXYPROXY_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-        "PIXYPROXY_STORAGE_URL": f"file:{workdir / 'images'}",
-        "PIXYPROXY_LOG_LEVEL": "WARNING",
-    }
+    env = service_env(workdir, fake_url)
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     with servers.pixyproxy_server(workdir, env, name=name, python=python) as server:
@@ -86,16 +80,9 @@ def service(
 
 async def burst(side: Side, count: int, tag: str, check: bool = True) -> float:
     """Wall seconds for `count` generations sent at once, each on its own open connection."""
-    connections = await asyncio.gather(*(Connection.open(side.base_url) for _ in range(count)))
-    raws = [post_request(side.base_url, side.path, side.body(f"burst {tag} {i}")) for i in range(count)]
-    try:
-        started = time.perf_counter()
-        answers = await asyncio.gather(*(c.post(r) for c, r in zip(connections, raws, strict=True)))
-        wall = time.perf_counter() - started
-    finally:
-        for connection in connections:
-            connection.close()
-    failed = [status for status, _ in answers if status != 200]
+    bodies = [side.body(f"burst {tag} {i}") for i in range(count)]
+    wall, statuses = await send_at_once(side.base_url, side.path, bodies)
+    failed = [status for status in statuses if status != 200]
     if failed and check:
         raise RuntimeError(f"{side.label}: {len(failed)} of {count} failed: {sorted(set(failed))}")
     return wall
