@@ -7,7 +7,7 @@
   store decides), or MetadataOutcomeUnknown when the answer to a COMMIT never came.
 * A read (`rows()`) is one statement in autocommit on the driver's own cursor (reads.py): on SQLite,
   on the loop's own connection when SQLite can answer without waiting for a lock, else one hop to a
-  reader thread; on MySQL one greenlet over the engine (one switch in and out around the round trip).
+  reader thread; on MySQL on an idle pooled connection's aiomysql cursor (a greenlet only to connect).
 * SQLite: the loop never waits for SQLite's locks: writes run on aiosqlite's threads. Writes take
   the write lock at BEGIN (BEGIN IMMEDIATE) and queue in the process first, so a write waiting for
   another process's lock holds one connection and every read goes on (WAL: readers never wait for the
@@ -152,8 +152,7 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._reads: SQLiteReads | None = None
         self._writer = asyncio.Lock()  # SQLite's single writer, queued in the process
-        self._gate_loop: asyncio.AbstractEventLoop | None = None
-        self._gate_semaphore = asyncio.Semaphore(pool_max_size)
+        self._gate: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None  # see _wait_turn
         self._migrated = False
 
     def safe_url(self) -> str:
@@ -247,12 +246,7 @@ class Database:
                 # A wait for the pool and a checkout bounded as in transaction(), the statement by the
                 # read timeout; a timer only where something may wait.
                 checkout = self.connect_timeout_seconds + self.read_timeout_seconds
-                gate = self._gate()
-                if gate.locked():
-                    async with asyncio.timeout(checkout):
-                        await gate.acquire()
-                else:
-                    await gate.acquire()  # free: taken at once
+                gate = await self._wait_turn()
                 try:
                     return await mysql_read(
                         self.engine, sql, params or {}, checkout, self.read_timeout_seconds
@@ -345,19 +339,25 @@ class Database:
     async def _checkout(self, stack: contextlib.AsyncExitStack) -> AsyncConnection:
         async with asyncio.timeout(self.connect_timeout_seconds + self.read_timeout_seconds):
             if self.name == "mysql":
-                gate = self._gate()
-                await gate.acquire()
+                gate = await self._wait_turn()
                 stack.callback(gate.release)  # after the connection is back in the pool
             return await stack.enter_async_context(self.engine.connect())
 
-    def _gate(self) -> asyncio.Semaphore:
-        """MySQL's checkouts queue here, the pool's size at a time, so the pool always has one to give:
-        waiting here costs a future, where waiting in SQLAlchemy's pool costs a task and a greenlet
-        switch per checkout. One per event loop (a semaphore belongs to the loop it first waits on)."""
+    async def _wait_turn(self) -> asyncio.Semaphore:
+        """A turn at MySQL's pool, taken (the caller releases it once its connection is back): checkouts
+        queue here, the pool's size at a time, so the pool always has one to give; waiting here costs a
+        future, where waiting in SQLAlchemy's pool costs a task and a greenlet switch per checkout. The
+        wait is bounded as a checkout is, with a timer only when every connection is out."""
         loop = asyncio.get_running_loop()
-        if self._gate_loop is not loop:
-            self._gate_loop, self._gate_semaphore = loop, asyncio.Semaphore(self.pool_max_size)
-        return self._gate_semaphore
+        if self._gate is None or self._gate[0] is not loop:  # a semaphore belongs to the loop it waits on
+            self._gate = (loop, asyncio.Semaphore(self.pool_max_size))
+        gate = self._gate[1]
+        if gate.locked():
+            async with asyncio.timeout(self.connect_timeout_seconds + self.read_timeout_seconds):
+                await gate.acquire()
+        else:
+            await gate.acquire()  # free: taken at once
+        return gate
 
     def _work_timeout(self) -> float | None:
         # SQLite's own busy timeout bounds its waits (a statement on a local file has no reply to await).

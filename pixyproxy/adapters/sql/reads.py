@@ -8,8 +8,8 @@ locking reads) stay on SQLAlchemy's connections.
   locking mode, a recovery) says BUSY; then, and for every other read (pages, searches, whose cost
   grows with the table), the read is one hop to a reader thread whose connection waits up to the busy
   timeout. So the loop never waits for a lock, and the common read costs no thread hand-off.
-* MySQL (`mysql_read`): run in one greenlet over the engine's pool, the statement compiled once to the
-  driver's own parameter style.
+* MySQL (`mysql_read`): on a pooled connection's aiomysql cursor, taken without a greenlet when one is
+  idle, the statement compiled once to the driver's own parameter style.
 """
 
 import asyncio

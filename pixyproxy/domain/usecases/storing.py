@@ -48,10 +48,15 @@ class Lineage:
 
 @dataclass(frozen=True)
 class CheckedBlob:
-    """A checked image under its key, as the blob store takes it."""
+    """A checked image's bytes under their guid, as the blob store takes them (and as store() then adds
+    the image's row for)."""
 
-    key: str
+    guid: UUID
     image: CheckedImage
+
+    @property
+    def key(self) -> str:
+        return f"{self.guid}.{self.image.extension}"
 
     @property
     def data(self) -> bytes:
@@ -60,14 +65,6 @@ class CheckedBlob:
     @property
     def content_type(self) -> str:
         return self.image.content_type
-
-
-@dataclass(frozen=True)
-class PutBytes:
-    """An image's bytes, checked and in the blob store under their guid, waiting for the image's row."""
-
-    guid: UUID
-    image: CheckedImage
 
 
 class ImageRecords:
@@ -125,13 +122,12 @@ class ImageWriter:
         caller: Caller | None,
         key: Key | None = None,
         lineage: Lineage | None = None,
-        put: PutBytes | None = None,
+        put: CheckedBlob | None = None,
     ) -> ImageDetail:
         """The image stored: its bytes (unless `put` already holds them), then its row."""
         generated = paid.generated
         put = put or await self.put_bytes(request, generated)
-        guid, checked = put.guid, put.image
-        filename = f"{guid}.{checked.extension}"
+        guid, checked, filename = put.guid, put.image, put.key
         try:
             detail = ImageDetail(
                 guid=guid,
@@ -183,26 +179,24 @@ class ImageWriter:
         log.info("stored image %s (%d bytes, model %s)", guid, detail.size_bytes, detail.model)
         return detail
 
-    async def put_bytes(self, request: GenerationRequest, generated: GeneratedImage) -> PutBytes:
+    async def put_bytes(self, request: GenerationRequest, generated: GeneratedImage) -> CheckedBlob:
         """The first half of store(): what a row is then added for (store's `put`)."""
-        guid = self._new_guid()
-        return PutBytes(guid, await self._check_and_put(guid, generated.data, request))
+        return await self._check_and_put(self._new_guid(), generated.data, request)
 
-    async def _check_and_put(self, guid: UUID, data: bytes, request: GenerationRequest) -> CheckedImage:
+    async def _check_and_put(self, guid: UUID, data: bytes, request: GenerationRequest) -> CheckedBlob:
         """The bytes checked in the asked format (converted if need be), hashed and put in the store.
         A PNG kept as a PNG is verified, never decoded: its check goes with the write in one hand-off to
         a thread. Anything decoded (a conversion, a WebP, JPEG or GIF check) waits for a decode slot."""
         fmt, compression = request.format, request.output_compression
 
         def check() -> CheckedBlob:
-            image = check_image(data, fmt, compression)
-            return CheckedBlob(f"{guid}.{image.extension}", image)
+            return CheckedBlob(guid, check_image(data, fmt, compression))
 
         if fmt == "png" and sniff_format(data) == "png":
-            return (await self.blobs.put_prepared(check)).image
+            return await self.blobs.put_prepared(check)
         blob = await in_decode_slot(check)
         await self.blobs.put(blob.key, blob.data, blob.content_type)
-        return blob.image
+        return blob
 
     async def discard(self, key: str) -> None:
         try:
