@@ -1,5 +1,6 @@
 """The one log format: `YYYY-MM-DD HH:MM:SS,mmm LEVEL request-id [thread-id] [function:line] message`."""
 
+import asyncio
 import logging
 import sys
 import threading
@@ -38,12 +39,19 @@ class RequestIdFilter(logging.Filter):
 class LogHandler(logging.StreamHandler):
     """The service's one handler. It can also take an INFO line whole, formatted as LOG_FORMAT formats a
     record: the two lines every request logs skip logging's per-record work (a record, filters, the
-    formatter), which was a quarter of a detail read. `direct_for` says when that gives the same result."""
+    formatter), which was a quarter of a detail read. `direct_for` says when that gives the same result.
+
+    A line taken with `batch=True` (a REQUEST START) waits until the next line is written or the event
+    loop's next turn, whichever comes first: a request answered within one turn then costs one write for
+    its two lines. Lines keep their order: whatever is written takes the waiting lines with it, and
+    `flush` (called by logging at exit) writes them."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
         self.formatter = LogFormatter(LOG_FORMAT)
         self.addFilter(RequestIdFilter())
+        self._waiting: list[str] = []
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop whose next turn writes them
 
     @staticmethod
     def direct_for(logger: logging.Logger) -> "LogHandler | None":
@@ -61,14 +69,40 @@ class LogHandler(logging.StreamHandler):
             current = current.parent
         return handler
 
-    def write_info(self, message: str, function: str, line: int) -> None:
+    def write_info(self, message: str, function: str, line: int, *, batch: bool = False) -> None:
+        """batch: only on a running event loop's thread."""
         stamp = self.formatter.stamp(time.time())  # type: ignore[union-attr]
         text = (
             f"{stamp} INFO {request_id_var.get()} [{threading.get_ident()}] [{function}:{line}] {message}\n"
         )
         with self.lock:  # type: ignore[union-attr]
-            self.stream.write(text)
+            self._waiting.append(text)
+            if not batch:
+                self._write_waiting()
+                return
+            loop = asyncio.get_running_loop()
+            if self._flush_on is not loop:  # a loop that ended before its turn left its lines here too
+                self._flush_on = loop
+                loop.call_soon(self.flush)
+
+    def _write_waiting(self) -> None:
+        """With the lock held."""
+        if self._waiting:
+            lines = "".join(self._waiting)
+            self._waiting.clear()
+            self.stream.write(lines)
             self.stream.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_waiting()
+            super().emit(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._flush_on = None
+            self._write_waiting()
+            super().flush()
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -1,5 +1,5 @@
 """The COMMIT of an image's row fails on SQLite, where there is no wire to cut: the fault is put at the
-same point inside the process (the SQL layer's one COMMIT, armed by an engine event on the image's
+same point inside the process (the SQL layer's one COMMIT, armed when the layer sends the image's
 statement), and the app runs in the test's loop so the steps are ordered with events.
 
 * "lost": the COMMIT is done (durable), then the driver raises as if the connection broke;
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from pixyproxy.adapters.sql.database import Tx
 from pixyproxy.container import Container
@@ -41,10 +40,17 @@ class CommitFault:
     def arm(self, statement: str, mode: str) -> None:
         self.statement, self.mode = statement, mode
 
-    def before(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        """Arms the connection's next COMMIT once the chosen statement runs on it."""
-        if self.statement and statement.startswith(self.statement):
-            conn.info["fail_commit"], self.statement = self.mode, ""
+    def around_statement(self, send):
+        """Tx._statement, through which every statement of a unit of work goes: arms the unit's COMMIT
+        once the chosen statement runs in it."""
+        fault = self
+
+        async def arming(tx, sql, params):
+            if fault.statement and sql.startswith(fault.statement):
+                tx.connection.info["fail_commit"], fault.statement = fault.mode, ""
+            return await send(tx, sql, params)
+
+        return arming
 
     def around_commit(self, commit):
         """Tx.commit, the SQL layer's one COMMIT (sent to the driver itself), with the armed fault."""
@@ -97,8 +103,7 @@ async def app(tmp_path, monkeypatch) -> AsyncIterator[App]:
     application = create_app(container)
     async with application.router.lifespan_context(application):
         fault = CommitFault()
-        engine = container.database().engine.sync_engine
-        event.listen(engine, "before_cursor_execute", fault.before)
+        monkeypatch.setattr(Tx, "_statement", fault.around_statement(Tx._statement))
         monkeypatch.setattr(Tx, "commit", fault.around_commit(Tx.commit))
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=60) as client:

@@ -1,5 +1,6 @@
 """The request lines written straight to the service's handler are the lines logging writes."""
 
+import asyncio
 import io
 import logging
 import re
@@ -94,3 +95,69 @@ def test_a_level_above_info_silences_both_ways(stream):
     logging.getLogger().setLevel(logging.WARNING)
     request_line("REQUEST START")
     assert stream.getvalue() == ""
+
+
+class CountingStream(io.StringIO):
+    """Counts the writes that reach the stream: each one is a system call on a real file."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def counted(stream, monkeypatch):
+    def start() -> CountingStream:
+        out = CountingStream()
+        monkeypatch.setattr(sys, "stderr", out)
+        configure_logging("INFO")
+        return out
+
+    return start
+
+
+async def test_a_batched_line_goes_out_with_the_next_line_in_one_write(counted):
+    out = counted()
+    request_line("REQUEST START", batch=True)
+    assert out.getvalue() == ""  # waiting
+    request_line("REQUEST END %s %s %d %.1fms", "GET", "/x", 200, 0.5)
+    assert out.writes == 1
+    assert [line.split("] ")[-1] for line in out.getvalue().splitlines()] == [
+        "REQUEST START",
+        "REQUEST END GET /x 200 0.5ms",
+    ]
+
+
+async def test_a_batched_line_alone_goes_out_on_the_loops_next_turn(counted):
+    out = counted()
+    request_line("REQUEST START", batch=True)
+    assert out.getvalue() == ""
+    await asyncio.sleep(0)  # one turn of the loop
+    assert out.getvalue().rstrip().endswith("REQUEST START")
+
+
+async def test_any_record_written_sooner_takes_the_waiting_line_first(counted):
+    out = counted()
+    request_line("REQUEST START", batch=True)
+    logging.getLogger("pixyproxy.somewhere").warning("in between")
+    lines = out.getvalue().splitlines()
+    assert [line.split("] ")[-1] for line in lines] == ["REQUEST START", "in between"]
+
+
+def test_logging_at_exit_writes_the_waiting_line(counted):
+    out = counted()
+
+    loop = asyncio.new_event_loop()
+
+    def start_then_stop() -> None:
+        request_line("REQUEST START", batch=True)
+        loop.stop()  # the loop ends with this turn, before the next
+
+    loop.call_soon(start_then_stop)
+    loop.run_forever()
+    loop.close()
+    assert out.getvalue() == ""
+    logging.getLogger().handlers[0].flush()  # what logging.shutdown does at exit
+    assert out.getvalue().rstrip().endswith("REQUEST START")

@@ -43,7 +43,8 @@ class RequestBoundary:
 
         note: dict[str, str] = {}
         note_token = generation_note.set(note)
-        request_line("REQUEST START")
+        # START may wait for this request's END (or the loop's next turn): one write for both lines.
+        request_line("REQUEST START", batch=True)
         try:
             await self.app(scope, receive, send_with_id)
         finally:

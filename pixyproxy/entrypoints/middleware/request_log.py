@@ -9,12 +9,13 @@ from pixyproxy.entrypoints.logging_setup import LogHandler
 log = logging.getLogger("pixyproxy.request")
 
 
-def request_line(message: str, *args: object) -> None:
+def request_line(message: str, *args: object, batch: bool = False) -> None:
     """log.info(message, *args) as from the caller; straight to the service's handler when that is
-    where the record would go alone (see LogHandler)."""
+    where the record would go alone (see LogHandler, and its `batch`)."""
     handler = LogHandler.direct_for(log)
     if handler is None:
         log.info(message, *args, stacklevel=2)
         return
     caller = sys._getframe(1)  # what logging's findCaller reads, one frame up
-    handler.write_info(message % args if args else message, caller.f_code.co_name, caller.f_lineno)
+    text = message % args if args else message
+    handler.write_info(text, caller.f_code.co_name, caller.f_lineno, batch=batch)
