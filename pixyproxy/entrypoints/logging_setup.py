@@ -41,17 +41,20 @@ class LogHandler(logging.StreamHandler):
     record: the two lines every request logs skip logging's per-record work (a record, filters, the
     formatter), which was a quarter of a detail read. `direct_for` says when that gives the same result.
 
-    A line taken with `batch=True` (a REQUEST START) waits until the next line is written or the event
-    loop's next turn, whichever comes first: a request answered within one turn then costs one write for
-    its two lines. Lines keep their order: whatever is written takes the waiting lines with it, and
-    `flush` (called by logging at exit) writes them."""
+    A line taken with `batch=True` (a REQUEST START) waits until the next line is written, or at most
+    `batch_seconds`: a request answered at once then costs one write for its two lines, and a long one's
+    START is still written while it runs. One timer per wait rather than a callback per line, so a busy
+    loop pays for it once per `batch_seconds`. Lines keep their order: whatever is written takes the
+    waiting lines with it, and `flush` (called by logging at exit) writes them."""
+
+    batch_seconds = 0.05
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
         self.formatter = LogFormatter(LOG_FORMAT)
         self.addFilter(RequestIdFilter())
         self._waiting: list[str] = []
-        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop whose next turn writes them
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop whose timer writes them
 
     @staticmethod
     def direct_for(logger: logging.Logger) -> "LogHandler | None":
@@ -81,9 +84,9 @@ class LogHandler(logging.StreamHandler):
                 self._write_waiting()
                 return
             loop = asyncio.get_running_loop()
-            if self._flush_on is not loop:  # a loop that ended before its turn left its lines here too
+            if self._flush_on is not loop:  # a loop that ended before its timer left its lines here too
                 self._flush_on = loop
-                loop.call_soon(self.flush)
+                loop.call_later(self.batch_seconds, self.flush)
 
     def _write_waiting(self) -> None:
         """With the lock held."""

@@ -130,11 +130,15 @@ async def test_a_batched_line_goes_out_with_the_next_line_in_one_write(counted):
     ]
 
 
-async def test_a_batched_line_alone_goes_out_on_the_loops_next_turn(counted):
+async def test_a_batched_line_alone_goes_out_within_batch_seconds(counted, monkeypatch):
+    monkeypatch.setattr(LogHandler, "batch_seconds", 0.01)
     out = counted()
+    loop = asyncio.get_running_loop()
     request_line("REQUEST START", batch=True)
     assert out.getvalue() == ""
-    await asyncio.sleep(0)  # one turn of the loop
+    written = loop.create_future()
+    loop.call_later(0.01, lambda: loop.call_soon(written.set_result, None))  # just after the log's timer
+    await written
     assert out.getvalue().rstrip().endswith("REQUEST START")
 
 
@@ -153,7 +157,7 @@ def test_logging_at_exit_writes_the_waiting_line(counted):
 
     def start_then_stop() -> None:
         request_line("REQUEST START", batch=True)
-        loop.stop()  # the loop ends with this turn, before the next
+        loop.stop()  # the loop ends with this turn, long before the log's timer
 
     loop.call_soon(start_then_stop)
     loop.run_forever()
