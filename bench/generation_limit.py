@@ -2,15 +2,19 @@
 OpenAI server alone, measured in one run (with `--before DIR`, the code before side by side).
 
     python -m bench.generation_limit [--before DIR] [--rounds 3] [--requests 40] [--concurrency 200]
+                                     [--stores sqlite,mysql] [--servers uvicorn,granian]
 
-Rows, through `POST /image/` and `POST /v1/images/generations` (PIXYPROXY_GENERATOR=openai, one worker):
+Rows, through `POST /image/` and `POST /v1/images/generations` (PIXYPROXY_GENERATOR=openai, one worker),
+for each store (SQLite, or a fresh MySQL database on 127.0.0.1:3306 dropped at the end; the local folder
+for the bytes) and each server the code after is served by (the code before: SQLite, uvicorn):
  1. Concurrency: `--concurrency` generations sent at once over as many open connections, provider
     latency 1 s; req/s is their count over the wall time from the first send to the last answer. The
     reference: the same burst asked of the fake directly. Goal: at least 0.95 of it.
  2. Added latency: sequential generations on one connection, provider latency 0; the p50 through each
     route minus the p50 of the same generation asked of the fake directly. Goal: at most 2.5 ms.
 Every side is measured in turn within each round (the fake alone, after, before), so drifting load on
-the shared cores falls on all of them. The service's CPU per generation comes from /proc.
+the shared cores falls on all of them. The service's CPU per generation comes from /proc: its process
+and its children (Granian serves from a child).
 
 The image: a 256x256 PNG of random pixels, about 263 KB of JSON per answer (base64 included).
 """
@@ -31,7 +35,6 @@ from bench import servers
 from bench.generation import (
     MODEL,
     Connection,
-    cpu_seconds,
     fake_openai,
     load_average,
     post_request,
@@ -40,6 +43,7 @@ from bench.generation import (
     service_env,
     set_latency,
 )
+from bench.stack import STORE_NAMES, drop_databases, store_env
 
 SIZE = "256x256"
 GOAL_RATIO = 0.95
@@ -68,14 +72,25 @@ class Side:
 
 @contextmanager
 def service(
-    workdir: Path, fake_url: str, name: str, tree: Path | None, python: str
+    workdir: Path,
+    fake_url: str,
+    name: str,
+    tree: Path | None,
+    python: str,
+    store: str = "sqlite",
+    server: str = "uvicorn",
+    databases: list[str] | None = None,
 ) -> Iterator[servers.Server]:
     workdir.mkdir()
     env = service_env(workdir, fake_url)
+    if store != "sqlite":
+        env["PIXYPROXY_DATABASE_URL"] = store_env(store, workdir, databases if databases is not None else [])[
+            "PIXYPROXY_DATABASE_URL"
+        ]
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
-    with servers.pixyproxy_server(workdir, env, name=name, python=python) as server:
-        yield server
+    with servers.pixyproxy_server(workdir, env, name=name, python=python, server=server) as running:
+        yield running
 
 
 async def burst(side: Side, count: int, tag: str, check: bool = True) -> float:
@@ -95,11 +110,12 @@ def concurrency(sides: list[Side], fake_url: str, rounds: int, count: int, log) 
             # Right before each measured burst: the service's pool then holds its connections to the
             # provider, as in steady state (idle, they would close within the other sides' bursts).
             asyncio.run(burst(side, count, f"warm-up {n} {side.label}", check=False))
-            before = cpu_seconds(side.server.process.pid) if side.server else 0.0
+            before = servers.process_tree_cpu(side.server.process.pid) if side.server else 0.0
             wall = asyncio.run(burst(side, count, f"{n} {side.label}"))
             side.rates.append(count / wall)
             if side.server:
-                side.cpu_ms.append((cpu_seconds(side.server.process.pid) - before) * 1000 / count)
+                used = servers.process_tree_cpu(side.server.process.pid) - before
+                side.cpu_ms.append(used * 1000 / count)
         log(f"… burst round {n + 1}: " + ", ".join(f"{s.label} {s.rates[-1]:.0f}/s" for s in sides))
 
 
@@ -119,10 +135,10 @@ def latency(sides: list[Side], fake_url: str, rounds: int, per_round: int, log) 
     for n in range(rounds):
         for side in sides:
             asyncio.run(warm(side, f"warm-up {n}"))
-            before = cpu_seconds(side.server.process.pid) if side.server else 0.0
+            before = servers.process_tree_cpu(side.server.process.pid) if side.server else 0.0
             side.latencies += run(side)
             if side.server:
-                used = cpu_seconds(side.server.process.pid) - before
+                used = servers.process_tree_cpu(side.server.process.pid) - before
                 side.sequential_cpu_ms.append(used * 1000 / per_round)
         log(f"… latency round {n + 1}: " + ", ".join(f"{s.label} {s.latencies[-1]:.1f} ms" for s in sides))
 
@@ -167,8 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=40, help="sequential requests per side per round")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--rows", default="1,2", help="which rows: 1, 2 or 1,2")
+    parser.add_argument("--stores", default="sqlite", help="sqlite, mysql or both (the code after)")
+    parser.add_argument("--servers", default="uvicorn", help="uvicorn, granian or both (the code after)")
     args = parser.parse_args(argv)
     rows = {int(r) for r in args.rows.split(",") if r.strip()}
+    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    server_names = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if not set(stores) <= set(STORE_NAMES) or not set(server_names) <= {"uvicorn", "granian"}:
+        parser.error("--stores takes sqlite and mysql, --servers uvicorn and granian")
+    databases: list[str] = []
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -178,13 +201,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pixybench-genlimit-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         fake_url = stack.enter_context(fake_openai(work, 0.0, noise=True))
-        trees = {"after": None} | ({"before": args.before} if args.before else {})
+        stack.callback(drop_databases, databases)
         sides = [Side("fake alone", fake_url, FAKE)]
-        for name, tree in trees.items():
-            python = args.before_python if tree else sys.executable
-            server = stack.enter_context(service(work / name, fake_url, name, tree, python))
+        several = len(stores) > 1 or len(server_names) > 1
+        for store in stores:
+            for server_name in server_names:
+                name = f"after, {STORE_NAMES[store]}, {server_name}" if several else "after"
+                folder = work / f"after-{store}-{server_name}"
+                server = stack.enter_context(
+                    service(folder, fake_url, name, None, sys.executable, store, server_name, databases)
+                )
+                sides += [
+                    Side(f"{name}, {route}", server.base_url, path, server) for route, path in ROUTES.items()
+                ]
+        if args.before:
+            server = stack.enter_context(
+                service(work / "before", fake_url, "before", args.before, args.before_python)
+            )
             sides += [
-                Side(f"{name}, {route}", server.base_url, path, server) for route, path in ROUTES.items()
+                Side(f"before, {route}", server.base_url, path, server) for route, path in ROUTES.items()
             ]
         # Sequential first: after a burst, a pool holds hundreds of idle connections, which a tree whose
         # client keeps them as long as the provider does would meet as the provider closes them.
@@ -200,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     command = f"python -m bench.generation_limit --rounds {args.rounds} --requests {args.requests}"
     command += f" --rows {args.rows}" if args.rows != "1,2" else ""
     command += f" --concurrency {args.concurrency}" if args.concurrency != 200 else ""
+    command += f" --stores {args.stores}" if args.stores != "sqlite" else ""
+    command += f" --servers {args.servers}" if args.servers != "uvicorn" else ""
     command += " --before <tree>" if args.before else ""
     print(
         f"`{command}` ({started_at}, {os.cpu_count()} cores); load average before {load_before}, "

@@ -148,10 +148,15 @@ def measure(args: argparse.Namespace, log) -> list[str]:
                 with ExitStack() as stack:  # one store's servers at a time
                     lines += measure_store(args, log, store, Path(tmp), stack, databases)
     finally:
-        for name in databases:
-            with contextlib.closing(pymysql.connect(host="127.0.0.1", user="root")) as connection:
-                connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        drop_databases(databases)
     return lines
+
+
+def drop_databases(databases: list[str]) -> None:
+    """The MySQL databases store_env created."""
+    for name in databases:
+        with contextlib.closing(pymysql.connect(host="127.0.0.1", user="root")) as connection:
+            connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,3 +87,31 @@ def test_bench_compare_measures_both_trees_against_the_plain_baseline(tmp_path):
     assert plain.split(" = ")[1].startswith("1.00x") and re.fullmatch(r"\d+\.\d\dx", change), row
     assert goal == "≥ 0.5" and verdict in ("holds", "LOWER"), row
     assert f"{ROOT} at " in text and "cores" in text and "Date:" in text
+
+
+@pytest.mark.timeout(300)
+def test_stack_and_generation_limit_benches_measure_every_side(tmp_path):
+    """Both stores, both servers: every side of each table is measured (a smoke run; numbers mean
+    nothing here)."""
+    if not mysql_reachable():
+        unavailable("MySQL (the benches' MySQL sides)")
+    stack = subprocess.run(
+        [sys.executable, "-m", "bench.stack", "--stores", "sqlite,mysql", "--rounds", "1",
+         "--seconds", "0.5", "--warmup", "0.2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert stack.returncode == 0, stack.stdout[-3000:] + stack.stderr[-3000:]
+    rows = re.findall(
+        r"^\| (PixyProxy, \w+|bare FastAPI|raw ASGI) \| ([\d,]+) (?:req|MB)/s \|", stack.stdout, re.M
+    )
+    assert len(rows) == 4 * 4, stack.stdout  # four tables (detail, content; SQLite, MySQL), four sides each
+    generation = subprocess.run(
+        [sys.executable, "-m", "bench.generation_limit", "--rounds", "1", "--requests", "2",
+         "--concurrency", "5", "--stores", "sqlite,mysql", "--servers", "uvicorn,granian"],
+        cwd=ROOT, capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert generation.returncode == 0, generation.stdout[-3000:] + generation.stderr[-3000:]
+    sides = re.findall(r"^\| after, (SQLite|MySQL), (uvicorn|granian), (/image/|/v1) \| ([\d,]+) req/s \|"
+                       r" [\d.]+ \| ([\d.]+) ms \|", generation.stdout, re.M)  # fmt: skip
+    assert len(sides) == 2 * 2 * 2, generation.stdout
+    assert all(float(cpu) > 0 for *_, cpu in sides), sides  # the CPU of Granian's child processes too
