@@ -1,6 +1,7 @@
 """The one log format: `YYYY-MM-DD HH:MM:SS,mmm LEVEL request-id [thread-id] [function:line] message`."""
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -98,13 +99,17 @@ class LogHandler(logging.StreamHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         with self.lock:  # type: ignore[union-attr]
-            self._write_waiting()
+            try:
+                self._write_waiting()
+            except Exception:  # as logging does: a broken stream never fails the code that logs
+                self.handleError(record)
             super().emit(record)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             self._flush_on = None
-            self._write_waiting()
+            with contextlib.suppress(Exception):  # on the loop's timer, or at exit: nobody to tell
+                self._write_waiting()
             super().flush()
 
 

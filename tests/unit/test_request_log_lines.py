@@ -165,3 +165,20 @@ def test_logging_at_exit_writes_the_waiting_line(counted):
     assert out.getvalue() == ""
     logging.getLogger().handlers[0].flush()  # what logging.shutdown does at exit
     assert out.getvalue().rstrip().endswith("REQUEST START")
+
+
+def test_a_broken_stream_never_fails_the_code_that_logs(counted, monkeypatch):
+    out = counted()
+
+    async def start() -> None:
+        request_line("REQUEST START", batch=True)
+
+    asyncio.run(start())
+
+    def broken(text: str) -> int:
+        raise BrokenPipeError("the log's reader went away")
+
+    monkeypatch.setattr(out, "write", broken)
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # as in production: logging reports nothing
+    logging.getLogger("pixyproxy.somewhere").warning("after the reader went away")
+    logging.getLogger().handlers[0].flush()
