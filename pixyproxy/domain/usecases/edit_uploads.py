@@ -9,14 +9,14 @@ from typing import Any
 
 from pixyproxy.domain.errors import InvalidImageRequest
 from pixyproxy.domain.image_formats import read_upload
-from pixyproxy.domain.models import MAX_REFERENCES, PNG, Caller, EditRequest, ImageDetail, SourceImage
+from pixyproxy.domain.models import MAX_REFERENCES, PNG, Caller, EditRequest, SourceImage
 from pixyproxy.domain.pixel_budget import check_upload_headers, in_decode_slot
 from pixyproxy.domain.ports.generator import ImageGenerator
 from pixyproxy.domain.tenancy import owner_of
 from pixyproxy.domain.usecases.generate import Previews, streaming
 from pixyproxy.domain.usecases.metering import Paid, ProviderCalls, safety_identifier_for
 from pixyproxy.domain.usecases.several import stored_all_or_none
-from pixyproxy.domain.usecases.storing import ImageWriter
+from pixyproxy.domain.usecases.storing import ImageWriter, JustStored
 from pixyproxy.domain.usecases.validation import RequestRules
 
 
@@ -69,12 +69,13 @@ class EditUploads:
         n: int = 1,
         caller: Caller | None = None,
         previews: Previews | None = None,
-    ) -> list[ImageDetail]:
-        """n edits of a checked request, stored only once every one is made: all or none."""
+    ) -> list[JustStored]:
+        """n edits of a checked request, stored only once every one is made: all or none; each with its
+        bytes, for an answer that carries them."""
         return await stored_all_or_none(
             n,
             lambda _: self.make(edit, uploads, caller, previews),
-            lambda paid: self.writer.store(edit, paid, caller),
+            lambda paid: self.writer.store_keeping_bytes(edit, paid, caller),
         )
 
     async def make(

@@ -13,7 +13,7 @@ from pixyproxy.domain.tenancy import owner_of
 from pixyproxy.domain.usecases.idempotency import Idempotency, Key, fingerprint
 from pixyproxy.domain.usecases.metering import Paid, ProviderCalls, safety_identifier_for
 from pixyproxy.domain.usecases.several import stored_all_or_none
-from pixyproxy.domain.usecases.storing import ImageRecords, ImageWriter
+from pixyproxy.domain.usecases.storing import CheckedBlob, ImageRecords, ImageWriter, JustStored
 from pixyproxy.domain.usecases.validation import RequestRules
 
 
@@ -68,21 +68,22 @@ class GenerateImage:
         return await self.idempotency.once(self.records, key, lambda: self._one(checked, caller, key))
 
     async def _one(
-        self,
-        request: GenerationRequest,
-        caller: Caller | None,
-        key: Key | None = None,
-        previews: Previews | None = None,
+        self, request: GenerationRequest, caller: Caller | None, key: Key | None = None
     ) -> ImageDetail:
-        """One image made and stored, its bytes checked and written while its usage is recorded (the
-        row comes after both)."""
-        paid, put = await self.calls.call_then(
+        paid, put = await self._made_and_put(request, caller)
+        return await self.writer.store(request, paid, caller, key, put=put)
+
+    async def _made_and_put(
+        self, request: GenerationRequest, caller: Caller | None, previews: Previews | None = None
+    ) -> tuple[Paid, CheckedBlob]:
+        """One image made, its bytes checked and written while its usage is recorded (its row is
+        added after both)."""
+        return await self.calls.call_then(
             caller,
             "generate",
             self._generation(request, caller, previews),
             lambda generated: self.writer.put_bytes(request, generated),
         )
-        return await self.writer.store(request, paid, caller, key, put=put)
 
     async def many(
         self,
@@ -90,14 +91,16 @@ class GenerateImage:
         n: int,
         caller: Caller | None = None,
         previews: Previews | None = None,
-    ) -> list[ImageDetail]:
-        """n images of a checked request (/v1's `n`), stored only once every one is made: all or none."""
+    ) -> list[JustStored]:
+        """n images of a checked request (/v1's `n`), stored only once every one is made: all or none;
+        each with its bytes, for an answer that carries them."""
         if n == 1:
-            return [await self._one(request, caller, previews=previews)]
+            paid, put = await self._made_and_put(request, caller, previews)
+            return [await self.writer.store_keeping_bytes(request, paid, caller, put)]
         return await stored_all_or_none(
             n,
             lambda _: self.make(request, caller, previews),
-            lambda paid: self.writer.store(request, paid, caller),
+            lambda paid: self.writer.store_keeping_bytes(request, paid, caller),
         )
 
     async def make(

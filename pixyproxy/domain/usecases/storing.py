@@ -67,6 +67,14 @@ class CheckedBlob:
         return self.image.content_type
 
 
+@dataclass(frozen=True)
+class JustStored:
+    """An image just stored, with its bytes as stored: an answer that carries them needs no read back."""
+
+    detail: ImageDetail
+    data: bytes
+
+
 class ImageRecords:
     """The images as the idempotency policy reads them."""
 
@@ -178,6 +186,13 @@ class ImageWriter:
             raise
         log.info("stored image %s (%d bytes, model %s)", guid, detail.size_bytes, detail.model)
         return detail
+
+    async def store_keeping_bytes(
+        self, request: GenerationRequest, paid: Paid, caller: Caller | None, put: CheckedBlob | None = None
+    ) -> JustStored:
+        """store(), and the bytes it stored."""
+        put = put or await self.put_bytes(request, paid.generated)
+        return JustStored(await self.store(request, paid, caller, put=put), put.data)
 
     async def put_bytes(self, request: GenerationRequest, generated: GeneratedImage) -> CheckedBlob:
         """The first half of store(): what a row is then added for (store's `put`)."""

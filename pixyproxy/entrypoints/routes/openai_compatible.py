@@ -33,6 +33,7 @@ from pixyproxy.domain.models import MAX_REFERENCES, PROMPT_CEILING, Caller, Imag
 from pixyproxy.domain.usecases.edit_uploads import read_uploads
 from pixyproxy.domain.usecases.generate import Previews
 from pixyproxy.domain.usecases.reading import ImageContent
+from pixyproxy.domain.usecases.storing import JustStored
 from pixyproxy.domain.usecases.validation import validated
 from pixyproxy.entrypoints.dependencies import caller, services, settings
 from pixyproxy.entrypoints.errors import describe
@@ -68,8 +69,8 @@ _EVENT_STREAM = {
     }
 }
 
-# A streamed generation: its previews in, the stored image out.
-Streamed = Callable[[Previews], Awaitable[list[ImageDetail]]]
+# A streamed generation: its previews in, the stored image (and its bytes) out.
+Streamed = Callable[[Previews], Awaitable[list[JustStored]]]
 
 
 def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -111,10 +112,10 @@ async def create_images(
         if (body.n or 1) != 1:
             raise InvalidImageRequest(ONE_STREAMED)
         return await _stream(
-            "image_generation", body, content, lambda previews: generate.many(generation, 1, who, previews)
+            "image_generation", body, lambda previews: generate.many(generation, 1, who, previews)
         )
-    details = await generate.many(generation, body.n or 1, who)
-    return await _answer(request, content, config, body, details)
+    stored = await generate.many(generation, body.n or 1, who)
+    return await _answer(request, content, config, body, stored)
 
 
 EDIT_FORM = {
@@ -176,10 +177,10 @@ async def edit_images(
     content = container.image_content()
     if body.stream:
         return await _stream(
-            "image_edit", body, content, lambda previews: edit_uploads(edit, uploads, 1, who, previews)
+            "image_edit", body, lambda previews: edit_uploads(edit, uploads, 1, who, previews)
         )
-    details = await edit_uploads(edit, uploads, body.n or 1, who)
-    return await _answer(request, content, config, body, details)
+    stored = await edit_uploads(edit, uploads, body.n or 1, who)
+    return await _answer(request, content, config, body, stored)
 
 
 @twin_routes(
@@ -259,15 +260,18 @@ def _report(detail: ImageDetail) -> dict[str, Any]:
 
 
 async def _answer(
-    request: Request, content: ImageContent, config: Settings, body: ImagesBody, details: list[ImageDetail]
+    request: Request, content: ImageContent, config: Settings, body: ImagesBody, stored: list[JustStored]
 ) -> Response:
+    """The images just stored; b64_json from the bytes stored, not read back from storage."""
+    details = [image.detail for image in stored]
     data = []
-    for detail in details:
+    for image in stored:
+        detail = image.detail
         item: dict[str, Any] = {"guid": str(detail.guid)}
         if body.response_format == "url":
             item["url"] = await _url(request, content, config, detail)
         else:
-            item["b64_json"] = await _b64(await content.read(detail))
+            item["b64_json"] = await _b64(image.data)
         if detail.revised_prompt:
             item["revised_prompt"] = detail.revised_prompt
         data.append(item)
@@ -284,7 +288,7 @@ def _event(kind: str, body: dict[str, Any]) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
 
 
-async def _stream(prefix: str, body: ImagesBody, content: ImageContent, streamed: Streamed) -> Response:
+async def _stream(prefix: str, body: ImagesBody, streamed: Streamed) -> Response:
     """OpenAI's server-sent events. The answer starts with the first event, so a failure before any
     (a refusal, a rate limit) is still a plain error answer; one after it is an `error` event. A client
     that goes away cancels the generation, and nothing is stored."""
@@ -295,8 +299,8 @@ async def _stream(prefix: str, body: ImagesBody, content: ImageContent, streamed
 
     async def produce() -> None:
         try:
-            (detail,) = await streamed(Previews(body.partial_images or 0, on_partial))
-            await queue.put(("done", detail))
+            (stored,) = await streamed(Previews(body.partial_images or 0, on_partial))
+            await queue.put(("done", stored))
         except Exception as exc:
             await queue.put(("error", exc))
 
@@ -332,7 +336,7 @@ async def _stream(prefix: str, body: ImagesBody, content: ImageContent, streamed
                         },
                     )
                 elif kind == "done":
-                    yield _event(f"{prefix}.completed", await _completed(prefix, content, value, asked))
+                    yield _event(f"{prefix}.completed", await _completed(prefix, value, asked))
                     return
                 else:
                     _, error = openai_error(describe(value))
@@ -346,13 +350,12 @@ async def _stream(prefix: str, body: ImagesBody, content: ImageContent, streamed
                     await task
 
     # The headers leave with the first event: the cost is known then only if no preview came before it.
-    headers = {"Cache-Control": "no-cache", **(_cost([first[1]]) if first[0] == "done" else {})}
+    headers = {"Cache-Control": "no-cache", **(_cost([first[1].detail]) if first[0] == "done" else {})}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-async def _completed(
-    prefix: str, content: ImageContent, detail: ImageDetail, asked: dict[str, str]
-) -> dict[str, Any]:
+async def _completed(prefix: str, stored: JustStored, asked: dict[str, str]) -> dict[str, Any]:
+    detail = stored.detail
     # The event's usage is required in OpenAI's schema: zeros where the generator reported none.
     usage = _usage([detail]) or {
         "input_tokens": 0,
@@ -362,7 +365,7 @@ async def _completed(
     }
     return {
         "type": f"{prefix}.completed",
-        "b64_json": await _b64(await content.read(detail)),
+        "b64_json": await _b64(stored.data),
         "created_at": int(time.time()),
         **asked,
         **_report(detail),
