@@ -280,9 +280,7 @@ class FakeComfyUI(LocalServer):
 
     async def _execute(self, prompt_id: str, graph: dict[str, Any], client_id: str | None) -> None:
         async def send(kind: str, data: dict[str, Any]) -> None:
-            socket = self.sockets.get(client_id or "")
-            if socket is not None:
-                await socket.send_json({"type": kind, "data": {**data, "prompt_id": prompt_id}})
+            await self._to_client(client_id, {"type": kind, "data": {**data, "prompt_id": prompt_id}})
 
         await send("execution_start", {"timestamp": 0})
         if self.gate is not None:  # running, held until the test lets it go (or interrupts it)
@@ -324,13 +322,12 @@ class FakeComfyUI(LocalServer):
                         await self._stopped(prompt_id, graph, node_id, send)
                         return
                     await send("progress", {"value": step, "max": self.steps, "node": node_id})
-                    socket = self.sockets.get(client_id or "")
-                    if socket is not None:
+                    if (client_id or "") in self.sockets:
                         frame = struct.pack(">II", 1, 2) + _png((64, 64), (step * 60, 0, 0))
                         if self.on_preview is not None:
                             self.on_preview(frame)
-                        await socket.send_bytes(frame)
-                        self.previews_sent += 1
+                        if await self._to_client(client_id, frame):
+                            self.previews_sent += 1
         save = by_class["SaveImage"]
         filename = f"ComfyUI_{len(self.history) + 1:05d}_.png"
         self.files[("output", "", filename)] = _png(size, (40, 90, 200))
@@ -343,6 +340,22 @@ class FakeComfyUI(LocalServer):
         }
         await send("executing", {"node": None})
         await send("execution_success", {"timestamp": 1})
+
+    async def _to_client(self, client_id: str | None, message: dict[str, Any] | bytes) -> bool:
+        """A message to the prompt's client while it is connected. As ComfyUI: a client gone mid-prompt
+        (its socket closed under a send) is dropped, and the prompt runs on."""
+        socket = self.sockets.get(client_id or "")
+        if socket is None:
+            return False
+        try:
+            if isinstance(message, bytes):
+                await socket.send_bytes(message)
+            else:
+                await socket.send_json(message)
+        except Exception:
+            self.sockets.pop(client_id or "", None)
+            return False
+        return True
 
     async def _stopped(self, prompt_id: str, graph: dict[str, Any], node_id: str, send: Any) -> None:
         """As ComfyUI answers an interrupted prompt: execution_interrupted, an error in its history."""
