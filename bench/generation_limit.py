@@ -77,16 +77,15 @@ def service(
     name: str,
     tree: Path | None,
     python: str,
+    databases: list[str],
     store: str = "sqlite",
     server: str = "uvicorn",
-    databases: list[str] | None = None,
 ) -> Iterator[servers.Server]:
+    """databases: where a MySQL store's database is written down, to be dropped at the end."""
     workdir.mkdir()
     env = service_env(workdir, fake_url)
     if store != "sqlite":
-        env["PIXYPROXY_DATABASE_URL"] = store_env(store, workdir, databases if databases is not None else [])[
-            "PIXYPROXY_DATABASE_URL"
-        ]
+        env["PIXYPROXY_DATABASE_URL"] = store_env(store, workdir, databases)["PIXYPROXY_DATABASE_URL"]
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     with servers.pixyproxy_server(workdir, env, name=name, python=python, server=server) as running:
@@ -209,14 +208,14 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"after, {STORE_NAMES[store]}, {server_name}" if several else "after"
                 folder = work / f"after-{store}-{server_name}"
                 server = stack.enter_context(
-                    service(folder, fake_url, name, None, sys.executable, store, server_name, databases)
+                    service(folder, fake_url, name, None, sys.executable, databases, store, server_name)
                 )
                 sides += [
                     Side(f"{name}, {route}", server.base_url, path, server) for route, path in ROUTES.items()
                 ]
         if args.before:
             server = stack.enter_context(
-                service(work / "before", fake_url, "before", args.before, args.before_python)
+                service(work / "before", fake_url, "before", args.before, args.before_python, databases)
             )
             sides += [
                 Side(f"before, {route}", server.base_url, path, server) for route, path in ROUTES.items()
